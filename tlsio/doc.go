@@ -1,0 +1,76 @@
+// Package tlsio is a sans-I/O TLS server for event loops: ciphertext in,
+// plaintext and events out, ciphertext to send appended to caller-owned
+// buffers. Its shape follows rustls' ServerConnection and picotls: the
+// caller feeds bytes (Feed, FeedEOF), collects what the connection wants to
+// send (AppendOutput), reads plaintext (ReadPlaintext), encrypts its own
+// data (Seal, CloseNotify) and looks at State, Events and Err. Errors are
+// sticky, but the alert that goes with a failure is still handed out by
+// AppendOutput.
+//
+// The per-connection API is the Conn interface. Server.NewConn returns an
+// implementation backed by crypto/tls; a native TLS 1.3 engine can
+// implement Conn without changing callers.
+//
+// # What it owns
+//
+// Server: the per-listener configuration (CertStore, ALPN list, version
+// range, session ticket keys). CertStore: key pairs selected by SNI and
+// replaceable at run time. Conn: one connection's TLS state and its
+// buffers. Nothing else: no sockets, no files, no timers, no logging.
+//
+// # Threading model
+//
+// A Conn belongs to one goroutine, its event loop. All Conn methods must be
+// called from that goroutine, never concurrently, with one exception:
+// Close may be called from any goroutine at any time, and is idempotent.
+//
+// The handshake is CPU-heavy (public-key signatures, key exchange), so it
+// never runs on the loop. When Feed has buffered the client's first
+// complete record, HandshakeWork returns a function, exactly once. The
+// caller runs that function on a goroutine of its own (tlsio never starts
+// a goroutine). The function runs crypto/tls's server handshake over an
+// in-memory transport: its reads block until the loop calls Feed, FeedEOF
+// or Close; its writes append to the Conn's pending output and call the
+// wake function given to NewConn. It returns when the handshake completes
+// or fails, or promptly after Close, and calls wake once more on the way
+// out (not after Close). wake runs on that goroutine: it must be
+// goroutine-safe, must not block, and should only post a task to the loop,
+// which then calls AppendOutput, ReadPlaintext and Events.
+//
+// While the handshake function runs, the loop only hands it bytes; it
+// never touches crypto/tls state. Once the loop has observed the end of
+// the handshake (any Conn method does that), records are decrypted and
+// encrypted on the loop itself, inside Feed and Seal, with no goroutine:
+// the transport then answers crypto/tls's reads with a temporary net.Error
+// when it is empty, which crypto/tls treats as retryable (a behaviour that
+// TestPinTemporaryReadRetry pins). Application data that arrives in the
+// same Feed as the client's Finished is decrypted as soon as the loop
+// observes HandshakeDone.
+//
+// Server, CertStore and KeyPair are safe for concurrent use. The
+// ServerConfig.CountError hook is called on the loop goroutine, from inside
+// a Conn method. CertStore is consulted from handshake goroutines.
+//
+// # Time
+//
+// The package never reads the clock. crypto/tls needs the time only during
+// handshakes (ticket lifetimes and ticket key rotation); Server wires
+// tls.Config.Time to the latest time passed to Feed or FeedEOF by any of
+// its connections that was still handshaking. (crypto/tls itself reads the
+// clock in one place, to set a write deadline around close_notify on the
+// transport; the transport ignores deadlines.)
+//
+// # Limits
+//
+//   - Server side only; TLS 1.2 and 1.3; no client certificates, no 0-RTT,
+//     no renegotiation (crypto/tls refuses it).
+//   - crypto/tls never sends KeyUpdate on its own; the server answers a
+//     client's KeyUpdate that requests one, and that answer comes out of
+//     AppendOutput (or first in the next Seal).
+//   - Memory: an established idle Conn holds no tlsio buffer (input is
+//     lent, plaintext buffers are pooled, output is released when taken),
+//     but crypto/tls keeps its own record input buffer, sized by the
+//     largest record received so far.
+//   - The caller bounds input: Feed buffers what it is given (before and
+//     during the handshake, and plaintext not yet read).
+package tlsio

@@ -1,0 +1,156 @@
+package tlsio
+
+import (
+	"crypto/tls"
+	"io"
+	"slices"
+	"sync/atomic"
+	"time"
+)
+
+// Protocol versions for ServerConfig.MinVersion and MaxVersion.
+const (
+	VersionTLS12 uint16 = 0x0303
+	VersionTLS13 uint16 = 0x0304
+)
+
+// Default ALPN protocols, in server preference order.
+var defaultNextProtos = []string{"h2", "http/1.1"}
+
+// ServerConfig configures a Server. Only Certs is required.
+type ServerConfig struct {
+	// Certs holds the certificates; it may be replaced at run time
+	// (CertStore.Replace) without touching the Server.
+	Certs *CertStore
+	// NextProtos lists the ALPN protocols in preference order. nil means
+	// {"h2", "http/1.1"}; an empty non-nil slice disables ALPN.
+	NextProtos []string
+	// MinVersion and MaxVersion bound the protocol version; zero means
+	// VersionTLS12 and VersionTLS13. Only those two versions are allowed.
+	MinVersion, MaxVersion uint16
+	// SessionTicketsDisabled turns off session resumption.
+	SessionTicketsDisabled bool
+	// Rand is the entropy source; nil means crypto/rand.
+	Rand io.Reader
+	// CountError, if set, is called with a Reason* constant each time a
+	// connection fails because of its peer's input. It is called on the
+	// goroutine that owns the failing Conn, inside a Conn method.
+	CountError func(reason string)
+}
+
+// ConfigError reports an invalid ServerConfig.
+type ConfigError struct {
+	// Field is the ServerConfig field at fault.
+	Field string
+	// Problem says what is wrong with it.
+	Problem string
+}
+
+// Error implements error.
+func (e *ConfigError) Error() string {
+	return "tlsio: ServerConfig." + e.Field + ": " + e.Problem
+}
+
+// Server holds what a listener's connections share: certificates, ALPN,
+// versions, session ticket keys. It is safe for concurrent use.
+//
+// crypto/tls consults the clock only during handshakes (ticket ages, ticket
+// key rotation). Its Config.Time is wired to the most recent time passed to
+// Feed or FeedEOF of any of this Server's connections that was not yet
+// established, so the package itself never reads the clock.
+type Server struct {
+	config     *tls.Config
+	certs      *CertStore
+	countError func(string)
+	// clock is the Unix time in nanoseconds last passed by a handshaking
+	// Conn; 0 means none yet. Written by loops, read by handshake goroutines.
+	clock atomic.Int64
+}
+
+// NewServer validates cfg and builds a Server.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	if cfg.Certs == nil {
+		return nil, &ConfigError{"Certs", "required"}
+	}
+	minV, maxV := cfg.MinVersion, cfg.MaxVersion
+	if minV == 0 {
+		minV = VersionTLS12
+	}
+	if maxV == 0 {
+		maxV = VersionTLS13
+	}
+	for _, v := range [...]struct {
+		f string
+		v uint16
+	}{{"MinVersion", minV}, {"MaxVersion", maxV}} {
+		if v.v != VersionTLS12 && v.v != VersionTLS13 {
+			return nil, &ConfigError{v.f, "only TLS 1.2 (0x0303) and TLS 1.3 (0x0304) are supported"}
+		}
+	}
+	if minV > maxV {
+		return nil, &ConfigError{"MinVersion", "greater than MaxVersion"}
+	}
+	protos := cfg.NextProtos
+	if protos == nil {
+		protos = defaultNextProtos
+	}
+	for _, p := range protos {
+		if len(p) == 0 || len(p) > 255 {
+			return nil, &ConfigError{"NextProtos", "protocol names must be 1 to 255 bytes"}
+		}
+	}
+	s := &Server{certs: cfg.Certs, countError: cfg.CountError}
+	s.config = &tls.Config{
+		MinVersion:             minV,
+		MaxVersion:             maxV,
+		NextProtos:             slices.Clone(protos),
+		GetCertificate:         s.getCertificate,
+		SessionTicketsDisabled: cfg.SessionTicketsDisabled,
+		Rand:                   cfg.Rand,
+		Time:                   s.now,
+		// CipherSuites and CurvePreferences stay nil: Go's defaults,
+		// which put X25519MLKEM768 first.
+	}
+	return s, nil
+}
+
+// Certs returns the certificate store given in ServerConfig.
+func (s *Server) Certs() *CertStore { return s.certs }
+
+// NewConn returns a new connection in state Handshaking. wake may be nil;
+// otherwise it must be safe to call from any goroutine, must not block, and
+// should only schedule the owning loop to look at the Conn (call
+// AppendOutput, ReadPlaintext, Events). It is called from the handshake
+// goroutine whenever the Conn has new output, and when the handshake has
+// finished or failed.
+func (s *Server) NewConn(wake func()) Conn {
+	c := &stdConn{srv: s}
+	c.t.init(wake)
+	return c
+}
+
+func (s *Server) getCertificate(chi *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return s.certs.forHello(chi)
+}
+
+// setNow records the caller's time for crypto/tls's Config.Time.
+func (s *Server) setNow(t time.Time) {
+	if !t.IsZero() {
+		s.clock.Store(t.UnixNano())
+	}
+}
+
+// now is crypto/tls's Config.Time.
+func (s *Server) now() time.Time {
+	n := s.clock.Load()
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+func (s *Server) count(reason string) {
+	if s.countError != nil {
+		s.countError(reason)
+	}
+}
