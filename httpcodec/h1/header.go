@@ -110,10 +110,11 @@ func IsHopByHopName(name []byte) bool {
 // IsHopByHop reports whether a proxy must drop the field name when
 // forwarding a message whose fields are h: a fixed hop-by-hop name, or a
 // name listed as a connection option in one of h's Connection fields
-// (RFC 9110 §7.6.1: "a proxy or gateway MUST parse a received Connection
-// header field before a message is forwarded and, for each connection-option
-// in this field, remove any header or trailer field(s) from the message with
-// the same name as the connection-option"). Host and Content-Length are never
+// (RFC 9110 §7.6.1: "Intermediaries MUST parse a received Connection header
+// field before a message is forwarded and, for each connection-option in this
+// field, remove any header or trailer field(s) from the message with the same
+// name as the connection-option, and then remove the Connection header field
+// itself"). Host and Content-Length are never
 // dropped on a Connection option's say: removing them would change routing or
 // framing, which is what "Connection: Content-Length" attacks count on.
 func (h *Headers) IsHopByHop(name []byte) bool {

@@ -210,8 +210,11 @@ func (p *Parser) parseRequest(req *Request, b []byte) *Error {
 		return ErrBadRequestLine
 	}
 	v := line[i+1:]
-	if len(v) != 8 || string(v[:7]) != "HTTP/1." || v[7] != '0' && v[7] != '1' {
+	if len(v) != 8 || !validVersion(v) {
 		return ErrBadVersion
+	}
+	if v[5] != '1' || v[7] > '1' {
+		return ErrUnsupportedVersion
 	}
 	req.Minor = int(v[7] - '0')
 	var e *Error
@@ -278,11 +281,11 @@ func (p *Parser) parseResponse(resp *Response, b []byte, m MethodClass) *Error {
 	}
 	// status-line = HTTP-version SP status-code SP [ reason-phrase ]
 	// The second SP is tolerated when missing, as clients commonly do.
-	if len(line) < 12 || string(line[:7]) != "HTTP/1." || line[8] != ' ' {
+	if len(line) < 12 || !validVersion(line[:8]) || line[8] != ' ' {
 		return ErrBadStatusLine
 	}
-	if line[7] != '0' && line[7] != '1' {
-		return ErrBadVersion
+	if line[5] != '1' || line[7] > '1' {
+		return ErrUnsupportedVersion
 	}
 	resp.Minor = int(line[7] - '0')
 	code := 0
@@ -292,7 +295,8 @@ func (p *Parser) parseResponse(resp *Response, b []byte, m MethodClass) *Error {
 		}
 		code = code*10 + int(c-'0')
 	}
-	// RFC 9110 §15: "Values outside the range 100..599 are invalid."
+	// RFC 9110 §15: "All valid status codes are within the range of 100
+	// to 599, inclusive."
 	if code < 100 || code > 599 {
 		return ErrBadStatusLine
 	}
@@ -309,11 +313,14 @@ func (p *Parser) parseResponse(resp *Response, b []byte, m MethodClass) *Error {
 		resp.Reason = line[13:]
 	}
 
-	var f framing
+	// RFC 9112 §6.3: for a 2xx answer to CONNECT "A client MUST ignore any
+	// Content-Length or Transfer-Encoding header fields received in such a
+	// message." Otherwise framing fields are validated even when the status
+	// rules a body out.
+	f := framing{ignore: m == MethodCONNECT && code/100 == 2}
 	if e := p.parseFields(&resp.Headers, &f, b, lineEnd+2); e != nil {
 		return e
 	}
-	// Framing fields are validated even when the status rules them out.
 	if f.te {
 		if e := f.checkTE(resp.Minor); e != nil {
 			return e
@@ -338,6 +345,7 @@ func (p *Parser) parseResponse(resp *Response, b []byte, m MethodClass) *Error {
 
 // framing collects what the fields say about framing and the connection.
 type framing struct {
+	ignore    bool // Content-Length and Transfer-Encoding are not framing
 	cl        bool
 	clRaw     []byte
 	clValue   int64
@@ -500,7 +508,7 @@ func (f *framing) note(name, value []byte) *Error {
 			}
 		}
 	case 14:
-		if equalFold(name, "content-length") {
+		if !f.ignore && equalFold(name, "content-length") {
 			n, ok := parseContentLength(value)
 			if !ok {
 				return ErrBadContentLength
@@ -513,7 +521,7 @@ func (f *framing) note(name, value []byte) *Error {
 			f.cl, f.clRaw, f.clValue = true, value, n
 		}
 	case 17:
-		if equalFold(name, "transfer-encoding") {
+		if !f.ignore && equalFold(name, "transfer-encoding") {
 			f.te = true
 			f.noteTE(value)
 		}
@@ -561,6 +569,12 @@ func (f *framing) noteCoding(el []byte) bool {
 	f.teOther = true
 	f.teLast = false
 	return true
+}
+
+// validVersion checks HTTP-version = HTTP-name "/" DIGIT "." DIGIT, with
+// HTTP-name case-sensitive (RFC 9112 §2.3).
+func validVersion(v []byte) bool {
+	return string(v[:5]) == "HTTP/" && '0' <= v[5] && v[5] <= '9' && v[6] == '.' && '0' <= v[7] && v[7] <= '9'
 }
 
 // parseContentLength parses 1*DIGIT into a non-negative int64.

@@ -10,69 +10,71 @@ import (
 	"github.com/sluice-proxy/sluice/httpcodec/h1"
 )
 
+type reqWant struct {
+	method, target string
+	form           h1.TargetForm
+	minor          int
+	body           h1.BodyKind
+	cl             int64
+	close          bool
+	expect, upg    bool
+	host, auth     string
+	fields         int
+}
+
+var requestCases = []struct {
+	name string
+	in   string
+	want reqWant
+}{
+	{"RFC9112 3.2.1 origin-form", "GET /where?q=now HTTP/1.1\nHost: www.example.org\n\n",
+		reqWant{"GET", "/where?q=now", h1.OriginForm, 1, h1.BodyNone, -1, false, false, false, "www.example.org", "", 1}},
+	{"RFC9112 3.2.2 absolute-form", "GET http://www.example.org/pub/WWW/TheProject.html HTTP/1.1\nHost: www.example.org\n\n",
+		reqWant{"GET", "http://www.example.org/pub/WWW/TheProject.html", h1.AbsoluteForm, 1, h1.BodyNone, -1, false, false, false, "www.example.org", "www.example.org", 1}},
+	{"RFC9112 3.2.3 authority-form", "CONNECT www.example.com:80 HTTP/1.1\nHost: www.example.com:80\n\n",
+		reqWant{"CONNECT", "www.example.com:80", h1.AuthorityForm, 1, h1.BodyNone, -1, false, false, false, "www.example.com:80", "www.example.com:80", 1}},
+	{"RFC9112 3.2.4 asterisk-form", "OPTIONS * HTTP/1.1\nHost: www.example.org:8001\n\n",
+		reqWant{"OPTIONS", "*", h1.AsteriskForm, 1, h1.BodyNone, -1, false, false, false, "www.example.org:8001", "", 1}},
+	{"RFC9112 3.2.2 absolute-form with query and port", "GET https://[2001:db8::1]:8443/?x=1 HTTP/1.1\nHost: h\n\n",
+		reqWant{"GET", "https://[2001:db8::1]:8443/?x=1", h1.AbsoluteForm, 1, h1.BodyNone, -1, false, false, false, "h", "[2001:db8::1]:8443", 1}},
+	{"RFC9110 10.1.1 Expect", "PUT /somewhere/fun HTTP/1.1\nHost: origin.example.com\nContent-Type: video/h264\nContent-Length: 1234567890987\nExpect: 100-continue\n\n",
+		reqWant{"PUT", "/somewhere/fun", h1.OriginForm, 1, h1.BodyLength, 1234567890987, false, true, false, "origin.example.com", "", 4}},
+	{"RFC9110 7.8 Upgrade", "GET /hello HTTP/1.1\nHost: www.example.com\nConnection: upgrade\nUpgrade: websocket\n\n",
+		reqWant{"GET", "/hello", h1.OriginForm, 1, h1.BodyNone, -1, false, false, true, "www.example.com", "", 3}},
+	{"upgrade without connection option", "GET / HTTP/1.1\nHost: a\nUpgrade: websocket\n\n",
+		reqWant{"GET", "/", h1.OriginForm, 1, h1.BodyNone, -1, false, false, false, "a", "", 2}},
+	{"RFC9110 7.8 Upgrade ignored in HTTP/1.0", "GET / HTTP/1.0\nConnection: upgrade, keep-alive\nUpgrade: websocket\n\n",
+		reqWant{"GET", "/", h1.OriginForm, 0, h1.BodyNone, -1, false, false, false, "", "", 2}},
+	{"RFC9110 10.1.1 Expect ignored in HTTP/1.0", "POST / HTTP/1.0\nExpect: 100-continue\nContent-Length: 1\n\n",
+		reqWant{"POST", "/", h1.OriginForm, 0, h1.BodyLength, 1, true, false, false, "", "", 2}},
+	{"chunked", "POST /upload HTTP/1.1\nHost: a\nTransfer-Encoding: chunked\n\n",
+		reqWant{"POST", "/upload", h1.OriginForm, 1, h1.BodyChunked, -1, false, false, false, "a", "", 2}},
+	{"chunked case-insensitive, OWS", "POST / HTTP/1.1\nHost: a\nTransfer-Encoding:  Chunked \n\n",
+		reqWant{"POST", "/", h1.OriginForm, 1, h1.BodyChunked, -1, false, false, false, "a", "", 2}},
+	{"identical Content-Length lines collapse", "POST / HTTP/1.1\nHost: a\nContent-Length: 3\nContent-Length: 3\n\n",
+		reqWant{"POST", "/", h1.OriginForm, 1, h1.BodyLength, 3, false, false, false, "a", "", 3}},
+	{"Content-Length leading zeros", "POST / HTTP/1.1\nHost: a\nContent-Length: 007\n\n",
+		reqWant{"POST", "/", h1.OriginForm, 1, h1.BodyLength, 7, false, false, false, "a", "", 2}},
+	{"Content-Length zero", "POST / HTTP/1.1\nHost: a\nContent-Length: 0\n\n",
+		reqWant{"POST", "/", h1.OriginForm, 1, h1.BodyLength, 0, false, false, false, "a", "", 2}},
+	{"HTTP/1.0 default close", "GET / HTTP/1.0\n\n",
+		reqWant{"GET", "/", h1.OriginForm, 0, h1.BodyNone, -1, true, false, false, "", "", 0}},
+	{"HTTP/1.0 keep-alive", "GET / HTTP/1.0\nConnection: Keep-Alive\n\n",
+		reqWant{"GET", "/", h1.OriginForm, 0, h1.BodyNone, -1, false, false, false, "", "", 1}},
+	{"HTTP/1.1 close", "GET / HTTP/1.1\nHost: a\nConnection: foo, close\n\n",
+		reqWant{"GET", "/", h1.OriginForm, 1, h1.BodyNone, -1, true, false, false, "a", "", 2}},
+	{"close wins over keep-alive", "GET / HTTP/1.0\nConnection: keep-alive\nConnection: close\n\n",
+		reqWant{"GET", "/", h1.OriginForm, 0, h1.BodyNone, -1, true, false, false, "", "", 2}},
+	{"empty Host allowed", "GET / HTTP/1.1\nHost:\n\n",
+		reqWant{"GET", "/", h1.OriginForm, 1, h1.BodyNone, -1, false, false, false, "", "", 1}},
+	{"extension method, obs-text value", "PROPFIND /d/ HTTP/1.1\nHost: a\nX-Name: caf\xc3\xa9\tx\n\n",
+		reqWant{"PROPFIND", "/d/", h1.OriginForm, 1, h1.BodyNone, -1, false, false, false, "a", "", 2}},
+	{"lenient target characters", "GET /a|b/{c}?q=^`%20 HTTP/1.1\nHost: a\n\n",
+		reqWant{"GET", "/a|b/{c}?q=^`%20", h1.OriginForm, 1, h1.BodyNone, -1, false, false, false, "a", "", 1}},
+}
+
 func TestParseRequestTable(t *testing.T) {
-	type want struct {
-		method, target string
-		form           h1.TargetForm
-		minor          int
-		body           h1.BodyKind
-		cl             int64
-		close          bool
-		expect, upg    bool
-		host, auth     string
-		fields         int
-	}
-	tests := []struct {
-		name string
-		in   string
-		want want
-	}{
-		{"RFC9112 3.2.1 origin-form", "GET /where?q=now HTTP/1.1\nHost: www.example.org\n\n",
-			want{"GET", "/where?q=now", h1.OriginForm, 1, h1.BodyNone, -1, false, false, false, "www.example.org", "", 1}},
-		{"RFC9112 3.2.2 absolute-form", "GET http://www.example.org/pub/WWW/TheProject.html HTTP/1.1\nHost: www.example.org\n\n",
-			want{"GET", "http://www.example.org/pub/WWW/TheProject.html", h1.AbsoluteForm, 1, h1.BodyNone, -1, false, false, false, "www.example.org", "www.example.org", 1}},
-		{"RFC9112 3.2.3 authority-form", "CONNECT www.example.com:80 HTTP/1.1\nHost: www.example.com:80\n\n",
-			want{"CONNECT", "www.example.com:80", h1.AuthorityForm, 1, h1.BodyNone, -1, false, false, false, "www.example.com:80", "www.example.com:80", 1}},
-		{"RFC9112 3.2.4 asterisk-form", "OPTIONS * HTTP/1.1\nHost: www.example.org:8001\n\n",
-			want{"OPTIONS", "*", h1.AsteriskForm, 1, h1.BodyNone, -1, false, false, false, "www.example.org:8001", "", 1}},
-		{"RFC9112 3.2.2 absolute-form with query and port", "GET https://[2001:db8::1]:8443/?x=1 HTTP/1.1\nHost: h\n\n",
-			want{"GET", "https://[2001:db8::1]:8443/?x=1", h1.AbsoluteForm, 1, h1.BodyNone, -1, false, false, false, "h", "[2001:db8::1]:8443", 1}},
-		{"RFC9110 10.1.1 Expect", "PUT /somewhere/fun HTTP/1.1\nHost: origin.example.com\nContent-Type: video/h264\nContent-Length: 1234567890987\nExpect: 100-continue\n\n",
-			want{"PUT", "/somewhere/fun", h1.OriginForm, 1, h1.BodyLength, 1234567890987, false, true, false, "origin.example.com", "", 4}},
-		{"RFC9110 7.8 Upgrade", "GET /hello HTTP/1.1\nHost: www.example.com\nConnection: upgrade\nUpgrade: websocket\n\n",
-			want{"GET", "/hello", h1.OriginForm, 1, h1.BodyNone, -1, false, false, true, "www.example.com", "", 3}},
-		{"upgrade without connection option", "GET / HTTP/1.1\nHost: a\nUpgrade: websocket\n\n",
-			want{"GET", "/", h1.OriginForm, 1, h1.BodyNone, -1, false, false, false, "a", "", 2}},
-		{"RFC9110 7.8 Upgrade ignored in HTTP/1.0", "GET / HTTP/1.0\nConnection: upgrade, keep-alive\nUpgrade: websocket\n\n",
-			want{"GET", "/", h1.OriginForm, 0, h1.BodyNone, -1, false, false, false, "", "", 2}},
-		{"RFC9110 10.1.1 Expect ignored in HTTP/1.0", "POST / HTTP/1.0\nExpect: 100-continue\nContent-Length: 1\n\n",
-			want{"POST", "/", h1.OriginForm, 0, h1.BodyLength, 1, true, false, false, "", "", 2}},
-		{"chunked", "POST /upload HTTP/1.1\nHost: a\nTransfer-Encoding: chunked\n\n",
-			want{"POST", "/upload", h1.OriginForm, 1, h1.BodyChunked, -1, false, false, false, "a", "", 2}},
-		{"chunked case-insensitive, OWS", "POST / HTTP/1.1\nHost: a\nTransfer-Encoding:  Chunked \n\n",
-			want{"POST", "/", h1.OriginForm, 1, h1.BodyChunked, -1, false, false, false, "a", "", 2}},
-		{"identical Content-Length lines collapse", "POST / HTTP/1.1\nHost: a\nContent-Length: 3\nContent-Length: 3\n\n",
-			want{"POST", "/", h1.OriginForm, 1, h1.BodyLength, 3, false, false, false, "a", "", 3}},
-		{"Content-Length leading zeros", "POST / HTTP/1.1\nHost: a\nContent-Length: 007\n\n",
-			want{"POST", "/", h1.OriginForm, 1, h1.BodyLength, 7, false, false, false, "a", "", 2}},
-		{"Content-Length zero", "POST / HTTP/1.1\nHost: a\nContent-Length: 0\n\n",
-			want{"POST", "/", h1.OriginForm, 1, h1.BodyLength, 0, false, false, false, "a", "", 2}},
-		{"HTTP/1.0 default close", "GET / HTTP/1.0\n\n",
-			want{"GET", "/", h1.OriginForm, 0, h1.BodyNone, -1, true, false, false, "", "", 0}},
-		{"HTTP/1.0 keep-alive", "GET / HTTP/1.0\nConnection: Keep-Alive\n\n",
-			want{"GET", "/", h1.OriginForm, 0, h1.BodyNone, -1, false, false, false, "", "", 1}},
-		{"HTTP/1.1 close", "GET / HTTP/1.1\nHost: a\nConnection: foo, close\n\n",
-			want{"GET", "/", h1.OriginForm, 1, h1.BodyNone, -1, true, false, false, "a", "", 2}},
-		{"close wins over keep-alive", "GET / HTTP/1.0\nConnection: keep-alive\nConnection: close\n\n",
-			want{"GET", "/", h1.OriginForm, 0, h1.BodyNone, -1, true, false, false, "", "", 2}},
-		{"empty Host allowed", "GET / HTTP/1.1\nHost:\n\n",
-			want{"GET", "/", h1.OriginForm, 1, h1.BodyNone, -1, false, false, false, "", "", 1}},
-		{"extension method, obs-text value", "PROPFIND /d/ HTTP/1.1\nHost: a\nX-Name: caf\xc3\xa9\tx\n\n",
-			want{"PROPFIND", "/d/", h1.OriginForm, 1, h1.BodyNone, -1, false, false, false, "a", "", 2}},
-		{"lenient target characters", "GET /a|b/{c}?q=^`%20 HTTP/1.1\nHost: a\n\n",
-			want{"GET", "/a|b/{c}?q=^`%20", h1.OriginForm, 1, h1.BodyNone, -1, false, false, false, "a", "", 1}},
-	}
-	for _, tt := range tests {
+	for _, tt := range requestCases {
 		t.Run(tt.name, func(t *testing.T) {
 			in := []byte(crlf(tt.in))
 			var p h1.Parser
@@ -82,7 +84,7 @@ func TestParseRequestTable(t *testing.T) {
 			if n != len(in) {
 				t.Errorf("n = %d, want %d", n, len(in))
 			}
-			got := want{string(r.Method), string(r.Target), r.Form, r.Minor, r.Body, r.ContentLength,
+			got := reqWant{string(r.Method), string(r.Target), r.Form, r.Minor, r.Body, r.ContentLength,
 				r.Close, r.Expect100, r.Upgrade, string(r.Host), string(r.Authority), r.Headers.Len()}
 			if got != tt.want {
 				t.Errorf("got  %+v\nwant %+v", got, tt.want)
@@ -249,6 +251,8 @@ func TestParseResponse(t *testing.T) {
 			`1.1 101 "Switching Protocols" body=none cl=-1 close=false upgrade=true`},
 		{"CONNECT 200: tunnel, no body", "HTTP/1.1 200 Connection established\n\n", h1.MethodCONNECT,
 			`1.1 200 "Connection established" body=none cl=-1 close=false upgrade=false`},
+		{"CONNECT 200 ignores framing fields", "HTTP/1.1 200 OK\nContent-Length: x\nTransfer-Encoding: gzip\n\n", h1.MethodCONNECT,
+			`1.1 200 "OK" body=none cl=-1 close=false upgrade=false`},
 		{"CONNECT 407 has a body", "HTTP/1.1 407 Proxy Authentication Required\nContent-Length: 3\n\n", h1.MethodCONNECT,
 			`1.1 407 "Proxy Authentication Required" body=content-length cl=3 close=false upgrade=false`},
 		{"HTTP/1.0 default close", "HTTP/1.0 200 OK\nContent-Length: 1\n\n", h1.MethodOther,
@@ -288,8 +292,9 @@ func TestResponseErrors(t *testing.T) {
 		{"HTTP/1.1 099 X\n\n", h1.ErrBadStatusLine},
 		{"HTTP/1.1 600 X\n\n", h1.ErrBadStatusLine},
 		{"HTTP/1.1 200 O\x01K\n\n", h1.ErrBadStatusLine},
-		{"HTTP/2.0 200 OK\n\n", h1.ErrBadStatusLine},
-		{"HTTP/1.2 200 OK\n\n", h1.ErrBadVersion},
+		{"HTTP/2.0 200 OK\n\n", h1.ErrUnsupportedVersion},
+		{"HTTP/1.2 200 OK\n\n", h1.ErrUnsupportedVersion},
+		{"HTTP/1.1200 OK\n\n", h1.ErrBadStatusLine},
 		{"http/1.1 200 OK\n\n", h1.ErrBadStatusLine},
 		{"HTTP/1.1 200 OK\nContent-Length: 1\nTransfer-Encoding: chunked\n\n", h1.ErrCLAndTE},
 		{"HTTP/1.1 200 OK\nTransfer-Encoding: gzip\n\n", h1.ErrChunkedNotFinal},
