@@ -1,0 +1,209 @@
+package engine
+
+import (
+	"context"
+	"log/slog"
+
+	"golang.org/x/sys/unix"
+)
+
+// The graceful close, after nginx's lingering close and Envoy's delayed close:
+//
+//	ShutdownInitiated  stop taking input; flush the output buffer (write timeout applies)
+//	BufferFlushed      the engine buffer is empty (gnet's never holds our bytes)
+//	CloseNotifySent    the handler's close_notify, written and flushed
+//	WriteShut          shutdown(SHUT_WR): the peer sees FIN after every byte
+//	Lingering          read and discard until the peer's FIN or the linger deadline,
+//	                   so late client bytes never make the kernel answer with an RST
+//	                   that destroys data the client has not read yet
+//	SocketClosed       close(2)
+//
+// gnet's Close is used only with an empty buffer, or after SO_LINGER 0 as an
+// explicit abort.
+
+// Close starts the graceful close. cause is the outcome recorded if the
+// sequence completes (Clean, IdleTimeout, PeerClosed, ...). Input from now on
+// is discarded. Calling it again does nothing.
+func (c *Conn) Close(cause Outcome) {
+	if c.fullClose || c.state == SocketClosed || c.socketClosing {
+		return
+	}
+	c.fullClose = true
+	c.discardReads = true
+	c.in = nil
+	if c.trace.Cause == OutcomeNone {
+		c.trace.Cause = cause
+	}
+	// The linger phase must read to see the peer's FIN, whatever the handler paused.
+	c.paused = false
+	c.registerRead()
+	c.startShutdown()
+}
+
+// CloseWrite flushes, then shuts down the write side (FIN) and keeps
+// delivering input until the peer's FIN, which closes the socket. It is the
+// half-close a TCP relay forwards.
+func (c *Conn) CloseWrite() {
+	if c.state >= ShutdownInitiated || c.socketClosing {
+		return
+	}
+	if c.trace.Cause == OutcomeNone {
+		c.trace.Cause = Clean
+	}
+	c.startShutdown()
+}
+
+func (c *Conn) startShutdown() {
+	if c.state < ShutdownInitiated {
+		c.setState(ShutdownInitiated)
+	}
+	c.advance()
+}
+
+// advance moves the close sequence as far as it can go now. It is called
+// when the sequence starts and whenever the output buffer drains.
+func (c *Conn) advance() {
+	if c.socketClosing || c.state == SocketClosed || c.state < ShutdownInitiated {
+		return
+	}
+	if c.state == ShutdownInitiated {
+		if c.out.len() > 0 || c.dirty || c.wArmed {
+			return // flush in progress; drained() calls back
+		}
+		c.setState(BufferFlushed)
+	}
+	if c.state == BufferFlushed {
+		if !c.cnDone {
+			c.cnDone = true
+			c.cnPending = c.h.OnCloseNotify(c)
+			if c.socketClosing || c.state == SocketClosed {
+				return
+			}
+		}
+		if c.out.len() > 0 {
+			if !c.dirty && !c.wArmed {
+				c.flush()
+			}
+			return
+		}
+		if c.cnPending {
+			c.cnPending = false
+			c.setState(CloseNotifySent)
+		}
+	}
+	if c.state < WriteShut {
+		_ = unix.Shutdown(c.fd, unix.SHUT_WR)
+		c.wshut = true
+		c.setState(WriteShut)
+		c.checkDelivered()
+	}
+	if c.readEOF {
+		c.eofDelivered = true
+		c.closeSocket(c.trace.Cause)
+		return
+	}
+	if !c.fullClose || c.state == Lingering {
+		return // half-close: input keeps flowing until the peer's FIN
+	}
+	c.setState(Lingering)
+	now := c.l.now()
+	c.setDeadline(timerLinger, now+int64(c.l.e.cfg.LingerTimeout))
+	if c.trace.Delivered == 0 {
+		c.setDeadline(timerDelivered, now+deliveredPoll)
+	}
+}
+
+// Abort resets the connection at once (SO_LINGER 0, RST). Bytes still in the
+// engine buffer and the kernel send queue are thrown away; the count is
+// logged and recorded.
+func (c *Conn) Abort(o Outcome) { c.abort(o, true) }
+
+func (c *Conn) abort(o Outcome, rst bool) {
+	if c.state == SocketClosed || c.socketClosing {
+		return
+	}
+	var kq int
+	if q, err := unix.IoctlGetInt(c.fd, unix.SIOCOUTQ); err == nil {
+		kq = q
+	}
+	n := c.out.reset()
+	c.l.buffered.Add(-int64(n))
+	c.trace.Discarded = int64(n + kq)
+	if rst {
+		_ = unix.SetsockoptLinger(c.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	}
+	if c.trace.Cause == OutcomeNone {
+		c.trace.Cause = o
+	}
+	c.l.e.met.abort(c.side, c.trace.Discarded)
+	c.l.e.log.LogAttrs(context.Background(), slog.LevelWarn, "connection aborted",
+		slog.String("conn", connID(c.id)),
+		slog.String("side", c.side.String()),
+		slog.String("outcome", o.String()),
+		slog.String("state", c.state.String()),
+		slog.Int("discarded_buffer", n),
+		slog.Int("discarded_kernel", kq))
+	c.closeSocket(o)
+}
+
+// closeSocket ends the connection with outcome o.
+func (c *Conn) closeSocket(o Outcome) {
+	if c.socketClosing || c.state == SocketClosed {
+		return
+	}
+	c.socketClosing = true
+	c.trace.Outcome = o
+	if c.wRegistered {
+		c.l.w.forget(c.fd)
+		c.wRegistered, c.wArmed = false, false
+	}
+	l := c.l
+	switch {
+	case c.gc == nil: // detached: the engine owns the fd
+		_ = unix.Close(c.fd)
+		c.finalize()
+	case l.inClose == c: // gnet is closing it already; OnClose finalizes
+	case l.inTraffic == c: // gnet closes it when OnTraffic returns
+		c.closeAfterRead = true
+	default:
+		// A paused fd is not in gnet's epoll; gnet's delete then fails
+		// harmlessly and it closes the fd all the same.
+		_ = l.gel.Close(c.gc) // synchronous on this loop: OnClose finalizes
+		if c.state != SocketClosed {
+			c.finalize() // gnet had already dropped it
+		}
+	}
+}
+
+// finalize records SocketClosed and tells everyone. Runs exactly once.
+func (c *Conn) finalize() {
+	if c.finalized {
+		return
+	}
+	c.finalized = true
+	l := c.l
+	if c.trace.Outcome == OutcomeNone {
+		c.trace.Outcome = Aborted
+	}
+	if n := c.out.reset(); n > 0 {
+		l.buffered.Add(-int64(n))
+		c.trace.Discarded += int64(n)
+	}
+	c.in = nil
+	c.setState(SocketClosed)
+	l.timers.remove(&c.tm)
+	delete(l.conns, c.id)
+	l.live.Add(-1)
+	l.stateCount[c.side][SocketClosed].Add(-1)
+	if c.local != nil {
+		c.trace.Local = c.local.String()
+	}
+	if c.remote != nil {
+		c.trace.Remote = c.remote.String()
+	}
+	l.record(&c.trace)
+	l.e.met.closed(&c.trace)
+	l.e.logClose(&c.trace)
+	c.h.OnClosed(c, &c.trace)
+	l.e.connGone()
+}

@@ -1,0 +1,479 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+
+	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
+)
+
+// Conn is one TCP connection on a loop, downstream or upstream. All methods
+// must be called on its loop (from a Handler method or a function given to
+// Loop.Post).
+type Conn struct {
+	// Set at creation, read-only afterwards.
+	id       uint64
+	l        *Loop
+	side     Side
+	listener string
+	local    net.Addr
+	remote   net.Addr
+	h        Handler
+
+	// Loop-owned.
+	gc    gnet.Conn // nil once detached from gnet (peer FIN with work left, see gap_fin.go)
+	fd    int
+	state State
+	trace Trace
+
+	out            outq
+	in             []byte // bytes the handler has not consumed yet
+	paused         bool   // the handler paused reads
+	readRegistered bool   // fd is in gnet's epoll for reading
+	readEOF        bool   // the peer's FIN was seen
+	eofDelivered   bool
+	discardReads   bool // closing: reads are counted and dropped
+	fullClose      bool // Close (not just CloseWrite) was asked for
+	cnDone         bool // the close_notify hook has run
+	cnPending      bool // the hook wrote bytes that are not flushed yet
+	wshut          bool // shutdown(SHUT_WR) done
+	wArmed         bool // waiting for the watcher's EPOLLOUT
+	wRegistered    bool // fd is in the watcher's epoll set
+	dirty          bool
+	notifyWritable bool
+	socketClosing  bool // the engine closed (or asked gnet to close) the socket
+	closeAfterRead bool // close requested while gnet's OnTraffic for this conn runs
+	finalized      bool
+	lastProgress   int64
+	stateSince     int64
+	deadlines      [numTimers]int64
+	tm             timer
+}
+
+var errConnClosed = errors.New("engine: connection closed")
+
+// ID is the engine-wide unique connection id.
+func (c *Conn) ID() uint64 { return c.id }
+
+// Side reports downstream (accepted) or upstream (dialed).
+func (c *Conn) Side() Side { return c.side }
+
+// Loop is the loop the connection lives on.
+func (c *Conn) Loop() *Loop { return c.l }
+
+// Handler is the connection's handler.
+func (c *Conn) Handler() Handler { return c.h }
+
+// Listener names the listener that accepted the connection ("" upstream).
+func (c *Conn) Listener() string { return c.listener }
+
+// LocalAddr is the local socket address.
+func (c *Conn) LocalAddr() net.Addr { return c.local }
+
+// RemoteAddr is the peer's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.remote }
+
+// State is the current lifecycle state.
+func (c *Conn) State() State { return c.state }
+
+// Closed reports whether the socket is closed or the connection is closing
+// (no new work should start on it).
+func (c *Conn) Closed() bool { return c.state >= ShutdownInitiated }
+
+// Buffered is the number of bytes in the engine's output buffer.
+func (c *Conn) Buffered() int { return c.out.len() }
+
+// ReadEOF reports whether the peer's FIN was seen.
+func (c *Conn) ReadEOF() bool { return c.readEOF }
+
+// BytesIn and BytesOut count socket bytes read and written.
+func (c *Conn) BytesIn() int64  { return c.trace.BytesIn }
+func (c *Conn) BytesOut() int64 { return c.trace.BytesOut }
+
+func (c *Conn) String() string { return connID(c.id) }
+
+func newConn(l *Loop, gc gnet.Conn, side Side, listener string, h Handler) *Conn {
+	c := &Conn{
+		id: l.e.nextID.Add(1) + firstID, l: l, side: side, listener: listener,
+		local: gc.LocalAddr(), remote: gc.RemoteAddr(), h: h,
+		gc: gc, fd: gc.Fd(), readRegistered: true,
+	}
+	c.tm.idx = -1
+	c.tm.fire = c.onTimer
+	now := l.now()
+	c.stateSince = now
+	c.trace.ID = c.id
+	c.trace.Side = side
+	c.trace.Listener = listener
+	c.trace.Entered[Created] = now
+	l.conns[c.id] = c
+	l.live.Add(1)
+	l.stateCount[side][Created].Add(1)
+	return c
+}
+
+// Advance moves the connection to a pre-shutdown state (Handshake,
+// HandshakeDone, DataTransfer). Moving backwards or into the close sequence
+// is ignored: the engine drives that part itself.
+func (c *Conn) Advance(s State) {
+	if s > DataTransfer || s <= c.state {
+		return
+	}
+	c.setState(s)
+}
+
+func (c *Conn) setState(s State) {
+	now := Now()
+	prev := c.state
+	l := c.l
+	l.stateCount[c.side][prev].Add(-1)
+	l.stateCount[c.side][s].Add(1)
+	c.state = s
+	c.trace.Entered[s] = now
+	spent := now - c.stateSince
+	c.stateSince = now
+	l.e.met.observeState(c.side, prev, s, spent)
+	if lg := l.e.log; lg.Enabled(context.Background(), slog.LevelDebug) {
+		lg.LogAttrs(context.Background(), slog.LevelDebug, "state",
+			slog.String("conn", connID(c.id)),
+			slog.String("side", c.side.String()),
+			slog.String("state", s.String()),
+			slog.String("from", prev.String()),
+			slog.Int("pending", c.out.len()),
+			slog.Duration("in_prev", Dur(spent)))
+	}
+}
+
+// ---- reading ----
+
+// onRead handles bytes gnet read from the socket.
+func (c *Conn) onRead(b []byte) {
+	c.trace.BytesIn += int64(len(b))
+	c.l.e.met.bytesIn(c.side, len(b))
+	if c.discardReads {
+		if c.state == Lingering {
+			c.checkDelivered()
+		}
+		return
+	}
+	if c.paused || len(c.in) > 0 {
+		c.in = append(c.in, b...)
+		if !c.paused {
+			c.deliverBuffered()
+		}
+		return
+	}
+	n := c.h.OnData(c, b)
+	if n < len(b) && !c.discardReads && c.state != SocketClosed {
+		c.in = append(c.in[:0], b[n:]...)
+	}
+}
+
+// deliverBuffered hands kept input to the handler, then a pending EOF.
+func (c *Conn) deliverBuffered() {
+	for len(c.in) > 0 && !c.paused && !c.discardReads && c.state != SocketClosed {
+		n := c.h.OnData(c, c.in)
+		if n <= 0 {
+			break
+		}
+		rest := copy(c.in, c.in[n:])
+		c.in = c.in[:rest]
+	}
+	if len(c.in) == 0 && cap(c.in) > 64<<10 {
+		c.in = nil // do not pin a large burst's buffer on an idle connection
+	}
+	c.maybeDeliverEOF()
+}
+
+func (c *Conn) maybeDeliverEOF() {
+	if !c.readEOF || c.eofDelivered || c.paused || len(c.in) > 0 || c.state == SocketClosed {
+		return
+	}
+	c.eofDelivered = true
+	if c.discardReads {
+		c.advance()
+		return
+	}
+	c.h.OnReadEOF(c)
+}
+
+// PauseRead stops reading from the socket until ResumeRead. The kernel's
+// receive window then pushes back on the peer; nothing piles up in memory.
+func (c *Conn) PauseRead() {
+	if c.paused || c.state == SocketClosed {
+		return
+	}
+	c.paused = true
+	c.l.e.met.pauses.Inc()
+	c.unregisterRead()
+}
+
+// ResumeRead undoes PauseRead; kept input is delivered first.
+func (c *Conn) ResumeRead() {
+	if !c.paused || c.state == SocketClosed {
+		return
+	}
+	c.paused = false
+	c.registerRead()
+	if len(c.in) > 0 || (c.readEOF && !c.eofDelivered) {
+		c.l.deferFn(c.deliverBuffered)
+	}
+}
+
+// ReadPaused reports whether reads are paused by the handler.
+func (c *Conn) ReadPaused() bool { return c.paused }
+
+// ---- writing ----
+
+// directWriteMin is the size from which Write tries the socket at once
+// instead of batching into the flush at the end of the callback: big writes
+// skip a copy, small ones coalesce into one writev.
+const directWriteMin = 16 << 10
+
+// Write queues p for the peer. It never blocks and never fails: a socket
+// error closes the connection (see OnClosed). After the write side is shut
+// or the connection is closed, bytes are dropped.
+func (c *Conn) Write(p []byte) {
+	if len(p) == 0 || c.wshut || c.socketClosing || c.state == SocketClosed {
+		return
+	}
+	if len(p) >= directWriteMin && c.out.len() == 0 && !c.wArmed {
+		n, err := writeFull(c.fd, p)
+		if n > 0 {
+			c.progress(n)
+			p = p[n:]
+		}
+		if err != nil && err != unix.EAGAIN {
+			c.writeFailed(err)
+			return
+		}
+		if len(p) == 0 {
+			return
+		}
+		c.out.write(p)
+		c.l.buffered.Add(int64(len(p)))
+		c.armWritable()
+		return
+	}
+	c.out.write(p)
+	c.l.buffered.Add(int64(len(p)))
+	if !c.dirty && !c.wArmed {
+		c.dirty = true
+		c.l.dirty = append(c.l.dirty, c)
+		if c.l.depth == 0 {
+			c.l.enter()
+			c.l.exit()
+		}
+	}
+}
+
+func writeFull(fd int, p []byte) (int, error) {
+	for {
+		n, err := unix.Write(fd, p)
+		if err == unix.EINTR {
+			continue
+		}
+		if n < 0 {
+			n = 0
+		}
+		return n, err
+	}
+}
+
+// NotifyWritable asks for one OnWritable call once the output buffer has
+// drained to the low-water mark (at once, from the end of this callback, if
+// it already has).
+func (c *Conn) NotifyWritable() {
+	c.notifyWritable = true
+	if c.out.len() <= c.l.e.cfg.LowWater {
+		c.l.deferFn(c.maybeNotifyWritable)
+	}
+}
+
+// OverHighWater reports whether the output buffer holds more than the
+// configured high-water mark: the producer should pause.
+func (c *Conn) OverHighWater() bool { return c.out.len() > c.l.e.cfg.HighWater }
+
+func (c *Conn) maybeNotifyWritable() {
+	if c.notifyWritable && c.out.len() <= c.l.e.cfg.LowWater && c.state != SocketClosed {
+		c.notifyWritable = false
+		c.h.OnWritable(c)
+	}
+}
+
+// flush writes as much of the output buffer as the socket takes.
+func (c *Conn) flush() {
+	if c.socketClosing || c.state == SocketClosed {
+		return
+	}
+	for c.out.len() > 0 {
+		iov := c.out.iovecs(c.l.iov[:0], cap(c.l.iov))
+		want := 0
+		for _, b := range iov {
+			want += len(b)
+		}
+		n, err := unix.Writev(c.fd, iov)
+		clear(iov)
+		if err == unix.EINTR {
+			continue
+		}
+		if n > 0 {
+			c.out.consume(n)
+			c.l.buffered.Add(-int64(n))
+			c.progress(n)
+		}
+		if err == unix.EAGAIN || (err == nil && n < want) {
+			c.armWritable()
+			break
+		}
+		if err != nil {
+			c.writeFailed(err)
+			return
+		}
+	}
+	if c.out.len() == 0 {
+		c.drained()
+	}
+	c.maybeNotifyWritable()
+}
+
+func (c *Conn) progress(n int) {
+	c.trace.BytesOut += int64(n)
+	c.l.e.met.bytesOut(c.side, n)
+	now := c.l.now()
+	c.lastProgress = now
+	c.trace.Delivered = 0
+	if c.out.len() > 0 {
+		c.setDeadline(timerWrite, now+int64(c.l.e.cfg.WriteTimeout))
+	}
+}
+
+func (c *Conn) drained() {
+	c.deadlines[timerWrite] = 0
+	if c.state >= ShutdownInitiated && c.state < WriteShut {
+		c.advance()
+	}
+}
+
+// onWritable runs when the watcher saw EPOLLOUT.
+func (c *Conn) onWritable() {
+	c.wArmed = false
+	c.flush()
+}
+
+func (c *Conn) armWritable() {
+	if c.wArmed {
+		return
+	}
+	if c.deadlines[timerWrite] == 0 {
+		c.setDeadline(timerWrite, c.l.now()+int64(c.l.e.cfg.WriteTimeout))
+	}
+	if err := c.l.w.watchWritable(c.fd, c.id, c.wRegistered); err != nil {
+		c.writeFailed(err)
+		return
+	}
+	c.wRegistered = true
+	c.wArmed = true
+}
+
+func (c *Conn) writeFailed(err error) {
+	c.l.e.log.Debug("write failed", "conn", connID(c.id), "err", err)
+	o := ResetByPeer
+	if !errors.Is(err, unix.EPIPE) && !errors.Is(err, unix.ECONNRESET) {
+		o = Aborted
+	}
+	c.abort(o, false)
+}
+
+// ---- timers ----
+
+// SetTimer sets the deadline of kind k to d from now, replacing any earlier
+// setting. d <= 0 clears it.
+func (c *Conn) SetTimer(k TimerKind, d int64) {
+	if k >= numUserTimers {
+		return
+	}
+	if d <= 0 {
+		c.deadlines[k] = 0
+		return
+	}
+	c.setDeadline(k, c.l.now()+d)
+}
+
+// ClearTimer clears the deadline of kind k.
+func (c *Conn) ClearTimer(k TimerKind) {
+	if k < numUserTimers {
+		c.deadlines[k] = 0
+	}
+}
+
+func (c *Conn) setDeadline(k TimerKind, at int64) {
+	c.deadlines[k] = at
+	if c.state == SocketClosed {
+		return
+	}
+	c.l.timers.schedule(&c.tm, at)
+}
+
+// onTimer fires the connection's due deadlines and re-queues its entry for
+// the next one.
+func (c *Conn) onTimer(now int64) {
+	for k := TimerKind(0); k < numTimers; k++ {
+		at := c.deadlines[k]
+		if at == 0 || at > now || c.state == SocketClosed {
+			continue
+		}
+		c.deadlines[k] = 0
+		switch k {
+		case timerWrite:
+			if c.out.len() == 0 {
+				continue
+			}
+			if c.state >= ShutdownInitiated {
+				c.abort(FlushTimeout, true)
+			} else {
+				c.abort(WriteTimeout, true)
+			}
+		case timerLinger:
+			c.checkDelivered()
+			c.closeSocket(LingerTimeout)
+		case timerDelivered:
+			c.checkDelivered()
+			if c.trace.Delivered == 0 && c.state == Lingering {
+				c.setDeadline(timerDelivered, now+deliveredPoll)
+			}
+		default:
+			c.h.OnTimer(c, k)
+		}
+	}
+	if c.state == SocketClosed {
+		return
+	}
+	next := int64(0)
+	for _, at := range c.deadlines {
+		if at != 0 && (next == 0 || at < next) {
+			next = at
+		}
+	}
+	if next != 0 {
+		c.l.timers.schedule(&c.tm, next)
+	}
+}
+
+// deliveredPoll is how often a lingering connection checks SIOCOUTQ.
+const deliveredPoll = int64(5e6)
+
+// checkDelivered records the first time the kernel send queue is seen empty
+// after our last write: the peer has ACKed every byte (and our FIN, once sent).
+func (c *Conn) checkDelivered() {
+	if c.trace.Delivered != 0 || c.out.len() > 0 || c.socketClosing {
+		return
+	}
+	q, err := unix.IoctlGetInt(c.fd, unix.SIOCOUTQ)
+	if err == nil && q == 0 {
+		c.trace.Delivered = Now()
+	}
+}

@@ -1,0 +1,49 @@
+package engine
+
+import (
+	"context"
+	"net"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+type dialReq struct {
+	h Handler
+}
+
+// Dial connects to addr ("host:port") within timeout and registers the
+// connection on this loop, so it can serve a downstream connection of the
+// same loop without locks. On success h.OnOpen runs on the loop; on failure
+// onErr does (a timeout is a net.Error with Timeout() true). Call on the loop
+// or from any goroutine.
+func (l *Loop) Dial(addr string, timeout time.Duration, h Handler, onErr func(error)) {
+	l.e.met.dialsInFlight.Add(1)
+	go func() {
+		defer l.e.met.dialsInFlight.Add(-1)
+		fail := func(err error, kind int) {
+			l.e.met.dials[kind].Inc()
+			_ = l.Post(func() { onErr(err) })
+		}
+		d := net.Dialer{Timeout: timeout}
+		nc, err := d.Dial("tcp", addr)
+		if err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				fail(err, dialTimeout)
+			} else {
+				fail(err, dialError)
+			}
+			return
+		}
+		ctx := gnet.NewContext(context.Background(), &dialReq{h: h})
+		ch, err := l.gel.Enroll(ctx, nc) // gnet dups the fd and closes nc
+		if err != nil {
+			nc.Close()
+			fail(err, dialError)
+			return
+		}
+		if res := <-ch; res.Err != nil {
+			fail(res.Err, dialError)
+		}
+	}()
+}

@@ -1,0 +1,44 @@
+// Package engine runs sluice's connections on gnet event loops and is the
+// only package that imports gnet.
+//
+// # What it owns
+//
+// Sockets, time and the end of every connection: accepting, reading with a
+// pause for backpressure, an explicit output buffer per connection, write
+// readiness, per-loop deadlines, upstream dialing onto a given loop, and the
+// graceful close sequence (flush → close_notify hook → shutdown(SHUT_WR) →
+// linger → close) with a state, a timestamp, a log line and a metric for each
+// step. Layers above (TLS, HTTP, the TCP relay) implement Handler.
+//
+// # Threading model
+//
+// A connection belongs to one loop for its whole life. Every Conn method and
+// every Handler callback runs on that loop, so connection state needs no
+// locks; fields are commented with their owner. Other goroutines reach a loop
+// only through Loop.Post (gnet's Execute). Each loop has exactly one helper
+// goroutine, its watcher (watcher.go), which blocks in epoll_wait on a
+// timerfd (the loop's earliest deadline) and on sockets waiting to become
+// writable, and posts what fired to the loop; it never touches connection
+// state. Metrics gauges read per-loop atomics; the admin snapshot runs as a
+// task on each loop.
+//
+// # gnet v2.9.7 gaps and where each workaround lives
+//
+//   - Close() discards pending output, and there is no drained callback:
+//     gap_output.go (gnet's write path is never used).
+//   - No read pause: gap_pause.go (the fd leaves the loop's epoll set).
+//   - A peer FIN is a full close: gap_fin.go (the fd is duplicated and kept).
+//   - No way to stop accepting: gap_accept.go.
+//   - No list of loops, no per-loop timers: probe.go, watcher.go.
+//   - Private state reached by reflection, checked at start-up: gnetpriv.go.
+//
+// Each has a test in gnet_pins_test.go that fails if a gnet upgrade changes
+// the behaviour relied on.
+//
+// # Limits
+//
+// Output buffers are bounded by the caller through HighWater/NotifyWritable
+// and by WriteTimeout; input is bounded by PauseRead (at most one read,
+// ReadBufferSize, is held per paused connection). MaxConns caps connections.
+// Linux only (epoll, timerfd, SIOCOUTQ).
+package engine

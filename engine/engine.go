@@ -1,0 +1,554 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
+)
+
+// Engine runs the gnet event loops and owns every connection on them.
+type Engine struct {
+	cfg Config
+	log *slog.Logger
+	set *metrics.Set
+	met *engineMetrics
+
+	geng    gnet.Engine
+	booted  chan struct{}
+	runErr  error         // what gnet.Rotate returned; read after runDone
+	runDone chan struct{} // closed when gnet.Rotate returns
+	addrs   []string      // resolved host:port, per listener
+
+	mu       sync.RWMutex
+	byGnet   map[gnet.EventLoop]*Loop
+	loops    []*Loop // by index, complete after Start
+	loopErr  error
+	nextID   atomic.Uint64
+	started  atomic.Bool
+	stopped  atomic.Bool
+	draining atomic.Bool
+
+	warmup atomic.Pointer[warmup]
+
+	idleOnce sync.Once
+	idle     chan struct{} // closed when draining and no connection is left
+}
+
+// New checks the configuration; Start runs the engine.
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		set:     cfg.Metrics,
+		booted:  make(chan struct{}),
+		runDone: make(chan struct{}),
+		byGnet:  make(map[gnet.EventLoop]*Loop),
+		idle:    make(chan struct{}),
+	}
+	if e.set == nil {
+		e.set = metrics.NewSet()
+	}
+	e.met = newEngineMetrics(e)
+	return e, nil
+}
+
+// Metrics is the set the engine's metrics live in.
+func (e *Engine) Metrics() *metrics.Set { return e.set }
+
+// Config returns the effective configuration (defaults filled in).
+func (e *Engine) Config() Config { return e.cfg }
+
+// Start binds the listeners, starts the loops and runs the start-up
+// self-checks. It returns once the engine accepts connections, or with the
+// reason it refuses to run.
+func (e *Engine) Start() error {
+	if err := checkGnetVersion(); err != nil {
+		return err
+	}
+	if e.started.Swap(true) {
+		return errors.New("engine: already started")
+	}
+	protoAddrs := make([]string, len(e.cfg.Listeners))
+	var reserved []int
+	defer func() {
+		for _, fd := range reserved {
+			_ = unix.Close(fd)
+		}
+	}()
+	for i, ln := range e.cfg.Listeners {
+		addr, fd, err := resolveListenAddr(ln.Addr)
+		if err != nil {
+			return fmt.Errorf("listener %s: %w", ln.Name, err)
+		}
+		if fd >= 0 {
+			reserved = append(reserved, fd)
+		}
+		e.addrs = append(e.addrs, addr)
+		protoAddrs[i] = "tcp://" + addr
+	}
+	opts := []gnet.Option{
+		gnet.WithNumEventLoop(e.cfg.Loops),
+		gnet.WithReusePort(true),
+		gnet.WithReadBufferCap(e.cfg.ReadBufferSize),
+		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+		gnet.WithLoadBalancing(gnet.RoundRobin),
+		gnet.WithLogger(gnetLogger{e.log}),
+	}
+	go func() {
+		e.runErr = gnet.Rotate(&gnetEvents{e: e}, protoAddrs, opts...)
+		close(e.runDone)
+	}()
+	select {
+	case <-e.booted:
+	case <-e.runDone:
+		err := e.runErr
+		if err == nil {
+			err = errors.New("gnet stopped during start-up")
+		}
+		return fmt.Errorf("engine: start: %w", err)
+	}
+	err := e.awaitLoops()
+	if err == nil {
+		err = e.probeLoops()
+	}
+	if err != nil {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = e.Stop(stopCtx)
+		return fmt.Errorf("engine: start-up self-check failed, refusing to run: %w", err)
+	}
+	e.log.Info("engine started", "loops", len(e.loops), "listen", e.addrs)
+	return nil
+}
+
+// resolveListenAddr turns host:0 into a concrete free port. With
+// SO_REUSEPORT every loop binds its own socket, so port 0 would give each a
+// different port; the engine picks the port once and keeps it reserved by a
+// bound, non-listening socket until gnet's listeners exist.
+func resolveListenAddr(addr string) (string, int, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", -1, err
+	}
+	if port != "0" {
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return "", -1, fmt.Errorf("bad port %q", port)
+		}
+		return addr, -1, nil
+	}
+	ip := net.ParseIP(host)
+	family, sa := unix.AF_INET6, unix.Sockaddr(&unix.SockaddrInet6{})
+	if host == "" {
+		ip = net.IPv6zero
+	}
+	if ip == nil {
+		ips, err := net.LookupIP(host)
+		if err != nil || len(ips) == 0 {
+			return "", -1, fmt.Errorf("cannot resolve %q", host)
+		}
+		ip = ips[0]
+	}
+	if ip4 := ip.To4(); ip4 != nil {
+		family = unix.AF_INET
+		s4 := &unix.SockaddrInet4{}
+		copy(s4.Addr[:], ip4)
+		sa = s4
+	} else {
+		s6 := &unix.SockaddrInet6{}
+		copy(s6.Addr[:], ip.To16())
+		sa = s6
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return "", -1, os.NewSyscallError("socket", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+		unix.Close(fd)
+		return "", -1, os.NewSyscallError("setsockopt", err)
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return "", -1, os.NewSyscallError("bind", err)
+	}
+	got, err := unix.Getsockname(fd)
+	if err != nil {
+		unix.Close(fd)
+		return "", -1, os.NewSyscallError("getsockname", err)
+	}
+	var p int
+	switch a := got.(type) {
+	case *unix.SockaddrInet4:
+		p = a.Port
+	case *unix.SockaddrInet6:
+		p = a.Port
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p)), fd, nil
+}
+
+// Addr is the resolved address of the named listener ("" if unknown).
+func (e *Engine) Addr(name string) string {
+	for i, ln := range e.cfg.Listeners {
+		if ln.Name == name && i < len(e.addrs) {
+			return e.addrs[i]
+		}
+	}
+	return ""
+}
+
+// Loops are the engine's loops, by index.
+func (e *Engine) Loops() []*Loop {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.loops
+}
+
+// loopFor finds (or, for a loop seen for the first time, creates) the
+// engine loop of a gnet connection. Runs on that loop.
+func (e *Engine) loopFor(gc gnet.Conn) (*Loop, error) {
+	gel := gc.EventLoop()
+	e.mu.RLock()
+	l := e.byGnet[gel]
+	e.mu.RUnlock()
+	if l != nil {
+		return l, nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if l = e.byGnet[gel]; l != nil {
+		return l, nil
+	}
+	if e.loopErr != nil {
+		return nil, e.loopErr
+	}
+	priv, err := inspectLoop(gel)
+	if err != nil {
+		e.loopErr = err
+		return nil, err
+	}
+	l, err = newLoop(e, len(e.byGnet), gel, priv)
+	if err != nil {
+		return nil, err
+	}
+	e.byGnet[gel] = l
+	return l, nil
+}
+
+func (e *Engine) listenerFor(local net.Addr) *Listener {
+	if len(e.cfg.Listeners) == 1 {
+		return &e.cfg.Listeners[0]
+	}
+	if ta, ok := local.(*net.TCPAddr); ok {
+		for i := range e.addrs {
+			_, port, _ := net.SplitHostPort(e.addrs[i])
+			if port == strconv.Itoa(ta.Port) {
+				return &e.cfg.Listeners[i]
+			}
+		}
+	}
+	return &e.cfg.Listeners[0]
+}
+
+// Live is the number of open connections, downstream and upstream.
+func (e *Engine) Live() int64 {
+	var n int64
+	for _, l := range e.Loops() {
+		n += l.live.Load()
+	}
+	return n
+}
+
+// LiveDownstream is the number of open client connections.
+func (e *Engine) LiveDownstream() int64 {
+	var n int64
+	for _, l := range e.Loops() {
+		for s := State(0); s < SocketClosed; s++ {
+			n += l.stateCount[Downstream][s].Load()
+		}
+	}
+	return n
+}
+
+func (e *Engine) connGone() {
+	if e.draining.Load() && e.Live() == 0 {
+		e.idleOnce.Do(func() { close(e.idle) })
+	}
+}
+
+// onEachLoop runs fn on every loop and waits for all of them (or ctx).
+func (e *Engine) onEachLoop(ctx context.Context, fn func(l *Loop)) error {
+	loops := e.Loops()
+	done := make(chan struct{}, len(loops))
+	posted := 0
+	for _, l := range loops {
+		l := l
+		if err := l.Post(func() { fn(l); done <- struct{}{} }); err == nil {
+			posted++
+		}
+	}
+	for ; posted > 0; posted-- {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// StopAccepting closes the listeners to new connections (see gap_accept.go).
+func (e *Engine) StopAccepting(ctx context.Context) error {
+	return e.onEachLoop(ctx, func(l *Loop) { l.stopAccepting() })
+}
+
+// Drain stops accepting and asks every connection to finish and close
+// (Handler.OnDrain). Connections opened afterwards are drained on open.
+// Idle reports when none is left.
+func (e *Engine) Drain(ctx context.Context) error {
+	e.draining.Store(true)
+	if err := e.StopAccepting(ctx); err != nil {
+		return err
+	}
+	err := e.onEachLoop(ctx, func(l *Loop) {
+		for _, c := range l.sortedConns() {
+			if c.state < ShutdownInitiated {
+				c.h.OnDrain(c)
+			}
+		}
+	})
+	e.connGone()
+	return err
+}
+
+// Draining reports whether Drain was called.
+func (e *Engine) Draining() bool { return e.draining.Load() }
+
+// Idle is closed once draining has started and no connection is left.
+func (e *Engine) Idle() <-chan struct{} { return e.idle }
+
+// AbortAll resets every remaining connection with outcome o (e.g.
+// ForcedAtDeadline), each one logged and counted.
+func (e *Engine) AbortAll(ctx context.Context, o Outcome) error {
+	return e.onEachLoop(ctx, func(l *Loop) {
+		for _, c := range l.sortedConns() {
+			c.Abort(o)
+		}
+	})
+}
+
+// Stop stops the gnet engine and the loops' watchers. Connections still open
+// are closed by gnet and recorded as engine_stopped; call Drain and AbortAll
+// first for an orderly exit.
+func (e *Engine) Stop(ctx context.Context) error {
+	if e.stopped.Swap(true) {
+		return nil
+	}
+	var err error
+	if e.geng.Validate() == nil {
+		// gnet's Stop polls for the end every 500 ms; runDone says it at once.
+		stopCtx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() { _ = e.geng.Stop(stopCtx) }()
+	}
+	select {
+	case <-e.runDone:
+	case <-ctx.Done():
+		return ctx.Err() // loops still running: leave their state alone
+	}
+	e.mu.RLock()
+	all := make([]*Loop, 0, len(e.byGnet))
+	for _, l := range e.byGnet {
+		all = append(all, l)
+	}
+	e.mu.RUnlock()
+	for _, l := range all {
+		l.w.stop()
+		<-l.w.done
+		l.w.close()
+		// The loops are gone, so this goroutine may finish what gnet could
+		// not see: detached sockets (gap_fin.go) are the engine's own.
+		l.enter()
+		for _, c := range l.sortedConns() {
+			c.trace.Outcome = EngineStopped
+			if c.gc == nil {
+				_ = unix.Close(c.fd)
+			}
+			c.socketClosing = true
+			c.finalize()
+		}
+		l.runq, l.dirty = nil, nil // no flushing: the sockets are closed
+		l.depth--
+	}
+	return err
+}
+
+func (l *Loop) sortedConns() []*Conn {
+	cs := make([]*Conn, 0, len(l.conns))
+	for _, c := range l.conns {
+		cs = append(cs, c)
+	}
+	sort.Slice(cs, func(i, j int) bool { return cs[i].id < cs[j].id })
+	return cs
+}
+
+// gnetEvents adapts gnet's callbacks to the engine.
+type gnetEvents struct {
+	gnet.BuiltinEventEngine
+	e *Engine
+}
+
+func (g *gnetEvents) OnBoot(eng gnet.Engine) gnet.Action {
+	g.e.geng = eng
+	close(g.e.booted)
+	return gnet.None
+}
+
+func (g *gnetEvents) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+	e := g.e
+	if p, ok := gc.Context().(*probe); ok {
+		return nil, e.probeOpened(gc, p)
+	}
+	if w := e.warmup.Load(); w != nil && gc.RemoteAddr() != nil && gc.RemoteAddr().String() == w.from {
+		w.once.Do(func() { close(w.seen) })
+		return nil, gnet.Close
+	}
+	l, err := e.loopFor(gc)
+	if err != nil {
+		e.log.Error("engine: cannot use gnet loop", "err", err)
+		_ = gc.SetLinger(0)
+		return nil, gnet.Close
+	}
+	l.enter()
+	var c *Conn
+	rejected := false
+	if d, ok := gc.Context().(*dialReq); ok {
+		c = newConn(l, gc, Upstream, "", d.h)
+		e.met.dials[dialOK].Inc()
+	} else {
+		ln := e.listenerFor(gc.LocalAddr())
+		c = newConn(l, gc, Downstream, ln.Name, BaseHandler{})
+		e.met.accepted.Inc()
+		if e.Live() > int64(e.cfg.MaxConns) {
+			rejected = true
+			e.met.rejected.Inc()
+		} else {
+			c.h = ln.Accept(c)
+		}
+	}
+	gc.SetContext(c)
+	prev := l.inTraffic
+	l.inTraffic = c
+	if rejected {
+		c.Abort(Rejected)
+	} else {
+		c.h.OnOpen(c)
+		if e.draining.Load() && c.state < ShutdownInitiated && !c.socketClosing {
+			c.h.OnDrain(c)
+		}
+	}
+	l.exit()
+	l.inTraffic = prev
+	if c.closeAfterRead {
+		return nil, gnet.Close
+	}
+	return nil, gnet.None
+}
+
+func (g *gnetEvents) OnTraffic(gc gnet.Conn) gnet.Action {
+	c, ok := gc.Context().(*Conn)
+	if !ok {
+		if p, ok := gc.Context().(*probe); ok {
+			return g.e.probeTraffic(gc, p)
+		}
+		_, _ = gc.Discard(-1)
+		return gnet.None
+	}
+	l := c.l
+	l.enter()
+	prev := l.inTraffic
+	l.inTraffic = c
+	b, _ := gc.Next(-1)
+	c.onRead(b)
+	l.exit()
+	l.inTraffic = prev
+	if c.closeAfterRead {
+		return gnet.Close
+	}
+	return gnet.None
+}
+
+func (g *gnetEvents) OnClose(gc gnet.Conn, err error) gnet.Action {
+	c, ok := gc.Context().(*Conn)
+	if !ok {
+		if p, ok := gc.Context().(*probe); ok {
+			g.e.probeClosed(p, err)
+		}
+		return gnet.None
+	}
+	l := c.l
+	l.enter()
+	prev := l.inClose
+	l.inClose = c
+	switch {
+	case c.socketClosing:
+		c.finalize()
+	case err == nil: // gnet closes on its own only when the engine stops
+		c.socketClosing = true
+		c.trace.Outcome = EngineStopped
+		c.finalize()
+	case errors.Is(err, io.EOF):
+		c.onPeerFIN()
+	default: // ECONNRESET and friends
+		c.l.e.log.Debug("read failed", "conn", connID(c.id), "err", err)
+		c.socketClosing = true
+		c.trace.Outcome = ResetByPeer
+		c.finalize()
+	}
+	l.inClose = prev
+	l.exit()
+	return gnet.None
+}
+
+// onPeerFIN runs inside gnet's OnClose for a read EOF (see gap_fin.go).
+func (c *Conn) onPeerFIN() {
+	c.readEOF = true
+	if c.state >= WriteShut {
+		// Our FIN is out already: the peer's completes the close.
+		if !c.discardReads && !c.eofDelivered {
+			c.eofDelivered = true
+			c.h.OnReadEOF(c)
+		}
+		c.checkDelivered()
+		if !c.finalized {
+			c.socketClosing = true
+			if c.trace.Outcome == OutcomeNone {
+				c.trace.Outcome = c.trace.Cause
+			}
+			c.finalize()
+		}
+		return
+	}
+	if err := c.detach(); err != nil {
+		c.l.e.log.Warn("cannot keep half-closed socket", "conn", connID(c.id), "err", err)
+		c.socketClosing = true
+		c.trace.Outcome = Aborted
+		c.finalize()
+		return
+	}
+	c.l.deferFn(c.maybeDeliverEOF)
+}

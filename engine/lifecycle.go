@@ -1,0 +1,107 @@
+package engine
+
+// State is a step in a connection's life. The order is the order of the
+// graceful close; a connection only moves forward.
+type State uint8
+
+// Connection states, in lifecycle order.
+const (
+	Created State = iota
+	Handshake
+	HandshakeDone
+	DataTransfer
+	ShutdownInitiated
+	BufferFlushed
+	CloseNotifySent
+	WriteShut
+	Lingering
+	SocketClosed
+	numStates
+)
+
+var stateNames = [numStates]string{
+	"Created", "Handshake", "HandshakeDone", "DataTransfer", "ShutdownInitiated",
+	"BufferFlushed", "CloseNotifySent", "WriteShut", "Lingering", "SocketClosed",
+}
+
+func (s State) String() string {
+	if s < numStates {
+		return stateNames[s]
+	}
+	return "State(?)"
+}
+
+// Outcome is how a connection ended. Every connection gets exactly one.
+// When the close sequence completes, the outcome is its cause (clean,
+// idle_timeout, peer_closed, ...); when the sequence itself fails, the
+// outcome names the failure (flush_timeout, linger_timeout, aborted, ...).
+type Outcome uint8
+
+// Outcomes. Keep outcomeNames in sync.
+const (
+	OutcomeNone Outcome = iota
+	Clean
+	PeerClosed
+	LingerTimeout
+	FlushTimeout
+	WriteTimeout
+	HandshakeTimeout
+	HeaderTimeout
+	IdleTimeout
+	ProtocolError
+	TLSError
+	ResetByPeer
+	Aborted
+	ForcedAtDeadline
+	Rejected
+	UpstreamError
+	EngineStopped
+	numOutcomes
+)
+
+var outcomeNames = [numOutcomes]string{
+	"none", "clean", "peer_closed", "linger_timeout", "flush_timeout", "write_timeout",
+	"handshake_timeout", "header_timeout", "idle_timeout", "protocol_error", "tls_error",
+	"reset_by_peer", "aborted", "forced_at_deadline", "rejected", "upstream_error",
+	"engine_stopped",
+}
+
+func (o Outcome) String() string {
+	if o < numOutcomes {
+		return outcomeNames[o]
+	}
+	return "outcome(?)"
+}
+
+// Trace is the record of one connection's life: the monotonic time each
+// state was entered (0 = never), plus what it ended with.
+type Trace struct {
+	ID        uint64
+	Side      Side
+	Listener  string
+	Local     string
+	Remote    string
+	Entered   [numStates]int64 // engine clock, ns; 0 when the state was skipped
+	Delivered int64            // SIOCOUTQ seen at 0 after the last write (peer ACKed all), 0 if never seen
+	Cause     Outcome          // why the close began
+	Outcome   Outcome          // how it ended
+	BytesIn   int64
+	BytesOut  int64
+	Discarded int64 // bytes thrown away by an abort (engine buffer + kernel send queue)
+}
+
+// Side says which end of the proxy a connection is on.
+type Side uint8
+
+// Sides.
+const (
+	Downstream Side = iota // accepted from a client
+	Upstream               // dialed to a backend
+)
+
+func (s Side) String() string {
+	if s == Upstream {
+		return "upstream"
+	}
+	return "downstream"
+}

@@ -1,0 +1,98 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// connID formats a connection id for logs, traces and the admin endpoint.
+func connID(id uint64) string { return "c" + strconv.FormatUint(id, 16) }
+
+// logClose writes the one info line per close: outcome, cause, duration,
+// bytes, and the close sequence as it happened, e.g.
+//
+//	conn=c1f outcome=clean duration=2.1s bytes_in=517 bytes_out=8388608
+//	close="ShutdownInitiated pending=1024 · BufferFlushed +3ms · CloseNotifySent +3ms ·
+//	WriteShut +3ms · Lingering +3ms · SocketClosed +150ms" shutdown=150ms
+func (e *Engine) logClose(t *Trace) {
+	lvl := slog.LevelInfo
+	if !e.log.Enabled(context.Background(), lvl) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("conn", connID(t.ID)),
+		slog.String("side", t.Side.String()),
+		slog.String("outcome", t.Outcome.String()),
+	}
+	if t.Cause != OutcomeNone && t.Cause != t.Outcome {
+		attrs = append(attrs, slog.String("cause", t.Cause.String()))
+	}
+	if t.Listener != "" {
+		attrs = append(attrs, slog.String("listener", t.Listener))
+	}
+	attrs = append(attrs,
+		slog.String("remote", t.Remote),
+		slog.Duration("duration", time.Duration(t.Entered[SocketClosed]-t.Entered[Created])),
+		slog.Int64("bytes_in", t.BytesIn),
+		slog.Int64("bytes_out", t.BytesOut))
+	if t.Discarded > 0 {
+		attrs = append(attrs, slog.Int64("discarded", t.Discarded))
+	}
+	if s := t.Entered[ShutdownInitiated]; s != 0 {
+		attrs = append(attrs,
+			slog.String("close", t.CloseSequence()),
+			slog.Duration("shutdown", time.Duration(t.Entered[SocketClosed]-s)))
+	}
+	if t.Delivered != 0 {
+		attrs = append(attrs, slog.Bool("delivered", true))
+	}
+	e.log.LogAttrs(context.Background(), lvl, "connection closed", attrs...)
+}
+
+// CloseSequence renders the states from ShutdownInitiated on with their
+// offsets from it: "ShutdownInitiated · BufferFlushed +0.1ms · ...".
+func (t *Trace) CloseSequence() string {
+	s := t.Entered[ShutdownInitiated]
+	if s == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for st := ShutdownInitiated; st < numStates; st++ {
+		at := t.Entered[st]
+		if at == 0 {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString(" · ")
+		}
+		b.WriteString(st.String())
+		if st != ShutdownInitiated {
+			fmt.Fprintf(&b, " +%s", time.Duration(at-s).Round(time.Microsecond))
+		}
+	}
+	return b.String()
+}
+
+// gnetLogger sends gnet's own log lines to slog, at one level lower than
+// gnet uses (its info lines are start-up chatter).
+type gnetLogger struct{ l *slog.Logger }
+
+func (g gnetLogger) Debugf(format string, args ...any) {
+	g.l.Debug("gnet: " + fmt.Sprintf(format, args...))
+}
+func (g gnetLogger) Infof(format string, args ...any) {
+	g.l.Debug("gnet: " + fmt.Sprintf(format, args...))
+}
+func (g gnetLogger) Warnf(format string, args ...any) {
+	g.l.Warn("gnet: " + fmt.Sprintf(format, args...))
+}
+func (g gnetLogger) Errorf(format string, args ...any) {
+	g.l.Error("gnet: " + fmt.Sprintf(format, args...))
+}
+func (g gnetLogger) Fatalf(format string, args ...any) {
+	g.l.Error("gnet fatal: " + fmt.Sprintf(format, args...))
+}

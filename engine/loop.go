@@ -1,0 +1,172 @@
+package engine
+
+import (
+	"context"
+	"sync/atomic"
+
+	"github.com/panjf2000/gnet/v2"
+	"github.com/panjf2000/gnet/v2/pkg/netpoll"
+)
+
+// Loop is the engine's side of one gnet event loop. Everything in it marked
+// "loop-owned" is touched only by code running on that loop: gnet callbacks
+// and tasks posted with Post. Connections never move between loops, and an
+// upstream dialed for a downstream is placed on the downstream's loop, so
+// forwarding between them is a function call.
+type Loop struct {
+	e      *Engine
+	idx    int
+	gel    gnet.EventLoop
+	poller *netpoll.Poller
+	lnFDs  []int
+	w      *watcher
+
+	// Loop-owned.
+	conns      map[uint64]*Conn
+	timers     timerHeap
+	armed      int64 // deadline the timerfd is set to, 0 = not armed
+	nowNs      int64 // clock read at callback entry
+	depth      int   // nesting of enter/exit
+	dirty      []*Conn
+	runq       []func()
+	inTraffic  *Conn // conn whose gnet OnTraffic is running
+	inClose    *Conn // conn whose gnet OnClose is running
+	iov        [][]byte
+	recent     []Trace // ring of recent close traces
+	recentNext int
+	closedAny  bool
+
+	// Read by metrics scrapes from other goroutines.
+	stateCount [2][numStates]atomic.Int64 // [side][state]
+	buffered   atomic.Int64               // bytes in engine output buffers
+	live       atomic.Int64
+
+	task gnet.Runnable
+}
+
+const recentTraces = 64
+
+func newLoop(e *Engine, idx int, gel gnet.EventLoop, priv gnetLoopPriv) (*Loop, error) {
+	w, err := newWatcher()
+	if err != nil {
+		return nil, err
+	}
+	l := &Loop{
+		e: e, idx: idx, gel: gel, poller: priv.poller, lnFDs: priv.listenerFDs, w: w,
+		conns: make(map[uint64]*Conn),
+		iov:   make([][]byte, 0, 64),
+	}
+	l.task = gnet.RunnableFunc(func(context.Context) error { l.onWatcher(); return nil })
+	go w.run(gel, l.task)
+	return l, nil
+}
+
+// Index is the loop's position, 0-based.
+func (l *Loop) Index() int { return l.idx }
+
+// now is the clock as of the current callback.
+func (l *Loop) now() int64 {
+	if l.depth == 0 {
+		return Now()
+	}
+	return l.nowNs
+}
+
+func (l *Loop) enter() {
+	if l.depth == 0 {
+		l.nowNs = Now()
+	}
+	l.depth++
+}
+
+// exit ends a callback. The outermost exit runs deferred work and flushes
+// every connection written to during the callback, so many small writes
+// leave as one writev.
+func (l *Loop) exit() {
+	if l.depth > 1 {
+		l.depth--
+		return
+	}
+	for len(l.runq) > 0 || len(l.dirty) > 0 {
+		for len(l.runq) > 0 {
+			fn := l.runq[0]
+			l.runq[0] = nil
+			l.runq = l.runq[1:]
+			fn()
+		}
+		for len(l.dirty) > 0 {
+			c := l.dirty[len(l.dirty)-1]
+			l.dirty[len(l.dirty)-1] = nil
+			l.dirty = l.dirty[:len(l.dirty)-1]
+			c.dirty = false
+			c.flush()
+		}
+	}
+	l.runq = l.runq[:0]
+	l.armTimer()
+	l.depth--
+}
+
+// defer runs fn at the end of the current callback, after the code that
+// asked for it has returned. Used to avoid re-entering a handler.
+func (l *Loop) deferFn(fn func()) { l.runq = append(l.runq, fn) }
+
+// Post runs fn on the loop. It is safe from any goroutine. It fails only when
+// the gnet engine is shutting down.
+func (l *Loop) Post(fn func()) error {
+	return l.gel.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+		l.enter()
+		fn()
+		l.exit()
+		return nil
+	}))
+}
+
+// armTimer points the timerfd at the earliest deadline if that moved earlier.
+func (l *Loop) armTimer() {
+	m := l.timers.min()
+	if m == 0 {
+		return
+	}
+	if l.armed == 0 || m < l.armed {
+		l.armed = m
+		l.w.arm(m)
+	}
+}
+
+// onWatcher runs on the loop for each batch the watcher collected.
+func (l *Loop) onWatcher() {
+	ready, tick := l.w.take()
+	l.enter()
+	for _, tok := range ready {
+		if c := l.conns[tok]; c != nil {
+			c.onWritable()
+		}
+	}
+	l.w.giveBack(ready)
+	if tick {
+		l.armed = 0
+		l.runTimers()
+	}
+	l.exit()
+}
+
+func (l *Loop) runTimers() {
+	now := l.nowNs
+	for {
+		t := l.timers.popDue(now)
+		if t == nil {
+			return
+		}
+		t.fire(now)
+	}
+}
+
+func (l *Loop) record(t *Trace) {
+	if len(l.recent) < recentTraces {
+		l.recent = append(l.recent, *t)
+		return
+	}
+	l.recent[l.recentNext] = *t
+	l.recentNext = (l.recentNext + 1) % recentTraces
+}

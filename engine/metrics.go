@@ -1,0 +1,109 @@
+package engine
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// engineMetrics holds pointers to every engine metric, created once at
+// start-up; hot paths never format a metric name. Gauges are callbacks that
+// read per-loop atomics at scrape time.
+type engineMetrics struct {
+	accepted      *metrics.Counter
+	rejected      *metrics.Counter
+	pauses        *metrics.Counter
+	detached      *metrics.Counter
+	closes        [2][numOutcomes]*metrics.Counter
+	aborts        [2]*metrics.Counter
+	abortBytes    [2]*metrics.Counter
+	in, out       [2]*metrics.Counter
+	phase         [numStates]*metrics.Histogram // time spent in a state, by the state left
+	lifetime      [2]*metrics.Histogram
+	closeSeq      *metrics.Histogram // ShutdownInitiated to SocketClosed
+	dials         [3]*metrics.Counter
+	dialsInFlight atomic.Int64
+}
+
+const (
+	dialOK = iota
+	dialError
+	dialTimeout
+)
+
+func newEngineMetrics(e *Engine) *engineMetrics {
+	s := e.set
+	m := &engineMetrics{}
+	m.accepted = s.NewCounter(`sluice_connections_accepted_total`)
+	m.rejected = s.NewCounter(`sluice_connections_rejected_total{reason="max_conns"}`)
+	m.pauses = s.NewCounter(`sluice_read_pauses_total`)
+	m.detached = s.NewCounter(`sluice_half_closed_by_peer_total`)
+	prefix := [2]string{"sluice_connection", "sluice_upstream_connection"}
+	for side := Downstream; side <= Upstream; side++ {
+		for o := Outcome(1); o < numOutcomes; o++ {
+			m.closes[side][o] = s.NewCounter(fmt.Sprintf(`%s_closes_total{outcome=%q}`, prefix[side], o))
+		}
+		m.aborts[side] = s.NewCounter(prefix[side] + `_aborts_total`)
+		m.abortBytes[side] = s.NewCounter(prefix[side] + `_abort_discarded_bytes_total`)
+		m.lifetime[side] = s.NewHistogram(prefix[side] + `_duration_seconds`)
+		dir := [2]string{"sluice_downstream", "sluice_upstream"}[side]
+		m.in[side] = s.NewCounter(dir + `_bytes_read_total`)
+		m.out[side] = s.NewCounter(dir + `_bytes_written_total`)
+		for st := State(0); st < SocketClosed; st++ {
+			side, st := side, st
+			name := fmt.Sprintf(`sluice_connections_active{state=%q}`, st)
+			if side == Upstream {
+				name = fmt.Sprintf(`sluice_upstream_connections_active{state=%q}`, st)
+			}
+			s.NewGauge(name, func() float64 {
+				var n int64
+				for _, l := range e.Loops() {
+					n += l.stateCount[side][st].Load()
+				}
+				return float64(n)
+			})
+		}
+	}
+	for st := State(0); st < SocketClosed; st++ {
+		m.phase[st] = s.NewHistogram(fmt.Sprintf(`sluice_connection_state_duration_seconds{state=%q}`, st))
+	}
+	m.closeSeq = s.NewHistogram(`sluice_close_sequence_duration_seconds`)
+	for i, r := range []string{"ok", "error", "timeout"} {
+		m.dials[i] = s.NewCounter(fmt.Sprintf(`sluice_upstream_dials_total{result=%q}`, r))
+	}
+	s.NewGauge(`sluice_upstream_dials_in_flight`, func() float64 { return float64(m.dialsInFlight.Load()) })
+	s.NewGauge(`sluice_output_buffered_bytes`, func() float64 {
+		var n int64
+		for _, l := range e.Loops() {
+			n += l.buffered.Load()
+		}
+		return float64(n)
+	})
+	return m
+}
+
+func (m *engineMetrics) observeState(side Side, prev, next State, spentNs int64) {
+	if side == Downstream && prev < SocketClosed && next != prev {
+		m.phase[prev].Update(float64(spentNs) / 1e9)
+	}
+}
+
+func (m *engineMetrics) bytesIn(side Side, n int)  { m.in[side].Add(n) }
+func (m *engineMetrics) bytesOut(side Side, n int) { m.out[side].Add(n) }
+
+func (m *engineMetrics) abort(side Side, discarded int64) {
+	m.aborts[side].Inc()
+	m.abortBytes[side].Add(int(discarded))
+}
+
+func (m *engineMetrics) closed(t *Trace) {
+	if t.Outcome > 0 && t.Outcome < numOutcomes {
+		m.closes[t.Side][t.Outcome].Inc()
+	}
+	end := t.Entered[SocketClosed]
+	m.lifetime[t.Side].Update(float64(end-t.Entered[Created]) / 1e9)
+	if s := t.Entered[ShutdownInitiated]; s != 0 && t.Side == Downstream {
+		m.closeSeq.Update(float64(end-s) / 1e9)
+	}
+}

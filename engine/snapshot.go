@@ -1,0 +1,136 @@
+package engine
+
+import (
+	"context"
+	"sort"
+)
+
+// ConnInfo describes one live connection for /debug/connections.
+type ConnInfo struct {
+	ID         string  `json:"id"`
+	Side       string  `json:"side"`
+	Listener   string  `json:"listener,omitempty"`
+	Loop       int     `json:"loop"`
+	Local      string  `json:"local"`
+	Remote     string  `json:"remote"`
+	State      string  `json:"state"`
+	AgeSeconds float64 `json:"age_seconds"`
+	InStateMs  float64 `json:"in_state_ms"`
+	BytesIn    int64   `json:"bytes_in"`
+	BytesOut   int64   `json:"bytes_out"`
+	Pending    int     `json:"bytes_pending"`
+	ReadPaused bool    `json:"read_paused,omitempty"`
+	PeerEOF    bool    `json:"peer_eof,omitempty"`
+}
+
+// TraceInfo is a finished connection's close trace.
+type TraceInfo struct {
+	ID        string             `json:"id"`
+	Side      string             `json:"side"`
+	Listener  string             `json:"listener,omitempty"`
+	Remote    string             `json:"remote"`
+	Outcome   string             `json:"outcome"`
+	Cause     string             `json:"cause,omitempty"`
+	BytesIn   int64              `json:"bytes_in"`
+	BytesOut  int64              `json:"bytes_out"`
+	Discarded int64              `json:"bytes_discarded,omitempty"`
+	Duration  float64            `json:"duration_ms"`
+	States    map[string]float64 `json:"states_ms"` // ms after Created
+	Delivered *float64           `json:"delivered_ms,omitempty"`
+	Close     string             `json:"close_sequence,omitempty"`
+}
+
+// Snapshot is the engine's live connections and its recent close traces.
+type Snapshot struct {
+	Conns  []ConnInfo  `json:"connections"`
+	Recent []TraceInfo `json:"recent_closes"`
+}
+
+// Snapshot collects live connections and recent close traces by running a
+// task on each loop, so it never races the loops. A loop that does not
+// answer before ctx ends is left out.
+func (e *Engine) Snapshot(ctx context.Context) (Snapshot, error) {
+	type part struct {
+		conns  []ConnInfo
+		recent []Trace
+	}
+	loops := e.Loops()
+	parts := make(chan part, len(loops))
+	posted := 0
+	for _, l := range loops {
+		l := l
+		err := l.Post(func() {
+			now := l.now()
+			var p part
+			for _, c := range l.conns {
+				ci := ConnInfo{
+					ID: connID(c.id), Side: c.side.String(), Listener: c.listener, Loop: l.idx,
+					State:      c.state.String(),
+					AgeSeconds: float64(now-c.trace.Entered[Created]) / 1e9,
+					InStateMs:  float64(now-c.stateSince) / 1e6,
+					BytesIn:    c.trace.BytesIn, BytesOut: c.trace.BytesOut,
+					Pending: c.out.len(), ReadPaused: c.paused, PeerEOF: c.readEOF,
+				}
+				if c.local != nil {
+					ci.Local = c.local.String()
+				}
+				if c.remote != nil {
+					ci.Remote = c.remote.String()
+				}
+				p.conns = append(p.conns, ci)
+			}
+			p.recent = append(p.recent, l.recent...)
+			parts <- p
+		})
+		if err == nil {
+			posted++
+		}
+	}
+	var s Snapshot
+	var traces []Trace
+	var err error
+	for ; posted > 0; posted-- {
+		select {
+		case p := <-parts:
+			s.Conns = append(s.Conns, p.conns...)
+			traces = append(traces, p.recent...)
+		case <-ctx.Done():
+			err = ctx.Err()
+			posted = 1
+		}
+	}
+	sort.Slice(s.Conns, func(i, j int) bool { return s.Conns[i].AgeSeconds > s.Conns[j].AgeSeconds })
+	sort.Slice(traces, func(i, j int) bool {
+		return traces[i].Entered[SocketClosed] > traces[j].Entered[SocketClosed]
+	})
+	for i := range traces {
+		s.Recent = append(s.Recent, traces[i].Info())
+	}
+	return s, err
+}
+
+// Info converts a trace for JSON.
+func (t *Trace) Info() TraceInfo {
+	created := t.Entered[Created]
+	ti := TraceInfo{
+		ID: connID(t.ID), Side: t.Side.String(), Listener: t.Listener, Remote: t.Remote,
+		Outcome: t.Outcome.String(), BytesIn: t.BytesIn, BytesOut: t.BytesOut,
+		Discarded: t.Discarded,
+		Duration:  float64(t.Entered[SocketClosed]-created) / 1e6,
+		States:    map[string]float64{},
+		Close:     t.CloseSequence(),
+	}
+	if t.Cause != OutcomeNone {
+		ti.Cause = t.Cause.String()
+	}
+	for st := State(0); st < numStates; st++ {
+		if at := t.Entered[st]; at != 0 {
+			ti.States[st.String()] = float64(at-created) / 1e6
+		}
+	}
+	if t.Delivered != 0 {
+		d := float64(t.Delivered-created) / 1e6
+		ti.Delivered = &d
+	}
+	return ti
+}
