@@ -96,3 +96,20 @@ func hexVal(b byte) int64 {
 		return int64(b-'A') + 10
 	}
 }
+
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// hasCtl reports whether any byte of w is below 0x20 (HTAB included, so the
+// caller rechecks byte by byte) or is DEL. It uses the borrow trick: x-n
+// sets a byte's high bit when that byte is below n and had its high bit
+// clear; a borrow only ever spreads from a byte that matched, so the answer
+// is exact for "any".
+func hasCtl(w uint64) bool {
+	below := (w - lsb*0x20) &^ w & msb
+	x := w ^ (lsb * 0x7f)
+	del := (x - lsb) &^ x & msb
+	return below|del != 0
+}

@@ -55,7 +55,6 @@ var (
 	ErrMultipleHost         = newErr("multiple_host", 400, "more than one Host field line")
 	ErrBadHost              = newErr("bad_host", 400, "invalid Host field value")
 	ErrBadTrailerField      = newErr("bad_trailer_field", 400, "framing field named in Trailer or sent as a trailer")
-	ErrBadTrailerSection    = newErr("bad_trailer_section", 400, "malformed trailer section")
 	ErrTrailerTooLarge      = newErr("trailer_too_large", 431, "trailer section larger than the configured limit")
 	ErrUnexpectedEOF        = newErr("unexpected_eof", 400, "connection closed before the message body ended")
 )

@@ -1,6 +1,9 @@
 package h1
 
-import "bytes"
+import (
+	"bytes"
+	"encoding/binary"
+)
 
 // BodyKind says how a message body is delimited (RFC 9112 §6.3).
 type BodyKind uint8
@@ -448,6 +451,11 @@ func parseField(b []byte, i int) (name, value []byte, next int, e *Error) {
 		i++
 	}
 	vs := i
+	// Eight bytes at a time while none is a control character; the byte
+	// loop then finds the CR (or the offending byte) exactly.
+	for i+8 <= len(b) && !hasCtl(binary.LittleEndian.Uint64(b[i:])) {
+		i += 8
+	}
 	for class[b[i]]&cValue != 0 {
 		i++
 	}
