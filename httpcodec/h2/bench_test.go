@@ -1,0 +1,163 @@
+package h2
+
+import (
+	"bytes"
+	"testing"
+
+	"golang.org/x/net/http2/hpack"
+)
+
+// typicalRequest is what a browser sends for a page.
+func typicalRequest() []hpack.HeaderField {
+	return []hpack.HeaderField{
+		hf(":method", "GET"),
+		hf(":scheme", "https"),
+		hf(":authority", "www.example.com"),
+		hf(":path", "/products/list?page=2&sort=price"),
+		hf("user-agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"),
+		hf("accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+		hf("accept-language", "en-US,en;q=0.5"),
+		hf("accept-encoding", "gzip, deflate, br, zstd"),
+		hf("referer", "https://www.example.com/products/list?page=1"),
+		hf("cookie", "session=8f14e45fceea167a5a36dedd4bea2543; theme=dark"),
+		hf("sec-fetch-dest", "document"),
+		hf("sec-fetch-mode", "navigate"),
+		hf("upgrade-insecure-requests", "1"),
+	}
+}
+
+func typicalRequestBlock() []byte {
+	var buf bytes.Buffer
+	enc := hpack.NewEncoder(&buf)
+	for _, f := range typicalRequest() {
+		enc.WriteField(f)
+	}
+	return buf.Bytes()
+}
+
+// benchCase is one frame to parse or encode. The xnet hooks are set by
+// bench_xnet_test.go (build tag h2xnet), which can build
+// golang.org/x/net/http2 only with the alternate module file; see doc.go.
+type benchCase struct {
+	name    string
+	frame   []byte
+	payload []byte
+	encode  func(dst []byte) []byte
+}
+
+var (
+	xnetParse  func(b *testing.B, frame []byte)
+	xnetEncode func(b *testing.B, name string, payload []byte)
+)
+
+func benchCases() []benchCase {
+	d1 := bytes.Repeat([]byte{'d'}, 1<<10)
+	d16 := bytes.Repeat([]byte{'d'}, 16<<10)
+	block := typicalRequestBlock()
+	return []benchCase{
+		{"DATA-1KiB", AppendData(nil, 1, false, d1), d1, func(dst []byte) []byte { return AppendData(dst, 1, false, d1) }},
+		{"DATA-16KiB", AppendData(nil, 1, false, d16), d16, func(dst []byte) []byte { return AppendData(dst, 1, false, d16) }},
+		{"HEADERS-request", AppendHeaders(nil, 1, true, true, block), block, func(dst []byte) []byte { return AppendHeaders(dst, 1, true, true, block) }},
+	}
+}
+
+func BenchmarkFrameParse(b *testing.B) {
+	for _, bc := range benchCases() {
+		b.Run(bc.name, func(b *testing.B) {
+			b.Run("sluice", func(b *testing.B) {
+				var fr Framer
+				b.ReportAllocs()
+				b.SetBytes(int64(len(bc.frame)))
+				for b.Loop() {
+					if _, _, err := fr.ReadFrame(bc.frame); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			if xnetParse != nil {
+				b.Run("xnet", func(b *testing.B) { xnetParse(b, bc.frame) })
+			}
+		})
+	}
+}
+
+func BenchmarkFrameEncode(b *testing.B) {
+	for _, bc := range benchCases() {
+		b.Run(bc.name, func(b *testing.B) {
+			b.Run("sluice", func(b *testing.B) {
+				dst := make([]byte, 0, len(bc.frame))
+				b.ReportAllocs()
+				b.SetBytes(int64(len(bc.frame)))
+				for b.Loop() {
+					dst = bc.encode(dst[:0])
+				}
+			})
+			if xnetEncode != nil {
+				b.Run("xnet", func(b *testing.B) { xnetEncode(b, bc.name, bc.payload) })
+			}
+		})
+	}
+}
+
+// BenchmarkConnData measures the whole receive path of a server Conn for
+// DATA frames: parse, state, flow control, delivery, Consumed and the
+// WINDOW_UPDATEs it earns.
+func BenchmarkConnData(b *testing.B) {
+	for _, size := range []int{1 << 10, 16 << 10} {
+		b.Run(sizeName(size), func(b *testing.B) {
+			h := &consumeHandler{}
+			c := NewConn(Server, Config{}, h, t0)
+			h.c = c
+			in := append([]byte(ClientPreface), AppendSettings(nil)...)
+			in = append(in, AppendSettingsAck(nil)...)
+			in = append(in, AppendHeaders(nil, 1, false, true, typicalPostBlock())...)
+			if _, err := c.Feed(t0, in); err != nil {
+				b.Fatal(err)
+			}
+			frame := AppendData(nil, 1, false, bytes.Repeat([]byte{'d'}, size))
+			out := make([]byte, 0, 1<<16)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(frame)))
+			for b.Loop() {
+				if _, err := c.Feed(t0, frame); err != nil {
+					b.Fatal(err)
+				}
+				out = c.AppendOutput(out[:0])
+			}
+		})
+	}
+}
+
+func sizeName(n int) string {
+	if n >= 1<<10 {
+		return itoa(n>>10) + "KiB"
+	}
+	return itoa(n) + "B"
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}
+
+func typicalPostBlock() []byte {
+	var buf bytes.Buffer
+	enc := hpack.NewEncoder(&buf)
+	for _, f := range postFields() {
+		enc.WriteField(f)
+	}
+	return buf.Bytes()
+}
+
+type consumeHandler struct {
+	NopHandler
+	c *Conn
+}
+
+func (h *consumeHandler) OnData(id uint32, data []byte, es bool) { h.c.Consumed(id, len(data)) }
