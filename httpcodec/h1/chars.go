@@ -102,14 +102,15 @@ const (
 	msb = 0x8080808080808080
 )
 
-// hasCtl reports whether any byte of w is below 0x20 (HTAB included, so the
-// caller rechecks byte by byte) or is DEL. It uses the borrow trick: x-n
-// sets a byte's high bit when that byte is below n and had its high bit
-// clear; a borrow only ever spreads from a byte that matched, so the answer
-// is exact for "any".
-func hasCtl(w uint64) bool {
+// ctlMask flags (high bit of the byte) the bytes of w, read little-endian,
+// that are below 0x20 (HTAB included) or are DEL. It uses the borrow trick:
+// x-n sets a byte's high bit when that byte is below n and had its high bit
+// clear. A borrow only spreads upward from a byte that matched, so the mask
+// is non-zero exactly when some byte matches and its lowest flag marks the
+// first such byte; flags above it may be spurious.
+func ctlMask(w uint64) uint64 {
 	below := (w - lsb*0x20) &^ w & msb
 	x := w ^ (lsb * 0x7f)
 	del := (x - lsb) &^ x & msb
-	return below|del != 0
+	return below | del
 }

@@ -2,20 +2,30 @@ package h1
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"math/rand/v2"
 	"testing"
 )
 
-func naiveHasCtl(b []byte) bool {
-	for _, c := range b {
+// firstCtl returns the index of the first control byte, or 8.
+func firstCtl(b []byte) int {
+	for i, c := range b {
 		if c < 0x20 || c == 0x7f {
-			return true
+			return i
 		}
 	}
-	return false
+	return 8
 }
 
-func TestHasCtl(t *testing.T) {
+func maskFirst(w uint64) int {
+	m := ctlMask(w)
+	if m == 0 {
+		return 8
+	}
+	return bits.TrailingZeros64(m) >> 3
+}
+
+func TestCtlMask(t *testing.T) {
 	var b [8]byte
 	for pos := range 8 {
 		for v := range 256 {
@@ -23,7 +33,7 @@ func TestHasCtl(t *testing.T) {
 				b[i] = 'a'
 			}
 			b[pos] = byte(v)
-			if got, want := hasCtl(binary.LittleEndian.Uint64(b[:])), naiveHasCtl(b[:]); got != want {
+			if got, want := maskFirst(binary.LittleEndian.Uint64(b[:])), firstCtl(b[:]); got != want {
 				t.Fatalf("%q: %v, want %v", b, got, want)
 			}
 		}
@@ -34,7 +44,7 @@ func TestHasCtl(t *testing.T) {
 		for i := range b {
 			b[i] = alphabet[r.IntN(len(alphabet))]
 		}
-		if got, want := hasCtl(binary.LittleEndian.Uint64(b[:])), naiveHasCtl(b[:]); got != want {
+		if got, want := maskFirst(binary.LittleEndian.Uint64(b[:])), firstCtl(b[:]); got != want {
 			t.Fatalf("%q: %v, want %v", b, got, want)
 		}
 	}

@@ -69,14 +69,56 @@ func AppendHeaders(dst []byte, h *Headers) []byte {
 // a Connection field). The proxy then adds its own fields (Via,
 // X-Forwarded-For, Transfer-Encoding if it re-chunks) and AppendEndOfHead.
 func AppendEndToEnd(dst []byte, h *Headers) []byte {
-	hasConn := h.Has("connection")
+	// Collect the Connection values once; past a handful, fall back to
+	// h.IsHopByHop, which rescans.
+	// The usual options ("keep-alive", "close", "upgrade") name no field
+	// that is not already dropped; only other options need a per-field look.
+	var conn [4][]byte
+	nconn := 0
 	for _, f := range h.fields {
-		if IsHopByHopName(f.Name) || hasConn && h.IsHopByHop(f.Name) {
+		if len(f.Name) == 10 && equalFold(f.Name, "connection") && namesOthers(f.Value) {
+			if nconn < len(conn) {
+				conn[nconn] = f.Value
+			}
+			nconn++
+		}
+	}
+	for _, f := range h.fields {
+		if IsHopByHopName(f.Name) {
+			continue
+		}
+		if nconn > len(conn) {
+			if h.IsHopByHop(f.Name) {
+				continue
+			}
+		} else if nconn > 0 && nominable(f.Name) && nominated(conn[:nconn], f.Name) {
 			continue
 		}
 		dst = AppendHeader(dst, f.Name, f.Value)
 	}
 	return dst
+}
+
+// namesOthers reports whether a Connection value has an option other than
+// close and the fixed hop-by-hop names.
+func namesOthers(v []byte) bool {
+	for len(v) > 0 {
+		var el []byte
+		el, v = nextElem(v)
+		if len(el) > 0 && !IsHopByHopName(el) && !equalFold(el, "close") {
+			return true
+		}
+	}
+	return false
+}
+
+func nominated(conn [][]byte, name []byte) bool {
+	for _, v := range conn {
+		if listHas(v, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // AppendRequestHead appends r's head as parsed: request line, every field,

@@ -87,22 +87,24 @@ func nextElem(v []byte) (elem, rest []byte) {
 	return trimOWS(v), nil
 }
 
-// hopByHop are the fields that describe one connection, never the message,
-// so a proxy must not forward them (RFC 9110 §7.6.1; Keep-Alive and
-// Proxy-Connection are their pre-standard relatives).
-var hopByHop = [...]string{
-	"connection", "keep-alive", "proxy-connection", "te",
-	"trailer", "transfer-encoding", "upgrade",
-}
-
 // IsHopByHopName reports whether name is one of the fixed hop-by-hop field
 // names: Connection, Keep-Alive, Proxy-Connection, TE, Trailer,
-// Transfer-Encoding, Upgrade.
+// Transfer-Encoding, Upgrade. They describe one connection, never the
+// message, so a proxy must not forward them (RFC 9110 §7.6.1; Keep-Alive
+// and Proxy-Connection are their pre-standard relatives).
 func IsHopByHopName(name []byte) bool {
-	for _, s := range hopByHop {
-		if equalFold(name, s) {
-			return true
-		}
+	// Dispatch on length so most names cost one comparison at most.
+	switch len(name) {
+	case 2:
+		return equalFold(name, "te")
+	case 7:
+		return equalFold(name, "trailer") || equalFold(name, "upgrade")
+	case 10:
+		return equalFold(name, "connection") || equalFold(name, "keep-alive")
+	case 16:
+		return equalFold(name, "proxy-connection")
+	case 17:
+		return equalFold(name, "transfer-encoding")
 	}
 	return false
 }
@@ -121,7 +123,7 @@ func (h *Headers) IsHopByHop(name []byte) bool {
 	if IsHopByHopName(name) {
 		return true
 	}
-	if equalFold(name, "host") || equalFold(name, "content-length") {
+	if !nominable(name) {
 		return false
 	}
 	for i := h.Index("connection", 0); i >= 0; i = h.Index("connection", i+1) {
@@ -130,4 +132,9 @@ func (h *Headers) IsHopByHop(name []byte) bool {
 		}
 	}
 	return false
+}
+
+// nominable reports whether a Connection option may remove the field.
+func nominable(name []byte) bool {
+	return !equalFold(name, "host") && !equalFold(name, "content-length")
 }

@@ -3,6 +3,7 @@ package h1
 import (
 	"bytes"
 	"encoding/binary"
+	"math/bits"
 )
 
 // BodyKind says how a message body is delimited (RFC 9112 §6.3).
@@ -451,12 +452,24 @@ func parseField(b []byte, i int) (name, value []byte, next int, e *Error) {
 		i++
 	}
 	vs := i
-	// Eight bytes at a time while none is a control character; the byte
-	// loop then finds the CR (or the offending byte) exactly.
-	for i+8 <= len(b) && !hasCtl(binary.LittleEndian.Uint64(b[i:])) {
-		i += 8
-	}
-	for class[b[i]]&cValue != 0 {
+	// Eight bytes at a time up to the first control byte; HTAB is the only
+	// one a value may hold, so step over it and go on.
+	for {
+		if i+8 <= len(b) {
+			m := ctlMask(binary.LittleEndian.Uint64(b[i:]))
+			if m == 0 {
+				i += 8
+				continue
+			}
+			i += bits.TrailingZeros64(m) >> 3
+		} else {
+			for class[b[i]]&cValue != 0 {
+				i++
+			}
+		}
+		if b[i] != '\t' {
+			break
+		}
 		i++
 	}
 	if b[i] != '\r' {
