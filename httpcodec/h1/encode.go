@@ -66,7 +66,8 @@ func AppendHeaders(dst []byte, h *Headers) []byte {
 
 // AppendEndToEnd appends the fields of h a proxy forwards: all but those
 // h.IsHopByHop reports (the fixed hop-by-hop names and every name listed in
-// a Connection field). The proxy then adds its own fields (Via,
+// a Connection field), and only the first of repeated identical
+// Content-Length lines. The proxy then adds its own fields (Via,
 // X-Forwarded-For, Transfer-Encoding if it re-chunks) and AppendEndOfHead.
 func AppendEndToEnd(dst []byte, h *Headers) []byte {
 	// Collect the Connection values once; past a handful, fall back to
@@ -83,9 +84,18 @@ func AppendEndToEnd(dst []byte, h *Headers) []byte {
 			nconn++
 		}
 	}
+	seenCL := false
 	for _, f := range h.fields {
 		if IsHopByHopName(f.Name) {
 			continue
+		}
+		if len(f.Name) == 14 && equalFold(f.Name, "content-length") {
+			// Identical repeats were accepted; forward one (RFC 9110 §8.6:
+			// "replace that invalid field value with a single instance").
+			if seenCL {
+				continue
+			}
+			seenCL = true
 		}
 		if nconn > len(conn) {
 			if h.IsHopByHop(f.Name) {

@@ -56,7 +56,8 @@ func TestHopByHopRewrite(t *testing.T) {
 		"Upgrade: h2c\n" +
 		"x-private: secret\n" +
 		"Accept: */*\n" +
-		"Content-Length: 0\n\n"))
+		"Content-Length: 0\n" +
+		"content-length: 0\n\n"))
 	var p h1.Parser
 	var r h1.Request
 	_, err := p.ParseRequest(&r, in)
@@ -135,4 +136,16 @@ func Example() {
 	// Output:
 	// "POST /api HTTP/1.1\r\nHost: example.com\r\nContent-Length: 4\r\nVia: 1.1 sluice\r\n\r\nping"
 	// "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\npong\r\n0\r\n\r\n"
+}
+
+func TestAppendEndToEndManyConnectionLines(t *testing.T) {
+	in := crlf("GET / HTTP/1.1\nHost: a\nConnection: a\nConnection: b\nConnection: c\nConnection: d\nConnection: e\n" +
+		"A: 1\nB: 2\nE: 5\nF: 6\n\n")
+	var p h1.Parser
+	var r h1.Request
+	_, err := p.ParseRequest(&r, []byte(in))
+	mustNil(t, err)
+	if got := string(h1.AppendEndToEnd(nil, &r.Headers)); got != "Host: a\r\nF: 6\r\n" {
+		t.Errorf("got %q", got)
+	}
 }

@@ -3,6 +3,7 @@ package h1_test
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -93,3 +94,5 @@ func mustNil(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+func newRand() *rand.Rand { return rand.New(rand.NewPCG(7, 11)) }

@@ -43,13 +43,18 @@ const (
 // those bytes alone: copy what must outlive the next read into that buffer.
 // Reuse one Request per connection with Reset to avoid allocation.
 type Request struct {
-	Method    []byte
-	Target    []byte
-	Form      TargetForm
-	Minor     int // 0 for HTTP/1.0, 1 for HTTP/1.1
-	Headers   Headers
-	Host      []byte // value of the Host field, nil if absent
-	Authority []byte // host[:port] of an absolute-form or authority-form target, else nil
+	Method  []byte
+	Target  []byte
+	Form    TargetForm
+	Minor   int // 0 for HTTP/1.0, 1 for HTTP/1.1
+	Headers Headers
+	Host    []byte // value of the Host field, nil if absent
+	// Authority is host[:port] of an absolute-form or authority-form
+	// target, else nil. When set, it names the target host, not Host (RFC
+	// 9112 §3.2.2: "the proxy MUST ignore the received Host header field
+	// (if any) and instead replace it with the host information of the
+	// request-target").
+	Authority []byte
 
 	Body          BodyKind // BodyNone, BodyLength or BodyChunked
 	ContentLength int64    // when Body == BodyLength; -1 otherwise
@@ -100,8 +105,9 @@ func (r *Response) Reset() {
 // Parser parses request and response heads from a buffer without copying.
 // It remembers how far it has searched for the end of an incomplete head, so
 // that retrying with more bytes does not rescan; the zero value is ready to
-// use. A Parser is owned by one connection (one event loop), it is not safe
-// for concurrent use.
+// use. A Parser is owned by one connection (one event loop) and one
+// direction: the client side parses requests, the upstream side responses.
+// It is not safe for concurrent use.
 type Parser struct {
 	Config Config
 	scan   lineScanner
@@ -122,6 +128,31 @@ type lineScanner struct {
 // find returns the index just past the LF of the blank line ending the
 // section that starts at buf[0]. maxFirst > 0 limits the first line (414).
 func (s *lineScanner) find(buf []byte, maxBytes, maxFirst int, tooLarge *Error) (int, *Error) {
+	if s.scanned > len(buf) {
+		*s = lineScanner{} // a shorter buffer: the caller did not Reset
+	}
+	end, e := s.scan(buf, maxBytes, maxFirst, tooLarge)
+	if end > 0 && !terminated(buf[:end], maxFirst == 0) {
+		// Only reachable when the buffer changed without a Reset: the
+		// remembered position was stale. Start over, so that the section
+		// handed to the field parser always ends with its blank line.
+		*s = lineScanner{}
+		end, e = s.scan(buf, maxBytes, maxFirst, tooLarge)
+	}
+	return end, e
+}
+
+// terminated reports whether b ends with CRLF CRLF, or is a lone CRLF when
+// the section may be empty (trailers).
+func terminated(b []byte, mayBeEmpty bool) bool {
+	n := len(b)
+	if mayBeEmpty && n == 2 {
+		return string(b) == "\r\n"
+	}
+	return n >= 4 && string(b[n-4:]) == "\r\n\r\n"
+}
+
+func (s *lineScanner) scan(buf []byte, maxBytes, maxFirst int, tooLarge *Error) (int, *Error) {
 	for {
 		j := bytes.IndexByte(buf[s.scanned:], '\n')
 		if j < 0 {
@@ -177,6 +208,9 @@ func (p *Parser) ParseRequest(req *Request, buf []byte) (n int, err error) {
 
 func (p *Parser) parseRequest(req *Request, b []byte) *Error {
 	lineEnd := bytes.IndexByte(b, '\n') - 1 // b[lineEnd] == '\r'
+	if lineEnd < 0 || b[lineEnd] != '\r' {
+		return ErrBareLF // only when a changed buffer was passed without Reset
+	}
 	line := b[:lineEnd]
 	if bytes.IndexByte(line, '\r') >= 0 {
 		return ErrBareCR
@@ -279,6 +313,9 @@ func (p *Parser) ParseResponse(resp *Response, buf []byte, m MethodClass) (n int
 
 func (p *Parser) parseResponse(resp *Response, b []byte, m MethodClass) *Error {
 	lineEnd := bytes.IndexByte(b, '\n') - 1
+	if lineEnd < 0 || b[lineEnd] != '\r' {
+		return ErrBareLF // only when a changed buffer was passed without Reset
+	}
 	line := b[:lineEnd]
 	if bytes.IndexByte(line, '\r') >= 0 {
 		return ErrBareCR

@@ -356,3 +356,37 @@ func TestStatusFor(t *testing.T) {
 		t.Error("wrapped")
 	}
 }
+
+// TestMisuseDoesNotPanic passes a Parser a different buffer after
+// ErrNeedMore without calling Reset. The results are unspecified, but the
+// parser must not panic or read out of bounds.
+func TestMisuseDoesNotPanic(t *testing.T) {
+	pieces := []string{"GET / HTTP/1.1\r\n", "Host: a\r\n", "\r\n", "\n", "\r", "X: 1\r\n", " ", "POST", "\r\n\r\n", "HTTP/1.1 200 OK\r\n"}
+	r := newRand()
+	var p h1.Parser
+	var req h1.Request
+	var resp h1.Response
+	var d h1.BodyDecoder
+	for range 20000 {
+		var a, b []byte
+		for range r.IntN(6) {
+			a = append(a, pieces[r.IntN(len(pieces))]...)
+		}
+		for range r.IntN(8) {
+			b = append(b, pieces[r.IntN(len(pieces))]...)
+		}
+		switch r.IntN(3) {
+		case 0:
+			p.ParseRequest(&req, a)
+			p.ParseRequest(&req, b)
+		case 1:
+			d.Reset(h1.BodyChunked, -1)
+			for _, in := range [][]byte{[]byte("0\r\n"), a, b, a} {
+				d.Decode(in)
+			}
+		default:
+			p.ParseResponse(&resp, a, h1.MethodOther)
+			p.ParseResponse(&resp, b, h1.MethodOther)
+		}
+	}
+}
