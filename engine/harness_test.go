@@ -70,10 +70,17 @@ func (cl *closes) next(t testing.TB, d time.Duration) Trace {
 // echo writes back what it reads and records its close.
 type echo struct {
 	BaseHandler
-	cl *closes
+	cl     *closes
+	opened chan *Conn
 }
 
-func (h *echo) OnOpen(c *Conn)               { c.Advance(DataTransfer) }
+func (h *echo) OnOpen(c *Conn) {
+	c.Advance(DataTransfer)
+	if h.opened != nil {
+		h.opened <- c
+	}
+}
+
 func (h *echo) OnData(c *Conn, b []byte) int { c.Write(b); return len(b) }
 func (h *echo) OnClosed(c *Conn, t *Trace)   { h.cl.add(t) }
 func dialT(t testing.TB, addr string) *net.TCPConn {

@@ -74,6 +74,9 @@ func (s *sender) pump(c *Conn) {
 }
 
 func (s *sender) OnWritable(c *Conn) { s.pump(c) }
+
+// OnDrain lets the transfer finish: it is work in progress.
+func (s *sender) OnDrain(c *Conn) {}
 func (s *sender) OnCloseNotify(c *Conn) bool {
 	if s.closeNfy == nil {
 		return false

@@ -1,0 +1,98 @@
+package engine
+
+import (
+	"errors"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// upstreamEcho is a net/http-free echo backend on 127.0.0.1.
+func upstreamEcho(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+type dialed struct {
+	BaseHandler
+	opened chan *Conn
+	data   chan []byte
+	cl     *closes
+}
+
+func (d *dialed) OnOpen(c *Conn) { c.Advance(DataTransfer); d.opened <- c }
+func (d *dialed) OnData(c *Conn, b []byte) int {
+	d.data <- append([]byte(nil), b...)
+	return len(b)
+}
+func (d *dialed) OnClosed(c *Conn, t *Trace) { d.cl.add(t) }
+
+func TestDialPlacesUpstreamOnLoop(t *testing.T) {
+	e, _ := startEngine(t, Config{}, func(c *Conn) Handler { return BaseHandler{} })
+	up := upstreamEcho(t)
+	for _, l := range e.Loops() {
+		d := &dialed{opened: make(chan *Conn, 1), data: make(chan []byte, 16), cl: newCloses()}
+		l.Post(func() { l.Dial(up, time.Second, d, func(err error) { t.Errorf("dial: %v", err) }) })
+		var c *Conn
+		select {
+		case c = <-d.opened:
+		case <-time.After(5 * time.Second):
+			t.Fatal("dial did not complete")
+		}
+		if c.Loop() != l || c.Side() != Upstream {
+			t.Fatalf("dialed conn on loop %d side %v, want loop %d upstream", c.Loop().Index(), c.Side(), l.Index())
+		}
+		l.Post(func() { c.Write([]byte("ping")) })
+		if got := <-d.data; string(got) != "ping" {
+			t.Fatalf("echo %q", got)
+		}
+		l.Post(func() { c.Close(Clean) })
+		tr := d.cl.next(t, 5*time.Second)
+		if tr.Outcome != Clean || tr.Side != Upstream {
+			t.Fatalf("trace %+v", tr)
+		}
+	}
+	if got := e.met.dials[dialOK].Get(); got != uint64(len(e.Loops())) {
+		t.Fatalf("dial ok counter %d", got)
+	}
+}
+
+func TestDialErrors(t *testing.T) {
+	e, _ := startEngine(t, Config{}, func(c *Conn) Handler { return BaseHandler{} })
+	l := e.Loops()[0]
+	// A port nobody listens on: refused.
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := ln.Addr().String()
+	ln.Close()
+	errc := make(chan error, 1)
+	l.Dial(dead, time.Second, BaseHandler{}, func(err error) { errc <- err })
+	if err := <-errc; !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("refused dial: %v", err)
+	}
+	// A timeout too small to connect in: a net.Error with Timeout().
+	l.Dial(upstreamEcho(t), time.Nanosecond, BaseHandler{}, func(err error) { errc <- err })
+	err := <-errc
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("timeout dial: %v", err)
+	}
+	if e.met.dials[dialError].Get() != 1 || e.met.dials[dialTimeout].Get() != 1 {
+		t.Fatalf("dial counters error=%d timeout=%d", e.met.dials[dialError].Get(), e.met.dials[dialTimeout].Get())
+	}
+}
