@@ -117,6 +117,18 @@ func classify(err error, handshaking bool, lastAlert Alert, sawAlert bool) *Erro
 		e.Alert, e.HasAlert = lastAlert, true
 	}
 	var rhe tls.RecordHeaderError
+	if !e.HasAlert && !handshaking && errors.As(err, &rhe) {
+		// After the handshake crypto/tls rejects a record header for two
+		// reasons, each with an alert it sends encrypted and does not
+		// report: a version other than 0x0303 (checked first), or a length
+		// over the ciphertext limit.
+		e.HasAlert = true
+		if rhe.RecordHeader[1] != 3 || rhe.RecordHeader[2] != 3 {
+			e.Alert = AlertProtocolVersion
+		} else {
+			e.Alert = AlertRecordOverflow
+		}
+	}
 	switch {
 	case !e.Local:
 		e.Reason = ReasonPeerAlert
