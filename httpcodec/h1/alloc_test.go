@@ -21,6 +21,16 @@ func TestAllocsParseRequest(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("ParseRequest: %v allocs/op", allocs)
 	}
+	allocs = testing.AllocsPerRun(100, func() {
+		h := &r.Headers
+		if h.Get("cookie") == nil || !h.Has("Accept") || !h.HasToken("accept-encoding", "br") ||
+			h.IsHopByHop([]byte("Cookie")) || h.Index("sec-fetch-dest", 0) < 0 {
+			t.Fatal("lookup")
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("header lookups: %v allocs/op", allocs)
+	}
 	if r.Headers.Len() != 14 {
 		t.Errorf("%d fields", r.Headers.Len())
 	}

@@ -78,6 +78,9 @@ func decodeAll(d *h1.BodyDecoder, in []byte, eof bool) (body []byte, trailers st
 		if err != nil {
 			return body, "", n, err
 		}
+		if k == 0 && !d.Done() {
+			panic("BodyDecoder.Decode made no progress and returned no error")
+		}
 		body = append(body, data...)
 		n += k
 	}
