@@ -66,6 +66,8 @@ type testConn struct {
 
 	events      []event
 	autoConsume bool // report DATA consumed as soon as it is delivered
+	quiet       bool // count events without recording them (allocation tests)
+	seen        map[string]int
 
 	// Hooks run inside the callbacks, for tests that answer in place.
 	onHeaders func(id uint32, h *Headers)
@@ -73,17 +75,32 @@ type testConn struct {
 	onWindow  func(id uint32)
 }
 
+// record appends e unless the conn is quiet; it always counts it.
+func (tc *testConn) record(e event) {
+	tc.seen[e.kind]++
+	if !tc.quiet {
+		tc.events = append(tc.events, e)
+	}
+}
+
 func (tc *testConn) OnHeaders(id uint32, h *Headers) {
+	if tc.quiet {
+		tc.seen["headers"]++
+		if tc.onHeaders != nil {
+			tc.onHeaders(id, h)
+		}
+		return
+	}
 	e := event{kind: "headers", id: id, fields: append([]hpack.HeaderField(nil), h.Fields...), es: h.EndStream, hdr: *h}
 	e.hdr.Fields = e.fields
-	tc.events = append(tc.events, e)
+	tc.record(e)
 	if tc.onHeaders != nil {
 		tc.onHeaders(id, h)
 	}
 }
 
 func (tc *testConn) OnData(id uint32, data []byte, es bool) {
-	tc.events = append(tc.events, event{kind: "data", id: id, data: string(data), es: es})
+	tc.record(event{kind: "data", id: id, data: string(data), es: es})
 	if tc.onData != nil {
 		tc.onData(id, data, es)
 	}
@@ -93,33 +110,33 @@ func (tc *testConn) OnData(id uint32, data []byte, es bool) {
 }
 
 func (tc *testConn) OnTrailers(id uint32, fields []hpack.HeaderField) {
-	tc.events = append(tc.events, event{kind: "trailers", id: id, fields: append([]hpack.HeaderField(nil), fields...)})
+	tc.record(event{kind: "trailers", id: id, fields: append([]hpack.HeaderField(nil), fields...)})
 }
 
 func (tc *testConn) OnReset(id uint32, err *StreamError) {
 	if err.StreamID != id {
 		tc.t.Errorf("OnReset(%d) with StreamError for %d", id, err.StreamID)
 	}
-	tc.events = append(tc.events, event{kind: "reset", id: id, code: err.Code, by: err.By})
+	tc.record(event{kind: "reset", id: id, code: err.Code, by: err.By})
 }
 
 func (tc *testConn) OnWindowOpen(id uint32) {
-	tc.events = append(tc.events, event{kind: "window", id: id})
+	tc.record(event{kind: "window", id: id})
 	if tc.onWindow != nil {
 		tc.onWindow(id)
 	}
 }
 
 func (tc *testConn) OnGoAway(last uint32, code ErrCode, debug []byte) {
-	tc.events = append(tc.events, event{kind: "goaway", last: last, code: code, data: string(debug)})
+	tc.record(event{kind: "goaway", last: last, code: code, data: string(debug)})
 }
 
 func (tc *testConn) OnPingAck(data [8]byte, rtt time.Duration) {
-	tc.events = append(tc.events, event{kind: "pingack", ping: data, rtt: rtt})
+	tc.record(event{kind: "pingack", ping: data, rtt: rtt})
 }
 
 func (tc *testConn) OnSettings(Settings) {
-	tc.events = append(tc.events, event{kind: "settings"})
+	tc.record(event{kind: "settings"})
 }
 
 type connOpt func(*testConn)
@@ -137,7 +154,7 @@ func newTestConn(t *testing.T, role Role, cfg Config, opts ...connOpt) *testConn
 
 func newRawTestConn(t *testing.T, role Role, cfg Config, opts ...connOpt) *testConn {
 	t.Helper()
-	tc := &testConn{t: t, now: t0}
+	tc := &testConn{t: t, now: t0, seen: map[string]int{}}
 	tc.enc = hpack.NewEncoder(&tc.encBuf)
 	tc.dec = hpack.NewDecoder(4096, nil)
 	tc.fr.MaxReadFrameSize = MaxFrameSizeLimit

@@ -181,6 +181,12 @@ func (c *Conn) blockFragment(frag []byte, end bool) {
 		return
 	}
 	if _, err := c.dec.Write(frag); err != nil {
+		if err == hpack.ErrStringLength {
+			// Longer than any string a permitted block can carry: our
+			// limit, not a compression fault.
+			c.failCalm("header_block_too_large", "header field too large")
+			return
+		}
 		// "A decoding error in a field block MUST be treated as a
 		// connection error (Section 5.4.1) of type COMPRESSION_ERROR."
 		c.fail(connErr(ErrCodeCompression, "HPACK decoding failed"))
