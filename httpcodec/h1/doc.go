@@ -212,6 +212,20 @@
 // HTTP/1.0 request's are ignored); Upgrade needs both the Upgrade field and
 // an "upgrade" Connection option.
 //
+// # Agreement with net/http
+//
+// FuzzRequest and FuzzResponse check that every message sluice accepts,
+// net/http's ReadRequest / ReadResponse accept too and read the same way
+// (request line, fields, Host, keep-alive, body, trailers, bytes consumed);
+// FuzzChunked does the same against httputil.NewChunkedReader. sluice may
+// reject more. One difference is known and kept: net/http fails a chunked
+// body once its framing (size lines and extensions) outweighs its data by
+// 16 KiB; sluice has no such budget, since it keeps O(1) state per chunk and
+// buffers no framing, so such a body costs the proxy only per-byte work
+// that its deadlines bound. The fuzz inputs stay under 16 KiB for that
+// reason. Limits are not compared: net/http's ReadRequest has none of its
+// own (its server adds them), so the harness gives it a 32 KiB buffer.
+//
 // # Not done, on purpose
 //
 // No leading empty lines before a request line are skipped (RFC 9112 §2.2

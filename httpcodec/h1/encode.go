@@ -2,9 +2,9 @@ package h1
 
 import "strconv"
 
-// text is what the encoders accept for names and values: a string constant
+// Text is what the encoders accept for names and values: a string constant
 // or a sub-slice of a parsed buffer, without conversion.
-type text interface{ ~string | ~[]byte }
+type Text interface{ ~string | ~[]byte }
 
 // The encoders write what they are given. Bytes from a parsed message are
 // already valid; anything else (configuration, computed values) should be
@@ -19,7 +19,7 @@ func appendVersion(dst []byte, minor int) []byte {
 }
 
 // AppendRequestLine appends "method SP target SP HTTP/1.minor CRLF".
-func AppendRequestLine[M, T text](dst []byte, method M, target T, minor int) []byte {
+func AppendRequestLine[M, T Text](dst []byte, method M, target T, minor int) []byte {
 	dst = append(dst, method...)
 	dst = append(dst, ' ')
 	dst = append(dst, target...)
@@ -31,7 +31,7 @@ func AppendRequestLine[M, T text](dst []byte, method M, target T, minor int) []b
 // AppendStatusLine appends "HTTP/1.minor SP code SP reason CRLF"; the space
 // before the reason is written even when it is empty (RFC 9112 §4). Pass
 // StatusText(code) for the canonical phrase.
-func AppendStatusLine[R text](dst []byte, minor, code int, reason R) []byte {
+func AppendStatusLine[R Text](dst []byte, minor, code int, reason R) []byte {
 	dst = appendVersion(dst, minor)
 	dst = append(dst, ' ', byte('0'+code/100%10), byte('0'+code/10%10), byte('0'+code%10), ' ')
 	dst = append(dst, reason...)
@@ -39,7 +39,7 @@ func AppendStatusLine[R text](dst []byte, minor, code int, reason R) []byte {
 }
 
 // AppendHeader appends one field line "name: value CRLF".
-func AppendHeader[N, V text](dst []byte, name N, value V) []byte {
+func AppendHeader[N, V Text](dst []byte, name N, value V) []byte {
 	dst = append(dst, name...)
 	dst = append(dst, ':', ' ')
 	dst = append(dst, value...)
@@ -149,10 +149,10 @@ func AppendResponseHead(dst []byte, r *Response) []byte {
 }
 
 // ValidMethod reports whether m is a token (RFC 9110 §9.1).
-func ValidMethod[S text](m S) bool { return ValidFieldName(m) }
+func ValidMethod[S Text](m S) bool { return ValidFieldName(m) }
 
 // ValidFieldName reports whether name is a non-empty token (RFC 9110 §5.1).
-func ValidFieldName[S text](name S) bool {
+func ValidFieldName[S Text](name S) bool {
 	if len(name) == 0 {
 		return false
 	}
@@ -167,7 +167,7 @@ func ValidFieldName[S text](name S) bool {
 // ValidFieldValue reports whether v may be sent as a field value: no
 // control characters but HTAB, and no leading or trailing whitespace
 // (RFC 9110 §5.5).
-func ValidFieldValue[S text](v S) bool {
+func ValidFieldValue[S Text](v S) bool {
 	for i := 0; i < len(v); i++ {
 		if class[v[i]]&cValue == 0 {
 			return false

@@ -28,14 +28,17 @@ func newErr(reason string, status int, msg string) *Error {
 	return &Error{Reason: reason, Status: status, Msg: msg}
 }
 
-// Head size limits.
+// Every error below is an *Error sentinel; Msg says what it rejects, Status
+// is the answer, and doc.go quotes the RFC sentence each one enforces.
+
+// Size limits (Config).
 var (
 	ErrRequestLineTooLong = newErr("request_line_too_long", 414, "request line longer than the configured limit")
 	ErrHeadTooLarge       = newErr("head_too_large", 431, "message head larger than the configured limit")
 	ErrTooManyFields      = newErr("too_many_fields", 431, "more header fields than the configured limit")
 )
 
-// Line syntax.
+// Start line, field line and Host errors.
 var (
 	ErrBareLF               = newErr("bare_lf", 400, "LF without preceding CR")
 	ErrBareCR               = newErr("bare_cr", 400, "CR not followed by LF")
@@ -59,7 +62,7 @@ var (
 	ErrUnexpectedEOF        = newErr("unexpected_eof", 400, "connection closed before the message body ended")
 )
 
-// Framing (RFC 9112 §6).
+// Framing errors (RFC 9112 §6 and §7): request smuggling defenses.
 var (
 	ErrCLAndTE                   = newErr("cl_te_conflict", 400, "both Content-Length and Transfer-Encoding")
 	ErrCLMismatch                = newErr("cl_mismatch", 400, "several differing Content-Length values")

@@ -55,10 +55,16 @@ func FuzzRequest(f *testing.F) {
 	for _, s := range requestSeeds() {
 		f.Add([]byte(s))
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		if len(data) > maxFuzzInput {
-			return
-		}
+	f.Fuzz(func(t *testing.T, data []byte) { compareWithNetHTTP(t, data) })
+}
+
+// compareWithNetHTTP is FuzzRequest's property. It reports whether sluice
+// accepted the whole message, so that the two parsers were compared.
+func compareWithNetHTTP(t *testing.T, data []byte) bool {
+	if len(data) > maxFuzzInput {
+		return false
+	}
+	{
 		var p h1.Parser
 		var r h1.Request
 		n, err := p.ParseRequest(&r, data)
@@ -66,7 +72,7 @@ func FuzzRequest(f *testing.F) {
 			if err != h1.ErrNeedMore && h1.StatusFor(err) < 400 {
 				t.Fatalf("error %v without a 4xx/5xx status", err)
 			}
-			return
+			return false
 		}
 		// Resuming after a short prefix gives the same head.
 		var p2 h1.Parser
@@ -82,7 +88,7 @@ func FuzzRequest(f *testing.F) {
 		d.ForRequest(&r)
 		body, _, k, err := decodeAll(&d, data[n:], false)
 		if err != nil {
-			return // sluice rejects the body, or it is incomplete
+			return false // sluice rejects the body, or it is incomplete
 		}
 		trailers := map[string][]string{}
 		for _, f := range d.Trailers().Fields() {
@@ -136,7 +142,40 @@ func FuzzRequest(f *testing.F) {
 		if !maps.EqualFunc(trailers, stdTrailers, slices.Equal) {
 			t.Fatalf("trailers: sluice %q, net/http %q", trailers, stdTrailers)
 		}
-	})
+	}
+	return true
+}
+
+// TestDifferentialEdgeCases runs hand-picked corners of the request-target
+// and Host grammars, which random mutation rarely builds, through the same
+// comparison with net/http, and checks that sluice accepts them.
+func TestDifferentialEdgeCases(t *testing.T) {
+	accepted := []string{
+		"GET http://a!$&'()*+,;=b.example/ HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET http://[::ffff:1.2.3.4]:0/ HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET https://a_b~c.example:00080/p?q HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET HTTP://A.EXAMPLE?x HTTP/1.1\r\nHost: x\r\n\r\n",
+		"CONNECT [2001:db8::1]:443 HTTP/1.1\r\nHost: [2001:db8::1]:443\r\n\r\n",
+		"CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n",
+		"GET //a//b/./../c?%7e HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /:@!$&'()*+,;=-._~%2F?/?:@ HTTP/1.1\r\nHost: a.b.c:1\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: 127.0.0.1:65535\r\nConnection: Close\r\n\r\n",
+		"GET / HTTP/1.0\r\nConnection: x, KEEP-ALIVE\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: CHUNKED\r\nTrailer: X-A, X-B\r\n\r\n" +
+			"1;a=\"\\\"\"\r\nx\r\n0\r\nX-A: 1\r\nx-b: 2\r\nX-C: 3\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 00\r\nContent-Length: 00\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nPragma: no-cache\r\nX:\t \tv\t \r\nY:\r\n\r\n",
+	}
+	for _, in := range accepted {
+		var p h1.Parser
+		var r h1.Request
+		if _, err := p.ParseRequest(&r, []byte(in)); err != nil {
+			t.Errorf("%q: %v", in, err)
+		}
+		if !compareWithNetHTTP(t, []byte(in)) {
+			t.Errorf("%q: not compared", in)
+		}
+	}
 }
 
 // sluiceHeaderMap renders r's fields the way net/http's ReadRequest leaves

@@ -38,6 +38,17 @@ const (
 	MethodCONNECT             // a 2xx response starts a tunnel, no body
 )
 
+// String returns the method name the class stands for ("other" for the rest).
+func (m MethodClass) String() string {
+	switch m {
+	case MethodHEAD:
+		return "HEAD"
+	case MethodCONNECT:
+		return "CONNECT"
+	}
+	return "other"
+}
+
 // Request is a parsed request head. Every []byte field is a sub-slice of the
 // buffer passed to ParseRequest and is valid only while the caller leaves
 // those bytes alone: copy what must outlive the next read into that buffer.
