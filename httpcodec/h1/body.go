@@ -77,8 +77,11 @@ func (d *BodyDecoder) Trailers() *Headers { return &d.trailers }
 // when nothing at all can be consumed; otherwise err is nil and n > 0, or
 // the body is Done. Call it again with in[n:] plus whatever arrives.
 func (d *BodyDecoder) Decode(in []byte) (data []byte, n int, err error) {
-	if d.state == stFailed {
+	switch d.state {
+	case stFailed:
 		return nil, 0, d.err
+	case stDone:
+		return nil, 0, nil
 	}
 	switch d.kind {
 	case BodyChunked:
@@ -96,9 +99,6 @@ func (d *BodyDecoder) Decode(in []byte) (data []byte, n int, err error) {
 			return nil, 0, ErrNeedMore
 		}
 		return in, len(in), nil
-	}
-	if d.state == stDone {
-		return nil, 0, nil
 	}
 	if len(in) == 0 {
 		return nil, 0, ErrNeedMore
