@@ -636,3 +636,30 @@ func TestAllocs(t *testing.T) {
 		}
 	})
 }
+
+// TestCloseNotifyThenEOFInOneFeed: close_notify followed by the transport's
+// EOF is a clean close, not an EOF without close_notify.
+func TestCloseNotifyThenEOFInOneFeed(t *testing.T) {
+	for _, v := range versions {
+		t.Run(v.name, func(t *testing.T) {
+			srv := newTestServer(t, ServerConfig{})
+			h := newHarness(t, srv, clientConfig(v.v), nil)
+			h.handshake()
+			h.do(func() { h.holding = true })
+			h.client.Write([]byte("data"))
+			h.client.Close() // close_notify, then EOF
+			h.waitFor("close_notify and EOF", func() bool { return h.heldEOF })
+			h.do(func() {
+				h.conn.Feed(h.now, h.held)
+				h.conn.FeedEOF(h.now)
+				h.pump()
+			})
+			var ev Events
+			h.do(func() { ev = h.conn.Events() })
+			if ev != HandshakeDone|PeerCloseNotify {
+				t.Fatalf("events %v", ev)
+			}
+			h.waitPlain("data")
+		})
+	}
+}

@@ -297,6 +297,7 @@ type harness struct {
 	feeds    int
 	holding  bool
 	held     []byte
+	heldEOF  bool
 	hsRun    bool
 	autoEOF  bool // tell the client EOF once the server is Closed
 	sentEOF  bool
@@ -383,7 +384,11 @@ func (h *harness) loop() {
 		case b, ok := <-in:
 			if !ok {
 				in = nil
-				h.conn.FeedEOF(h.now)
+				if h.holding {
+					h.heldEOF = true
+				} else {
+					h.conn.FeedEOF(h.now)
+				}
 			} else if h.holding {
 				h.held = append(h.held, b...)
 			} else {
