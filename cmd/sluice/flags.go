@@ -1,0 +1,209 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is everything the flags say.
+type config struct {
+	listen    string
+	upstreams []string // as given
+	admin     string
+	certs     []string
+	keys      []string
+	loops     int
+	mode      string
+	logLevel  slog.Level
+	logFormat string
+	maxConns  int
+
+	handshakeTimeout time.Duration
+	headerTimeout    time.Duration
+	idleTimeout      time.Duration
+	writeTimeout     time.Duration
+	lingerTimeout    time.Duration
+	drainTimeout     time.Duration
+	dialTimeout      time.Duration
+}
+
+type listFlag struct{ v *[]string }
+
+func (l listFlag) String() string {
+	if l.v == nil {
+		return ""
+	}
+	return strings.Join(*l.v, ",")
+}
+func (l listFlag) Set(s string) error { *l.v = append(*l.v, s); return nil }
+
+// errHelp is returned for -h: usage goes to stdout and the exit status is 0.
+var errHelp = errors.New("help requested")
+
+func parseFlags(args []string, stdout io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("sluice", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are reported in one line by the caller
+	fs.StringVar(&c.listen, "listen", ":8443", "client-facing listen address (host:port)")
+	fs.Var(listFlag{&c.upstreams}, "upstream", "upstream URL, e.g. http://10.0.0.1:8080 or tcp://10.0.0.1:5432 (repeatable; tcp mode uses the first; default: a built-in demo upstream on loopback)")
+	fs.StringVar(&c.admin, "admin", "127.0.0.1:9090", "admin listen address: /metrics /healthz /readyz /debug/connections /debug/pprof/ (empty disables)")
+	fs.Var(listFlag{&c.certs}, "cert", "TLS certificate PEM file (repeatable, paired in order with -key)")
+	fs.Var(listFlag{&c.keys}, "key", "TLS private key PEM file (repeatable, paired in order with -cert)")
+	fs.IntVar(&c.loops, "loops", runtime.GOMAXPROCS(0), "number of event loops")
+	fs.StringVar(&c.mode, "mode", "tcp", "proxy mode: tcp (layer-4 pass-through to the first upstream) or http")
+	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.IntVar(&c.maxConns, "max-conns", 16384, "maximum open connections, client and upstream; more are reset at accept")
+	fs.DurationVar(&c.handshakeTimeout, "handshake-timeout", 10*time.Second, "TLS handshake deadline")
+	fs.DurationVar(&c.headerTimeout, "header-timeout", 30*time.Second, "deadline to receive a complete request header")
+	fs.DurationVar(&c.idleTimeout, "idle-timeout", 60*time.Second, "close a connection idle for this long (keep-alive between requests; tcp mode: no bytes either way)")
+	fs.DurationVar(&c.writeTimeout, "write-timeout", 60*time.Second, "abort a connection whose output makes no progress for this long (also bounds the close flush)")
+	fs.DurationVar(&c.lingerTimeout, "linger-timeout", 5*time.Second, "after our FIN, how long to read and discard while waiting for the client's FIN")
+	fs.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long connections get to finish before they are aborted")
+	fs.DurationVar(&c.dialTimeout, "dial-timeout", 5*time.Second, "upstream connect timeout")
+	fs.Usage = func() {}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(fs, stdout)
+			return nil, errHelp
+		}
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (all options are flags; see -h)", fs.Arg(0))
+	}
+	if err := c.validate(*level); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func usage(fs *flag.FlagSet, w io.Writer) {
+	fmt.Fprintf(w, "sluice: a reverse proxy on gnet event loops with a deterministic close.\n\nUsage: sluice [flags]\n\nFlags:\n")
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+}
+
+func (c *config) validate(level string) error {
+	if _, _, err := net.SplitHostPort(c.listen); err != nil {
+		return fmt.Errorf("-listen %q: %v", c.listen, err)
+	}
+	if c.admin != "" {
+		if _, _, err := net.SplitHostPort(c.admin); err != nil {
+			return fmt.Errorf("-admin %q: %v", c.admin, err)
+		}
+	}
+	for _, u := range c.upstreams {
+		if _, err := upstreamAddr(u); err != nil {
+			return fmt.Errorf("-upstream %q: %v", u, err)
+		}
+	}
+	if c.loops < 1 || c.loops > 256 {
+		return fmt.Errorf("-loops %d: must be 1..256", c.loops)
+	}
+	if c.maxConns < 1 {
+		return fmt.Errorf("-max-conns %d: must be positive", c.maxConns)
+	}
+	switch c.mode {
+	case "tcp":
+	case "http":
+		return errors.New("-mode http: not available in this build yet (the HTTP/1.1 and TLS paths are being integrated); use -mode tcp")
+	default:
+		return fmt.Errorf("-mode %q: must be http or tcp", c.mode)
+	}
+	switch strings.ToLower(level) {
+	case "debug":
+		c.logLevel = slog.LevelDebug
+	case "info":
+		c.logLevel = slog.LevelInfo
+	case "warn", "warning":
+		c.logLevel = slog.LevelWarn
+	case "error":
+		c.logLevel = slog.LevelError
+	default:
+		return fmt.Errorf("-log-level %q: must be debug, info, warn or error", level)
+	}
+	if c.logFormat != "text" && c.logFormat != "json" {
+		return fmt.Errorf("-log-format %q: must be text or json", c.logFormat)
+	}
+	if len(c.certs) != len(c.keys) {
+		return fmt.Errorf("-cert and -key: %d certificates but %d keys; give them in pairs", len(c.certs), len(c.keys))
+	}
+	for i, f := range c.certs {
+		if err := readable(f); err != nil {
+			return fmt.Errorf("-cert %q: %v", f, err)
+		}
+		if err := readable(c.keys[i]); err != nil {
+			return fmt.Errorf("-key %q: %v", c.keys[i], err)
+		}
+	}
+	for name, d := range map[string]time.Duration{
+		"-handshake-timeout": c.handshakeTimeout, "-header-timeout": c.headerTimeout,
+		"-idle-timeout": c.idleTimeout, "-write-timeout": c.writeTimeout,
+		"-linger-timeout": c.lingerTimeout, "-drain-timeout": c.drainTimeout,
+		"-dial-timeout": c.dialTimeout,
+	} {
+		if d <= 0 {
+			return fmt.Errorf("%s %v: must be positive", name, d)
+		}
+	}
+	return nil
+}
+
+func readable(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return errors.Unwrap(err) // the *PathError already names the file
+	}
+	return f.Close()
+}
+
+// upstreamAddr returns host:port for an upstream URL (http, https, h2c,
+// tcp) or a bare host:port.
+func upstreamAddr(s string) (string, error) {
+	if !strings.Contains(s, "://") {
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			return "", err
+		}
+		return s, nil
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", err
+	}
+	if u.Host == "" {
+		return "", errors.New("no host")
+	}
+	port := u.Port()
+	switch u.Scheme {
+	case "http", "h2c":
+		if port == "" {
+			port = "80"
+		}
+	case "https":
+		if port == "" {
+			port = "443"
+		}
+	case "tcp":
+		if port == "" {
+			return "", errors.New("tcp upstream needs a port")
+		}
+	default:
+		return "", fmt.Errorf("scheme %q: want http, https, h2c or tcp", u.Scheme)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return "", fmt.Errorf("bad port %q", port)
+	}
+	return net.JoinHostPort(u.Hostname(), port), nil
+}

@@ -1,0 +1,110 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/sluice-proxy/sluice/engine"
+)
+
+// Admin is the admin listener: metrics, health, readiness, live
+// connections and pprof. It uses net/http: it is off the data path.
+type Admin struct {
+	srv   *http.Server
+	ln    net.Listener
+	eng   *engine.Engine
+	ready atomic.Bool
+	sets  []*metrics.Set
+	log   *slog.Logger
+}
+
+// NewAdmin listens on addr. sets are written to /metrics after the
+// process metrics.
+func NewAdmin(addr string, eng *engine.Engine, log *slog.Logger, sets ...*metrics.Set) (*Admin, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	a := &Admin{ln: ln, eng: eng, sets: sets, log: log}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/metrics", a.metrics)
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("/readyz", a.readyz)
+	mux.HandleFunc("/debug/connections", a.connections)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		io.WriteString(w, "sluice admin: /metrics /healthz /readyz /debug/connections /debug/pprof/\n")
+	})
+	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return a, nil
+}
+
+// Addr is the address the admin listener is bound to.
+func (a *Admin) Addr() string { return a.ln.Addr().String() }
+
+// Serve serves until Close.
+func (a *Admin) Serve() error {
+	err := a.srv.Serve(a.ln)
+	if err == http.ErrServerClosed {
+		return nil
+	}
+	return err
+}
+
+// SetReady sets what /readyz answers: 200 when ready, 503 otherwise.
+func (a *Admin) SetReady(ok bool) { a.ready.Store(ok) }
+
+// Close stops the admin listener.
+func (a *Admin) Close(ctx context.Context) error { return a.srv.Shutdown(ctx) }
+
+func (a *Admin) readyz(w http.ResponseWriter, r *http.Request) {
+	if !a.ready.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "not ready\n")
+		return
+	}
+	io.WriteString(w, "ready\n")
+}
+
+func (a *Admin) metrics(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	metrics.WriteProcessMetrics(w)
+	for _, s := range a.sets {
+		s.WritePrometheus(w)
+	}
+}
+
+func (a *Admin) connections(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	snap, err := a.eng.Snapshot(ctx)
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		// Partial: a loop did not answer in time. Say so, keep the rest.
+		w.Header().Set("X-Sluice-Partial", err.Error())
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(snap); err != nil {
+		a.log.Debug("admin: writing /debug/connections", "err", err)
+	}
+}
