@@ -1,6 +1,3 @@
-// Command sluice is a reverse proxy on gnet event loops whose distinguishing
-// part is the end of a connection: every byte delivered, close_notify sent,
-// sockets closed on time, each step visible. See README.md.
 package main
 
 import (
