@@ -65,9 +65,9 @@ func FuzzFeed(f *testing.F) {
 	for _, ch := range recordedHellos(f) {
 		f.Add(uint8(0), ch)
 		f.Add(uint8(7), ch)
-		f.Add(uint8(0), ch[:len(ch)/2])            // truncated ClientHello
-		f.Add(uint8(0), ch[:recordHeaderLen+10])   // truncated body
-		f.Add(uint8(0), append(ch, ch...))         // two ClientHellos
+		f.Add(uint8(0), ch[:len(ch)/2])             // truncated ClientHello
+		f.Add(uint8(0), ch[:recordHeaderLen+10])    // truncated body
+		f.Add(uint8(0), append(ch, ch...))          // two ClientHellos
 		f.Add(uint8(3), append(ch, 23, 3, 3, 0, 1)) // app data before Finished
 		big := append([]byte(nil), ch...)
 		big[3], big[4] = 0x40, 0x01 // oversized first record
