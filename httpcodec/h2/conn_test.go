@@ -702,3 +702,20 @@ func TestLargeHeaderBlockIsFragmented(t *testing.T) {
 		t.Fatal("block did not round-trip")
 	}
 }
+
+func TestClientInitialStreamLimit(t *testing.T) {
+	// Before the server's SETTINGS, assume 100 rather than "unlimited".
+	tc := newRawTestConn(t, Client, Config{})
+	for i := range initialPeerStreamLimit {
+		if _, err := tc.c.OpenStream(reqFields(), true); err != nil {
+			t.Fatalf("stream %d: %v", i, err)
+		}
+	}
+	if _, err := tc.c.OpenStream(reqFields(), true); err != ErrStreamLimit {
+		t.Fatalf("got %v, want ErrStreamLimit", err)
+	}
+	tc.writeFrame(AppendSettings(nil, Setting{SettingMaxConcurrentStreams, 1000}))
+	if !tc.c.CanOpenStream() {
+		t.Fatal("limit not lifted by SETTINGS")
+	}
+}

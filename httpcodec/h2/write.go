@@ -24,7 +24,7 @@ func (c *Conn) OpenStream(fields []hpack.HeaderField, endStream bool) (uint32, e
 	if c.goAway.sent || c.goAway.recv || c.goAway.phase != 0 {
 		return 0, ErrGoAway
 	}
-	if uint64(c.activeLocal) >= uint64(c.peer.MaxConcurrentStreams) {
+	if c.activeLocal >= c.peerStreamLimit() {
 		return 0, ErrStreamLimit
 	}
 	if c.nextLocalID > MaxStreamID {
@@ -51,7 +51,22 @@ func (c *Conn) OpenStream(fields []hpack.HeaderField, endStream bool) (uint32, e
 func (c *Conn) CanOpenStream() bool {
 	return c.role == Client && c.err == nil && !c.goAway.sent && !c.goAway.recv &&
 		c.goAway.phase == 0 && c.nextLocalID <= MaxStreamID &&
-		uint64(c.activeLocal) < uint64(c.peer.MaxConcurrentStreams)
+		c.activeLocal < c.peerStreamLimit()
+}
+
+// initialPeerStreamLimit is assumed for the peer's
+// SETTINGS_MAX_CONCURRENT_STREAMS until its SETTINGS arrive. The protocol
+// says "unlimited" until then, but a server whose limit turns out lower
+// refuses the excess, so opening hundreds of streams into the first round
+// trip only buys REFUSED_STREAM. 100 is the value RFC 9113 §6.5.2
+// recommends as a minimum.
+const initialPeerStreamLimit = 100
+
+func (c *Conn) peerStreamLimit() int {
+	if !c.peerSettingsSeen {
+		return initialPeerStreamLimit
+	}
+	return int(min(uint64(c.peer.MaxConcurrentStreams), 1<<31))
 }
 
 // WriteHeaders queues a response header block (server role): a 1xx
