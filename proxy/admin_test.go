@@ -1,0 +1,90 @@
+package proxy
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-proxy/sluice/engine"
+)
+
+func TestAdminEndpoints(t *testing.T) {
+	up := tcpTestBackend(t, func(c *net.TCPConn) { io.Copy(io.Discard, c) })
+	addr, e := tcpTestRelay(t, up, 0)
+	a, err := NewAdmin("127.0.0.1:0", e, slog.New(slog.DiscardHandler), e.Metrics())
+	if err != nil {
+		t.Fatal(err)
+	}
+	go a.Serve()
+	t.Cleanup(func() { a.Close(t.Context()) })
+	c := tcpTestDial(t, addr)
+	c.Write([]byte("x"))
+	base := "http://" + a.Addr()
+	get := func(path string) (int, string) {
+		cl := http.Client{Timeout: 5 * time.Second}
+		resp, err := cl.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/healthz"); code != 200 {
+		t.Fatalf("/healthz %d", code)
+	}
+	if code, _ := get("/readyz"); code != 503 {
+		t.Fatalf("/readyz before SetReady: %d", code)
+	}
+	a.SetReady(true)
+	if code, _ := get("/readyz"); code != 200 {
+		t.Fatalf("/readyz %d", code)
+	}
+	// Wait until the relay is established, then look at it.
+	var snap engine.Snapshot
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		_, body := get("/debug/connections")
+		if err := json.Unmarshal([]byte(body), &snap); err != nil {
+			t.Fatalf("bad JSON: %v\n%s", err, body)
+		}
+		if len(snap.Conns) == 2 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(snap.Conns) != 2 {
+		t.Fatalf("want the client and the upstream connection, got %+v", snap.Conns)
+	}
+	sides := map[string]bool{}
+	for _, ci := range snap.Conns {
+		sides[ci.Side] = true
+		if ci.ID == "" || ci.State != "DataTransfer" || ci.Local == "" || ci.Remote == "" {
+			t.Fatalf("incomplete conn info %+v", ci)
+		}
+	}
+	if !sides["downstream"] || !sides["upstream"] {
+		t.Fatalf("sides %v", sides)
+	}
+	_, m := get("/metrics")
+	for _, want := range []string{
+		`sluice_connections_active{state="DataTransfer"} 1`,
+		`sluice_connections_accepted_total 1`,
+		`sluice_connection_closes_total{outcome="clean"}`,
+		`sluice_output_buffered_bytes`,
+		`sluice_upstream_connections_active{state="DataTransfer"} 1`,
+		`process_resident_memory_bytes`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if code, _ := get("/debug/pprof/"); code != 200 {
+		t.Fatalf("/debug/pprof/ %d", code)
+	}
+}

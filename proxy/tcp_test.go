@@ -1,0 +1,188 @@
+package proxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/sluice-proxy/sluice/engine"
+)
+
+func tcpTestLogger() *slog.Logger {
+	if os.Getenv("SLUICE_TEST_LOG") == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// tcpTestRelay runs the tcp relay in front of upstream and returns its address.
+func tcpTestRelay(t *testing.T, upstream string, idle time.Duration) (string, *engine.Engine) {
+	t.Helper()
+	set := metrics.NewSet()
+	r := NewTCP(TCPConfig{Upstream: upstream, DialTimeout: time.Second, IdleTimeout: idle, Logger: tcpTestLogger()}, NewMetrics(set))
+	e, err := engine.New(engine.Config{
+		Loops:     2,
+		Listeners: []engine.Listener{{Name: "tcp", Addr: "127.0.0.1:0", Accept: r.Accept}},
+		Logger:    tcpTestLogger(),
+		Metrics:   set,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		e.Stop(ctx)
+	})
+	return e.Addr("tcp"), e
+}
+
+// tcpTestBackend runs fn for every accepted connection.
+func tcpTestBackend(t *testing.T, fn func(c *net.TCPConn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go fn(c.(*net.TCPConn))
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func tcpTestDial(t *testing.T, addr string) *net.TCPConn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	return c.(*net.TCPConn)
+}
+
+// The client half-closes after its request; the backend reads to EOF, then
+// answers: the relay forwards the FIN and still carries the whole answer.
+func TestTCPRelayForwardsHalfClose(t *testing.T) {
+	const answer = 3 << 20
+	up := tcpTestBackend(t, func(c *net.TCPConn) {
+		defer c.Close()
+		h := sha256.New()
+		if _, err := io.Copy(h, c); err != nil { // needs the client's FIN forwarded
+			return
+		}
+		sum := h.Sum(nil)
+		c.Write(sum)
+		c.Write(make([]byte, answer))
+	})
+	addr, _ := tcpTestRelay(t, up, 0)
+	c := tcpTestDial(t, addr)
+	req := make([]byte, 1<<20)
+	for i := range req {
+		req[i] = byte(i)
+	}
+	if _, err := c.Write(req); err != nil {
+		t.Fatal(err)
+	}
+	c.CloseWrite()
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sha256.Sum256(req)
+	if len(got) != 32+answer || string(got[:32]) != string(want[:]) {
+		t.Fatalf("got %d bytes, digest ok=%v", len(got), len(got) >= 32 && string(got[:32]) == string(want[:]))
+	}
+}
+
+// An upstream that resets mid-stream makes the relay reset the client: a
+// truncated stream never looks like a clean end.
+func TestTCPRelayUpstreamResetResetsClient(t *testing.T) {
+	up := tcpTestBackend(t, func(c *net.TCPConn) {
+		c.Write(make([]byte, 256<<10))
+		c.SetLinger(0)
+		c.Close()
+	})
+	addr, _ := tcpTestRelay(t, up, 0)
+	c := tcpTestDial(t, addr)
+	_, err := io.Copy(io.Discard, c)
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("client read %v, want ECONNRESET", err)
+	}
+}
+
+func TestTCPRelayDialFailureResetsClient(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := ln.Addr().String()
+	ln.Close()
+	addr, _ := tcpTestRelay(t, dead, 0)
+	c := tcpTestDial(t, addr)
+	_, err := io.Copy(io.Discard, c)
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("client read %v, want ECONNRESET", err)
+	}
+}
+
+func TestTCPRelayIdleTimeoutClosesBothSides(t *testing.T) {
+	upClosed := make(chan error, 1)
+	up := tcpTestBackend(t, func(c *net.TCPConn) {
+		_, err := io.Copy(io.Discard, c)
+		upClosed <- err
+		c.Close()
+	})
+	addr, _ := tcpTestRelay(t, up, 150*time.Millisecond)
+	c := tcpTestDial(t, addr)
+	c.Write([]byte("hi"))
+	start := time.Now()
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	if el := time.Since(start); el < 100*time.Millisecond {
+		t.Fatalf("closed after %v, before the idle timeout", el)
+	}
+	select {
+	case err := <-upClosed:
+		if err != nil {
+			t.Fatalf("upstream saw %v, want a clean FIN", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("upstream side not closed")
+	}
+}
+
+// Data the client sends before the upstream is connected is kept and
+// forwarded in order.
+func TestTCPRelayEarlyClientBytes(t *testing.T) {
+	up := tcpTestBackend(t, func(c *net.TCPConn) {
+		io.Copy(c, c)
+		c.CloseWrite()
+	})
+	addr, _ := tcpTestRelay(t, up, 0)
+	c := tcpTestDial(t, addr)
+	msg := []byte("sent before the upstream dial completes")
+	c.Write(msg)
+	c.CloseWrite()
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != string(msg) {
+		t.Fatalf("got %q, %v", got, err)
+	}
+}
