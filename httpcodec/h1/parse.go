@@ -476,7 +476,10 @@ func parseField(b []byte, i int) (name, value []byte, next int, e *Error) {
 		// RFC 9112 §5.2: obs-fold.
 		return nil, nil, 0, ErrObsFold
 	}
-	for isTchar(b[i]) {
+	for _, c := range b[start:] { // range: no bounds check per byte
+		if class[c]&cTchar == 0 {
+			break
+		}
 		i++
 	}
 	switch b[i] {
