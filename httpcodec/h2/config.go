@@ -12,6 +12,7 @@ const (
 	Client
 )
 
+// String returns "server" or "client".
 func (r Role) String() string {
 	if r == Server {
 		return "server"

@@ -86,6 +86,7 @@ type ConnError struct {
 	By     Initiator
 }
 
+// Error describes the error with its code, initiator and reason.
 func (e *ConnError) Error() string {
 	s := "h2: connection error " + e.Code.String() + " (" + e.By.String() + ")"
 	if e.Reason != "" {
@@ -103,6 +104,7 @@ type StreamError struct {
 	By       Initiator
 }
 
+// Error describes the error with its stream, code, initiator and reason.
 func (e *StreamError) Error() string {
 	s := "h2: stream " + strconv.FormatUint(uint64(e.StreamID), 10) + " error " +
 		e.Code.String() + " (" + e.By.String() + ")"
@@ -119,6 +121,7 @@ type HeaderError struct {
 	Reason string
 }
 
+// Error describes the offending field and rule.
 func (e *HeaderError) Error() string {
 	if e.Name == "" {
 		return "h2: invalid header list: " + e.Reason

@@ -46,11 +46,26 @@ type Handler interface {
 // only the methods you need.
 type NopHandler struct{}
 
-func (NopHandler) OnHeaders(uint32, *Headers)             {}
-func (NopHandler) OnData(uint32, []byte, bool)            {}
+// OnHeaders does nothing.
+func (NopHandler) OnHeaders(uint32, *Headers) {}
+
+// OnData does nothing.
+func (NopHandler) OnData(uint32, []byte, bool) {}
+
+// OnTrailers does nothing.
 func (NopHandler) OnTrailers(uint32, []hpack.HeaderField) {}
-func (NopHandler) OnReset(uint32, *StreamError)           {}
-func (NopHandler) OnWindowOpen(uint32)                    {}
-func (NopHandler) OnGoAway(uint32, ErrCode, []byte)       {}
-func (NopHandler) OnPingAck([8]byte, time.Duration)       {}
-func (NopHandler) OnSettings(Settings)                    {}
+
+// OnReset does nothing.
+func (NopHandler) OnReset(uint32, *StreamError) {}
+
+// OnWindowOpen does nothing.
+func (NopHandler) OnWindowOpen(uint32) {}
+
+// OnGoAway does nothing.
+func (NopHandler) OnGoAway(uint32, ErrCode, []byte) {}
+
+// OnPingAck does nothing.
+func (NopHandler) OnPingAck([8]byte, time.Duration) {}
+
+// OnSettings does nothing.
+func (NopHandler) OnSettings(Settings) {}
