@@ -28,6 +28,10 @@ func (c *Conn) Close(cause Outcome) {
 	if c.fullClose || c.state == SocketClosed || c.socketClosing {
 		return
 	}
+	if c.tls != nil && tlsAbortsOn(cause) {
+		c.abort(cause, true)
+		return
+	}
 	c.fullClose = true
 	c.discardReads = true
 	c.in = nil
@@ -75,7 +79,11 @@ func (c *Conn) advance() {
 	if c.state == BufferFlushed {
 		if !c.cnDone {
 			c.cnDone = true
-			c.cnPending = c.h.OnCloseNotify(c)
+			if c.tls != nil {
+				c.cnPending = c.tlsCloseNotify()
+			} else {
+				c.cnPending = c.h.OnCloseNotify(c)
+			}
 			if c.socketClosing || c.state == SocketClosed {
 				return
 			}
@@ -190,6 +198,10 @@ func (c *Conn) finalize() {
 		c.trace.Discarded += int64(n)
 	}
 	c.in = nil
+	if c.tls != nil {
+		c.handshakeFinished(hsError)
+		c.tls.Close()
+	}
 	c.setState(SocketClosed)
 	l.timers.remove(&c.tm)
 	delete(l.conns, c.id)

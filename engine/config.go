@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/sluice-proxy/sluice/tlsio"
 )
 
 // Config configures an Engine. Zero values take the defaults below.
@@ -30,6 +32,11 @@ type Config struct {
 	// 16384, under this machine's 20,000-fd limit). Accepted connections
 	// over the cap are reset at once and counted as rejected.
 	MaxConns int
+	// HandshakeTimeout bounds a TLS handshake (default 10s).
+	HandshakeTimeout time.Duration
+	// MaxHandshakes caps TLS handshakes in flight across all loops
+	// (default 1024); connections over it are reset at accept.
+	MaxHandshakes int
 	// ReadBufferSize is gnet's per-loop read buffer (default 64 KiB).
 	ReadBufferSize int
 	// Logger receives engine logs; nil discards them.
@@ -46,8 +53,11 @@ type Listener struct {
 	// Addr is host:port; port 0 picks a free port (see Engine.Addr).
 	Addr string
 	// Accept returns the handler for a new connection. It runs on the
-	// connection's loop.
+	// connection's loop. On a TLS listener the handler's OnOpen runs after
+	// the handshake.
 	Accept func(c *Conn) Handler
+	// TLS, when set, makes this a TLS listener (see tls.go).
+	TLS *tlsio.Server
 }
 
 func (cfg *Config) setDefaults() error {
@@ -68,6 +78,12 @@ func (cfg *Config) setDefaults() error {
 	}
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 16384
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = 10 * time.Second
+	}
+	if cfg.MaxHandshakes <= 0 {
+		cfg.MaxHandshakes = 1024
 	}
 	if cfg.ReadBufferSize <= 0 {
 		cfg.ReadBufferSize = 64 << 10

@@ -8,6 +8,8 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
+
+	"github.com/sluice-proxy/sluice/tlsio"
 )
 
 // Conn is one TCP connection on a loop, downstream or upstream. All methods
@@ -51,6 +53,13 @@ type Conn struct {
 	stateSince     int64
 	deadlines      [numTimers]int64
 	tm             timer
+
+	// TLS (nil on plaintext listeners); see tls.go. Loop-owned.
+	tls       tlsio.Conn
+	hsDone    bool // handshake completed, handler opened
+	hsCounted bool // counted in the engine's handshakes in flight
+	tlsDead   bool // TLS failed: no close_notify
+	appEOF    bool // the peer's plaintext stream ended (close_notify or FIN)
 }
 
 var errConnClosed = errors.New("engine: connection closed")
@@ -159,6 +168,16 @@ func (c *Conn) onRead(b []byte) {
 		}
 		return
 	}
+	if c.tls != nil {
+		c.tlsRead(b)
+		return
+	}
+	c.deliver(b)
+}
+
+// deliver hands application bytes (plaintext) to the handler, keeping what
+// it does not consume.
+func (c *Conn) deliver(b []byte) {
 	if c.paused || len(c.in) > 0 {
 		c.in = append(c.in, b...)
 		if !c.paused {
@@ -189,7 +208,11 @@ func (c *Conn) deliverBuffered() {
 }
 
 func (c *Conn) maybeDeliverEOF() {
-	if !c.readEOF || c.eofDelivered || c.paused || len(c.in) > 0 || c.state == SocketClosed {
+	eof := c.readEOF
+	if c.tls != nil {
+		eof = c.appEOF
+	}
+	if !eof || c.eofDelivered || c.paused || len(c.in) > 0 || c.state == SocketClosed {
 		return
 	}
 	c.eofDelivered = true
@@ -218,7 +241,7 @@ func (c *Conn) ResumeRead() {
 	}
 	c.paused = false
 	c.registerRead()
-	if len(c.in) > 0 || (c.readEOF && !c.eofDelivered) {
+	if len(c.in) > 0 || ((c.readEOF || c.appEOF) && !c.eofDelivered) {
 		c.l.deferFn(c.deliverBuffered)
 	}
 }
@@ -237,6 +260,26 @@ const directWriteMin = 16 << 10
 // error closes the connection (see OnClosed). After the write side is shut
 // or the connection is closed, bytes are dropped.
 func (c *Conn) Write(p []byte) {
+	if len(p) == 0 || c.wshut || c.socketClosing || c.state == SocketClosed {
+		return
+	}
+	if c.tls != nil {
+		sealed, err := c.tls.Seal(c.l.scratch[:0], p)
+		if err != nil {
+			c.l.e.log.Debug("tls seal failed", "conn", connID(c.id), "err", err)
+			c.tlsDead = true
+			c.abort(TLSError, true)
+			return
+		}
+		c.writeRaw(sealed)
+		c.l.scratch = sealed[:0]
+		return
+	}
+	c.writeRaw(p)
+}
+
+// writeRaw queues socket bytes (ciphertext on a TLS connection).
+func (c *Conn) writeRaw(p []byte) {
 	if len(p) == 0 || c.wshut || c.socketClosing || c.state == SocketClosed {
 		return
 	}
@@ -444,6 +487,12 @@ func (c *Conn) onTimer(now int64) {
 			c.checkDelivered()
 			if c.trace.Delivered == 0 && c.state == Lingering {
 				c.setDeadline(timerDelivered, now+deliveredPoll)
+			}
+		case TimerHandshake:
+			if c.tls != nil && !c.hsDone {
+				c.tlsHandshakeTimeout()
+			} else {
+				c.h.OnTimer(c, k)
 			}
 		default:
 			c.h.OnTimer(c, k)

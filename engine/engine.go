@@ -43,6 +43,8 @@ type Engine struct {
 
 	warmup atomic.Pointer[warmup]
 
+	hsInFlight atomic.Int64 // TLS handshakes in flight, all loops
+
 	idleOnce sync.Once
 	idle     chan struct{} // closed when draining and no connection is left
 }
@@ -453,9 +455,15 @@ func (g *gnetEvents) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	gc.SetContext(c)
 	prev := l.inTraffic
 	l.inTraffic = c
-	if rejected {
+	if !rejected && c.side == Downstream && e.listenerFor(gc.LocalAddr()).TLS != nil {
+		rejected = !c.startTLS(e.listenerFor(gc.LocalAddr()).TLS)
+	}
+	switch {
+	case rejected:
 		c.Abort(Rejected)
-	} else {
+	case c.tls != nil:
+		// OnOpen runs when the handshake is done (tls.go).
+	default:
 		c.h.OnOpen(c)
 		if e.draining.Load() && c.state < ShutdownInitiated && !c.socketClosing {
 			c.h.OnDrain(c)
@@ -548,6 +556,18 @@ func (c *Conn) onPeerFIN() {
 		c.socketClosing = true
 		c.trace.Outcome = Aborted
 		c.finalize()
+		return
+	}
+	if c.tls != nil {
+		c.l.deferFn(func() {
+			if c.state == SocketClosed || c.discardReads {
+				c.maybeDeliverEOF()
+				return
+			}
+			c.tls.FeedEOF(time.Now())
+			c.tlsPump(nil)
+			c.maybeDeliverEOF()
+		})
 		return
 	}
 	c.l.deferFn(c.maybeDeliverEOF)

@@ -32,6 +32,7 @@ type Loop struct {
 	inTraffic  *Conn // conn whose gnet OnTraffic is running
 	inClose    *Conn // conn whose gnet OnClose is running
 	iov        [][]byte
+	scratch    []byte  // TLS output staging, reused
 	recent     []Trace // ring of recent close traces
 	recentNext int
 	closedAny  bool

@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/sluice-proxy/sluice/tlsio"
 )
 
 // engineMetrics holds pointers to every engine metric, created once at
@@ -24,7 +26,19 @@ type engineMetrics struct {
 	closeSeq      *metrics.Histogram // ShutdownInitiated to SocketClosed
 	dials         [3]*metrics.Counter
 	dialsInFlight atomic.Int64
+
+	tlsHandshakes      [4]*metrics.Counter
+	tlsHandshakeDur    *metrics.Histogram
+	tlsPeerCloseNotify *metrics.Counter
 }
+
+// TLS handshake results, indexes of tlsHandshakes.
+const (
+	hsOK = iota
+	hsError
+	hsTimeout
+	hsRejected
+)
 
 const (
 	dialOK = iota
@@ -72,6 +86,12 @@ func newEngineMetrics(e *Engine) *engineMetrics {
 	for i, r := range []string{"ok", "error", "timeout"} {
 		m.dials[i] = s.NewCounter(fmt.Sprintf(`sluice_upstream_dials_total{result=%q}`, r))
 	}
+	for i, r := range []string{"ok", "error", "timeout", "rejected"} {
+		m.tlsHandshakes[i] = s.NewCounter(fmt.Sprintf(`sluice_tls_handshakes_total{result=%q}`, r))
+	}
+	m.tlsHandshakeDur = s.NewHistogram(`sluice_tls_handshake_duration_seconds`)
+	m.tlsPeerCloseNotify = s.NewCounter(`sluice_tls_peer_close_notify_total`)
+	s.NewGauge(`sluice_tls_handshakes_in_flight`, func() float64 { return float64(e.hsInFlight.Load()) })
 	s.NewGauge(`sluice_upstream_dials_in_flight`, func() float64 { return float64(m.dialsInFlight.Load()) })
 	s.NewGauge(`sluice_output_buffered_bytes`, func() float64 {
 		var n int64
@@ -105,5 +125,31 @@ func (m *engineMetrics) closed(t *Trace) {
 	m.lifetime[t.Side].Update(float64(end-t.Entered[Created]) / 1e9)
 	if s := t.Entered[ShutdownInitiated]; s != 0 && t.Side == Downstream {
 		m.closeSeq.Update(float64(end-s) / 1e9)
+	}
+}
+
+func (m *engineMetrics) tlsHandshake(result int, ns int64) {
+	m.tlsHandshakes[result].Inc()
+	if result == hsOK {
+		m.tlsHandshakeDur.Update(float64(ns) / 1e9)
+	}
+}
+
+// TLSErrorCounter returns a tlsio.ServerConfig.CountError hook counting bad
+// TLS input by reason in s as sluice_tls_errors_total{reason}. Counters for
+// the known reasons exist from the start, so the hook never formats a name
+// for them.
+func TLSErrorCounter(s *metrics.Set) func(reason string) {
+	known := map[string]*metrics.Counter{}
+	for _, r := range []string{tlsio.ReasonNotTLS, tlsio.ReasonBadRecord, tlsio.ReasonHandshake,
+		tlsio.ReasonHandshakeEOF, tlsio.ReasonPeerAlert, tlsio.ReasonTruncated} {
+		known[r] = s.NewCounter(fmt.Sprintf(`sluice_tls_errors_total{reason=%q}`, r))
+	}
+	return func(reason string) {
+		if c := known[reason]; c != nil {
+			c.Inc()
+			return
+		}
+		s.GetOrCreateCounter(fmt.Sprintf(`sluice_tls_errors_total{reason=%q}`, reason)).Inc()
 	}
 }

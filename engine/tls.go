@@ -1,0 +1,220 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/sluice-proxy/sluice/tlsio"
+)
+
+// TLS on a listener is a property of the connection, not a layer the
+// handler sees: OnData receives plaintext, Write seals, and the close
+// sequence's second step is the engine's own close_notify. The handshake
+// runs on a short-lived goroutine (tlsio.Conn.HandshakeWork) that wakes the
+// loop through Post; its CPU work never runs on the loop. The handler's
+// OnOpen runs once the handshake is done, so it can pick a protocol by ALPN
+// (Conn.TLSInfo).
+//
+// Policy, after nginx: no close_notify after a fatal TLS error (the alert
+// goes out, then FIN), after a timeout other than keep-alive idleness (the
+// connection is reset instead), or while unsent data remains (the flush
+// timeout resets). A peer's close_notify is a half-close: OnReadEOF runs and
+// responses already owed still go out (RFC 8446 §6.1).
+
+// TLSInfo returns the negotiated session, and false for a plaintext
+// connection or before the handshake is done.
+func (c *Conn) TLSInfo() (tlsio.Info, bool) {
+	if c.tls == nil || !c.hsDone {
+		return tlsio.Info{}, false
+	}
+	return c.tls.Info(), true
+}
+
+// IsTLS reports whether the connection came in on a TLS listener.
+func (c *Conn) IsTLS() bool { return c.tls != nil }
+
+const plainHTTPBody = "This port speaks HTTPS only. Retry with https://\n"
+
+var plainHTTPResponse = []byte("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+	"Connection: close\r\nContent-Length: " + itoa(len(plainHTTPBody)) + "\r\n\r\n" + plainHTTPBody)
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}
+
+// startTLS runs at accept on a TLS listener. It returns false when the
+// connection was rejected (too many handshakes in flight).
+func (c *Conn) startTLS(srv *tlsio.Server) bool {
+	e := c.l.e
+	if e.hsInFlight.Add(1) > int64(e.cfg.MaxHandshakes) {
+		e.hsInFlight.Add(-1)
+		e.met.tlsHandshake(hsRejected, 0)
+		e.log.Info("tls handshake rejected: too many in flight", "conn", connID(c.id), "max", e.cfg.MaxHandshakes)
+		return false
+	}
+	c.hsCounted = true
+	l := c.l
+	c.tls = srv.NewConn(func() {
+		_ = l.Post(c.tlsWake)
+	})
+	c.setState(Handshake)
+	c.SetTimer(TimerHandshake, int64(e.cfg.HandshakeTimeout))
+	return true
+}
+
+// tlsWake runs on the loop when the handshake goroutine made progress.
+func (c *Conn) tlsWake() {
+	if c.state == SocketClosed || c.socketClosing {
+		return
+	}
+	c.tlsPump(nil)
+}
+
+// tlsRead feeds ciphertext to TLS and delivers what comes out.
+func (c *Conn) tlsRead(b []byte) {
+	err := c.tls.Feed(time.Now(), b)
+	c.tlsPump(err)
+}
+
+// tlsPump moves everything TLS has for us: a handshake to start, output to
+// send, the end of the handshake, plaintext, EOF, and failure.
+func (c *Conn) tlsPump(feedErr error) {
+	t := c.tls
+	if w := t.HandshakeWork(); w != nil {
+		go w()
+	}
+	if out := t.AppendOutput(c.l.scratch[:0]); len(out) > 0 {
+		c.writeRaw(out)
+		c.l.scratch = out[:0]
+	}
+	err := feedErr
+	if err == nil {
+		err = t.Err()
+	}
+	if err != nil {
+		c.tlsFailed(err)
+		return
+	}
+	if !c.hsDone {
+		if !t.Events().Has(tlsio.HandshakeDone) {
+			return
+		}
+		c.hsDone = true
+		c.handshakeFinished(hsOK)
+		c.ClearTimer(TimerHandshake)
+		c.setState(HandshakeDone)
+		if lg := c.l.e.log; lg.Enabled(context.Background(), slog.LevelDebug) {
+			in := t.Info()
+			lg.Debug("tls handshake done", "conn", connID(c.id), "version", in.Version,
+				"cipher", in.CipherSuite, "group", in.Group, "alpn", in.ALPN, "sni", in.ServerName, "resumed", in.Resumed)
+		}
+		c.h.OnOpen(c)
+		if c.socketClosing || c.state == SocketClosed {
+			return
+		}
+		if c.l.e.draining.Load() && c.state < ShutdownInitiated {
+			c.h.OnDrain(c)
+		}
+	}
+	if c.discardReads {
+		return
+	}
+	plain, rerr := t.ReadPlaintext(c.l.scratch[:0])
+	if len(plain) > 0 {
+		c.deliver(plain)
+	}
+	c.l.scratch = plain[:0]
+	if rerr == io.EOF && !c.appEOF {
+		c.appEOF = true
+		if ev := t.Events(); ev.Has(tlsio.PeerCloseNotify) {
+			c.l.e.met.tlsPeerCloseNotify.Inc()
+		}
+		c.maybeDeliverEOF()
+	} else if rerr != nil && rerr != io.EOF {
+		c.tlsFailed(rerr)
+	}
+}
+
+// tlsFailed ends a connection whose TLS failed. The alert (already queued)
+// goes out, then FIN; plaintext HTTP on the TLS port gets a short 400.
+func (c *Conn) tlsFailed(err error) {
+	if c.socketClosing || c.state >= ShutdownInitiated {
+		return
+	}
+	reason := "tls_error"
+	var te *tlsio.Error
+	if errors.As(err, &te) && te.Reason != "" {
+		reason = te.Reason
+	}
+	if !c.hsDone {
+		c.handshakeFinished(hsError)
+	}
+	if errors.Is(err, tlsio.ErrNotTLS) {
+		c.writeRaw(plainHTTPResponse)
+	}
+	c.l.e.log.Info("tls failed", "conn", connID(c.id), "remote", addrString(c.remote), "reason", reason, "err", err)
+	c.tlsDead = true
+	c.Close(TLSError)
+}
+
+// handshakeFinished settles the in-flight count and the metrics once.
+func (c *Conn) handshakeFinished(result int) {
+	if !c.hsCounted {
+		return
+	}
+	c.hsCounted = false
+	e := c.l.e
+	e.hsInFlight.Add(-1)
+	e.met.tlsHandshake(result, Now()-c.trace.Entered[Handshake])
+}
+
+// tlsHandshakeTimeout: no close_notify and no waiting on a peer that could
+// not finish a handshake in time.
+func (c *Conn) tlsHandshakeTimeout() {
+	c.handshakeFinished(hsTimeout)
+	c.l.e.log.Info("tls handshake timed out", "conn", connID(c.id), "remote", addrString(c.remote))
+	c.abort(HandshakeTimeout, true)
+}
+
+// tlsCloseNotify is step 2 of the close for a TLS connection.
+func (c *Conn) tlsCloseNotify() bool {
+	if !c.hsDone || c.tlsDead {
+		return false
+	}
+	out, ok := c.tls.CloseNotify(c.l.scratch[:0])
+	if len(out) > 0 {
+		c.writeRaw(out)
+	}
+	c.l.scratch = out[:0]
+	return ok
+}
+
+// tlsAbortsOn reports the causes for which a TLS connection is reset rather
+// than closed with close_notify.
+func tlsAbortsOn(cause Outcome) bool {
+	switch cause {
+	case HandshakeTimeout, HeaderTimeout, WriteTimeout, FlushTimeout:
+		return true
+	}
+	return false
+}
+
+func addrString(a interface{ String() string }) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}

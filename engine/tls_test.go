@@ -1,0 +1,322 @@
+package engine
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/sluice-proxy/sluice/tlsio"
+)
+
+type tlsFixture struct {
+	srv  *tlsio.Server
+	pool *x509.CertPool
+	set  *metrics.Set
+}
+
+func newTLSFixture(t testing.TB) *tlsFixture {
+	t.Helper()
+	kp, err := tlsio.SelfSigned(time.Now(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := tlsio.NewCertStore(kp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := metrics.NewSet()
+	srv, err := tlsio.NewServer(tlsio.ServerConfig{Certs: store, CountError: TLSErrorCounter(set)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(kp.Leaf())
+	return &tlsFixture{srv: srv, pool: pool, set: set}
+}
+
+func startTLSEngine(t testing.TB, f *tlsFixture, cfg Config, accept func(c *Conn) Handler) (*Engine, string) {
+	t.Helper()
+	if cfg.Loops == 0 {
+		cfg.Loops = 2
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(t)
+	}
+	cfg.Metrics = f.set
+	cfg.Listeners = []Listener{{Name: "tls", Addr: "127.0.0.1:0", Accept: accept, TLS: f.srv}}
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Stop(testCtx(t)) })
+	return e, e.Addr("tls")
+}
+
+func (f *tlsFixture) dial(t testing.TB, addr string, cfg *tls.Config) *tls.Conn {
+	t.Helper()
+	if cfg == nil {
+		cfg = &tls.Config{}
+	}
+	cfg.RootCAs = f.pool
+	cfg.ServerName = "localhost"
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	return c
+}
+
+// alpnEcho echoes and records what the handshake negotiated.
+type alpnEcho struct {
+	echo
+	info chan tlsio.Info
+}
+
+func (h *alpnEcho) OnOpen(c *Conn) {
+	in, ok := c.TLSInfo()
+	if !ok || c.State() != HandshakeDone {
+		panic("OnOpen before the handshake completed")
+	}
+	h.info <- in
+	h.echo.OnOpen(c)
+}
+
+func TestTLSEchoALPNAndCloseNotify(t *testing.T) {
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		f := newTLSFixture(t)
+		cl := newCloses()
+		info := make(chan tlsio.Info, 1)
+		_, addr := startTLSEngine(t, f, Config{}, func(c *Conn) Handler {
+			return &alpnEcho{echo: echo{cl: cl}, info: info}
+		})
+		c := f.dial(t, addr, &tls.Config{MinVersion: v, MaxVersion: v, NextProtos: []string{"h2", "http/1.1"}})
+		c.Write([]byte("hello over tls"))
+		buf := make([]byte, 14)
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "hello over tls" {
+			t.Fatalf("echo %q %v", buf, err)
+		}
+		in := <-info
+		if in.Version != v || in.ALPN != "h2" || in.ServerName != "localhost" {
+			t.Fatalf("info %+v", in)
+		}
+		if v == tls.VersionTLS13 && in.Group != uint16(tls.X25519MLKEM768) {
+			t.Errorf("TLS 1.3 group %#x, want X25519MLKEM768", in.Group)
+		}
+		// The client half-closes with close_notify; the server closes with
+		// its own close_notify, and the client reads a clean EOF.
+		c.CloseWrite()
+		if n, err := c.Read(buf); n != 0 || err != io.EOF {
+			t.Fatalf("after close: %d %v", n, err)
+		}
+		c.Close()
+		tr := cl.next(t, 5*time.Second)
+		if tr.Outcome != PeerClosed {
+			t.Fatalf("outcome %v", tr.Outcome)
+		}
+		mustState(t, tr, Handshake, HandshakeDone, DataTransfer, ShutdownInitiated, BufferFlushed, CloseNotifySent, WriteShut, SocketClosed)
+		if got := f.set.GetOrCreateCounter(`sluice_tls_handshakes_total{result="ok"}`).Get(); got != 1 {
+			t.Fatalf("handshakes ok = %d", got)
+		}
+	}
+}
+
+// recordTap records the TLS record types the client receives.
+type recordTap struct {
+	net.Conn
+	buf bytes.Buffer
+}
+
+func (r *recordTap) Read(p []byte) (int, error) {
+	n, err := r.Conn.Read(p)
+	r.buf.Write(p[:n])
+	return n, err
+}
+
+func (r *recordTap) types() []byte {
+	b := r.buf.Bytes()
+	var ts []byte
+	for len(b) >= 5 {
+		n := int(b[3])<<8 | int(b[4])
+		if len(b) < 5+n {
+			break
+		}
+		ts = append(ts, b[0])
+		b = b[5+n:]
+	}
+	return ts
+}
+
+// In TLS 1.2 the record type of an alert is visible: the server's last
+// record before its FIN must be close_notify's alert record (type 21).
+func TestTLSCloseNotifyIsLastRecordBeforeFIN(t *testing.T) {
+	f := newTLSFixture(t)
+	cl := newCloses()
+	_, addr := startTLSEngine(t, f, Config{}, func(c *Conn) Handler {
+		return &sender{cl: cl, total: 1 << 20}
+	})
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	tap := &recordTap{Conn: raw}
+	c := tls.Client(tap, &tls.Config{RootCAs: f.pool, ServerName: "localhost", MaxVersion: tls.VersionTLS12})
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	n, err := io.Copy(io.Discard, c)
+	if err != nil || n != 1<<20 {
+		t.Fatalf("read %d %v", n, err)
+	}
+	ts := tap.types()
+	if len(ts) == 0 || ts[len(ts)-1] != 21 {
+		t.Fatalf("last record type %v, want 21 (alert)", ts[max(0, len(ts)-3):])
+	}
+	c.Close()
+	tr := cl.next(t, 5*time.Second)
+	mustState(t, tr, CloseNotifySent)
+}
+
+func TestTLSSlowReaderSHA256(t *testing.T) {
+	f := newTLSFixture(t)
+	cl := newCloses()
+	const total = 8 << 20
+	_, addr := startTLSEngine(t, f, Config{}, func(c *Conn) Handler {
+		return &sender{cl: cl, total: total, chunk: 5000}
+	})
+	c := f.dial(t, addr, nil)
+	sum, n, err := slowRead(c, 32<<10, time.Millisecond, nil)
+	if err != nil || n != total || sum != patternSum(total) {
+		t.Fatalf("read %d, %v, sha ok=%v", n, err, sum == patternSum(total))
+	}
+	c.Close()
+	if tr := cl.next(t, 5*time.Second); tr.Outcome != Clean {
+		t.Fatalf("outcome %v", tr.Outcome)
+	}
+}
+
+func TestTLSHandshakeTimeout(t *testing.T) {
+	f := newTLSFixture(t)
+	cl := newCloses()
+	_, addr := startTLSEngine(t, f, Config{HandshakeTimeout: 150 * time.Millisecond}, func(c *Conn) Handler {
+		return &echo{cl: cl}
+	})
+	raw := dialT(t, addr) // never says hello
+	tr := cl.next(t, 5*time.Second)
+	if tr.Outcome != HandshakeTimeout {
+		t.Fatalf("outcome %v", tr.Outcome)
+	}
+	if d := time.Duration(tr.Entered[SocketClosed] - tr.Entered[Handshake]); d < 150*time.Millisecond {
+		t.Fatalf("timed out after %v", d)
+	}
+	raw.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := raw.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("client read %v, want a reset", err)
+	}
+	if got := f.set.GetOrCreateCounter(`sluice_tls_handshakes_total{result="timeout"}`).Get(); got != 1 {
+		t.Fatalf("timeouts %d", got)
+	}
+}
+
+func TestPlainHTTPOnTLSPortGets400(t *testing.T) {
+	f := newTLSFixture(t)
+	cl := newCloses()
+	_, addr := startTLSEngine(t, f, Config{}, func(c *Conn) Handler { return &echo{cl: cl} })
+	c := dialT(t, addr)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	resp, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if !strings.HasPrefix(string(resp), "HTTP/1.1 400 ") || !strings.Contains(string(resp), "HTTPS") {
+		t.Fatalf("response %q", resp)
+	}
+	tr := cl.next(t, 5*time.Second)
+	if tr.Outcome != TLSError {
+		t.Fatalf("outcome %v", tr.Outcome)
+	}
+	if got := f.set.GetOrCreateCounter(`sluice_tls_errors_total{reason="not_tls"}`).Get(); got != 1 {
+		t.Fatalf("not_tls count %d", got)
+	}
+}
+
+func TestTLSGarbageGetsAlertThenClose(t *testing.T) {
+	f := newTLSFixture(t)
+	cl := newCloses()
+	_, addr := startTLSEngine(t, f, Config{}, func(c *Conn) Handler { return &echo{cl: cl} })
+	c := dialT(t, addr)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	// A handshake record header announcing a 2^14+2048+1 byte record: oversized.
+	c.Write([]byte{22, 3, 1, 0x48, 0x01})
+	c.Write(bytes.Repeat([]byte{0}, 64))
+	resp, _ := io.ReadAll(c)
+	c.Close()
+	if len(resp) < 7 || resp[0] != 21 {
+		t.Fatalf("want an alert record, got % x", resp)
+	}
+	if tr := cl.next(t, 5*time.Second); tr.Outcome != TLSError || tr.Entered[CloseNotifySent] != 0 {
+		t.Fatalf("outcome %v close=%q", tr.Outcome, tr.CloseSequence())
+	}
+}
+
+func TestMaxHandshakesRejects(t *testing.T) {
+	f := newTLSFixture(t)
+	cl := newCloses()
+	e, addr := startTLSEngine(t, f, Config{MaxHandshakes: 1}, func(c *Conn) Handler { return &echo{cl: cl} })
+	dialT(t, addr) // holds the only handshake slot
+	if !waitFor(5*time.Second, func() bool { return e.hsInFlight.Load() == 1 }) {
+		t.Fatal("first handshake never started")
+	}
+	// The reset can beat the client's connect() to completion.
+	second, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err == nil {
+		defer second.Close()
+		second.SetDeadline(time.Now().Add(5 * time.Second))
+		_, err = second.Read(make([]byte, 1))
+	}
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("second connection: %v, want a reset", err)
+	}
+	if tr := cl.next(t, 5*time.Second); tr.Outcome != Rejected {
+		t.Fatalf("outcome %v", tr.Outcome)
+	}
+	if got := f.set.GetOrCreateCounter(`sluice_tls_handshakes_total{result="rejected"}`).Get(); got != 1 {
+		t.Fatalf("rejected %d", got)
+	}
+}
+
+// A client's close_notify is a half-close: the response owed still arrives.
+func TestTLSPeerCloseNotifyIsHalfClose(t *testing.T) {
+	f := newTLSFixture(t)
+	cl := newCloses()
+	const total = 2 << 20
+	_, addr := startTLSEngine(t, f, Config{}, func(c *Conn) Handler {
+		return &lateResponder{cl: cl, total: total}
+	})
+	c := f.dial(t, addr, nil)
+	c.Write([]byte("request"))
+	c.CloseWrite() // sends close_notify, keeps the TCP connection
+	sum, n, err := slowRead(c, 64<<10, 0, nil)
+	if err != nil || n != total || sum != patternSum(total) {
+		t.Fatalf("read %d %v", n, err)
+	}
+	c.Close()
+	if tr := cl.next(t, 5*time.Second); tr.Outcome != Clean {
+		t.Fatalf("outcome %v close=%q", tr.Outcome, tr.CloseSequence())
+	}
+}
