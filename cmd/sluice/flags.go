@@ -27,6 +27,7 @@ type config struct {
 	logLevel  slog.Level
 	logFormat string
 	maxConns  int
+	maxHS     int
 
 	handshakeTimeout time.Duration
 	headerTimeout    time.Duration
@@ -57,12 +58,13 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs.StringVar(&c.listen, "listen", ":8443", "client-facing listen address (host:port)")
 	fs.Var(listFlag{&c.upstreams}, "upstream", "upstream URL, e.g. http://10.0.0.1:8080 or tcp://10.0.0.1:5432 (repeatable; tcp mode uses the first; default: a built-in demo upstream on loopback)")
 	fs.StringVar(&c.admin, "admin", "127.0.0.1:9090", "admin listen address: /metrics /healthz /readyz /debug/connections /debug/pprof/ (empty disables)")
-	fs.Var(listFlag{&c.certs}, "cert", "TLS certificate PEM file (repeatable, paired in order with -key)")
+	fs.Var(listFlag{&c.certs}, "cert", "TLS certificate chain PEM file (repeatable, paired in order with -key; chosen by SNI, first is the default; SIGHUP reloads). tcp mode terminates TLS when given; http mode without it uses a self-signed certificate")
 	fs.Var(listFlag{&c.keys}, "key", "TLS private key PEM file (repeatable, paired in order with -cert)")
 	fs.IntVar(&c.loops, "loops", runtime.GOMAXPROCS(0), "number of event loops")
 	fs.StringVar(&c.mode, "mode", "tcp", "proxy mode: tcp (layer-4 pass-through to the first upstream) or http")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.IntVar(&c.maxHS, "max-handshakes", 1024, "TLS handshakes in flight, all loops; more are reset at accept")
 	fs.IntVar(&c.maxConns, "max-conns", 16384, "maximum open connections, client and upstream; more are reset at accept")
 	fs.DurationVar(&c.handshakeTimeout, "handshake-timeout", 10*time.Second, "TLS handshake deadline")
 	fs.DurationVar(&c.headerTimeout, "header-timeout", 30*time.Second, "deadline to receive a complete request header")
@@ -111,6 +113,9 @@ func (c *config) validate(level string) error {
 	}
 	if c.loops < 1 || c.loops > 256 {
 		return fmt.Errorf("-loops %d: must be 1..256", c.loops)
+	}
+	if c.maxHS < 1 {
+		return fmt.Errorf("-max-handshakes %d: must be positive", c.maxHS)
 	}
 	if c.maxConns < 1 {
 		return fmt.Errorf("-max-conns %d: must be positive", c.maxConns)

@@ -16,6 +16,7 @@ import (
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/proxy"
 	"github.com/sluice-proxy/sluice/shutdown"
+	"github.com/sluice-proxy/sluice/tlsio"
 )
 
 func main() {
@@ -38,7 +39,26 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
+	set := metrics.NewSet()
+	// TLS: always in http mode, in tcp mode when -cert is given.
+	var tlsSrv *tlsio.Server
+	var store *tlsio.CertStore
+	if cfg.mode == "http" || len(cfg.certs) > 0 {
+		store, err = certStore(cfg, log)
+		if err != nil {
+			fmt.Fprintf(stderr, "sluice: %v\n", err)
+			return 2
+		}
+		tlsSrv, err = tlsio.NewServer(tlsio.ServerConfig{Certs: store, CountError: engine.TLSErrorCounter(set)})
+		if err != nil {
+			fmt.Fprintf(stderr, "sluice: tls: %v\n", err)
+			return 2
+		}
+	}
 	var upstream string
 	if len(cfg.upstreams) == 0 {
 		demo, err := proxy.StartDemo()
@@ -53,19 +73,20 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 		upstream, _ = upstreamAddr(cfg.upstreams[0])
 	}
 
-	set := metrics.NewSet()
 	pm := proxy.NewMetrics(set)
 	tcp := proxy.NewTCP(proxy.TCPConfig{
 		Upstream: upstream, DialTimeout: cfg.dialTimeout, IdleTimeout: cfg.idleTimeout, Logger: log,
 	}, pm)
 	eng, err := engine.New(engine.Config{
-		Loops:         cfg.loops,
-		Listeners:     []engine.Listener{{Name: "main", Addr: cfg.listen, Accept: tcp.Accept}},
-		WriteTimeout:  cfg.writeTimeout,
-		LingerTimeout: cfg.lingerTimeout,
-		MaxConns:      cfg.maxConns,
-		Logger:        log,
-		Metrics:       set,
+		Loops:            cfg.loops,
+		Listeners:        []engine.Listener{{Name: "main", Addr: cfg.listen, Accept: tcp.Accept, TLS: tlsSrv}},
+		WriteTimeout:     cfg.writeTimeout,
+		LingerTimeout:    cfg.lingerTimeout,
+		HandshakeTimeout: cfg.handshakeTimeout,
+		MaxHandshakes:    cfg.maxHS,
+		MaxConns:         cfg.maxConns,
+		Logger:           log,
+		Metrics:          set,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice: %v\n", err)
@@ -100,9 +121,13 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 	}
 
 	addr := eng.Addr("main")
-	log.Info("sluice serving", "mode", cfg.mode, "listen", addr, "upstream", upstream, "admin", cfg.admin, "loops", cfg.loops)
+	log.Info("sluice serving", "mode", cfg.mode, "listen", addr, "tls", tlsSrv != nil, "upstream", upstream, "admin", cfg.admin, "loops", cfg.loops)
 	if len(cfg.upstreams) == 0 {
-		fmt.Fprintf(stderr, "\nsluice is forwarding %s to the demo upstream. Try:\n  curl http://127.0.0.1:%s/\n", addr, portOf(addr))
+		scheme, insecure := "http", ""
+		if tlsSrv != nil {
+			scheme, insecure = "https", "-k "
+		}
+		fmt.Fprintf(stderr, "\nsluice is forwarding %s to the demo upstream. Try:\n  curl %s%s://127.0.0.1:%s/\n", addr, insecure, scheme, portOf(addr))
 		if cfg.admin != "" {
 			fmt.Fprintf(stderr, "  curl http://%s/debug/connections\n  curl http://%s/metrics\n", admin.Addr(), admin.Addr())
 		}
@@ -112,7 +137,18 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 		ready <- addr
 	}
 
-	sig := <-sigs
+	var sig os.Signal
+	for sig == nil {
+		select {
+		case sig = <-sigs:
+		case <-hup:
+			if store != nil {
+				reloadCerts(cfg, store, log)
+			} else {
+				log.Info("SIGHUP: no TLS listener, nothing to reload")
+			}
+		}
+	}
 	log.Info("signal received: draining", "signal", sig.String())
 	res := shutdown.Drain(shutdown.Config{
 		Engine:  eng,
