@@ -96,7 +96,8 @@ type loop struct {
 	c     *Conn
 	tasks chan func()
 	done  chan struct{}
-	err   error // the Conn's error, set on the loop
+	err   error  // the Conn's error, set on the loop
+	post  func() // runs after each Feed, like work an event loop defers
 }
 
 // startLoop runs the event loop for c on nc. mk builds the Conn once the
@@ -154,6 +155,9 @@ func startLoop(t *testing.T, nc net.Conn, mk func(l *loop) *Conn) *loop {
 				in = append(in, b...)
 				n, err := l.c.Feed(time.Now(), in)
 				in = append(in[:0], in[n:]...)
+				if l.post != nil && err == nil {
+					l.post()
+				}
 				if err != nil {
 					l.err = err
 					flush()
@@ -199,6 +203,8 @@ type serverApp struct {
 	c       *Conn
 	streams map[uint32]*appStream
 	slow    bool // consume request DATA in batches, not at once
+	defer_  bool // answer after Feed returns, as a proxy waiting on its upstream would
+	ready   []uint32
 }
 
 type appStream struct {
@@ -250,6 +256,24 @@ func (a *serverApp) OnReset(id uint32, err *StreamError) { delete(a.streams, id)
 func (a *serverApp) OnWindowOpen(id uint32) { a.writePending(id) }
 
 func (a *serverApp) respond(id uint32) {
+	if a.defer_ {
+		a.ready = append(a.ready, id)
+		return
+	}
+	a.respondNow(id)
+}
+
+// flushReady answers the requests respond deferred.
+func (a *serverApp) flushReady() {
+	for _, id := range a.ready {
+		if a.streams[id] != nil {
+			a.respondNow(id)
+		}
+	}
+	a.ready = a.ready[:0]
+}
+
+func (a *serverApp) respondNow(id uint32) {
 	s := a.streams[id]
 	status := "200"
 	fields := []hpack.HeaderField{hf(":status", status)}
@@ -270,6 +294,7 @@ func (a *serverApp) respond(id uint32) {
 		fields = append(fields, hf("content-length", strconv.Itoa(n)))
 	default:
 		fields[0].Value = "404"
+		s.out = []byte("not found")
 	}
 	if err := a.c.WriteHeaders(id, fields, len(s.out) == 0 && s.trailers == nil); err != nil {
 		panic(err)

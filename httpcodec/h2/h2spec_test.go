@@ -1,0 +1,49 @@
+package h2
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// TestH2Spec runs the h2spec conformance suite (github.com/summerwind/h2spec)
+// against a server-role Conn on a loopback TCP listener, when the H2SPEC
+// environment variable names the h2spec binary:
+//
+//	H2SPEC=$(go env GOPATH)/bin/h2spec go test -run H2Spec -v ./httpcodec/h2/
+func TestH2Spec(t *testing.T) {
+	bin := os.Getenv("H2SPEC")
+	if bin == "" {
+		t.Skip("set H2SPEC to the h2spec binary to run the conformance suite")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			startLoop(t, nc, func(l *loop) *Conn {
+				app := newServerApp()
+				app.defer_ = true
+				app.c = NewConn(Server, Config{}, app, time.Now())
+				l.post = app.flushReady
+				return app.c
+			})
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	cmd := exec.Command(bin, "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-o", "3", "-j", os.Getenv("H2SPEC_REPORT"))
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatalf("h2spec: %v", err)
+	}
+}
