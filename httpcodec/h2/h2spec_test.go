@@ -14,6 +14,8 @@ import (
 // environment variable names the h2spec binary:
 //
 //	H2SPEC=$(go env GOPATH)/bin/h2spec go test -run H2Spec -v ./httpcodec/h2/
+//
+// H2SPEC_STRICT=1 adds h2spec's strict mode (-S), which also checks SHOULDs.
 func TestH2Spec(t *testing.T) {
 	bin := os.Getenv("H2SPEC")
 	if bin == "" {
@@ -40,7 +42,11 @@ func TestH2Spec(t *testing.T) {
 		}
 	}()
 	port := ln.Addr().(*net.TCPAddr).Port
-	cmd := exec.Command(bin, "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-o", "3", "-j", os.Getenv("H2SPEC_REPORT"))
+	args := []string{"-h", "127.0.0.1", "-p", strconv.Itoa(port), "-o", "3"}
+	if os.Getenv("H2SPEC_STRICT") != "" {
+		args = append(args, "-S")
+	}
+	cmd := exec.Command(bin, args...)
 	out, err := cmd.CombinedOutput()
 	t.Logf("%s", out)
 	if err != nil {
