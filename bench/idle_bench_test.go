@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -32,11 +33,27 @@ func TestMain(m *testing.M) {
 // idleClient opens n connections to addr ("addr,n"), prints "ready", and
 // holds them until stdin closes.
 func idleClient(spec string) int {
-	addr, ns, _ := strings.Cut(spec, ",")
-	n, _ := strconv.Atoi(ns)
+	f := strings.Split(spec, ",")
+	addr := f[0]
+	n, _ := strconv.Atoi(f[1])
+	useTLS := len(f) > 2 && f[2] == "tls"
 	conns := make([]net.Conn, 0, n)
 	for i := 0; i < n; i++ {
-		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		var c net.Conn
+		var err error
+		if useTLS {
+			var tc *tls.Conn
+			tc, err = tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr,
+				&tls.Config{InsecureSkipVerify: true, ClientSessionCache: nil})
+			if err == nil {
+				// A round trip, so the server has finished its side too.
+				tc.Write([]byte{1})
+				_, err = tc.Read(make([]byte, 1))
+			}
+			c = tc
+		} else {
+			c, err = net.DialTimeout("tcp", addr, 5*time.Second)
+		}
 		if err != nil {
 			fmt.Println("error:", err)
 			return 1
@@ -78,9 +95,9 @@ func heapInuse() int64 {
 
 // holdClients starts the child holding n connections to addr and returns a
 // function that releases them.
-func holdClients(b *testing.B, addr string, n int, count func() int) func() {
+func holdClients(b *testing.B, addr string, n int, count func() int, extra ...string) func() {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "SLUICE_BENCH_IDLE_CLIENT="+addr+","+strconv.Itoa(n))
+	cmd.Env = append(os.Environ(), "SLUICE_BENCH_IDLE_CLIENT="+strings.Join(append([]string{addr, strconv.Itoa(n)}, extra...), ","))
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
@@ -91,7 +108,7 @@ func holdClients(b *testing.B, addr string, n int, count func() int) func() {
 	if strings.TrimSpace(line) != "ready" {
 		b.Fatalf("client: %q", line)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for count() < n && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -164,5 +181,70 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 		b.ReportMetric(float64(gHeap)/n, "goroutine-heap-B/conn")
 		b.ReportMetric(float64(gRSS)/n, "goroutine-rss-B/conn")
 		b.ReportMetric(float64(sHeap)/float64(gHeap), "ratio-heap-sluice/goroutine")
+	}
+}
+
+// BenchmarkIdleTLSConnMemory holds 10,000 idle TLS 1.3 connections
+// (handshake done, one round trip) on sluice and on crypto/tls with a
+// goroutine per connection, and reports heap+stack per connection and the
+// ratio.
+func BenchmarkIdleTLSConnMemory(b *testing.B) {
+	const n = 10000
+	tb := newTLSBench(b)
+	for i := 0; i < b.N; i++ {
+		base := heapInuse()
+		e, err := engine.New(engine.Config{
+			Loops: 2,
+			Listeners: []engine.Listener{{Name: "idle", Addr: "127.0.0.1:0", TLS: tb.srv,
+				Accept: func(*engine.Conn) engine.Handler { return tlsHello{} }}},
+			Logger: slog.New(slog.DiscardHandler),
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := e.Start(); err != nil {
+			b.Fatal(err)
+		}
+		release := holdClients(b, e.Addr("idle"), n, func() int { return int(e.Live()) }, "tls")
+		sHeap := heapInuse() - base
+		release()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		e.Stop(ctx)
+		cancel()
+
+		base = heapInuse()
+		ln, err := tls.Listen("tcp", "127.0.0.1:0", tb.std)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var live atomicInt
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				live.add(1)
+				go func() {
+					buf := make([]byte, 4096)
+					for {
+						n, err := c.Read(buf)
+						if err != nil {
+							break
+						}
+						c.Write(buf[:n])
+					}
+					c.Close()
+					live.add(-1)
+				}()
+			}
+		}()
+		release = holdClients(b, ln.Addr().String(), n, live.get, "tls")
+		gHeap := heapInuse() - base
+		release()
+		ln.Close()
+		b.ReportMetric(float64(sHeap)/n, "sluice-heap-B/conn")
+		b.ReportMetric(float64(gHeap)/n, "gotls-heap-B/conn")
+		b.ReportMetric(float64(sHeap)/float64(gHeap), "ratio-heap-sluice/gotls")
 	}
 }
