@@ -289,11 +289,15 @@ func (c *Conn) Feed(now time.Time, b []byte) (int, error) {
 				break
 			}
 			n += m
-			c.frameStreamError(f, se)
+			if c.frameAllowed(f) {
+				c.frameStreamError(f, se)
+			}
 			continue
 		}
 		n += m
-		c.processFrame(f)
+		if c.frameAllowed(f) {
+			c.processFrame(f)
+		}
 	}
 	if c.err != nil {
 		return n, c.err
@@ -301,23 +305,29 @@ func (c *Conn) Feed(now time.Time, b []byte) (int, error) {
 	return n, nil
 }
 
-// processFrame applies the rules that span frames, then dispatches.
-func (c *Conn) processFrame(f *Frame) {
+// frameAllowed applies the rules that span frames: the preface's SETTINGS
+// first, and nothing between a HEADERS and the end of its header block.
+func (c *Conn) frameAllowed(f *Frame) bool {
 	if !c.peerSettingsSeen && (f.Type != FrameSettings || f.IsAck()) {
 		// "The server connection preface consists of a potentially empty
 		// SETTINGS frame (Section 6.5) that MUST be the first frame the
 		// server sends"; the client preface "MUST be followed by a SETTINGS
 		// frame".
 		c.fail(connErr(ErrCodeProtocol, "first frame is not SETTINGS"))
-		return
+		return false
 	}
 	if c.hb.active && (f.Type != FrameContinuation || f.StreamID != c.hb.streamID) {
 		// "A receiver MUST treat the receipt of any other type of frame or a
 		// frame on a different stream as a connection error (Section 5.4.1)
 		// of type PROTOCOL_ERROR."
 		c.fail(connErr(ErrCodeProtocol, "header block interrupted by another frame"))
-		return
+		return false
 	}
+	return true
+}
+
+// processFrame dispatches a frame by type.
+func (c *Conn) processFrame(f *Frame) {
 	switch f.Type {
 	case FrameData:
 		c.onData(f)
@@ -346,10 +356,6 @@ func (c *Conn) processFrame(f *Frame) {
 
 // frameStreamError handles a frame the Framer flagged with a stream error.
 func (c *Conn) frameStreamError(f *Frame, se *StreamError) {
-	if c.hb.active {
-		c.fail(connErr(ErrCodeProtocol, "header block interrupted by another frame"))
-		return
-	}
 	switch f.Type {
 	case FrameHeaders:
 		// The field block must still be decoded to keep HPACK in sync.

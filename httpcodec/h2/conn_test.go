@@ -64,6 +64,13 @@ func TestFirstFrameMustBeSettings(t *testing.T) {
 			tc.wantGoAway(0, ErrCodeProtocol)
 		})
 	}
+	// Also when the first frame is one the Framer flags as a stream error.
+	tc := newRawTestConn(t, Server, Config{})
+	tc.drain()
+	tc.out = nil
+	err := tc.writeFrameErr(append([]byte(ClientPreface), AppendPriority(nil, 1, Priority{StreamDep: 1})...))
+	tc.wantConnError(err, ErrCodeProtocol)
+	tc.wantGoAway(0, ErrCodeProtocol)
 }
 
 func TestClientPreface(t *testing.T) {
