@@ -557,7 +557,7 @@ func (c *Conn) onSettings(f *Frame) {
 		return
 	}
 	c.peerSettingsSeen = true
-	grew := false
+	oldWindow := c.peer.InitialWindowSize
 	for i := range f.NumSettings() {
 		st := f.Setting(i) // values were range-checked by the Framer
 		switch st.ID {
@@ -569,16 +569,19 @@ func (c *Conn) onSettings(f *Frame) {
 				c.fail(connErr(ErrCodeProtocol, "server sent SETTINGS_ENABLE_PUSH=1"))
 				return
 			}
-		case SettingInitialWindowSize:
-			if !c.adjustStreamSendWindows(int64(st.Val) - int64(c.peer.InitialWindowSize)) {
-				return
-			}
-			grew = grew || st.Val > c.peer.InitialWindowSize
 		case SettingHeaderTableSize:
 			c.enc.SetMaxDynamicTableSize(st.Val) // capped at MaxEncoderTableSize
 		}
 		c.peer.apply(st)
 	}
+	// Window changes are applied once per frame, with the last value: a
+	// frame repeating SETTINGS_INITIAL_WINDOW_SIZE a thousand times costs
+	// one pass over the streams, not a thousand.
+	newWindow := c.peer.InitialWindowSize
+	if !c.adjustStreamSendWindows(int64(newWindow) - int64(oldWindow)) {
+		return
+	}
+	grew := newWindow > oldWindow
 	// "Upon receiving the SETTINGS frame, the recipient MUST send a SETTINGS
 	// frame with the ACK flag set"
 	c.out = AppendSettingsAck(c.out)

@@ -327,3 +327,18 @@ func TestDataFrameSizeCapped(t *testing.T) {
 		}
 	}
 }
+
+func TestSettingsWindowAppliedOncePerFrame(t *testing.T) {
+	tc := sendSetup(t, Config{})
+	var ss []Setting
+	for i := range 2000 {
+		ss = append(ss, Setting{SettingInitialWindowSize, uint32(1000 + i)})
+	}
+	ss = append(ss, Setting{SettingInitialWindowSize, 100})
+	tc.writeFrame(AppendSettings(nil, ss...))
+	tc.wantSettingsAck()
+	tc.wantEvent(event{kind: "settings"})
+	if w := tc.c.streams[1].sendWin; w != 100 {
+		t.Fatalf("stream window %d, want 100", w)
+	}
+}
