@@ -320,3 +320,42 @@ func TestTLSPeerCloseNotifyIsHalfClose(t *testing.T) {
 		t.Fatalf("outcome %v close=%q", tr.Outcome, tr.CloseSequence())
 	}
 }
+
+// Bad input on some connections never disturbs the others.
+func TestTLSBadInputDoesNotDisturbOthers(t *testing.T) {
+	f := newTLSFixture(t)
+	cl := newCloses()
+	_, addr := startTLSEngine(t, f, Config{MaxHandshakes: 8, HandshakeTimeout: 300 * time.Millisecond},
+		func(c *Conn) Handler { return &echo{cl: cl} })
+	good := f.dial(t, addr, nil)
+	echoTLS := func(msg string) {
+		t.Helper()
+		good.Write([]byte(msg))
+		buf := make([]byte, len(msg))
+		if _, err := io.ReadFull(good, buf); err != nil || string(buf) != msg {
+			t.Fatalf("good connection broken: %q %v", buf, err)
+		}
+	}
+	echoTLS("before")
+	var bad []net.Conn
+	for i := 0; i < 20; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			continue // over the cap: reset at once
+		}
+		bad = append(bad, c)
+		switch i % 3 {
+		case 0:
+			c.Write([]byte("GET / HTTP/1.1\r\n\r\n"))
+		case 1:
+			c.Write([]byte{22, 3, 1, 0xff, 0xff, 1, 2, 3})
+		case 2: // silent: holds a handshake slot until the timeout
+		}
+		echoTLS("during")
+	}
+	time.Sleep(400 * time.Millisecond) // past the handshake timeout
+	echoTLS("after")
+	for _, c := range bad {
+		c.Close()
+	}
+}
