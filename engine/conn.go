@@ -264,7 +264,7 @@ func (c *Conn) Write(p []byte) {
 		return
 	}
 	if c.tls != nil {
-		sealed, err := c.tls.Seal(c.l.scratch[:0], p)
+		sealed, err := c.tls.Seal(c.l.sealBuf[:0], p)
 		if err != nil {
 			c.l.e.log.Debug("tls seal failed", "conn", connID(c.id), "err", err)
 			c.tlsDead = true
@@ -272,7 +272,7 @@ func (c *Conn) Write(p []byte) {
 			return
 		}
 		c.writeRaw(sealed)
-		c.l.scratch = sealed[:0]
+		c.l.sealBuf = sealed[:0]
 		return
 	}
 	c.writeRaw(p)

@@ -32,7 +32,8 @@ type Loop struct {
 	inTraffic  *Conn // conn whose gnet OnTraffic is running
 	inClose    *Conn // conn whose gnet OnClose is running
 	iov        [][]byte
-	scratch    []byte  // TLS output staging, reused
+	sealBuf    []byte  // TLS output staging (Seal, alerts), reused
+	plainBuf   []byte  // TLS plaintext staging, reused; never aliases sealBuf
 	recent     []Trace // ring of recent close traces
 	recentNext int
 	closedAny  bool

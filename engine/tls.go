@@ -96,9 +96,9 @@ func (c *Conn) tlsPump(feedErr error) {
 	if w := t.HandshakeWork(); w != nil {
 		go w()
 	}
-	if out := t.AppendOutput(c.l.scratch[:0]); len(out) > 0 {
+	if out := t.AppendOutput(c.l.sealBuf[:0]); len(out) > 0 {
 		c.writeRaw(out)
-		c.l.scratch = out[:0]
+		c.l.sealBuf = out[:0]
 	}
 	err := feedErr
 	if err == nil {
@@ -132,11 +132,13 @@ func (c *Conn) tlsPump(feedErr error) {
 	if c.discardReads {
 		return
 	}
-	plain, rerr := t.ReadPlaintext(c.l.scratch[:0])
+	// The handler may Write (Seal) while it reads plain: the two staging
+	// buffers must never share memory.
+	plain, rerr := t.ReadPlaintext(c.l.plainBuf[:0])
+	c.l.plainBuf = plain[:0]
 	if len(plain) > 0 {
 		c.deliver(plain)
 	}
-	c.l.scratch = plain[:0]
 	if rerr == io.EOF && !c.appEOF {
 		c.appEOF = true
 		if ev := t.Events(); ev.Has(tlsio.PeerCloseNotify) {
@@ -194,11 +196,11 @@ func (c *Conn) tlsCloseNotify() bool {
 	if !c.hsDone || c.tlsDead {
 		return false
 	}
-	out, ok := c.tls.CloseNotify(c.l.scratch[:0])
+	out, ok := c.tls.CloseNotify(c.l.sealBuf[:0])
 	if len(out) > 0 {
 		c.writeRaw(out)
 	}
-	c.l.scratch = out[:0]
+	c.l.sealBuf = out[:0]
 	return ok
 }
 
