@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -65,19 +66,17 @@ func FuzzFeed(f *testing.F) {
 	for _, ch := range recordedHellos(f) {
 		f.Add(uint8(0), ch)
 		f.Add(uint8(7), ch)
-		f.Add(uint8(0), ch[:len(ch)/2])             // truncated ClientHello
-		f.Add(uint8(0), ch[:recordHeaderLen+10])    // truncated body
-		f.Add(uint8(0), append(ch, ch...))          // two ClientHellos
-		f.Add(uint8(3), append(ch, 23, 3, 3, 0, 1)) // app data before Finished
+		f.Add(uint8(0), ch[:len(ch)/2])                            // truncated ClientHello
+		f.Add(uint8(0), ch[:recordHeaderLen+10])                   // truncated body
+		f.Add(uint8(0), slices.Concat(ch, ch))                     // two ClientHellos
+		f.Add(uint8(3), slices.Concat(ch, []byte{23, 3, 3, 0, 1})) // app data before Finished
 		big := append([]byte(nil), ch...)
 		big[3], big[4] = 0x40, 0x01 // oversized first record
 		f.Add(uint8(0), big)
 		// The ClientHello split into two records.
 		body := ch[recordHeaderLen:]
-		split := append([]byte{22, 3, 1, 0, 10}, body[:10]...)
 		n := len(body) - 10
-		split = append(split, 22, 3, 1, byte(n>>8), byte(n))
-		f.Add(uint8(0), append(split, body[10:]...))
+		f.Add(uint8(0), slices.Concat([]byte{22, 3, 1, 0, 10}, body[:10], []byte{22, 3, 1, byte(n >> 8), byte(n)}, body[10:]))
 	}
 	f.Add(uint8(0), []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
 	f.Add(uint8(1), []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"))

@@ -184,7 +184,7 @@ type clientConn struct {
 }
 
 func newClientConn(readMax func() int) *clientConn {
-	cc := &clientConn{toServer: make(chan []byte, 4096), readMax: readMax}
+	cc := &clientConn{toServer: make(chan []byte, 256), readMax: readMax}
 	cc.cond.L = &cc.mu
 	return cc
 }

@@ -5,20 +5,9 @@ import (
 	"errors"
 	"io"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 )
-
-// plainChunk is the size of the pooled plaintext buffers: one full record.
-const plainChunk = maxPlaintext
-
-// plainPool holds plaintext buffers between a Feed and the ReadPlaintext
-// that drains it, so that idle connections hold none.
-var plainPool = sync.Pool{New: func() any {
-	b := make([]byte, 0, plainChunk)
-	return &b
-}}
 
 // stdConn is the Conn implementation backed by crypto/tls. The handshake
 // runs tls.Conn.Handshake on the caller's goroutine over transport; after
@@ -38,8 +27,9 @@ type stdConn struct {
 	state     State
 	events    Events
 	err       *Error // the terminal failure
-	plain     []byte // decrypted, waiting for ReadPlaintext
+	plain     []byte // decrypted, waiting for ReadPlaintext (see plain.go)
 	plainBox  *[]byte
+	probe     [1]byte
 	ready     bool // the first record is complete
 	started   bool // HandshakeWork returned the function
 	readEnded bool // no more ciphertext will be decrypted
@@ -205,22 +195,39 @@ func (c *stdConn) sync() {
 // drain decrypts everything the transport and crypto/tls hold.
 func (c *stdConn) drain() {
 	for !c.readEnded {
-		if len(c.plain) == cap(c.plain) {
+		if len(c.plain) == cap(c.plain) && cap(c.plain) > 0 {
+			// Full: probe for one more byte before growing, since most of
+			// the time nothing more is buffered.
+			n, err := c.tc.Read(c.probe[:])
+			if n == 1 {
+				c.growPlain()
+				c.plain = append(c.plain, c.probe[0])
+			}
+			if err != nil && c.readErr(err) {
+				break
+			}
+			continue
+		}
+		if cap(c.plain) == 0 {
 			c.growPlain()
 		}
 		n, err := c.tc.Read(c.plain[len(c.plain):cap(c.plain)])
 		c.plain = c.plain[:len(c.plain)+n]
-		if err == nil {
-			continue
-		}
-		if err == errWouldBlock {
+		if err != nil && c.readErr(err) {
 			break
 		}
-		c.endRead(err)
 	}
 	if len(c.plain) == 0 {
 		c.releasePlain()
 	}
+}
+
+// readErr handles an error from tls.Conn.Read and reports whether to stop.
+func (c *stdConn) readErr(err error) bool {
+	if err != errWouldBlock {
+		c.endRead(err)
+	}
+	return true
 }
 
 // endRead handles a non-retryable error from tls.Conn.Read.
@@ -275,36 +282,10 @@ func (c *stdConn) termErr() error {
 	return nil
 }
 
-func (c *stdConn) growPlain() {
-	if c.plainBox == nil && cap(c.plain) == 0 {
-		c.plainBox = plainPool.Get().(*[]byte)
-		c.plain = (*c.plainBox)[:0]
-		return
-	}
-	grown := make([]byte, len(c.plain), 2*cap(c.plain))
-	copy(grown, c.plain)
-	c.releasePlain()
-	c.plain = grown
-}
-
-// releasePlain drops the plaintext buffer, returning it to the pool if it
-// came from there.
-func (c *stdConn) releasePlain() {
-	if c.plainBox != nil {
-		*c.plainBox = (*c.plainBox)[:0]
-		plainPool.Put(c.plainBox)
-		c.plainBox = nil
-	}
-	c.plain = nil
-}
-
 // ReadPlaintext implements Conn.
 func (c *stdConn) ReadPlaintext(dst []byte) ([]byte, error) {
 	c.sync()
-	if len(c.plain) > 0 {
-		dst = append(dst, c.plain...)
-		c.releasePlain()
-	}
+	dst = c.takePlain(dst)
 	switch {
 	case c.err != nil:
 		return dst, c.err

@@ -1,0 +1,446 @@
+package tlsio
+
+import (
+	"crypto/tls"
+	"io"
+	"net"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+)
+
+// ---- drivers shared by the benchmarks ----
+
+// benchWake is one wake channel for benchmarks that drive one handshake at
+// a time; spurious wake-ups are harmless.
+type benchLoop struct{ wake chan struct{} }
+
+func newBenchLoop() *benchLoop { return &benchLoop{wake: make(chan struct{}, 1)} }
+
+func (l *benchLoop) wakeFn() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// establish completes a handshake between a crypto/tls client (on its own
+// goroutine) and a tlsio Conn driven by the calling goroutine, which plays
+// the event loop.
+func (l *benchLoop) establish(tb testing.TB, srv *Server, cfg *tls.Config) (Conn, *tls.Conn, *clientConn) {
+	c := srv.NewConn(l.wakeFn)
+	cc := newClientConn(nil)
+	cli := tls.Client(cc, cfg)
+	cdone := make(chan error, 1)
+	go func() { cdone <- cli.Handshake() }()
+	now := time.Now()
+	clientDone := false
+	for !clientDone || !c.Events().Has(HandshakeDone) {
+		select {
+		case b := <-cc.toServer:
+			c.Feed(now, b)
+		case <-l.wake:
+		case err := <-cdone:
+			if err != nil {
+				tb.Fatalf("client handshake: %v", err)
+			}
+			clientDone = true
+		}
+		if w := c.HandshakeWork(); w != nil {
+			go w()
+		}
+		if out := c.AppendOutput(nil); len(out) > 0 {
+			cc.deliver(out)
+		}
+		if c.Events().Has(Fatal) {
+			tb.Fatalf("server: %v", c.Err())
+		}
+	}
+	return c, cli, cc
+}
+
+// stdPair completes a crypto/tls handshake over net.Pipe, both sides.
+func stdPair(tb testing.TB, scfg, ccfg *tls.Config) (srv, cli *tls.Conn, sp, cp net.Conn) {
+	sp, cp = net.Pipe()
+	srv, cli = tls.Server(sp, scfg), tls.Client(cp, ccfg)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Handshake() }()
+	if err := cli.Handshake(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		tb.Fatal(err)
+	}
+	return srv, cli, sp, cp
+}
+
+func benchClientConfig(version uint16) *tls.Config {
+	return &tls.Config{
+		InsecureSkipVerify: true, // the same client work on both sides of each comparison
+		MinVersion:         version,
+		MaxVersion:         version,
+		NextProtos:         []string{"h2", "http/1.1"},
+		ServerName:         "localhost",
+	}
+}
+
+func stdServerConfig(tb testing.TB) *tls.Config {
+	return &tls.Config{
+		Certificates: []tls.Certificate{localPair(tb).cert},
+		NextProtos:   []string{"h2", "http/1.1"},
+	}
+}
+
+var benchSizes = []struct {
+	name string
+	n    int
+}{{"1KiB", 1 << 10}, {"16KiB", 16 << 10}, {"1MiB", 1 << 20}}
+
+// ---- handshakes ----
+
+// BenchmarkHandshake: full handshakes (no resumption), both sides in this
+// process: a crypto/tls client against tlsio, and against crypto/tls over
+// net.Pipe. ECDSA P-256 certificate, Go's default groups (X25519MLKEM768
+// for TLS 1.3).
+func BenchmarkHandshake(b *testing.B) {
+	for _, v := range versions {
+		b.Run(v.name+"/tlsio", func(b *testing.B) {
+			srv := newTestServer(b, ServerConfig{})
+			cfg := benchClientConfig(v.v)
+			l := newBenchLoop()
+			b.ReportAllocs()
+			start := time.Now()
+			for b.Loop() {
+				c, _, cc := l.establish(b, srv, cfg)
+				c.Close()
+				cc.Close()
+			}
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "handshakes/s")
+		})
+		b.Run(v.name+"/stdlib", func(b *testing.B) {
+			scfg := stdServerConfig(b)
+			cfg := benchClientConfig(v.v)
+			b.ReportAllocs()
+			start := time.Now()
+			for b.Loop() {
+				_, _, sp, cp := stdPair(b, scfg, cfg)
+				sp.Close()
+				cp.Close()
+			}
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "handshakes/s")
+		})
+	}
+}
+
+// ---- record throughput ----
+
+// benchConn is an established tlsio Conn driven directly by the benchmark.
+func benchConn(b *testing.B) (Conn, *tls.Conn, *clientConn) {
+	srv := newTestServer(b, ServerConfig{})
+	return newBenchLoop().establish(b, srv, benchClientConfig(tls.VersionTLS13))
+}
+
+// BenchmarkSeal encrypts payloads of each size with TLS 1.3 (AES-128-GCM on
+// this machine; see the cipher in the report). tlsio seals into a reused
+// buffer; the baseline is tls.Conn.Write over net.Pipe with a goroutine
+// discarding the other end.
+func BenchmarkSeal(b *testing.B) {
+	for _, sz := range benchSizes {
+		payload := make([]byte, sz.n)
+		b.Run(sz.name+"/tlsio", func(b *testing.B) {
+			c, _, _ := benchConn(b)
+			var dst []byte
+			var err error
+			for range 200 { // past crypto/tls's small first records
+				dst, _ = c.Seal(dst[:0], payload[:min(len(payload), 1024)])
+			}
+			b.SetBytes(int64(sz.n))
+			b.ReportAllocs()
+			for b.Loop() {
+				if dst, err = c.Seal(dst[:0], payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(sz.name+"/stdlib", func(b *testing.B) {
+			srv, _, _, cp := stdPair(b, stdServerConfig(b), benchClientConfig(tls.VersionTLS13))
+			go io.Copy(io.Discard, cp)
+			defer cp.Close()
+			for range 200 {
+				srv.Write(payload[:min(len(payload), 1024)])
+			}
+			b.SetBytes(int64(sz.n))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := srv.Write(payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// captureConn forwards to a net.Conn until capture is set; then writes
+// are kept for the benchmark to replay.
+type captureConn struct {
+	net.Conn
+	capture bool
+	buf     []byte
+}
+
+func (c *captureConn) Write(p []byte) (int, error) {
+	if c.capture {
+		c.buf = append(c.buf, p...)
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+// ciphertextBatch has the client seal count payloads and returns the
+// records of each, so that the server side can be timed alone.
+func ciphertextBatch(b *testing.B, write func([]byte), take func() []byte, payload []byte, count int) [][]byte {
+	out := make([][]byte, count)
+	for i := range out {
+		write(payload)
+		out[i] = take()
+	}
+	return out
+}
+
+// batchCount keeps a batch of pre-sealed ciphertext to about 4 MiB.
+func batchCount(size int) int { return max(1, min(1024, (4<<20)/size)) }
+
+// BenchmarkOpen decrypts payloads of each size (TLS 1.3). The ciphertext is
+// sealed beforehand by a crypto/tls client, outside the timer, and fed in
+// slices of at most 64 KiB as a socket read would deliver it. tlsio: Feed
+// plus ReadPlaintext into a reused buffer. Baseline: tls.Conn.Read over
+// net.Pipe with a goroutine writing the ciphertext into the pipe.
+func BenchmarkOpen(b *testing.B) {
+	const readChunk = 64 << 10
+	for _, sz := range benchSizes {
+		payload := make([]byte, sz.n)
+		b.Run(sz.name+"/tlsio", func(b *testing.B) {
+			c, cli, cc := benchConn(b)
+			write := func(p []byte) { cli.Write(p) }
+			take := func() []byte {
+				var ct []byte
+				for len(cc.toServer) > 0 {
+					ct = append(ct, <-cc.toServer...)
+				}
+				return ct
+			}
+			var pt []byte
+			now := time.Now()
+			open := func(ct []byte) {
+				for len(ct) > 0 {
+					n := min(len(ct), readChunk)
+					if err := c.Feed(now, ct[:n]); err != nil {
+						b.Fatal(err)
+					}
+					ct = ct[n:]
+					pt, _ = c.ReadPlaintext(pt[:0])
+				}
+			}
+			for _, ct := range ciphertextBatch(b, write, take, payload, 10) {
+				open(ct)
+			}
+			b.SetBytes(int64(sz.n))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for done := 0; done < b.N; {
+				b.StopTimer()
+				batch := ciphertextBatch(b, write, take, payload, min(batchCount(sz.n), b.N-done))
+				b.StartTimer()
+				for _, ct := range batch {
+					open(ct)
+				}
+				done += len(batch)
+			}
+		})
+		b.Run(sz.name+"/stdlib", func(b *testing.B) {
+			sp, cp := net.Pipe()
+			cap := &captureConn{Conn: cp}
+			srv := tls.Server(sp, stdServerConfig(b))
+			cli := tls.Client(cap, benchClientConfig(tls.VersionTLS13))
+			errc := make(chan error, 1)
+			go func() { errc <- srv.Handshake() }()
+			if err := cli.Handshake(); err != nil {
+				b.Fatal(err)
+			}
+			if err := <-errc; err != nil {
+				b.Fatal(err)
+			}
+			// The server sends session tickets; let the client consume them.
+			go func() { srv.Write([]byte{0}) }()
+			cli.Read(make([]byte, 1))
+			cap.capture = true
+			write := func(p []byte) { cli.Write(p) }
+			take := func() []byte {
+				ct := cap.buf
+				cap.buf = nil
+				return ct
+			}
+			buf := make([]byte, sz.n)
+			feed := func(batch [][]byte) chan struct{} {
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					for _, ct := range batch {
+						for len(ct) > 0 {
+							n := min(len(ct), readChunk)
+							cp.Write(ct[:n])
+							ct = ct[n:]
+						}
+					}
+				}()
+				return done
+			}
+			fed := feed(ciphertextBatch(b, write, take, payload, 1))
+			if _, err := io.ReadFull(srv, buf); err != nil {
+				b.Fatal(err)
+			}
+			<-fed
+			b.SetBytes(int64(sz.n))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for done := 0; done < b.N; {
+				b.StopTimer()
+				batch := ciphertextBatch(b, write, take, payload, min(batchCount(sz.n), b.N-done))
+				b.StartTimer()
+				fed := feed(batch)
+				for range batch {
+					if _, err := io.ReadFull(srv, buf); err != nil {
+						b.Fatal(err)
+					}
+				}
+				<-fed
+				done += len(batch)
+			}
+			sp.Close()
+			cp.Close()
+		})
+	}
+}
+
+// ---- memory per idle connection ----
+
+const idleConns = 10000
+
+// heapNow returns live heap and stack bytes after two GCs (the second
+// empties sync.Pools).
+func heapNow() (heap, stack uint64) {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc, ms.StackInuse
+}
+
+// exchange is one small request and response on a fresh connection, so
+// that the idle connection has been used once.
+const (
+	idleRequest  = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"
+	idleResponse = "HTTP/1.1 204 No Content\r\n\r\n"
+)
+
+// BenchmarkIdleConnHeap holds 10,000 established, idle server connections
+// (TLS 1.3, each after one small request and response) and reports the
+// memory each costs. tlsio: heap only, no goroutine. Baseline: crypto/tls
+// over net.Pipe with one goroutine per connection blocked in Read, which is
+// how a goroutine-per-connection server idles (with a 64-byte read buffer;
+// net/http would add a 4 KiB bufio.Reader); its heap includes both net.Pipe
+// ends, whose cost alone is reported as pipe-B/conn. Client-side state is
+// dropped before measuring in both cases. Run with -benchtime=1x.
+func BenchmarkIdleConnHeap(b *testing.B) {
+	b.Run("tlsio", func(b *testing.B) {
+		srv := newTestServer(b, ServerConfig{})
+		cfg := benchClientConfig(tls.VersionTLS13)
+		for b.Loop() {
+			l := newBenchLoop()
+			conns := make([]Conn, 0, idleConns)
+			heap0, stack0 := heapNow()
+			now := time.Now()
+			for range idleConns {
+				c, cli, cc := l.establish(b, srv, cfg)
+				cli.Write([]byte(idleRequest))
+				var ct []byte
+				for len(cc.toServer) > 0 {
+					ct = append(ct, <-cc.toServer...)
+				}
+				c.Feed(now, ct)
+				if pt, _ := c.ReadPlaintext(nil); string(pt) != idleRequest {
+					b.Fatalf("request %q", pt)
+				}
+				if _, err := c.Seal(nil, []byte(idleResponse)); err != nil {
+					b.Fatal(err)
+				}
+				cc.Close()
+				conns = append(conns, c)
+			}
+			heap1, stack1 := heapNow()
+			b.ReportMetric(float64(int64(heap1)-int64(heap0))/idleConns, "heap-B/conn")
+			b.ReportMetric(float64(int64(stack1)-int64(stack0))/idleConns, "stack-B/conn")
+			b.ReportMetric(0, "goroutines/conn")
+			runtime.KeepAlive(conns)
+			for _, c := range conns {
+				c.Close()
+			}
+		}
+	})
+	b.Run("stdlib", func(b *testing.B) {
+		scfg := stdServerConfig(b)
+		cfg := benchClientConfig(tls.VersionTLS13)
+		for b.Loop() {
+			// The cost of bare net.Pipe pairs, to tell it apart.
+			heapP0, _ := heapNow()
+			pipes := make([]net.Conn, 0, 2*idleConns)
+			for range idleConns {
+				a, c := net.Pipe()
+				pipes = append(pipes, a, c)
+			}
+			heapP1, _ := heapNow()
+			for _, p := range pipes {
+				p.Close()
+			}
+			pipes = nil
+
+			var wg sync.WaitGroup
+			servers := make([]*tls.Conn, 0, idleConns)
+			clientEnds := make([]net.Conn, 0, idleConns)
+			heap0, stack0 := heapNow()
+			g0 := runtime.NumGoroutine()
+			for range idleConns {
+				srv, cli, _, cp := stdPair(b, scfg, cfg)
+				got := make(chan string, 1)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					buf := make([]byte, 64) // just enough for the request: measure crypto/tls, not a bufio.Reader
+					n, _ := srv.Read(buf)
+					got <- string(buf[:n])
+					srv.Write([]byte(idleResponse))
+					srv.Read(buf) // idle here until closed
+				}()
+				cli.Write([]byte(idleRequest))
+				if r := <-got; r != idleRequest {
+					b.Fatalf("request %q", r)
+				}
+				io.ReadFull(cli, make([]byte, len(idleResponse)))
+				servers = append(servers, srv)
+				clientEnds = append(clientEnds, cp) // the raw end stays open; the client tls.Conn is dropped
+			}
+			heap1, stack1 := heapNow()
+			g1 := runtime.NumGoroutine()
+			b.ReportMetric(float64(int64(heap1)-int64(heap0))/idleConns, "heap-B/conn")
+			b.ReportMetric(float64(int64(stack1)-int64(stack0))/idleConns, "stack-B/conn")
+			b.ReportMetric(float64(g1-g0)/idleConns, "goroutines/conn")
+			b.ReportMetric(float64(int64(heapP1)-int64(heapP0))/idleConns, "pipe-B/conn")
+			runtime.KeepAlive(servers)
+			for _, c := range clientEnds {
+				c.Close()
+			}
+			wg.Wait()
+		}
+	})
+}
