@@ -67,8 +67,9 @@ type Conn interface {
 	// Events returns every event that has happened so far (flags are
 	// sticky, never cleared).
 	Events() Events
-	// Err returns the terminal error (an *Error, or ErrClosed after Close),
-	// nil while the connection is healthy or ended cleanly.
+	// Err returns the failure that ended the connection, an *Error; nil
+	// while it is healthy, after a clean end, and after Close (which is not
+	// a failure; methods then return ErrClosed).
 	Err() error
 	// Info describes the negotiated session; zero before HandshakeDone.
 	Info() Info

@@ -635,6 +635,28 @@ func TestAllocs(t *testing.T) {
 			t.Errorf("Seal: %v allocs/op", n)
 		}
 	})
+	// Feed + ReadPlaintext of one 1 KiB record. crypto/tls allocates a
+	// 24-byte reader per transport read (readFromUntil's atLeastReader):
+	// two per Feed, one of them for the read that finds nothing more.
+	h.do(func() { h.holding = true })
+	var cts [][]byte
+	for range 102 {
+		h.client.Write(payload)
+		h.waitFor("record", func() bool { return len(h.held) > 0 })
+		h.do(func() { cts = append(cts, h.held); h.held = nil })
+	}
+	h.do(func() {
+		pt := make([]byte, 0, 64<<10)
+		i := 0
+		n := testing.AllocsPerRun(100, func() {
+			h.conn.Feed(h.now, cts[i])
+			i++
+			pt, _ = h.conn.ReadPlaintext(pt[:0])
+		})
+		if len(pt) != len(payload) || n > 2 {
+			t.Errorf("Feed+ReadPlaintext: %v allocs/op, %d bytes", n, len(pt))
+		}
+	})
 }
 
 // TestCloseNotifyThenEOFInOneFeed: close_notify followed by the transport's
