@@ -1,0 +1,67 @@
+package proxy
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/sluice-proxy/sluice/engine"
+)
+
+// The access log is one Info line per request, message "request":
+//
+//	conn             client connection id (as in the engine's logs)
+//	client           client IP address
+//	method, host     as received ("-" for a request that could not be parsed)
+//	path             target as sent upstream (origin form)
+//	proto            HTTP/1.0 or HTTP/1.1
+//	status           status sent to the client; 499 when the client left first
+//	bytes_in         request body bytes read from the client
+//	bytes_out        response body bytes sent to the client
+//	duration         from the request head being read to the end of the exchange
+//	upstream_header  from the request being sent to the response head (0 if none)
+//	upstream         host:port of the last attempt ("" if none)
+//	attempts         upstream attempts (more than 1 after retries)
+//	end              ok, client_abort, upstream_reset, upstream_timeout,
+//	                 dial_error, dial_timeout, bad_response, bad_request,
+//	                 header_timeout, body_timeout, no_route, bad_method
+//
+// An upgraded exchange (WebSocket) is logged when the tunnel ends, with the
+// bytes relayed each way.
+func (cc *clientConn) logRequest() {
+	al := cc.h.cfg.AccessLog
+	if al == nil || !al.Enabled(context.Background(), slog.LevelInfo) {
+		return
+	}
+	x := &cc.x
+	method, path, host := "-", "-", "-"
+	if x.mEnd > 0 {
+		method = string(x.logb[:x.mEnd])
+		path = string(x.logb[x.mEnd:x.tEnd])
+		host = string(x.logb[x.tEnd:])
+	}
+	proto := "HTTP/1.1"
+	if x.minor == 0 {
+		proto = "HTTP/1.0"
+	}
+	var upHead int64
+	if x.headAt != 0 && x.sentAt != 0 {
+		upHead = x.headAt - x.sentAt
+	}
+	attrs := [...]slog.Attr{
+		slog.String("conn", cc.c.String()),
+		slog.String("client", cc.ip),
+		slog.String("method", method),
+		slog.String("host", host),
+		slog.String("path", path),
+		slog.String("proto", proto),
+		slog.Int("status", x.status),
+		slog.Int64("bytes_in", x.bytesIn),
+		slog.Int64("bytes_out", x.bytesOut),
+		slog.Duration("duration", engine.Dur(engine.Now()-x.start)),
+		slog.Duration("upstream_header", engine.Dur(upHead)),
+		slog.String("upstream", x.upAddr),
+		slog.Int("attempts", x.attempts),
+		slog.String("end", x.end.String()),
+	}
+	al.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs[:]...)
+}

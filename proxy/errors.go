@@ -1,0 +1,135 @@
+package proxy
+
+import (
+	"errors"
+	"net"
+
+	"github.com/sluice-proxy/sluice/httpcodec/h1"
+)
+
+// errKind classifies what went wrong in an exchange. It decides the status
+// the client gets (statusFor), the upstream result label, the access log's
+// "end" and whether a retry is allowed.
+type errKind uint8
+
+const (
+	errNone          errKind = iota
+	errBadRequest            // the client's request was malformed (*h1.Error)
+	errNoRoute               // no route matches host and path
+	errMethod                // a method the proxy does not forward (CONNECT)
+	errHeaderTimeout         // the client did not send a whole head in time
+	errBodyTimeout           // the client stalled while sending the body
+	errClientAbort           // the client went away or half-closed mid-body
+	errDial                  // connecting to the upstream failed
+	errDialTimeout           // connecting to the upstream timed out
+	errUpTimeout             // no response head, or no body bytes, in time
+	errUpReset               // the upstream connection broke (RST, EOF before the end)
+	errUpBadResponse         // the upstream's response could not be parsed
+)
+
+var errKindEnd = [...]string{
+	errNone:          "ok",
+	errBadRequest:    "bad_request",
+	errNoRoute:       "no_route",
+	errMethod:        "bad_method",
+	errHeaderTimeout: "header_timeout",
+	errBodyTimeout:   "body_timeout",
+	errClientAbort:   "client_abort",
+	errDial:          "dial_error",
+	errDialTimeout:   "dial_timeout",
+	errUpTimeout:     "upstream_timeout",
+	errUpReset:       "upstream_reset",
+	errUpBadResponse: "bad_response",
+}
+
+// String is the token used as the access log's "end" field.
+func (k errKind) String() string {
+	if int(k) < len(errKindEnd) {
+		return errKindEnd[k]
+	}
+	return "unknown"
+}
+
+// upstreamSide reports whether the upstream, not the client, failed.
+func (k errKind) upstreamSide() bool { return k >= errDial }
+
+// proxyError is an exchange failure: its kind, and the underlying error
+// (an *h1.Error, a dial error, ...) when there is one.
+type proxyError struct {
+	kind errKind
+	err  error
+}
+
+func (e *proxyError) Error() string {
+	if e.err != nil {
+		return e.kind.String() + ": " + e.err.Error()
+	}
+	return e.kind.String()
+}
+
+func (e *proxyError) Unwrap() error { return e.err }
+
+// Preallocated errors for the kinds that carry no cause, so failing
+// allocates nothing.
+var (
+	errNoRouteErr       = &proxyError{kind: errNoRoute}
+	errMethodErr        = &proxyError{kind: errMethod}
+	errHeaderTimeoutErr = &proxyError{kind: errHeaderTimeout}
+	errBodyTimeoutErr   = &proxyError{kind: errBodyTimeout}
+	errClientAbortErr   = &proxyError{kind: errClientAbort}
+	errUpTimeoutErr     = &proxyError{kind: errUpTimeout}
+	errUpResetErr       = &proxyError{kind: errUpReset}
+)
+
+// kindOf classifies any error the exchange can meet.
+func kindOf(err error) errKind {
+	var pe *proxyError
+	if errors.As(err, &pe) {
+		return pe.kind
+	}
+	var he *h1.Error
+	if errors.As(err, &he) {
+		return errBadRequest
+	}
+	return errUpReset
+}
+
+// dialError wraps a failed dial, telling a timeout from the rest.
+func dialError(err error) *proxyError {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return &proxyError{kind: errDialTimeout, err: err}
+	}
+	return &proxyError{kind: errDial, err: err}
+}
+
+// statusFor is the one place an error becomes a status code:
+//
+//	400/413/414/431/501/505  a malformed request, as h1.StatusFor says
+//	404                      no route for the host and path
+//	405                      CONNECT (sluice is not a forward proxy)
+//	408                      the client was too slow sending its head or body
+//	502                      the upstream refused, reset, closed early or sent garbage
+//	504                      the upstream did not connect or answer in time
+func statusFor(err error) int {
+	switch k := kindOf(err); k {
+	case errBadRequest:
+		var he *h1.Error
+		if errors.As(err, &he) {
+			return h1.StatusFor(he)
+		}
+		return 400
+	case errNoRoute:
+		return 404
+	case errMethod:
+		return 405
+	case errHeaderTimeout, errBodyTimeout:
+		return 408
+	case errClientAbort:
+		return 400
+	case errDialTimeout, errUpTimeout:
+		return 504
+	default:
+		return 502
+	}
+}

@@ -1,0 +1,341 @@
+package proxy
+
+import (
+	"strconv"
+
+	"github.com/sluice-proxy/sluice/httpcodec/h1"
+)
+
+// Header policy, both directions:
+//
+//   - Hop-by-hop fields are dropped: Connection, Keep-Alive,
+//     Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade, and every
+//     field a Connection option names (RFC 9110 §7.6.1). Host and
+//     Content-Length are never dropped on a Connection option's say.
+//   - Repeated identical Content-Length lines are sent once.
+//   - Via gets "1.x <pseudonym>" appended (RFC 9110 §7.6.3), x being the
+//     version the message was received with.
+//   - The framing sluice itself uses is added: Transfer-Encoding: chunked
+//     when it chunks, Connection: close when the connection will close,
+//     Connection: keep-alive to an HTTP/1.0 client that keeps it, and
+//     Connection: upgrade plus the Upgrade field(s) for an upgrade.
+//
+// Requests only:
+//
+//   - Host is sent first; it is the client's (for an absolute-form target,
+//     the target's authority, RFC 9112 §3.2.2) unless RewriteHost is set or
+//     the client sent none (HTTP/1.0), when it is the upstream's host[:port].
+//   - The target is sent in origin form (absolute form is reduced to its
+//     path and query; "OPTIONS *" stays "*").
+//   - Unless NoXForwarded: X-Forwarded-For is the client's list with the
+//     client's address appended (one field), X-Forwarded-Proto is http or
+//     https and X-Forwarded-Host the host the client asked for, both
+//     replacing whatever the client sent (it could lie).
+
+// special names the proxy rewrites rather than copies.
+type special uint8
+
+const (
+	spNone special = iota
+	spHost
+	spContentLength
+	spVia
+	spXFF
+	spXFProto
+	spXFHost
+)
+
+func specialName(name []byte) special {
+	switch len(name) {
+	case 3:
+		if eqFold(name, "via") {
+			return spVia
+		}
+	case 4:
+		if eqFold(name, "host") {
+			return spHost
+		}
+	case 14:
+		if eqFold(name, "content-length") {
+			return spContentLength
+		}
+	case 15:
+		if eqFold(name, "x-forwarded-for") {
+			return spXFF
+		}
+	case 16:
+		if eqFold(name, "x-forwarded-host") {
+			return spXFHost
+		}
+	case 17:
+		if eqFold(name, "x-forwarded-proto") {
+			return spXFProto
+		}
+	}
+	return spNone
+}
+
+// eqFold compares b with the lower-case ASCII string s, ignoring case.
+func eqFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// nominatesOthers reports whether a Connection field of h names an option
+// that is not itself a fixed hop-by-hop name or "close": only then does
+// each field need the slower h.IsHopByHop check.
+func nominatesOthers(h *h1.Headers) bool {
+	for _, f := range h.Fields() {
+		if len(f.Name) != 10 || !eqFold(f.Name, "connection") {
+			continue
+		}
+		v := f.Value
+		for len(v) > 0 {
+			var el []byte
+			el, v = nextElem(v)
+			if len(el) > 0 && !h1.IsHopByHopName(el) && !eqFold(el, "close") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// nextElem splits the first element off a comma-separated list, trimming
+// optional whitespace.
+func nextElem(v []byte) (el, rest []byte) {
+	i := 0
+	for i < len(v) && v[i] != ',' {
+		i++
+	}
+	el, rest = v[:i], v[min(i+1, len(v)):]
+	for len(el) > 0 && (el[0] == ' ' || el[0] == '\t') {
+		el = el[1:]
+	}
+	for len(el) > 0 && (el[len(el)-1] == ' ' || el[len(el)-1] == '\t') {
+		el = el[:len(el)-1]
+	}
+	return el, rest
+}
+
+// reqHeadInfo is what building an upstream request head needs besides
+// the parsed request.
+type reqHeadInfo struct {
+	target   []byte // origin-form target
+	host     []byte // the host the client asked for (may be empty)
+	upstream *Upstream
+	clientIP string
+	scheme   string
+}
+
+// appendRequestHead appends the head sent to the upstream for req.
+func (h *HTTP) appendRequestHead(dst []byte, req *h1.Request, in *reqHeadInfo) []byte {
+	dst = h1.AppendRequestLine(dst, req.Method, in.target, 1)
+	if h.cfg.RewriteHost || len(in.host) == 0 {
+		dst = h1.AppendHeader(dst, "Host", in.upstream.host)
+	} else {
+		dst = h1.AppendHeader(dst, "Host", in.host)
+	}
+	xf := !h.cfg.NoXForwarded
+	hdr := &req.Headers
+	slow := nominatesOthers(hdr)
+	seenCL := false
+	var nXFF, nVia int
+	for _, f := range hdr.Fields() {
+		if h1.IsHopByHopName(f.Name) || slow && hdr.IsHopByHop(f.Name) {
+			continue
+		}
+		switch specialName(f.Name) {
+		case spHost:
+			continue
+		case spContentLength:
+			if seenCL {
+				continue
+			}
+			seenCL = true
+		case spVia:
+			nVia++
+			continue
+		case spXFF:
+			if xf {
+				nXFF++
+				continue
+			}
+		case spXFProto, spXFHost:
+			if xf {
+				continue
+			}
+		}
+		dst = h1.AppendHeader(dst, f.Name, f.Value)
+	}
+	if req.Body == h1.BodyChunked {
+		dst = append(dst, "Transfer-Encoding: chunked\r\n"...)
+	}
+	if req.Upgrade {
+		dst = append(dst, "Connection: upgrade\r\n"...)
+		for _, f := range hdr.Fields() {
+			if len(f.Name) == 7 && eqFold(f.Name, "upgrade") {
+				dst = h1.AppendHeader(dst, "Upgrade", f.Value)
+			}
+		}
+	}
+	if xf {
+		dst = append(dst, "X-Forwarded-For: "...)
+		if nXFF > 0 {
+			dst = appendJoined(dst, hdr, spXFF, slow)
+			dst = append(dst, ", "...)
+		}
+		dst = append(dst, in.clientIP...)
+		dst = append(dst, "\r\nX-Forwarded-Proto: "...)
+		dst = append(dst, in.scheme...)
+		dst = append(dst, "\r\n"...)
+		if len(in.host) > 0 {
+			dst = h1.AppendHeader(dst, "X-Forwarded-Host", in.host)
+		}
+	}
+	dst = append(dst, "Via: "...)
+	if nVia > 0 {
+		dst = appendJoined(dst, hdr, spVia, slow)
+		dst = append(dst, ", "...)
+	}
+	dst = append(dst, h.viaValue[min(req.Minor, 1)]...)
+	dst = append(dst, "\r\n\r\n"...)
+	return dst
+}
+
+// appendJoined appends the values of every field of kind sp in h, joined
+// with ", " (RFC 9110 §5.3: the same as repeated field lines).
+func appendJoined(dst []byte, h *h1.Headers, sp special, slow bool) []byte {
+	first := true
+	for _, f := range h.Fields() {
+		if specialName(f.Name) != sp || slow && h.IsHopByHop(f.Name) || len(f.Value) == 0 {
+			continue
+		}
+		if !first {
+			dst = append(dst, ", "...)
+		}
+		first = false
+		dst = append(dst, f.Value...)
+	}
+	return dst
+}
+
+// respHeadOpts says how the client connection frames the response.
+type respHeadOpts struct {
+	chunked   bool // sluice chunks the body
+	close     bool // Connection: close
+	keepAlive bool // Connection: keep-alive (HTTP/1.0 client that keeps the connection)
+	upgrade   bool // 101: Connection: upgrade and the Upgrade field(s)
+}
+
+// appendResponseHead appends the head sent to the client for resp. The
+// status line is HTTP/1.1 whatever the client spoke (RFC 9110 §6.2: a
+// server sends its highest conformant version).
+func (h *HTTP) appendResponseHead(dst []byte, resp *h1.Response, o respHeadOpts) []byte {
+	reason := resp.Reason
+	if len(reason) == 0 {
+		dst = h1.AppendStatusLine(dst, 1, resp.Status, h1.StatusText(resp.Status))
+	} else {
+		dst = h1.AppendStatusLine(dst, 1, resp.Status, reason)
+	}
+	hdr := &resp.Headers
+	slow := nominatesOthers(hdr)
+	seenCL := false
+	nVia := 0
+	for _, f := range hdr.Fields() {
+		if h1.IsHopByHopName(f.Name) || slow && hdr.IsHopByHop(f.Name) {
+			continue
+		}
+		switch specialName(f.Name) {
+		case spContentLength:
+			if seenCL || o.chunked {
+				continue
+			}
+			seenCL = true
+		case spVia:
+			nVia++
+			continue
+		}
+		dst = h1.AppendHeader(dst, f.Name, f.Value)
+	}
+	switch {
+	case o.upgrade:
+		dst = append(dst, "Connection: upgrade\r\n"...)
+		for _, f := range hdr.Fields() {
+			if len(f.Name) == 7 && eqFold(f.Name, "upgrade") {
+				dst = h1.AppendHeader(dst, "Upgrade", f.Value)
+			}
+		}
+	case o.close:
+		dst = append(dst, "Connection: close\r\n"...)
+	case o.keepAlive:
+		dst = append(dst, "Connection: keep-alive\r\n"...)
+	}
+	if o.chunked {
+		dst = append(dst, "Transfer-Encoding: chunked\r\n"...)
+	}
+	dst = append(dst, "Via: "...)
+	if nVia > 0 {
+		dst = appendJoined(dst, hdr, spVia, slow)
+		dst = append(dst, ", "...)
+	}
+	dst = append(dst, h.viaValue[min(resp.Minor, 1)]...)
+	dst = append(dst, "\r\n\r\n"...)
+	return dst
+}
+
+// appendErrorResponse appends a complete response sluice makes itself: a
+// short text body naming the status, and Connection: close when the
+// connection will close. A response to HEAD gets the head only.
+func appendErrorResponse(dst []byte, code int, closeConn, head bool) []byte {
+	text := h1.StatusText(code)
+	dst = h1.AppendStatusLine(dst, 1, code, text)
+	dst = append(dst, "Content-Type: text/plain; charset=utf-8\r\n"...)
+	n := 3 + 1 + len(text) + 1
+	dst = h1.AppendContentLength(dst, int64(n))
+	if closeConn {
+		dst = append(dst, "Connection: close\r\n"...)
+	}
+	dst = append(dst, "\r\n"...)
+	if !head {
+		dst = strconv.AppendInt(dst, int64(code), 10)
+		dst = append(dst, ' ')
+		dst = append(dst, text...)
+		dst = append(dst, '\n')
+	}
+	return dst
+}
+
+// originForm reduces an absolute-form target to the path and query it
+// names. Asterisk and origin forms are returned as they are. The path
+// "/" is supplied when the authority is followed directly by "?" or by
+// nothing; tmp holds the result then.
+func originForm(target []byte, form h1.TargetForm, tmp []byte) []byte {
+	if form != h1.AbsoluteForm {
+		return target
+	}
+	i := 0
+	for i+2 < len(target) && !(target[i] == ':' && target[i+1] == '/' && target[i+2] == '/') {
+		i++
+	}
+	i += 3
+	for i < len(target) && target[i] != '/' && target[i] != '?' {
+		i++
+	}
+	if i < len(target) && target[i] == '/' {
+		return target[i:]
+	}
+	tmp = append(tmp[:0], '/')
+	return append(tmp, target[min(i, len(target)):]...)
+}

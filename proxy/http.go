@@ -1,0 +1,378 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-proxy/sluice/engine"
+	"github.com/sluice-proxy/sluice/httpcodec/h1"
+)
+
+// HTTPConfig configures the HTTP/1.1 reverse proxy. Zero values take the
+// defaults named on each field.
+type HTTPConfig struct {
+	// Routes map host and path prefix to upstreams (see Route for the
+	// matching rules). At least one is required; a plain -upstream list
+	// is the route "/=URL,...".
+	Routes []Route
+
+	// DialTimeout bounds connecting to an upstream (default 5s). A dial
+	// that times out answers 504, one that fails answers 502.
+	DialTimeout time.Duration
+	// ResponseHeaderTimeout bounds the time from the request being fully
+	// sent upstream to the response head being complete (default 60s,
+	// nginx's proxy_read_timeout). Past it: 504.
+	ResponseHeaderTimeout time.Duration
+	// ReadTimeout bounds the gap between two reads of a response body
+	// (default 60s). Time the proxy itself stops reading because the
+	// client is slow does not count. Past it the response is cut (see
+	// doc.go: a truncated response is never made to look complete).
+	ReadTimeout time.Duration
+	// HeaderTimeout bounds receiving a request head, from the connection's
+	// start or the next request's first byte (default 30s). Past it: 408
+	// and close; a connection that sent nothing is closed silently.
+	HeaderTimeout time.Duration
+	// IdleTimeout closes a client keep-alive connection idle between
+	// requests (default 60s). It also bounds a stall while the client
+	// sends a request body (then 408).
+	IdleTimeout time.Duration
+	// UpstreamIdleTimeout closes a pooled upstream connection unused this
+	// long (default 60s).
+	UpstreamIdleTimeout time.Duration
+	// TunnelIdleTimeout closes an upgraded connection (WebSocket, ...)
+	// when no byte moved either way for this long (default 5m).
+	TunnelIdleTimeout time.Duration
+
+	// MaxHeadBytes, MaxFields and MaxRequestLine limit a request head
+	// (defaults from h1: 32 KiB → 431, 100 fields → 431, 8 KiB → 414).
+	MaxHeadBytes, MaxFields, MaxRequestLine int
+
+	// PoolSize is the number of idle keep-alive connections kept per
+	// upstream per event loop (default 32, nginx's keepalive). Busy
+	// connections are not limited here; engine's MaxConns bounds them.
+	PoolSize int
+
+	// Balance names the load-balancing policy: "round_robin" (default),
+	// "least_conn" or "p2c" (power of two choices). Upstreams ejected by
+	// health checks are skipped; when every upstream of a route is out,
+	// all of them are tried anyway (like Envoy's panic routing) rather
+	// than failing every request.
+	Balance string
+
+	// MaxFails is the number of consecutive failures (dial error, timeout,
+	// reset, bad response) that ejects an upstream (default 3; negative
+	// disables passive health checking). After FailCooldown (default 10s,
+	// nginx's fail_timeout) it is picked again; one more failure ejects it
+	// again at once, one success clears the count.
+	MaxFails     int
+	FailCooldown time.Duration
+
+	// HealthPath enables active health checks: every HealthInterval
+	// (default 5s) each upstream gets "GET HealthPath" on a new connection;
+	// no 2xx or 3xx within HealthTimeout (default 2s, dial included) is a
+	// failure. HealthFails consecutive failures (default 2) mark it down,
+	// HealthPasses successes (default 1) mark it up again. Checks run on
+	// the engine's loops once Start is called.
+	HealthPath                string
+	HealthInterval            time.Duration
+	HealthTimeout             time.Duration
+	HealthFails, HealthPasses int
+
+	// Retries is how many more attempts a failed request may get (default
+	// 2; negative disables). Only idempotent methods (GET, HEAD, OPTIONS,
+	// TRACE, PUT, DELETE) are retried, never POST or PATCH, and only when
+	// nothing of the request can have been processed: the dial failed, or
+	// a reused keep-alive connection failed before any response byte and
+	// every request body byte sent on it is still held (up to
+	// RetryBodyBytes, default 64 KiB). A retry after a dial failure
+	// prefers another upstream; after a stale pooled connection it dials
+	// the same upstream afresh.
+	Retries        int
+	RetryBodyBytes int
+
+	// Scheme is what X-Forwarded-Proto says for this listener: "http"
+	// (default) or "https". A connection that reports TLS (IsTLS) says
+	// "https" whatever this is.
+	Scheme string
+	// NoXForwarded disables X-Forwarded-For (appended to), X-Forwarded-Proto
+	// and X-Forwarded-Host (replaced).
+	NoXForwarded bool
+	// RewriteHost sends the upstream's host[:port] as Host instead of the
+	// client's (which is preserved by default).
+	RewriteHost bool
+	// Via is the pseudonym in the Via field added both ways (default
+	// "sluice", giving "Via: 1.1 sluice").
+	Via string
+
+	// Logger receives warnings (ejections, health changes); nil discards.
+	Logger *slog.Logger
+	// AccessLog receives one Info line per request; nil disables it.
+	AccessLog *slog.Logger
+}
+
+func (cfg *HTTPConfig) setDefaults() error {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.DialTimeout, 5*time.Second)
+	def(&cfg.ResponseHeaderTimeout, 60*time.Second)
+	def(&cfg.ReadTimeout, 60*time.Second)
+	def(&cfg.HeaderTimeout, 30*time.Second)
+	def(&cfg.IdleTimeout, 60*time.Second)
+	def(&cfg.UpstreamIdleTimeout, 60*time.Second)
+	def(&cfg.TunnelIdleTimeout, 5*time.Minute)
+	def(&cfg.FailCooldown, 10*time.Second)
+	def(&cfg.HealthInterval, 5*time.Second)
+	def(&cfg.HealthTimeout, 2*time.Second)
+	if cfg.PoolSize <= 0 {
+		cfg.PoolSize = 32
+	}
+	if cfg.MaxFails == 0 {
+		cfg.MaxFails = 3
+	}
+	if cfg.HealthFails <= 0 {
+		cfg.HealthFails = 2
+	}
+	if cfg.HealthPasses <= 0 {
+		cfg.HealthPasses = 1
+	}
+	if cfg.Retries == 0 {
+		cfg.Retries = 2
+	}
+	if cfg.Retries < 0 {
+		cfg.Retries = 0
+	}
+	if cfg.RetryBodyBytes <= 0 {
+		cfg.RetryBodyBytes = 64 << 10
+	}
+	switch cfg.Scheme {
+	case "":
+		cfg.Scheme = "http"
+	case "http", "https":
+	default:
+		return fmt.Errorf("scheme %q: want http or https", cfg.Scheme)
+	}
+	if cfg.Via == "" {
+		cfg.Via = "sluice"
+	}
+	if !h1.ValidFieldValue(cfg.Via) {
+		return fmt.Errorf("via %q: not a valid field value", cfg.Via)
+	}
+	if cfg.HealthPath != "" && (cfg.HealthPath[0] != '/' || !h1.ValidFieldValue(cfg.HealthPath)) {
+		return fmt.Errorf("health path %q: must start with / and hold no spaces or controls", cfg.HealthPath)
+	}
+	for _, c := range []byte(cfg.HealthPath) {
+		if c <= ' ' || c >= 0x7f {
+			return fmt.Errorf("health path %q: must start with / and hold no spaces or controls", cfg.HealthPath)
+		}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if len(cfg.Routes) == 0 {
+		return errors.New("no routes: give at least one route or upstream")
+	}
+	return nil
+}
+
+// HTTP is the HTTP/1.1 reverse proxy. Accept is its engine.Listener.Accept.
+// One HTTP serves every loop: its configuration, routes and upstreams are
+// read-only after NewHTTP (upstream counters are atomics); connection pools
+// are per loop and touched only by their loop.
+type HTTP struct {
+	cfg    HTTPConfig
+	m      *httpMetrics
+	rt     *router
+	ups    []*Upstream
+	reqCfg h1.Config // client heads: limits and the error counter
+	resCfg h1.Config // upstream heads
+
+	// Derived once from cfg, in engine-clock nanoseconds.
+	dialTimeout, respHeaderTimeout, readTimeout           int64
+	headerTimeout, idleTimeout, upIdleTimeout, tunnelIdle int64
+	failCooldown                                          int64
+	viaValue                                              [2]string // "1.0 sluice", "1.1 sluice"
+
+	mu      sync.Mutex // guards creating loop states and the health checkers
+	loops   atomic.Pointer[[]*loopState]
+	checks  []*checker
+	closed  atomic.Bool
+	started bool
+}
+
+// NewHTTP checks cfg and builds the proxy. m may be nil (metrics then go
+// to a private set).
+func NewHTTP(cfg HTTPConfig, m *Metrics) (*HTTP, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, fmt.Errorf("http proxy: %w", err)
+	}
+	if _, err := NewSelector(cfg.Balance); err != nil {
+		return nil, fmt.Errorf("http proxy: %w", err)
+	}
+	h := &HTTP{cfg: cfg, m: m.http()}
+	h.reqCfg = h1.Config{MaxHeadBytes: cfg.MaxHeadBytes, MaxFields: cfg.MaxFields, MaxRequestLine: cfg.MaxRequestLine,
+		CountError: h.m.requestError}
+	h.resCfg = h1.Config{CountError: h.m.responseError}
+	byAddr := map[string]*Upstream{}
+	var rs []*route
+	for _, r := range cfg.Routes {
+		if r.PathPrefix == "" {
+			r.PathPrefix = "/"
+		}
+		if r.PathPrefix[0] != '/' {
+			return nil, fmt.Errorf("http proxy: route %s: path prefix must start with /", r)
+		}
+		if len(r.Upstreams) == 0 {
+			return nil, fmt.Errorf("http proxy: route %s: no upstream", r)
+		}
+		sel, _ := NewSelector(cfg.Balance)
+		rr := &route{Route: r, sel: sel}
+		for _, a := range r.Upstreams {
+			addr, err := ParseUpstream(a)
+			if err != nil {
+				return nil, fmt.Errorf("http proxy: route %s: %w", r, err)
+			}
+			u := byAddr[addr]
+			if u == nil {
+				u = newUpstream(addr, len(h.ups))
+				h.m.registerUpstream(u)
+				byAddr[addr] = u
+				h.ups = append(h.ups, u)
+			}
+			rr.ups = append(rr.ups, u)
+		}
+		rs = append(rs, rr)
+	}
+	rt, err := newRouter(rs)
+	if err != nil {
+		return nil, fmt.Errorf("http proxy: %w", err)
+	}
+	h.rt = rt
+	h.dialTimeout = int64(cfg.DialTimeout)
+	h.respHeaderTimeout = int64(cfg.ResponseHeaderTimeout)
+	h.readTimeout = int64(cfg.ReadTimeout)
+	h.headerTimeout = int64(cfg.HeaderTimeout)
+	h.idleTimeout = int64(cfg.IdleTimeout)
+	h.upIdleTimeout = int64(cfg.UpstreamIdleTimeout)
+	h.tunnelIdle = int64(cfg.TunnelIdleTimeout)
+	h.failCooldown = int64(cfg.FailCooldown)
+	h.viaValue = [2]string{"1.0 " + cfg.Via, "1.1 " + cfg.Via}
+	empty := []*loopState{}
+	h.loops.Store(&empty)
+	return h, nil
+}
+
+// Upstreams lists the proxy's upstreams, one per distinct address.
+func (h *HTTP) Upstreams() []*Upstream { return h.ups }
+
+// Accept serves a new client connection. It runs on the connection's loop.
+func (h *HTTP) Accept(c *engine.Conn) engine.Handler {
+	return newClientConn(h, h.loopState(c.Loop()), c)
+}
+
+// Start begins active health checks on e's loops (nothing to do without
+// HealthPath). Call it once, after e.Start.
+func (h *HTTP) Start(e *engine.Engine) error {
+	if h.cfg.HealthPath == "" {
+		return nil
+	}
+	loops := e.Loops()
+	if len(loops) == 0 {
+		return errors.New("http proxy: engine has no loops (call after engine Start)")
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.started {
+		return errors.New("http proxy: already started")
+	}
+	h.started = true
+	for i, u := range h.ups {
+		k := newChecker(h, u, loops[i%len(loops)], i, len(h.ups))
+		h.checks = append(h.checks, k)
+		if err := k.l.Post(k.start); err != nil {
+			return fmt.Errorf("http proxy: start health checks: %w", err)
+		}
+	}
+	return nil
+}
+
+// Close stops the background work (active health checks). Connections are
+// the engine's to drain; Close does not touch them. It does not wait for
+// a check in progress, which ends on its own timeout.
+func (h *HTTP) Close() {
+	if h.closed.Swap(true) {
+		return
+	}
+	h.mu.Lock()
+	checks := h.checks
+	h.mu.Unlock()
+	for _, k := range checks {
+		_ = k.l.Post(k.stop)
+	}
+}
+
+// loopState is what the proxy keeps per event loop: the upstream
+// connection pools. Loop-owned: touched only on its loop, so no locks.
+type loopState struct {
+	h        *HTTP
+	l        *engine.Loop
+	pools    []pool // by Upstream.idx
+	draining bool   // the engine asked to drain: no more pooling
+	cands    []*Upstream
+}
+
+// loopState returns (creating on first use) the state of loop l. Creation
+// is rare (once per loop), so it copies the slice under the mutex and
+// readers never lock.
+func (h *HTTP) loopState(l *engine.Loop) *loopState {
+	i := l.Index()
+	if ls := *h.loops.Load(); i < len(ls) && ls[i] != nil {
+		return ls[i]
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	old := *h.loops.Load()
+	if i < len(old) && old[i] != nil {
+		return old[i]
+	}
+	ns := make([]*loopState, max(len(old), i+1))
+	copy(ns, old)
+	ns[i] = &loopState{h: h, l: l, pools: make([]pool, len(h.ups))}
+	h.loops.Store(&ns)
+	return ns[i]
+}
+
+// pick chooses an upstream of r for an attempt. avoid, if not nil, is
+// skipped when another candidate is available (the one that just failed).
+func (ls *loopState) pick(r *route, avoid *Upstream, now int64) *Upstream {
+	c := ls.cands[:0]
+	for _, u := range r.ups {
+		if u != avoid && u.available(now) {
+			c = append(c, u)
+		}
+	}
+	if len(c) == 0 && avoid != nil && avoid.available(now) {
+		c = append(c, avoid)
+	}
+	if len(c) == 0 {
+		c = append(c, r.ups...) // everything is out: try anyway
+	}
+	ls.cands = c[:0]
+	u := r.sel.Select(c)
+	clear(c)
+	return u
+}
+
+// logf is a Logger.Warn shorthand that checks Enabled first.
+func (h *HTTP) warn(msg string, attrs ...slog.Attr) {
+	if h.cfg.Logger.Enabled(context.Background(), slog.LevelWarn) {
+		h.cfg.Logger.LogAttrs(context.Background(), slog.LevelWarn, msg, attrs...)
+	}
+}

@@ -1,0 +1,978 @@
+package proxy
+
+import (
+	"net"
+
+	"github.com/sluice-proxy/sluice/engine"
+	"github.com/sluice-proxy/sluice/httpcodec/h1"
+)
+
+// A client connection is a loop of exchanges, one at a time:
+//
+//	csIdle ──first byte──▶ csHead ──head──▶ csBody ──body read──▶ csWait ──response sent──▶ csIdle
+//	                                          │                    │
+//	                                          └──── 101 ───────────┴──▶ csTunnel
+//
+// Any state can go to csClosing (the engine's graceful close or an abort).
+// While a request is in flight the connection reads only that request's
+// body; bytes of the next (pipelined) request stay in the engine, unread
+// past one read buffer, until the response is complete: requests are
+// answered in order and never two at once.
+type cstate uint8
+
+const (
+	csIdle    cstate = iota // between requests (keep-alive), or before the first
+	csHead                  // some bytes of a head have arrived
+	csBody                  // forwarding the request body
+	csWait                  // request read; the response is on its way
+	csTunnel                // upgraded: raw relay both ways
+	csClosing               // closing: nothing more is read or started
+)
+
+// Reasons the client's reads are paused; reads resume when none is left.
+const (
+	pauseDial     uint8 = 1 << iota // no upstream connection yet: the body waits in the engine
+	pauseUpstream                   // the upstream is over its high-water mark
+	pauseHold                       // pipelined bytes wait for the current response to end
+)
+
+// How the response body is framed to the client.
+type outFraming uint8
+
+const (
+	outNone    outFraming = iota // no body
+	outLength                    // Content-Length, as the upstream sent it
+	outChunked                   // sluice chunks (upstream chunked or until-close, HTTP/1.1 client)
+	outClose                     // until close (HTTP/1.0 client, no length)
+)
+
+// clientConn is the handler of one client connection. Loop-owned.
+type clientConn struct {
+	h  *HTTP
+	ls *loopState
+	c  *engine.Conn
+
+	ip     string // client address for X-Forwarded-For and the log
+	scheme string // http or https, for X-Forwarded-Proto
+
+	parser h1.Parser
+	req    h1.Request     // valid only during the OnData that parsed it
+	body   h1.BodyDecoder // request body
+
+	state    cstate
+	paused   uint8
+	draining bool // OnDrain: the next response closes the connection
+	eof      bool // the client half-closed
+	dead     bool // OnClosed ran
+	served   int  // exchanges completed
+
+	x   exchange
+	buf []byte // scratch for heads and chunk framing; Write copies
+	tmp []byte // scratch for a rewritten target
+}
+
+// exchange is the state of the request in flight. It is reset, not
+// reallocated, for each request.
+type exchange struct {
+	rt   *route
+	u    *Upstream // upstream of the current attempt
+	uc   *upConn   // connection of the current attempt (dialing or busy)
+	head []byte    // request head as sent upstream, kept for a retry
+
+	retryBody []byte // body bytes sent on this attempt, framed, while retryOK
+	retryOK   bool   // every body byte sent so far is in retryBody
+	bodySent  int64  // body bytes (framed) written upstream on this attempt
+
+	mc         h1.MethodClass
+	minor      int
+	idempotent bool
+	reqClose   bool // the client asked to close after this exchange
+	expect100  bool
+	upgrade    bool
+	reqChunked bool
+	reqDone    bool // the request body was read from the client to its end
+	sentAll    bool // ... and written to the upstream
+
+	cont100     bool // a 100 Continue was passed to the client
+	respStarted bool // the response head went to the client
+	respDone    bool
+	truncated   bool // the upstream broke after the response head went out
+	closeAfter  bool // close the client connection after this exchange
+	closeCause  engine.Outcome
+	out         outFraming
+
+	attempts int
+	status   int
+	end      errKind
+	bytesIn  int64 // request body bytes from the client
+	bytesOut int64 // response body bytes to the client
+
+	start, sentAt, headAt int64 // engine clock: head read, request sent, response head
+
+	logb           []byte // method, target and host, copied for the access log
+	mEnd, tEnd     int
+	upAddr         string
+	forceFreshDial bool
+}
+
+func (x *exchange) reset() {
+	*x = exchange{head: x.head[:0], retryBody: x.retryBody[:0], logb: x.logb[:0]}
+}
+
+func newClientConn(h *HTTP, ls *loopState, c *engine.Conn) *clientConn {
+	cc := &clientConn{h: h, ls: ls, c: c, scheme: h.cfg.Scheme}
+	cc.parser.Config = h.reqCfg
+	cc.body.Config = h.reqCfg
+	if t, ok := any(c).(interface{ IsTLS() bool }); ok && t.IsTLS() {
+		cc.scheme = "https"
+	}
+	switch a := c.RemoteAddr().(type) {
+	case *net.TCPAddr:
+		cc.ip = a.IP.String()
+	case nil:
+	default:
+		if host, _, err := net.SplitHostPort(a.String()); err == nil {
+			cc.ip = host
+		}
+	}
+	return cc
+}
+
+// pause and unpause track why reads are paused; the socket is paused
+// while any reason holds. While a request body is being read, the body
+// timeout runs only when reads are not paused by sluice itself.
+func (cc *clientConn) pause(r uint8) {
+	if cc.paused == 0 {
+		cc.c.PauseRead()
+	}
+	cc.paused |= r
+	if cc.state == csBody {
+		cc.c.ClearTimer(engine.TimerIdle)
+	}
+}
+
+func (cc *clientConn) unpause(r uint8) {
+	if cc.paused&r == 0 {
+		return
+	}
+	cc.paused &^= r
+	if cc.paused != 0 || cc.dead || cc.state == csClosing {
+		return
+	}
+	cc.c.ResumeRead() // kept bytes are redelivered after this callback
+	switch cc.state {
+	case csBody:
+		cc.c.SetTimer(engine.TimerIdle, cc.h.idleTimeout)
+	case csTunnel:
+		cc.c.SetTimer(engine.TimerIdle, cc.h.tunnelIdle)
+	}
+}
+
+// ---- engine.Handler ----
+
+// OnOpen arms the deadline for the first request head.
+func (cc *clientConn) OnOpen(c *engine.Conn) {
+	c.Advance(engine.DataTransfer)
+	c.SetTimer(engine.TimerHeader, cc.h.headerTimeout)
+}
+
+// OnData reads heads, request bodies and tunnel bytes. It returns less
+// than len(b) only when it needs more bytes or has paused reads: the
+// engine keeps the rest and delivers it again.
+func (cc *clientConn) OnData(c *engine.Conn, b []byte) int {
+	n := 0
+	for n < len(b) {
+		var k int
+		switch cc.state {
+		case csIdle, csHead:
+			k = cc.readHead(b[n:])
+		case csBody:
+			k = cc.readBody(b[n:])
+		case csTunnel:
+			cc.tunnelFromClient(b[n:])
+			return len(b)
+		case csWait:
+			cc.pause(pauseHold) // the next request waits for this response
+			return n
+		default:
+			return len(b)
+		}
+		n += k
+		if cc.state == csClosing {
+			return len(b)
+		}
+		if k == 0 || cc.paused != 0 {
+			break
+		}
+	}
+	return n
+}
+
+// OnReadEOF is the client's FIN.
+func (cc *clientConn) OnReadEOF(c *engine.Conn) {
+	cc.eof = true
+	switch cc.state {
+	case csIdle, csHead:
+		cc.state = csClosing
+		c.Close(engine.PeerClosed)
+	case csBody:
+		cc.clientFailed(errClientAbortErr)
+	case csTunnel:
+		if uc := cc.x.uc; uc != nil {
+			uc.c.CloseWrite()
+		} else {
+			cc.state = csClosing
+			c.Close(engine.PeerClosed)
+		}
+	case csWait:
+		// A half-close after a whole request: the response still goes
+		// out, then the connection closes (startResponse / finish).
+		cc.x.closeAfter = true
+	}
+}
+
+// OnWritable resumes the upstream once the client drained.
+func (cc *clientConn) OnWritable(c *engine.Conn) {
+	if uc := cc.x.uc; uc != nil && uc.cc == cc {
+		rt := cc.h.readTimeout
+		if uc.state == ucTunnel {
+			rt = cc.h.tunnelIdle
+		}
+		uc.resumeRead(rt)
+	}
+}
+
+// OnTimer handles the header, idle and body deadlines.
+func (cc *clientConn) OnTimer(c *engine.Conn, k engine.TimerKind) {
+	switch {
+	case k == engine.TimerHeader && cc.state == csIdle:
+		cc.state = csClosing // nothing was sent: close without a word
+		c.Close(engine.HeaderTimeout)
+	case k == engine.TimerHeader && cc.state == csHead:
+		cc.x.reset()
+		cc.x.start = engine.Now()
+		cc.x.minor = 1
+		cc.x.closeAfter = true
+		cc.x.closeCause = engine.HeaderTimeout
+		cc.respondError(errHeaderTimeoutErr)
+	case k == engine.TimerIdle && cc.state == csIdle:
+		cc.state = csClosing
+		c.Close(engine.IdleTimeout)
+	case k == engine.TimerIdle && cc.state == csBody:
+		cc.clientFailed(errBodyTimeoutErr)
+	case k == engine.TimerIdle && cc.state == csTunnel:
+		cc.tunnelIdle()
+	}
+}
+
+// OnCloseNotify sends nothing: a TLS engine connection does that itself.
+func (cc *clientConn) OnCloseNotify(*engine.Conn) bool { return false }
+
+// OnDrain: an idle connection closes now; otherwise the response in
+// flight (or to the request being read) carries Connection: close and
+// the connection closes after it. A tunnel runs to its end, bounded by
+// the drain deadline.
+func (cc *clientConn) OnDrain(c *engine.Conn) {
+	cc.draining = true
+	cc.ls.draining = true
+	cc.ls.closeIdle()
+	if cc.state == csIdle {
+		cc.state = csClosing
+		c.Close(engine.Clean)
+	}
+}
+
+// OnClosed abandons the exchange in flight: its upstream connection is
+// reset (the upstream must not take a cut request for a whole one).
+func (cc *clientConn) OnClosed(c *engine.Conn, t *engine.Trace) {
+	if cc.dead {
+		return
+	}
+	cc.dead = true
+	prev := cc.state
+	cc.state = csClosing
+	x := &cc.x
+	switch prev {
+	case csHead, csBody, csWait:
+		if prev == csHead {
+			return // nothing was started
+		}
+		if x.end == errNone {
+			x.end = errClientAbort
+		}
+		if !x.respStarted {
+			x.status = 499 // nginx's "client closed request"
+		}
+		if uc := x.uc; uc != nil {
+			x.uc = nil
+			cc.endAttempt(uc.u, resAborted)
+			uc.discard(!x.respDone)
+		}
+		cc.account()
+	case csTunnel:
+		if uc := x.uc; uc != nil {
+			x.uc = nil
+			uc.cc = nil
+			if cleanOutcome(t.Outcome) {
+				uc.c.Close(engine.Clean)
+			} else {
+				uc.c.Abort(engine.Aborted)
+			}
+		}
+		cc.account()
+	}
+}
+
+// ---- request head ----
+
+func (cc *clientConn) readHead(b []byte) int {
+	c := cc.c
+	n, err := cc.parser.ParseRequest(&cc.req, b)
+	if err == h1.ErrNeedMore {
+		if cc.state == csIdle {
+			cc.state = csHead
+			if cc.served > 0 {
+				c.ClearTimer(engine.TimerIdle)
+				c.SetTimer(engine.TimerHeader, cc.h.headerTimeout)
+			}
+		}
+		return 0
+	}
+	c.ClearTimer(engine.TimerHeader)
+	c.ClearTimer(engine.TimerIdle)
+	cc.x.reset()
+	cc.x.start = engine.Now()
+	if err != nil {
+		cc.state = csHead
+		cc.x.minor = 1
+		cc.x.closeAfter = true
+		cc.x.closeCause = engine.ProtocolError
+		cc.respondError(err)
+		return len(b)
+	}
+	cc.startExchange()
+	return n // OnData goes on with the body, if the upstream is ready
+}
+
+// startExchange routes the request just parsed, builds the head to send
+// and starts the first attempt. Everything the exchange needs from the
+// request is copied here: cc.req points into the engine's read buffer.
+func (cc *clientConn) startExchange() {
+	x := &cc.x
+	req := &cc.req
+	h := cc.h
+	x.mc = req.MethodClass()
+	x.minor = req.Minor
+	x.idempotent = idempotent(req.Method)
+	x.reqClose = req.Close
+	x.expect100 = req.Expect100
+	x.upgrade = req.Upgrade
+	x.reqChunked = req.Body == h1.BodyChunked
+	host := req.Host
+	if req.Authority != nil {
+		host = req.Authority
+	}
+	target := originForm(req.Target, req.Form, cc.tmp)
+	x.logb = append(x.logb, req.Method...)
+	x.mEnd = len(x.logb)
+	x.logb = append(x.logb, target...)
+	x.tEnd = len(x.logb)
+	x.logb = append(x.logb, host...)
+	cc.body.ForRequest(req)
+	x.reqDone = cc.body.Done()
+	cc.state = csBody
+	if x.reqDone {
+		cc.state = csWait
+	}
+	if x.mc == h1.MethodCONNECT {
+		cc.respondError(errMethodErr)
+		return
+	}
+	routePath := target
+	if req.Form == h1.AsteriskForm {
+		routePath = []byte("/")
+	}
+	x.rt = h.rt.match(host, routePath)
+	if x.rt == nil {
+		cc.respondError(errNoRouteErr)
+		return
+	}
+	// The head's Host and X-Forwarded fields do not depend on which
+	// upstream is picked, except with RewriteHost: build it per attempt
+	// then (connect does).
+	x.retryOK = h.cfg.Retries > 0 && x.idempotent
+	cc.connect(nil, host, target)
+}
+
+// idempotent reports whether a method may be retried (RFC 9110 §9.2.2,
+// less the ones sluice does not forward).
+func idempotent(m []byte) bool {
+	switch string(m) {
+	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
+		return true
+	}
+	return false
+}
+
+// connect starts an attempt: pick an upstream, then reuse a pooled
+// connection or dial. On the first attempt target is set and the head is
+// built from cc.req (valid only now); retries resend that head, with the
+// Host line replaced when RewriteHost names another upstream.
+func (cc *clientConn) connect(avoid *Upstream, host, target []byte) {
+	x := &cc.x
+	ls := cc.ls
+	u := x.u
+	if !x.forceFreshDial || u == nil {
+		u = ls.pick(x.rt, avoid, engine.Now())
+	}
+	switch {
+	case target != nil:
+		x.head = cc.h.appendRequestHead(x.head[:0], &cc.req, &reqHeadInfo{
+			target: target, host: host, upstream: u, clientIP: cc.ip, scheme: cc.scheme,
+		})
+	case cc.h.cfg.RewriteHost && u != x.u:
+		x.head = replaceHost(x.head, u.host)
+	}
+	x.u = u
+	x.upAddr = u.addr
+	x.attempts++
+	u.inflight.Add(1)
+	fresh := x.forceFreshDial
+	x.forceFreshDial = false
+	if !fresh {
+		if uc := ls.get(u); uc != nil {
+			cc.attach(uc)
+			return
+		}
+	}
+	uc := newUpConn(ls, u)
+	uc.cc = cc
+	x.uc = uc
+	cc.pause(pauseDial)
+	ls.l.Dial(u.addr, cc.h.cfg.DialTimeout, uc, uc.dialFailed)
+}
+
+// replaceHost rewrites the Host line of a head built by appendRequestHead,
+// where it is the first field.
+func replaceHost(head []byte, host string) []byte {
+	i := bytesIndexCRLF(head, 0) + 2 // past the request line
+	j := bytesIndexCRLF(head, i) + 2 // past the Host line
+	if i < 2 || j < i+2 {
+		return head
+	}
+	rest := append([]byte(nil), head[j:]...)
+	head = append(head[:i], "Host: "...)
+	head = append(head, host...)
+	head = append(head, "\r\n"...)
+	return append(head, rest...)
+}
+
+func bytesIndexCRLF(b []byte, from int) int {
+	for i := from; i+1 < len(b); i++ {
+		if b[i] == '\r' && b[i+1] == '\n' {
+			return i
+		}
+	}
+	return -1
+}
+
+// attach starts the attempt on a connected upstream connection: the head
+// (and any body bytes a retry holds) goes out, and the client's body flows.
+func (cc *clientConn) attach(uc *upConn) {
+	x := &cc.x
+	x.uc = uc
+	uc.cc = cc
+	uc.prepare(x.mc)
+	uc.c.Write(x.head)
+	x.bodySent = 0
+	if len(x.retryBody) > 0 {
+		uc.c.Write(x.retryBody)
+		x.bodySent = int64(len(x.retryBody))
+	}
+	x.sentAt = engine.Now()
+	if x.reqDone {
+		x.sentAll = true
+	}
+	if x.reqDone || x.expect100 {
+		uc.c.SetTimer(engine.TimerProto, cc.h.respHeaderTimeout)
+	}
+	cc.unpause(pauseDial)
+}
+
+// ---- request body ----
+
+func (cc *clientConn) readBody(b []byte) int {
+	x := &cc.x
+	if x.uc == nil || x.uc.state != ucBusy {
+		cc.pause(pauseDial) // a retry is connecting: the body waits in the engine
+		return 0
+	}
+	n := 0
+	for n < len(b) && !cc.body.Done() {
+		data, k, err := cc.body.Decode(b[n:])
+		if err == h1.ErrNeedMore {
+			break
+		}
+		if err != nil {
+			cc.clientFailed(&proxyError{kind: errBadRequest, err: err})
+			return len(b)
+		}
+		n += k
+		if len(data) > 0 {
+			cc.sendBody(data)
+			if cc.state != csBody {
+				return len(b) // the exchange ended while writing
+			}
+			if x.uc == nil || x.uc.state != ucBusy {
+				return n // the write failed and a retry is connecting
+			}
+		}
+	}
+	if cc.body.Done() {
+		cc.requestDone()
+		return n
+	}
+	if cc.paused == 0 {
+		cc.c.SetTimer(engine.TimerIdle, cc.h.idleTimeout)
+	}
+	return n
+}
+
+// sendBody forwards request body data, chunking it again when it came
+// chunked (chunk extensions are not forwarded). One Write per piece, so
+// a write failure that starts a retry never splits a chunk's framing.
+func (cc *clientConn) sendBody(data []byte) {
+	x := &cc.x
+	uc := x.uc
+	x.bytesIn += int64(len(data))
+	if x.reqChunked {
+		cc.buf = h1.AppendChunk(cc.buf[:0], data)
+		cc.write(uc, cc.buf)
+	} else {
+		cc.write(uc, data)
+	}
+	if x.uc != uc {
+		return
+	}
+	if uc.c.OverHighWater() {
+		cc.pause(pauseUpstream)
+		uc.c.NotifyWritable()
+	}
+	if !x.sentAll && !uc.headDone && x.expect100 {
+		uc.c.SetTimer(engine.TimerProto, cc.h.respHeaderTimeout)
+	}
+}
+
+// write sends request body bytes upstream, keeping a copy while a retry
+// is still possible. The copy is taken first: if the write fails and
+// starts a retry at once, the retry sends these bytes too.
+func (cc *clientConn) write(uc *upConn, p []byte) {
+	x := &cc.x
+	if x.retryOK {
+		if len(x.retryBody)+len(p) > cc.h.cfg.RetryBodyBytes || x.attempts > cc.h.cfg.Retries {
+			x.retryOK = false
+			x.retryBody = x.retryBody[:0]
+		} else {
+			x.retryBody = append(x.retryBody, p...)
+		}
+	}
+	x.bodySent += int64(len(p))
+	uc.c.Write(p)
+}
+
+// requestDone runs when the request body has been read to its end.
+func (cc *clientConn) requestDone() {
+	x := &cc.x
+	x.reqDone = true
+	cc.c.ClearTimer(engine.TimerIdle)
+	if cc.state == csBody {
+		cc.state = csWait
+	}
+	uc := x.uc
+	if x.reqChunked {
+		cc.buf = h1.AppendLastChunk(cc.buf[:0], cc.body.Trailers())
+		cc.write(uc, cc.buf)
+		if x.uc != uc {
+			return // a retry started: attach sends everything and arms the timer
+		}
+	}
+	x.sentAll = true
+	if !uc.headDone {
+		uc.c.SetTimer(engine.TimerProto, cc.h.respHeaderTimeout)
+	}
+}
+
+// clientFailed ends an exchange the client broke (bad body framing, a
+// stall, a FIN mid-body). The upstream connection is reset.
+func (cc *clientConn) clientFailed(err *proxyError) {
+	x := &cc.x
+	x.end = err.kind
+	x.closeAfter = true
+	if uc := x.uc; uc != nil {
+		x.uc = nil
+		cc.endAttempt(uc.u, resAborted)
+		uc.discard(true)
+	}
+	switch err.kind {
+	case errBodyTimeout:
+		x.closeCause = engine.IdleTimeout
+	case errClientAbort:
+		x.closeCause = engine.PeerClosed
+	default:
+		x.closeCause = engine.ProtocolError
+	}
+	if !x.respStarted {
+		cc.respondError(err)
+		return
+	}
+	x.truncated = true
+	cc.finish()
+}
+
+// ---- response ----
+
+// readResponse parses what uc's upstream sends for the current request.
+func (cc *clientConn) readResponse(uc *upConn, b []byte) int {
+	x := &cc.x
+	if len(b) > 0 {
+		uc.gotByte = true
+	}
+	n := 0
+	for n < len(b) {
+		if !uc.headDone {
+			k, err := uc.parser.ParseResponse(&uc.resp, b[n:], uc.mc)
+			if err == h1.ErrNeedMore {
+				return n
+			}
+			if err != nil {
+				cc.attemptFailed(uc, &proxyError{kind: errUpBadResponse, err: err})
+				return len(b)
+			}
+			n += k
+			resp := &uc.resp
+			if resp.Status < 200 {
+				if resp.Status == 101 {
+					if !x.upgrade {
+						cc.attemptFailed(uc, &proxyError{kind: errUpBadResponse})
+						return len(b)
+					}
+					cc.startTunnel(uc, b[n:])
+					return len(b)
+				}
+				cc.interim(uc, resp)
+				continue
+			}
+			uc.headDone = true
+			uc.c.ClearTimer(engine.TimerProto)
+			uc.body.ForResponse(resp)
+			cc.startResponse(uc, resp)
+			if uc.cc != cc {
+				return len(b)
+			}
+			if uc.body.Done() {
+				uc.noReuse = uc.noReuse || n < len(b)
+				cc.endResponse(uc, nil)
+				return len(b)
+			}
+			continue
+		}
+		data, k, err := uc.body.Decode(b[n:])
+		if err == h1.ErrNeedMore {
+			break
+		}
+		if err != nil {
+			cc.attemptFailed(uc, &proxyError{kind: errUpBadResponse, err: err})
+			return len(b)
+		}
+		n += k
+		if len(data) > 0 {
+			cc.writeBody(uc, data)
+			if uc.cc != cc {
+				return len(b)
+			}
+		}
+		if uc.body.Done() {
+			uc.noReuse = uc.noReuse || n < len(b)
+			cc.endResponse(uc, uc.body.Trailers())
+			return len(b)
+		}
+	}
+	if uc.headDone && !uc.readPaused {
+		uc.c.SetTimer(engine.TimerIdle, cc.h.readTimeout)
+	}
+	return n
+}
+
+// interim handles a 1xx other than 101: 100 Continue goes to a client that
+// asked for it, other interim responses (103 Early Hints, ...) to HTTP/1.1
+// clients; the response header timeout starts again.
+func (cc *clientConn) interim(uc *upConn, resp *h1.Response) {
+	x := &cc.x
+	uc.c.SetTimer(engine.TimerProto, cc.h.respHeaderTimeout)
+	if x.minor == 0 {
+		return
+	}
+	if resp.Status == 100 {
+		if x.expect100 && !x.cont100 && !x.reqDone {
+			x.cont100 = true
+			cc.c.Write([]byte("HTTP/1.1 100 Continue\r\n\r\n"))
+		}
+		return
+	}
+	cc.buf = cc.h.appendResponseHead(cc.buf[:0], resp, respHeadOpts{})
+	cc.c.Write(cc.buf)
+}
+
+// startResponse sends the final response head to the client.
+func (cc *clientConn) startResponse(uc *upConn, resp *h1.Response) {
+	x := &cc.x
+	now := engine.Now()
+	x.headAt = now
+	cc.h.m.upHeadDur.Update(engine.Dur(now - x.sentAt).Seconds())
+	x.status = resp.Status
+	switch {
+	case resp.Body == h1.BodyNone:
+		x.out = outNone
+	case resp.Body == h1.BodyLength:
+		x.out = outLength
+	case x.minor >= 1:
+		x.out = outChunked
+	default:
+		x.out = outClose
+	}
+	if !x.reqDone || cc.draining || x.reqClose || cc.eof || x.out == outClose {
+		// An unread request body would be taken for the next request.
+		x.closeAfter = true
+	}
+	cc.buf = cc.h.appendResponseHead(cc.buf[:0], resp, respHeadOpts{
+		chunked:   x.out == outChunked,
+		close:     x.closeAfter,
+		keepAlive: x.minor == 0 && !x.closeAfter,
+	})
+	x.respStarted = true
+	cc.c.Write(cc.buf)
+}
+
+// writeBody forwards response body data, pausing the upstream while the
+// client is over its high-water mark.
+func (cc *clientConn) writeBody(uc *upConn, data []byte) {
+	x := &cc.x
+	x.bytesOut += int64(len(data))
+	if x.out == outChunked {
+		cc.buf = h1.AppendChunk(cc.buf[:0], data)
+		cc.c.Write(cc.buf)
+	} else {
+		cc.c.Write(data)
+	}
+	if cc.c.OverHighWater() && uc.cc == cc {
+		uc.pauseRead()
+		cc.c.NotifyWritable()
+	}
+}
+
+// endResponse completes the response: the last chunk when sluice chunks,
+// then the exchange ends.
+func (cc *clientConn) endResponse(uc *upConn, trailers *h1.Headers) {
+	x := &cc.x
+	if x.out == outChunked {
+		cc.buf = h1.AppendLastChunk(cc.buf[:0], trailers)
+		cc.c.Write(cc.buf)
+	}
+	x.respDone = true
+	cc.finish()
+}
+
+// attemptFailed handles the failure of the current attempt on uc: retry
+// when allowed, else an error response, or — when the response head is
+// out already — a cut the client can see.
+func (cc *clientConn) attemptFailed(uc *upConn, err *proxyError) {
+	x := &cc.x
+	if uc.cc != cc || x.uc != uc {
+		return
+	}
+	stale := uc.reused && !uc.gotByte && err.kind == errUpReset
+	x.uc = nil
+	u := uc.u
+	uc.discard(true)
+	cc.endAttempt(u, resultFor(err.kind))
+	if err.kind.upstreamSide() && !stale {
+		cc.h.failed(u, engine.Now())
+	}
+	if cc.dead {
+		return
+	}
+	if !x.respStarted && cc.canRetry(err.kind, stale) {
+		u.m.results[resRetried].Inc()
+		cc.h.m.retries.Inc()
+		if stale {
+			x.forceFreshDial = true // same upstream, new connection
+			cc.connect(nil, nil, nil)
+		} else {
+			cc.connect(u, nil, nil)
+		}
+		return
+	}
+	x.end = err.kind
+	if x.respStarted {
+		x.truncated = true
+		cc.finish()
+		return
+	}
+	cc.respondError(err)
+}
+
+// canRetry applies the retry rules (see HTTPConfig.Retries).
+func (cc *clientConn) canRetry(k errKind, stale bool) bool {
+	x := &cc.x
+	if !x.idempotent || x.attempts > cc.h.cfg.Retries || x.cont100 {
+		return false
+	}
+	if k == errDial || k == errDialTimeout {
+		return true
+	}
+	return stale && (x.bodySent == 0 || x.retryOK)
+}
+
+// endAttempt accounts for the end of an attempt on u.
+func (cc *clientConn) endAttempt(u *Upstream, result int) {
+	u.inflight.Add(-1)
+	u.m.results[result].Inc()
+}
+
+// respondError answers the request with sluice's own error response.
+func (cc *clientConn) respondError(err error) {
+	x := &cc.x
+	code := statusFor(err)
+	x.status = code
+	x.end = kindOf(err)
+	if !x.reqDone || cc.draining || x.reqClose || cc.eof {
+		x.closeAfter = true
+	}
+	cc.buf = appendErrorResponse(cc.buf[:0], code, x.closeAfter, x.mc == h1.MethodHEAD)
+	x.respStarted, x.respDone = true, true
+	x.out = outLength
+	cc.c.Write(cc.buf)
+	cc.finish()
+}
+
+// finish ends the exchange: log, count, release the upstream connection,
+// then either wait for the next request or close.
+func (cc *clientConn) finish() {
+	x := &cc.x
+	if uc := x.uc; uc != nil {
+		x.uc = nil
+		cc.endAttempt(uc.u, resOK)
+		cc.h.succeeded(uc.u)
+		reusable := x.respDone && x.sentAll && !uc.resp.Close
+		uc.release(reusable)
+	}
+	cc.account()
+	cc.served++
+	if x.truncated {
+		// The client must be able to tell: no clean end for a length-
+		// delimited or until-close body (RST), no last chunk for a
+		// chunked one (then FIN).
+		cc.state = csClosing
+		if x.out == outChunked {
+			cc.c.Close(engine.UpstreamError)
+		} else {
+			cc.c.Abort(engine.UpstreamError)
+		}
+		return
+	}
+	if x.closeAfter || cc.eof || cc.draining {
+		cc.state = csClosing
+		cause := x.closeCause
+		if cause == engine.OutcomeNone {
+			cause = engine.Clean
+		}
+		cc.c.Close(cause)
+		return
+	}
+	cc.state = csIdle
+	cc.c.SetTimer(engine.TimerIdle, cc.h.idleTimeout)
+	cc.unpause(pauseHold | pauseUpstream | pauseDial)
+}
+
+// account records the exchange in metrics and the access log.
+func (cc *clientConn) account() {
+	x := &cc.x
+	m := cc.h.m
+	m.request(x.minor, x.status)
+	m.reqDur.Update(engine.Dur(engine.Now() - x.start).Seconds())
+	cc.logRequest()
+}
+
+// ---- upgrade tunnel ----
+
+// startTunnel switches to a raw relay after the upstream's 101.
+func (cc *clientConn) startTunnel(uc *upConn, rest []byte) {
+	x := &cc.x
+	now := engine.Now()
+	x.headAt = now
+	x.status = 101
+	x.respStarted = true
+	uc.c.ClearTimer(engine.TimerProto)
+	uc.state = ucTunnel
+	cc.state = csTunnel
+	cc.buf = cc.h.appendResponseHead(cc.buf[:0], &uc.resp, respHeadOpts{upgrade: true})
+	cc.c.Write(cc.buf)
+	if len(rest) > 0 {
+		x.bytesOut += int64(len(rest))
+		cc.c.Write(rest)
+	}
+	uc.c.SetTimer(engine.TimerIdle, cc.h.tunnelIdle)
+	cc.c.SetTimer(engine.TimerIdle, cc.h.tunnelIdle)
+	cc.unpause(pauseHold | pauseUpstream | pauseDial)
+}
+
+func (cc *clientConn) tunnelFromClient(b []byte) {
+	uc := cc.x.uc
+	if uc == nil {
+		return
+	}
+	cc.x.bytesIn += int64(len(b))
+	uc.c.Write(b)
+	cc.c.SetTimer(engine.TimerIdle, cc.h.tunnelIdle)
+	uc.c.SetTimer(engine.TimerIdle, cc.h.tunnelIdle)
+	if uc.c.OverHighWater() {
+		cc.pause(pauseUpstream)
+		uc.c.NotifyWritable()
+	}
+}
+
+func (cc *clientConn) tunnelFromUpstream(uc *upConn, b []byte) {
+	cc.x.bytesOut += int64(len(b))
+	cc.c.Write(b)
+	cc.c.SetTimer(engine.TimerIdle, cc.h.tunnelIdle)
+	uc.c.SetTimer(engine.TimerIdle, cc.h.tunnelIdle)
+	if cc.c.OverHighWater() {
+		uc.pauseRead()
+		cc.c.NotifyWritable()
+	}
+}
+
+// tunnelIdle closes both sides of a tunnel nothing moved through.
+func (cc *clientConn) tunnelIdle() {
+	if uc := cc.x.uc; uc != nil {
+		uc.c.Close(engine.IdleTimeout)
+	}
+	cc.c.Close(engine.IdleTimeout)
+}
+
+// tunnelClosed runs when the upstream side of a tunnel closed: after a
+// clean end its FIN has been passed on and the client side finishes on its
+// own; otherwise the client is reset so it can tell.
+func (cc *clientConn) tunnelClosed(uc *upConn, clean bool) {
+	if cc.x.uc == uc {
+		cc.x.uc = nil
+	}
+	uc.cc = nil
+	if cc.dead {
+		return
+	}
+	if !clean {
+		cc.x.end = errUpReset
+		cc.c.Abort(engine.UpstreamError)
+	}
+}

@@ -1,0 +1,241 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/sluice-proxy/sluice/engine"
+)
+
+// Test harness for the HTTP proxy: sluice in an engine on 127.0.0.1:0,
+// net/http (or raw sockets) on both sides. Names start with hp so they do
+// not collide with other tests of the package.
+
+type hpEnv struct {
+	addr string // proxy host:port
+	e    *engine.Engine
+	h    *HTTP
+	set  *metrics.Set
+	log  *hpLog
+}
+
+func hpLogger() *slog.Logger {
+	if os.Getenv("SLUICE_TEST_LOG") == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// hpStart runs the HTTP proxy with cfg (Routes default to "/" on
+// upstreams) and stops it when the test ends.
+func hpStart(t testing.TB, cfg HTTPConfig, upstreams ...string) *hpEnv {
+	t.Helper()
+	return hpStartEngine(t, cfg, engine.Config{}, upstreams...)
+}
+
+func hpStartEngine(t testing.TB, cfg HTTPConfig, ecfg engine.Config, upstreams ...string) *hpEnv {
+	t.Helper()
+	if len(cfg.Routes) == 0 {
+		cfg.Routes = []Route{{PathPrefix: "/", Upstreams: upstreams}}
+	}
+	env := &hpEnv{set: metrics.NewSet(), log: &hpLog{}}
+	if cfg.AccessLog == nil {
+		cfg.AccessLog = slog.New(env.log)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hpLogger()
+	}
+	h, err := NewHTTP(cfg, NewMetrics(env.set))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ecfg.Loops == 0 {
+		ecfg.Loops = 2
+	}
+	ecfg.Listeners = []engine.Listener{{Name: "http", Addr: "127.0.0.1:0", Accept: h.Accept}}
+	if ecfg.Logger == nil {
+		ecfg.Logger = hpLogger()
+	}
+	ecfg.Metrics = env.set
+	e, err := engine.New(ecfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Start(e); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		h.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		e.Stop(ctx)
+	})
+	env.addr, env.e, env.h = e.Addr("http"), e, h
+	return env
+}
+
+func (env *hpEnv) url(path string) string { return "http://" + env.addr + path }
+
+// metric returns the value of one sample line of the proxy's metrics, or -1.
+func (env *hpEnv) metric(name string) float64 {
+	var sb strings.Builder
+	env.set.WritePrometheus(&sb)
+	for _, line := range strings.Split(sb.String(), "\n") {
+		if strings.HasPrefix(line, name+" ") {
+			var v float64
+			if _, err := fmt.Sscan(strings.TrimPrefix(line, name+" "), &v); err == nil {
+				return v
+			}
+		}
+	}
+	return -1
+}
+
+// hpBackend is a net/http upstream that counts its connections.
+type hpBackend struct {
+	*httptest.Server
+	conns atomic.Int64 // connections accepted
+}
+
+func hpServe(t testing.TB, h http.Handler) *hpBackend {
+	t.Helper()
+	b := &hpBackend{}
+	b.Server = httptest.NewUnstartedServer(h)
+	b.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			b.conns.Add(1)
+		}
+	}
+	b.Config.ErrorLog = nil
+	b.Start()
+	t.Cleanup(b.Close)
+	return b
+}
+
+func (b *hpBackend) addr() string { return strings.TrimPrefix(b.URL, "http://") }
+
+// hpClient is a keep-alive client with enough idle connections.
+func hpClient() *http.Client {
+	return &http.Client{
+		Timeout: 20 * time.Second,
+		Transport: &http.Transport{
+			MaxIdleConnsPerHost: 64,
+			DisableCompression:  true,
+		},
+	}
+}
+
+// hpRaw dials the proxy with a raw socket.
+func hpRaw(t testing.TB, addr string) (*net.TCPConn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	return c.(*net.TCPConn), bufio.NewReader(c)
+}
+
+// hpRawServer accepts connections and runs fn on each.
+func hpRawServer(t testing.TB, fn func(c net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(20 * time.Second))
+				fn(c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// hpDeadAddr is a loopback address nothing listens on.
+func hpDeadAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := ln.Addr().String()
+	ln.Close()
+	return a
+}
+
+// hpLog is a slog.Handler that keeps the records (the access log).
+type hpLog struct {
+	mu   sync.Mutex
+	recs []map[string]any
+}
+
+func (l *hpLog) Enabled(context.Context, slog.Level) bool { return true }
+func (l *hpLog) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *hpLog) WithGroup(string) slog.Handler            { return l }
+func (l *hpLog) Handle(_ context.Context, r slog.Record) error {
+	m := map[string]any{"msg": r.Message}
+	r.Attrs(func(a slog.Attr) bool { m[a.Key] = a.Value.Any(); return true })
+	l.mu.Lock()
+	l.recs = append(l.recs, m)
+	l.mu.Unlock()
+	return nil
+}
+
+func (l *hpLog) all() []map[string]any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]map[string]any(nil), l.recs...)
+}
+
+// wait returns the records once there are at least n, or fails.
+func (l *hpLog) wait(t testing.TB, n int) []map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if r := l.all(); len(r) >= n {
+			return r
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("access log: %d records, want %d: %v", len(l.all()), n, l.all())
+	return nil
+}
+
+// hpEventually polls cond until it holds or 5 s pass.
+func hpEventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}

@@ -1,0 +1,338 @@
+package proxy
+
+import (
+	"github.com/sluice-proxy/sluice/engine"
+	"github.com/sluice-proxy/sluice/httpcodec/h1"
+)
+
+// Upstream connection pools.
+//
+// Each loop keeps, per upstream, a stack of idle keep-alive connections
+// (loopState.pools): the last one released is the first one reused, so
+// the warmest connections stay busy and the coldest time out. A
+// connection goes back to the pool only when its previous response was
+// read to the end, the whole request was sent, neither side asked to
+// close, and no byte arrived after the response. An idle connection that
+// the upstream closes (FIN or RST), or that sends anything, is dropped at
+// once; one left unused for UpstreamIdleTimeout is closed. A connection
+// that is still found to be dead when reused (the FIN raced the request)
+// is the stale case the retry rules cover.
+
+// pool is one upstream's idle connections on one loop. Loop-owned.
+type pool struct {
+	idle []*upConn
+}
+
+// get pops a usable idle connection to u, or returns nil.
+func (ls *loopState) get(u *Upstream) *upConn {
+	p := &ls.pools[u.idx]
+	for n := len(p.idle); n > 0; n = len(p.idle) {
+		uc := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		u.idleConns.Add(-1)
+		if uc.c.Closed() || uc.c.ReadEOF() {
+			uc.state = ucDone
+			uc.c.Close(engine.PeerClosed)
+			continue
+		}
+		return uc
+	}
+	return nil
+}
+
+// unpool removes uc from its pool (it is closing).
+func (ls *loopState) unpool(uc *upConn) {
+	p := &ls.pools[uc.u.idx]
+	for i, x := range p.idle {
+		if x == uc {
+			copy(p.idle[i:], p.idle[i+1:])
+			p.idle[len(p.idle)-1] = nil
+			p.idle = p.idle[:len(p.idle)-1]
+			uc.u.idleConns.Add(-1)
+			return
+		}
+	}
+}
+
+// closeIdle closes every pooled connection of this loop (drain).
+func (ls *loopState) closeIdle() {
+	for i := range ls.pools {
+		p := &ls.pools[i]
+		for len(p.idle) > 0 {
+			uc := p.idle[len(p.idle)-1]
+			p.idle[len(p.idle)-1] = nil
+			p.idle = p.idle[:len(p.idle)-1]
+			uc.u.idleConns.Add(-1)
+			uc.state = ucDone
+			uc.c.Close(engine.Clean)
+		}
+	}
+}
+
+type ucState uint8
+
+const (
+	ucDialing ucState = iota // connecting; cc (if any) waits for it
+	ucIdle                   // in the pool
+	ucBusy                   // serving cc's exchange
+	ucTunnel                 // relaying an upgraded connection for cc
+	ucDone                   // closing or closed; never used again
+)
+
+// upConn is the handler of one upstream connection. Loop-owned: it lives
+// on the loop of the client connections it serves, one at a time.
+type upConn struct {
+	ls *loopState
+	u  *Upstream
+	c  *engine.Conn // nil while dialing
+	cc *clientConn  // the exchange it serves or is dialed for; nil when idle or orphaned
+
+	state      ucState
+	reused     bool // served an earlier exchange: a failure before any response byte may just be staleness
+	gotByte    bool // a response byte arrived for the current request
+	headDone   bool // the final response head was parsed
+	noReuse    bool // bytes after the response, or an until-close body: close when done
+	readPaused bool // paused because the client is over its high-water mark
+
+	mc     h1.MethodClass
+	parser h1.Parser
+	resp   h1.Response
+	body   h1.BodyDecoder
+}
+
+func newUpConn(ls *loopState, u *Upstream) *upConn {
+	uc := &upConn{ls: ls, u: u}
+	uc.parser.Config = ls.h.resCfg
+	uc.body.Config = ls.h.resCfg
+	return uc
+}
+
+// dialFailed runs on the loop when the connect failed.
+func (uc *upConn) dialFailed(err error) {
+	uc.state = ucDone
+	if cc := uc.cc; cc != nil {
+		cc.attemptFailed(uc, dialError(err))
+	}
+}
+
+// prepare readies uc for a new request whose method has class mc.
+func (uc *upConn) prepare(mc h1.MethodClass) {
+	uc.state = ucBusy
+	uc.mc = mc
+	uc.gotByte, uc.headDone, uc.noReuse = false, false, false
+	uc.parser.Reset()
+	uc.resp.Reset()
+	uc.c.ClearTimer(engine.TimerIdle)
+	uc.u.busyConns.Add(1)
+}
+
+// release ends uc's exchange: back to the pool when it can be reused,
+// else closed gracefully.
+func (uc *upConn) release(reusable bool) {
+	if uc.state == ucBusy || uc.state == ucTunnel {
+		uc.u.busyConns.Add(-1)
+	}
+	uc.cc = nil
+	ls := uc.ls
+	p := &ls.pools[uc.u.idx]
+	if !reusable || uc.noReuse || ls.draining || uc.c.Closed() || uc.c.ReadEOF() || len(p.idle) >= ls.h.cfg.PoolSize {
+		uc.state = ucDone
+		uc.c.Close(engine.Clean)
+		return
+	}
+	uc.state = ucIdle
+	uc.reused = true
+	if uc.readPaused {
+		uc.readPaused = false
+		uc.c.ResumeRead() // an idle connection must read to see the upstream's FIN
+	}
+	uc.c.ClearTimer(engine.TimerProto)
+	uc.c.SetTimer(engine.TimerIdle, ls.h.upIdleTimeout)
+	p.idle = append(p.idle, uc)
+	uc.u.idleConns.Add(1)
+}
+
+// discard ends uc after a failure or an abandoned exchange: an RST when
+// abort is set (the upstream must see that the request was not completed),
+// else a graceful close.
+func (uc *upConn) discard(abort bool) {
+	if uc.state == ucBusy || uc.state == ucTunnel {
+		uc.u.busyConns.Add(-1)
+	}
+	uc.cc = nil
+	prev := uc.state
+	uc.state = ucDone
+	if uc.c == nil || prev == ucDone {
+		return // still dialing: OnOpen finds no client and pools it, or it already ended
+	}
+	if abort {
+		uc.c.Abort(engine.UpstreamError)
+	} else {
+		uc.c.Close(engine.Clean)
+	}
+}
+
+// pauseRead stops reading the upstream while the client is over its
+// high-water mark; the client's OnWritable resumes it.
+func (uc *upConn) pauseRead() {
+	if uc.readPaused {
+		return
+	}
+	uc.readPaused = true
+	uc.c.PauseRead()
+	uc.c.ClearTimer(engine.TimerIdle) // our pause is not the upstream's silence
+}
+
+func (uc *upConn) resumeRead(readTimeout int64) {
+	if !uc.readPaused {
+		return
+	}
+	uc.readPaused = false
+	uc.c.ResumeRead()
+	if readTimeout > 0 {
+		uc.c.SetTimer(engine.TimerIdle, readTimeout)
+	}
+}
+
+// ---- engine.Handler ----
+
+// OnOpen runs when the dial succeeded.
+func (uc *upConn) OnOpen(c *engine.Conn) {
+	uc.c = c
+	c.Advance(engine.DataTransfer)
+	if uc.cc != nil && uc.state == ucDialing {
+		uc.cc.attach(uc)
+		return
+	}
+	// The client went away while we dialed: keep the connection for the
+	// next request rather than waste the handshake.
+	uc.state = ucBusy
+	uc.u.busyConns.Add(1)
+	uc.release(true)
+}
+
+// OnData reads a response, a tunnel's bytes, or unexpected bytes on an
+// idle connection.
+func (uc *upConn) OnData(c *engine.Conn, b []byte) int {
+	switch uc.state {
+	case ucBusy:
+		if uc.cc != nil {
+			return uc.cc.readResponse(uc, b)
+		}
+	case ucTunnel:
+		if uc.cc != nil {
+			uc.cc.tunnelFromUpstream(uc, b)
+			return len(b)
+		}
+	case ucIdle:
+		// An idle upstream has nothing to say; if it does, its framing
+		// cannot be trusted for the next request.
+		uc.ls.unpool(uc)
+		uc.state = ucDone
+		c.Close(engine.ProtocolError)
+	}
+	return len(b)
+}
+
+// OnReadEOF is the upstream's FIN.
+func (uc *upConn) OnReadEOF(c *engine.Conn) {
+	switch uc.state {
+	case ucIdle:
+		uc.ls.unpool(uc)
+		uc.state = ucDone
+		c.Close(engine.PeerClosed)
+	case ucBusy:
+		cc := uc.cc
+		if cc == nil {
+			break
+		}
+		if uc.headDone && uc.body.EOF() == nil {
+			// A read-until-close body ends here.
+			uc.noReuse = true
+			cc.endResponse(uc, nil)
+		} else {
+			cc.attemptFailed(uc, errUpResetErr)
+		}
+	case ucTunnel:
+		if uc.cc != nil {
+			uc.cc.c.CloseWrite()
+			return
+		}
+	}
+	c.Close(engine.PeerClosed)
+}
+
+// OnWritable resumes the client's body once the upstream drained.
+func (uc *upConn) OnWritable(c *engine.Conn) {
+	if cc := uc.cc; cc != nil && (uc.state == ucBusy || uc.state == ucTunnel) {
+		cc.unpause(pauseUpstream)
+	}
+}
+
+// OnTimer: TimerIdle closes an idle pooled connection, or is the read
+// timeout of a response body or the idle timeout of a tunnel; TimerProto is
+// the response header timeout.
+func (uc *upConn) OnTimer(c *engine.Conn, k engine.TimerKind) {
+	switch uc.state {
+	case ucIdle:
+		uc.ls.unpool(uc)
+		uc.state = ucDone
+		c.Close(engine.IdleTimeout)
+	case ucBusy:
+		if uc.cc != nil {
+			uc.cc.attemptFailed(uc, errUpTimeoutErr)
+			return
+		}
+		c.Close(k.Outcome())
+	case ucTunnel:
+		if uc.cc != nil {
+			uc.cc.tunnelIdle()
+			return
+		}
+		c.Close(engine.IdleTimeout)
+	default:
+		c.Close(k.Outcome())
+	}
+}
+
+// OnCloseNotify sends nothing (upstreams are cleartext).
+func (uc *upConn) OnCloseNotify(*engine.Conn) bool { return false }
+
+// OnDrain closes an idle connection at once and stops pooling on this
+// loop; a busy one finishes its exchange first.
+func (uc *upConn) OnDrain(c *engine.Conn) {
+	uc.ls.draining = true
+	if uc.state == ucIdle {
+		uc.ls.unpool(uc)
+		uc.state = ucDone
+		c.Close(engine.Clean)
+	}
+}
+
+// OnClosed: a busy connection that closes fails its attempt.
+func (uc *upConn) OnClosed(c *engine.Conn, t *engine.Trace) {
+	prev := uc.state
+	cc := uc.cc
+	switch prev {
+	case ucIdle:
+		uc.ls.unpool(uc)
+	case ucBusy:
+		if cc != nil {
+			err := errUpResetErr
+			if t.Outcome == engine.WriteTimeout || t.Outcome == engine.FlushTimeout {
+				err = errUpTimeoutErr // the upstream stopped reading our request
+			}
+			cc.attemptFailed(uc, err)
+		}
+	case ucTunnel:
+		if cc != nil {
+			cc.tunnelClosed(uc, cleanOutcome(t.Outcome))
+		}
+	}
+	if uc.state == ucBusy || uc.state == ucTunnel {
+		uc.u.busyConns.Add(-1)
+	}
+	uc.state = ucDone
+	uc.cc = nil
+}

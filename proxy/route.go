@@ -1,0 +1,263 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Route sends the requests whose host and path match it to a set of
+// upstreams.
+//
+// Matching rules, in order:
+//
+//  1. The request's host is the authority of an absolute-form target if
+//     there is one, else the Host field; it is compared without its port and
+//     without a trailing dot, ignoring ASCII case.
+//  2. Routes whose Host equals it are tried first; if none of them matches
+//     the path, the routes with an empty Host (any host) are tried.
+//  3. Among those, the route with the longest PathPrefix that is a prefix of
+//     the request path (the target up to "?") wins. The comparison is byte
+//     for byte, case-sensitive, on the path as sent (no percent-decoding,
+//     no dot-segment removal), like nginx's prefix locations: "/api" matches
+//     "/api", "/api/x" and "/apix"; write "/api/" to match only below it.
+//  4. No match: 404.
+type Route struct {
+	// Host is a lower-case host name or IP literal without port; empty
+	// matches any host.
+	Host string
+	// PathPrefix starts with "/".
+	PathPrefix string
+	// Upstreams are the origins, as host:port, in the order given.
+	Upstreams []string
+}
+
+// String formats the route the way ParseRoute reads it.
+func (r Route) String() string {
+	urls := make([]string, len(r.Upstreams))
+	for i, u := range r.Upstreams {
+		urls[i] = "http://" + u
+	}
+	return r.Host + r.PathPrefix + "=" + strings.Join(urls, ",")
+}
+
+// ParseRoute parses the -route flag syntax:
+//
+//	[host][/pathprefix]=URL[,URL...]
+//
+// for example "example.com/api=http://10.0.0.1:8080,http://10.0.0.2:8080",
+// "/static=http://10.0.0.3" or "example.com=10.0.0.4:8080". An empty host
+// matches any host; a missing path prefix is "/". Each URL is
+// http://host[:port][/] (port 80 by default) or a bare host:port; upstream
+// TLS (https://) and h2c are not available yet. A lone -upstream URL list
+// is the catch-all route "/=URL,...".
+func ParseRoute(s string) (Route, error) {
+	var r Route
+	match, urls, ok := strings.Cut(s, "=")
+	if !ok {
+		return r, fmt.Errorf("route %q: want [host][/prefix]=URL[,URL...]", s)
+	}
+	host, path := match, "/"
+	if i := strings.IndexByte(match, '/'); i >= 0 {
+		host, path = match[:i], match[i:]
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host != "" && !validRouteHost(host) {
+		return r, fmt.Errorf("route %q: bad host %q (a host name or IP literal, without port)", s, host)
+	}
+	if ip := net.ParseIP(strings.Trim(host, "[]")); ip != nil && ip.To4() == nil {
+		host = "[" + strings.Trim(host, "[]") + "]" // as a Host field carries it
+	}
+	for i := 0; i < len(path); i++ {
+		if c := path[i]; c <= ' ' || c >= 0x7f || c == '?' || c == '#' {
+			return r, fmt.Errorf("route %q: bad character %q in path prefix", s, c)
+		}
+	}
+	r.Host, r.PathPrefix = host, path
+	if urls == "" {
+		return r, fmt.Errorf("route %q: no upstream", s)
+	}
+	seen := map[string]bool{}
+	for _, u := range strings.Split(urls, ",") {
+		addr, err := ParseUpstream(strings.TrimSpace(u))
+		if err != nil {
+			return r, fmt.Errorf("route %q: %v", s, err)
+		}
+		if seen[addr] {
+			return r, fmt.Errorf("route %q: upstream %s listed twice", s, addr)
+		}
+		seen[addr] = true
+		r.Upstreams = append(r.Upstreams, addr)
+	}
+	return r, nil
+}
+
+// ParseUpstream turns an upstream URL (http://host[:port][/]) or a bare
+// host:port into host:port.
+func ParseUpstream(s string) (string, error) {
+	if s == "" {
+		return "", errors.New("empty upstream")
+	}
+	if !strings.Contains(s, "://") {
+		host, port, err := net.SplitHostPort(s)
+		if err != nil {
+			return "", fmt.Errorf("upstream %q: %v", s, err)
+		}
+		return checkHostPort(s, host, port)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("upstream %q: %v", s, err)
+	}
+	switch u.Scheme {
+	case "http":
+	case "https", "h2c", "h2":
+		return "", fmt.Errorf("upstream %q: scheme %s is not supported for HTTP proxying yet (use http://)", s, u.Scheme)
+	default:
+		return "", fmt.Errorf("upstream %q: scheme must be http", s)
+	}
+	if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return "", fmt.Errorf("upstream %q: only scheme, host and port are allowed", s)
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+	}
+	return checkHostPort(s, u.Hostname(), port)
+}
+
+func checkHostPort(s, host, port string) (string, error) {
+	if host == "" {
+		return "", fmt.Errorf("upstream %q: empty host", s)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return "", fmt.Errorf("upstream %q: bad port %q", s, port)
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+func validRouteHost(h string) bool {
+	if ip := net.ParseIP(strings.Trim(h, "[]")); ip != nil {
+		return true
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// route is a Route bound to its upstreams and balancing policy.
+type route struct {
+	Route
+	ups []*Upstream
+	sel Selector
+}
+
+// router finds the route for a request. Built once, read-only afterwards,
+// shared by every loop.
+type router struct {
+	byHost  map[string][]*route // by Host, longest prefix first
+	anyHost []*route            // Host "", longest prefix first
+}
+
+func newRouter(rs []*route) (*router, error) {
+	rt := &router{byHost: map[string][]*route{}}
+	seen := map[string]bool{}
+	for _, r := range rs {
+		key := r.Host + r.PathPrefix
+		if seen[key] {
+			return nil, fmt.Errorf("route %s: host %q and prefix %q are already routed", r.Route, r.Host, r.PathPrefix)
+		}
+		seen[key] = true
+		if r.Host == "" {
+			rt.anyHost = append(rt.anyHost, r)
+		} else {
+			rt.byHost[r.Host] = append(rt.byHost[r.Host], r)
+		}
+	}
+	byLen := func(s []*route) {
+		sort.SliceStable(s, func(i, j int) bool { return len(s[i].PathPrefix) > len(s[j].PathPrefix) })
+	}
+	byLen(rt.anyHost)
+	for _, s := range rt.byHost {
+		byLen(s)
+	}
+	return rt, nil
+}
+
+// match returns the route for host (as received: may carry a port and any
+// case) and target (origin-form, or absolute-form already reduced to its
+// path), or nil.
+func (rt *router) match(host, target []byte) *route {
+	path := target
+	for i, c := range target {
+		if c == '?' {
+			path = target[:i]
+			break
+		}
+	}
+	if len(rt.byHost) > 0 {
+		var buf [256]byte
+		if h, ok := normHost(buf[:0], host); ok && len(h) > 0 {
+			if r := longest(rt.byHost[string(h)], path); r != nil {
+				return r
+			}
+		}
+	}
+	return longest(rt.anyHost, path)
+}
+
+func longest(rs []*route, path []byte) *route {
+	for _, r := range rs {
+		p := r.PathPrefix
+		if len(path) >= len(p) && string(path[:len(p)]) == p {
+			return r
+		}
+	}
+	return nil
+}
+
+// normHost lower-cases host and strips its port and a trailing dot, into
+// dst. ok is false when it does not fit.
+func normHost(dst, host []byte) ([]byte, bool) {
+	if len(host) > 0 && host[0] == '[' {
+		end := -1
+		for i, c := range host {
+			if c == ']' {
+				end = i
+				break
+			}
+		}
+		if end < 0 {
+			return dst, false
+		}
+		host = host[:end+1]
+	} else {
+		for i := len(host) - 1; i >= 0; i-- {
+			if host[i] == ':' {
+				host = host[:i]
+				break
+			}
+		}
+	}
+	if n := len(host); n > 0 && host[n-1] == '.' {
+		host = host[:n-1]
+	}
+	if len(host) > cap(dst)-len(dst) {
+		return dst, false
+	}
+	for _, c := range host {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst, true
+}
