@@ -50,6 +50,9 @@ func (c *stdConn) Feed(now time.Time, b []byte) error {
 		c.feedFirst(b)
 	case c.state == Handshaking:
 		c.t.push(b)
+		// The handshake may have finished just before the push: if so,
+		// decrypt now rather than at the next call.
+		c.sync()
 	default:
 		c.t.mu.Lock()
 		if !c.t.closed {
