@@ -179,6 +179,11 @@ func (cc *clientConn) OnOpen(c *engine.Conn) {
 // OnData reads heads, request bodies and tunnel bytes. It returns less
 // than len(b) only when it needs more bytes or has paused reads: the
 // engine keeps the rest and delivers it again.
+//
+// Once the connection is closing it returns 0: Close drops the engine's
+// input buffer, and a count > 0 returned from a redelivery of kept bytes
+// would make the engine slice the dropped buffer (engine/conn.go
+// deliverBuffered does not re-check after the callback).
 func (cc *clientConn) OnData(c *engine.Conn, b []byte) int {
 	n := 0
 	for n < len(b) {
@@ -190,16 +195,16 @@ func (cc *clientConn) OnData(c *engine.Conn, b []byte) int {
 			k = cc.readBody(b[n:])
 		case csTunnel:
 			cc.tunnelFromClient(b[n:])
-			return len(b)
+			k = len(b) - n
 		case csWait:
 			cc.pause(pauseHold) // the next request waits for this response
 			return n
 		default:
-			return len(b)
+			return 0
 		}
 		n += k
 		if cc.state == csClosing {
-			return len(b)
+			return 0
 		}
 		if k == 0 || cc.paused != 0 {
 			break
@@ -313,6 +318,7 @@ func (cc *clientConn) OnClosed(c *engine.Conn, t *engine.Trace) {
 		if uc := x.uc; uc != nil {
 			x.uc = nil
 			uc.cc = nil
+			uc.state = ucDone
 			if cleanOutcome(t.Outcome) {
 				uc.c.Close(engine.Clean)
 			} else {
@@ -955,8 +961,10 @@ func (cc *clientConn) tunnelFromUpstream(uc *upConn, b []byte) {
 // tunnelIdle closes both sides of a tunnel nothing moved through.
 func (cc *clientConn) tunnelIdle() {
 	if uc := cc.x.uc; uc != nil {
+		uc.state = ucDone
 		uc.c.Close(engine.IdleTimeout)
 	}
+	cc.state = csClosing
 	cc.c.Close(engine.IdleTimeout)
 }
 
@@ -973,6 +981,7 @@ func (cc *clientConn) tunnelClosed(uc *upConn, clean bool) {
 	}
 	if !clean {
 		cc.x.end = errUpReset
+		cc.state = csClosing
 		cc.c.Abort(engine.UpstreamError)
 	}
 }

@@ -213,17 +213,19 @@ func (uc *upConn) OnOpen(c *engine.Conn) {
 }
 
 // OnData reads a response, a tunnel's bytes, or unexpected bytes on an
-// idle connection.
+// idle connection. Like clientConn.OnData it returns 0 once the
+// connection is closing.
 func (uc *upConn) OnData(c *engine.Conn, b []byte) int {
+	n := 0
 	switch uc.state {
 	case ucBusy:
 		if uc.cc != nil {
-			return uc.cc.readResponse(uc, b)
+			n = uc.cc.readResponse(uc, b)
 		}
 	case ucTunnel:
 		if uc.cc != nil {
 			uc.cc.tunnelFromUpstream(uc, b)
-			return len(b)
+			n = len(b)
 		}
 	case ucIdle:
 		// An idle upstream has nothing to say; if it does, its framing
@@ -232,7 +234,10 @@ func (uc *upConn) OnData(c *engine.Conn, b []byte) int {
 		uc.state = ucDone
 		c.Close(engine.ProtocolError)
 	}
-	return len(b)
+	if uc.state == ucDone {
+		return 0
+	}
+	return n
 }
 
 // OnReadEOF is the upstream's FIN.
