@@ -182,55 +182,67 @@ func BenchmarkSeal(b *testing.B) {
 }
 
 // captureConn forwards to a net.Conn until capture is set; then writes
-// are kept for the benchmark to replay.
+// append to it.
 type captureConn struct {
 	net.Conn
-	capture bool
-	buf     []byte
+	capture *[]byte
 }
 
 func (c *captureConn) Write(p []byte) (int, error) {
-	if c.capture {
-		c.buf = append(c.buf, p...)
+	if c.capture != nil {
+		*c.capture = append(*c.capture, p...)
 		return len(p), nil
 	}
 	return c.Conn.Write(p)
 }
 
-// ciphertextBatch has the client seal count payloads and returns the
-// records of each, so that the server side can be timed alone.
-func ciphertextBatch(b *testing.B, write func([]byte), take func() []byte, payload []byte, count int) [][]byte {
-	out := make([][]byte, count)
-	for i := range out {
-		write(payload)
-		out[i] = take()
+// sealedBatch is ciphertext a crypto/tls client sealed ahead of time, in
+// one reused arena so that generating it makes no garbage: payload i is
+// arena[ends[i-1]:ends[i]].
+type sealedBatch struct {
+	arena []byte
+	ends  []int
+}
+
+// fill has cli seal count payloads; cli's transport appends to b.arena.
+func (s *sealedBatch) fill(cli *tls.Conn, payload []byte, count int) {
+	s.arena, s.ends = s.arena[:0], s.ends[:0]
+	for range count {
+		if _, err := cli.Write(payload); err != nil {
+			panic(err)
+		}
+		s.ends = append(s.ends, len(s.arena))
 	}
-	return out
+}
+
+func (s *sealedBatch) each(f func(ct []byte)) {
+	start := 0
+	for _, end := range s.ends {
+		f(s.arena[start:end])
+		start = end
+	}
 }
 
 // batchCount keeps a batch of pre-sealed ciphertext to about 4 MiB.
 func batchCount(size int) int { return max(1, min(1024, (4<<20)/size)) }
 
 // BenchmarkOpen decrypts payloads of each size (TLS 1.3). The ciphertext is
-// sealed beforehand by a crypto/tls client, outside the timer, and fed in
-// slices of at most 64 KiB as a socket read would deliver it. tlsio: Feed
-// plus ReadPlaintext into a reused buffer. Baseline: tls.Conn.Read over
-// net.Pipe with a goroutine writing the ciphertext into the pipe.
+// sealed beforehand by a crypto/tls client, in batches outside the timer,
+// and fed in slices of at most 64 KiB as a socket read would deliver it.
+// tlsio: Feed plus ReadPlaintext into a reused buffer. Baseline:
+// tls.Conn.Read over net.Pipe, a goroutine writing the ciphertext into the
+// pipe.
 func BenchmarkOpen(b *testing.B) {
 	const readChunk = 64 << 10
 	for _, sz := range benchSizes {
 		payload := make([]byte, sz.n)
 		b.Run(sz.name+"/tlsio", func(b *testing.B) {
 			c, cli, cc := benchConn(b)
-			write := func(p []byte) { cli.Write(p) }
-			take := func() []byte {
-				var ct []byte
-				for len(cc.toServer) > 0 {
-					ct = append(ct, <-cc.toServer...)
-				}
-				return ct
-			}
-			var pt []byte
+			var batch sealedBatch
+			cc.wmu.Lock()
+			cc.capture = &batch.arena
+			cc.wmu.Unlock()
+			pt := make([]byte, 0, 2*readChunk)
 			now := time.Now()
 			open := func(ct []byte) {
 				for len(ct) > 0 {
@@ -242,27 +254,24 @@ func BenchmarkOpen(b *testing.B) {
 					pt, _ = c.ReadPlaintext(pt[:0])
 				}
 			}
-			for _, ct := range ciphertextBatch(b, write, take, payload, 10) {
-				open(ct)
-			}
+			batch.fill(cli, payload, 10)
+			batch.each(open)
 			b.SetBytes(int64(sz.n))
 			b.ReportAllocs()
 			b.ResetTimer()
 			for done := 0; done < b.N; {
 				b.StopTimer()
-				batch := ciphertextBatch(b, write, take, payload, min(batchCount(sz.n), b.N-done))
+				batch.fill(cli, payload, min(batchCount(sz.n), b.N-done))
 				b.StartTimer()
-				for _, ct := range batch {
-					open(ct)
-				}
-				done += len(batch)
+				batch.each(open)
+				done += len(batch.ends)
 			}
 		})
 		b.Run(sz.name+"/stdlib", func(b *testing.B) {
 			sp, cp := net.Pipe()
-			cap := &captureConn{Conn: cp}
+			capc := &captureConn{Conn: cp}
 			srv := tls.Server(sp, stdServerConfig(b))
-			cli := tls.Client(cap, benchClientConfig(tls.VersionTLS13))
+			cli := tls.Client(capc, benchClientConfig(tls.VersionTLS13))
 			errc := make(chan error, 1)
 			go func() { errc <- srv.Handshake() }()
 			if err := cli.Handshake(); err != nil {
@@ -274,48 +283,43 @@ func BenchmarkOpen(b *testing.B) {
 			// The server sends session tickets; let the client consume them.
 			go func() { srv.Write([]byte{0}) }()
 			cli.Read(make([]byte, 1))
-			cap.capture = true
-			write := func(p []byte) { cli.Write(p) }
-			take := func() []byte {
-				ct := cap.buf
-				cap.buf = nil
-				return ct
-			}
+			var batch sealedBatch
+			capc.capture = &batch.arena
 			buf := make([]byte, sz.n)
-			feed := func(batch [][]byte) chan struct{} {
+			feed := func() chan struct{} {
 				done := make(chan struct{})
 				go func() {
 					defer close(done)
-					for _, ct := range batch {
-						for len(ct) > 0 {
-							n := min(len(ct), readChunk)
-							cp.Write(ct[:n])
-							ct = ct[n:]
-						}
+					for ct := batch.arena; len(ct) > 0; {
+						n := min(len(ct), readChunk)
+						cp.Write(ct[:n])
+						ct = ct[n:]
 					}
 				}()
 				return done
 			}
-			fed := feed(ciphertextBatch(b, write, take, payload, 1))
-			if _, err := io.ReadFull(srv, buf); err != nil {
-				b.Fatal(err)
+			read := func() {
+				for range batch.ends {
+					if _, err := io.ReadFull(srv, buf); err != nil {
+						b.Fatal(err)
+					}
+				}
 			}
+			batch.fill(cli, payload, 10)
+			fed := feed()
+			read()
 			<-fed
 			b.SetBytes(int64(sz.n))
 			b.ReportAllocs()
 			b.ResetTimer()
 			for done := 0; done < b.N; {
 				b.StopTimer()
-				batch := ciphertextBatch(b, write, take, payload, min(batchCount(sz.n), b.N-done))
+				batch.fill(cli, payload, min(batchCount(sz.n), b.N-done))
 				b.StartTimer()
-				fed := feed(batch)
-				for range batch {
-					if _, err := io.ReadFull(srv, buf); err != nil {
-						b.Fatal(err)
-					}
-				}
+				fed := feed()
+				read()
 				<-fed
-				done += len(batch)
+				done += len(batch.ends)
 			}
 			sp.Close()
 			cp.Close()

@@ -25,7 +25,9 @@ func (c *stdConn) growPlain() {
 	c.t.mu.Unlock()
 	need := max(2*cap(c.plain), len(c.plain)+pending+maxPlaintext)
 	if cap(c.plain) == 0 {
-		need = pending + 1
+		// Plaintext is shorter than its records: at least 21 bytes of
+		// header and tag each. A wrong guess only costs a later growth.
+		need = max(1, pending-21)
 	}
 	var box *[]byte
 	var grown []byte
