@@ -67,6 +67,7 @@ type clientConn struct {
 	served   int  // exchanges completed
 
 	x   exchange
+	in  carry  // a partial head or chunk line (see carry)
 	buf []byte // scratch for heads and chunk framing; Write copies
 	tmp []byte // scratch for a rewritten target
 }
@@ -185,32 +186,36 @@ func (cc *clientConn) OnOpen(c *engine.Conn) {
 // would make the engine slice the dropped buffer (engine/conn.go
 // deliverBuffered does not re-check after the callback).
 func (cc *clientConn) OnData(c *engine.Conn, b []byte) int {
+	buf, lc := cc.in.join(b)
 	n := 0
-	for n < len(b) {
+loop:
+	for n < len(buf) {
 		var k int
 		switch cc.state {
 		case csIdle, csHead:
-			k = cc.readHead(b[n:])
+			k = cc.readHead(buf[n:])
 		case csBody:
-			k = cc.readBody(b[n:])
+			k = cc.readBody(buf[n:])
 		case csTunnel:
-			cc.tunnelFromClient(b[n:])
-			k = len(b) - n
+			cc.tunnelFromClient(buf[n:])
+			k = len(buf) - n
 		case csWait:
 			cc.pause(pauseHold) // the next request waits for this response
-			return n
+			break loop
 		default:
-			return 0
+			n = len(buf)
+			break loop
 		}
 		n += k
-		if cc.state == csClosing {
-			return 0
-		}
-		if k == 0 || cc.paused != 0 {
+		if cc.state == csClosing || k == 0 || cc.paused != 0 {
 			break
 		}
 	}
-	return n
+	if cc.state == csClosing {
+		cc.in.reset()
+		return 0
+	}
+	return cc.in.settle(buf, lc, n, cc.paused != 0)
 }
 
 // OnReadEOF is the client's FIN.

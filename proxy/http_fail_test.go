@@ -383,3 +383,78 @@ func TestHTTPActiveHealthCheck(t *testing.T) {
 	healthy.Store(true)
 	hpEventually(t, "upstream marked up", func() bool { return u.Available() })
 }
+
+// An upstream that closes in the middle of its response head, or of a
+// chunk-size line: the proxy learns at the FIN, not at a timeout.
+func TestHTTPUpstreamClosesMidHead(t *testing.T) {
+	for _, tc := range []struct{ name, resp string }{
+		{"head", "HTTP/1.1 200 OK\r\nContent-Le"},
+		{"chunk line", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := hpRawServer(t, func(c net.Conn) {
+				if _, err := hpReadHead(bufio.NewReader(c)); err != nil {
+					return
+				}
+				io.WriteString(c, tc.resp)
+			})
+			env := hpStart(t, HTTPConfig{ResponseHeaderTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second, Retries: -1}, up)
+			start := time.Now()
+			resp, err := hpClient().Get(env.url("/"))
+			if err == nil {
+				_, err = io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if tc.name == "head" && resp.StatusCode != 502 {
+					t.Fatalf("status %d, want 502", resp.StatusCode)
+				}
+			}
+			if tc.name == "chunk line" && err == nil {
+				t.Fatal("truncated chunked body read without error")
+			}
+			if d := time.Since(start); d > 3*time.Second {
+				t.Fatalf("took %v: the FIN was not noticed", d)
+			}
+		})
+	}
+}
+
+// Heads and bodies cut into single bytes on both sides.
+func TestHTTPByteByByte(t *testing.T) {
+	up := hpRawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			head, err := hpReadHead(br)
+			if err != nil {
+				return
+			}
+			if !strings.Contains(head, "Content-Length: 3") {
+				return
+			}
+			b := make([]byte, 3)
+			io.ReadFull(br, b)
+			resp := "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: b\r\n\r\n3;ext=1\r\n" + string(b) + "\r\n2\r\n!!\r\n0\r\nX-T: v\r\n\r\n"
+			for i := 0; i < len(resp); i++ {
+				c.Write([]byte{resp[i]})
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
+	})
+	env := hpStart(t, HTTPConfig{}, up)
+	c, br := hpRaw(t, env.addr)
+	c.SetNoDelay(true)
+	for round := 0; round < 2; round++ {
+		req := "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"
+		for i := 0; i < len(req); i++ {
+			c.Write([]byte{req[i]})
+			time.Sleep(100 * time.Microsecond)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || string(b) != "abc!!" || resp.Header.Get("X-A") != "b" || resp.Trailer.Get("X-T") != "v" {
+			t.Fatalf("round %d: %q %v header %v trailer %v", round, b, err, resp.Header, resp.Trailer)
+		}
+	}
+}

@@ -94,6 +94,7 @@ type upConn struct {
 	headDone   bool // the final response head was parsed
 	noReuse    bool // bytes after the response, or an until-close body: close when done
 	readPaused bool // paused because the client is over its high-water mark
+	in         carry
 
 	mc     h1.MethodClass
 	parser h1.Parser
@@ -123,6 +124,7 @@ func (uc *upConn) prepare(mc h1.MethodClass) {
 	uc.gotByte, uc.headDone, uc.noReuse = false, false, false
 	uc.parser.Reset()
 	uc.resp.Reset()
+	uc.in.reset()
 	uc.c.ClearTimer(engine.TimerIdle)
 	uc.u.busyConns.Add(1)
 }
@@ -216,16 +218,16 @@ func (uc *upConn) OnOpen(c *engine.Conn) {
 // idle connection. Like clientConn.OnData it returns 0 once the
 // connection is closing.
 func (uc *upConn) OnData(c *engine.Conn, b []byte) int {
-	n := 0
+	buf, lc := uc.in.join(b)
+	n := len(buf)
 	switch uc.state {
 	case ucBusy:
 		if uc.cc != nil {
-			n = uc.cc.readResponse(uc, b)
+			n = uc.cc.readResponse(uc, buf)
 		}
 	case ucTunnel:
 		if uc.cc != nil {
-			uc.cc.tunnelFromUpstream(uc, b)
-			n = len(b)
+			uc.cc.tunnelFromUpstream(uc, buf)
 		}
 	case ucIdle:
 		// An idle upstream has nothing to say; if it does, its framing
@@ -235,9 +237,10 @@ func (uc *upConn) OnData(c *engine.Conn, b []byte) int {
 		c.Close(engine.ProtocolError)
 	}
 	if uc.state == ucDone {
+		uc.in.reset()
 		return 0
 	}
-	return n
+	return uc.in.settle(buf, lc, n, false)
 }
 
 // OnReadEOF is the upstream's FIN.
@@ -340,4 +343,53 @@ func (uc *upConn) OnClosed(c *engine.Conn, t *engine.Trace) {
 	}
 	uc.state = ucDone
 	uc.cc = nil
+}
+
+// carry keeps input a handler could not consume yet (a head or chunk-size
+// line cut by a read boundary) in the handler's own buffer rather than the
+// engine's. The engine holds a peer's FIN back while it keeps unconsumed
+// bytes, so bytes left with it would turn "the upstream closed mid-head"
+// into a timeout. What a handler wants the engine to keep on purpose
+// (pipelined requests while paused) stays with the engine. Bounded by the
+// codec's limits: a head (MaxHeadBytes), a chunk line, a trailer section.
+type carry struct{ b []byte }
+
+// join returns the bytes to process: the carried ones followed by b, and
+// how many of them were carried.
+func (k *carry) join(b []byte) ([]byte, int) {
+	if len(k.b) == 0 {
+		return b, 0
+	}
+	lc := len(k.b)
+	k.b = append(k.b, b...)
+	return k.b, lc
+}
+
+// settle records that n bytes of buf (from join) were consumed and returns
+// the count to report to the engine. With hold, the engine keeps what is
+// left of the new bytes (the handler paused reads); else the handler
+// carries the rest itself.
+func (k *carry) settle(buf []byte, lc, n int, hold bool) int {
+	if hold {
+		if n >= lc {
+			k.reset()
+			return n - lc
+		}
+		k.b = k.b[:copy(k.b, k.b[n:lc])]
+		return 0
+	}
+	if n < len(buf) {
+		k.b = append(k.b[:0], buf[n:]...) // may overlap k.b: append moves memory safely
+	} else {
+		k.reset()
+	}
+	return len(buf) - lc
+}
+
+func (k *carry) reset() {
+	if cap(k.b) > 64<<10 {
+		k.b = nil // do not pin a large head's buffer on an idle connection
+		return
+	}
+	k.b = k.b[:0]
 }
