@@ -13,11 +13,27 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluice-proxy/sluice/proxy"
 )
 
 // config is everything the flags say.
 type config struct {
-	listen    string
+	listen      string
+	listenPlain string
+	routes      []proxy.Route
+	routeArgs   []string
+	balance     string
+	poolSize    int
+	retries     int
+	maxFails    int
+	healthPath  string
+	accessLog   bool
+	maxHead     int
+	maxFields   int
+	maxLine     int
+	upTimeout   time.Duration
+
 	upstreams []string // as given
 	admin     string
 	certs     []string
@@ -55,13 +71,25 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	c := &config{}
 	fs := flag.NewFlagSet("sluice", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are reported in one line by the caller
-	fs.StringVar(&c.listen, "listen", ":8443", "client-facing listen address (host:port)")
+	fs.StringVar(&c.listen, "listen", ":8443", "client-facing TLS listen address (host:port); in tcp mode plain TCP unless -cert is given")
+	fs.StringVar(&c.listenPlain, "listen-plain", "", "cleartext HTTP/1.1 listen address (http mode), e.g. 127.0.0.1:8080; empty disables")
+	fs.Var(listFlag{&c.routeArgs}, "route", `route "[host][/pathprefix]=URL[,URL...]" (repeatable, http mode; longest prefix wins, exact host before any host; -upstream alone is the catch-all route "/")`)
+	fs.StringVar(&c.balance, "balance", "round_robin", "load balancing across a route's upstreams: round_robin, least_conn or p2c (power of two choices)")
+	fs.IntVar(&c.poolSize, "pool-size", 32, "idle keep-alive connections kept per upstream per event loop")
+	fs.IntVar(&c.retries, "retries", 2, "extra attempts for idempotent requests when nothing was sent (0 disables)")
+	fs.IntVar(&c.maxFails, "max-fails", 3, "consecutive failures that eject an upstream for 10s (0 disables passive health checks)")
+	fs.StringVar(&c.healthPath, "health-path", "", "active health check path, e.g. /healthz (empty disables; every 5s, 2s timeout)")
+	fs.BoolVar(&c.accessLog, "access-log", true, "log one line per HTTP request")
+	fs.IntVar(&c.maxHead, "max-header-bytes", 32<<10, "largest request head in bytes (more: 431)")
+	fs.IntVar(&c.maxFields, "max-header-fields", 100, "most request header fields (more: 431)")
+	fs.IntVar(&c.maxLine, "max-request-line", 8<<10, "longest request line in bytes (more: 414)")
+	fs.DurationVar(&c.upTimeout, "upstream-timeout", 60*time.Second, "time for an upstream to send a response head, and the longest gap between response body reads (then 504, or a cut response)")
 	fs.Var(listFlag{&c.upstreams}, "upstream", "upstream URL, e.g. http://10.0.0.1:8080 or tcp://10.0.0.1:5432 (repeatable; tcp mode uses the first; default: a built-in demo upstream on loopback)")
 	fs.StringVar(&c.admin, "admin", "127.0.0.1:9090", "admin listen address: /metrics /healthz /readyz /debug/connections /debug/pprof/ (empty disables)")
 	fs.Var(listFlag{&c.certs}, "cert", "TLS certificate chain PEM file (repeatable, paired in order with -key; chosen by SNI, first is the default; SIGHUP reloads). tcp mode terminates TLS when given; http mode without it uses a self-signed certificate")
 	fs.Var(listFlag{&c.keys}, "key", "TLS private key PEM file (repeatable, paired in order with -cert)")
 	fs.IntVar(&c.loops, "loops", runtime.GOMAXPROCS(0), "number of event loops")
-	fs.StringVar(&c.mode, "mode", "tcp", "proxy mode: tcp (layer-4 pass-through to the first upstream) or http")
+	fs.StringVar(&c.mode, "mode", "http", "proxy mode: http (HTTPS reverse proxy on -listen) or tcp (layer-4 pass-through to the first upstream)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.IntVar(&c.maxHS, "max-handshakes", 1024, "TLS handshakes in flight, all loops; more are reset at accept")
@@ -122,10 +150,60 @@ func (c *config) validate(level string) error {
 	}
 	switch c.mode {
 	case "tcp":
+		if len(c.routeArgs) > 0 {
+			return errors.New("-route: only in -mode http")
+		}
+		if c.listenPlain != "" {
+			return errors.New("-listen-plain: only in -mode http")
+		}
 	case "http":
-		return errors.New("-mode http: not available in this build yet (the HTTP/1.1 and TLS paths are being integrated); use -mode tcp")
+		for _, r := range c.routeArgs {
+			rt, err := proxy.ParseRoute(r)
+			if err != nil {
+				return fmt.Errorf("-route: %v", err)
+			}
+			c.routes = append(c.routes, rt)
+		}
+		if len(c.upstreams) > 0 {
+			rt, err := proxy.ParseRoute("/=" + strings.Join(c.upstreams, ","))
+			if err != nil {
+				return fmt.Errorf("-upstream: %v", err)
+			}
+			c.routes = append(c.routes, rt)
+		}
+		if c.listenPlain != "" {
+			if _, _, err := net.SplitHostPort(c.listenPlain); err != nil {
+				return fmt.Errorf("-listen-plain %q: %v", c.listenPlain, err)
+			}
+		}
 	default:
 		return fmt.Errorf("-mode %q: must be http or tcp", c.mode)
+	}
+	switch c.balance {
+	case "round_robin", "least_conn", "p2c":
+	default:
+		return fmt.Errorf("-balance %q: must be round_robin, least_conn or p2c", c.balance)
+	}
+	if c.poolSize < 1 {
+		return fmt.Errorf("-pool-size %d: must be positive", c.poolSize)
+	}
+	if c.retries < 0 {
+		return fmt.Errorf("-retries %d: must be 0 or more", c.retries)
+	}
+	if c.maxFails < 0 {
+		return fmt.Errorf("-max-fails %d: must be 0 or more", c.maxFails)
+	}
+	if c.healthPath != "" && !strings.HasPrefix(c.healthPath, "/") {
+		return fmt.Errorf("-health-path %q: must start with /", c.healthPath)
+	}
+	if c.maxHead < 1024 {
+		return fmt.Errorf("-max-header-bytes %d: must be at least 1024", c.maxHead)
+	}
+	if c.maxFields < 1 {
+		return fmt.Errorf("-max-header-fields %d: must be positive", c.maxFields)
+	}
+	if c.maxLine < 256 {
+		return fmt.Errorf("-max-request-line %d: must be at least 256", c.maxLine)
 	}
 	switch strings.ToLower(level) {
 	case "debug":
@@ -157,7 +235,7 @@ func (c *config) validate(level string) error {
 		"-handshake-timeout": c.handshakeTimeout, "-header-timeout": c.headerTimeout,
 		"-idle-timeout": c.idleTimeout, "-write-timeout": c.writeTimeout,
 		"-linger-timeout": c.lingerTimeout, "-drain-timeout": c.drainTimeout,
-		"-dial-timeout": c.dialTimeout,
+		"-dial-timeout": c.dialTimeout, "-upstream-timeout": c.upTimeout,
 	} {
 		if d <= 0 {
 			return fmt.Errorf("%s %v: must be positive", name, d)

@@ -53,14 +53,17 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 			fmt.Fprintf(stderr, "sluice: %v\n", err)
 			return 2
 		}
-		tlsSrv, err = tlsio.NewServer(tlsio.ServerConfig{Certs: store, CountError: engine.TLSErrorCounter(set)})
+		// ALPN offers only http/1.1 until the HTTP/2 path is wired in; a
+		// client that asks for h2 then falls back to HTTP/1.1.
+		tlsSrv, err = tlsio.NewServer(tlsio.ServerConfig{Certs: store, NextProtos: []string{"http/1.1"},
+			CountError: engine.TLSErrorCounter(set)})
 		if err != nil {
 			fmt.Fprintf(stderr, "sluice: tls: %v\n", err)
 			return 2
 		}
 	}
 	var upstream string
-	if len(cfg.upstreams) == 0 {
+	if len(cfg.upstreams) == 0 && len(cfg.routes) == 0 {
 		demo, err := proxy.StartDemo()
 		if err != nil {
 			fmt.Fprintf(stderr, "sluice: demo upstream: %v\n", err)
@@ -68,18 +71,63 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 		}
 		defer demo.Close()
 		upstream = demo.Addr()
+		cfg.routes = append(cfg.routes, proxy.Route{PathPrefix: "/", Upstreams: []string{upstream}})
 		log.Info("no -upstream given: started the built-in demo upstream", "addr", upstream)
-	} else {
+	} else if len(cfg.upstreams) > 0 {
 		upstream, _ = upstreamAddr(cfg.upstreams[0])
 	}
 
 	pm := proxy.NewMetrics(set)
-	tcp := proxy.NewTCP(proxy.TCPConfig{
-		Upstream: upstream, DialTimeout: cfg.dialTimeout, IdleTimeout: cfg.idleTimeout, Logger: log,
-	}, pm)
+	var listeners []engine.Listener
+	var httpProxy *proxy.HTTP
+	switch cfg.mode {
+	case "tcp":
+		tcp := proxy.NewTCP(proxy.TCPConfig{
+			Upstream: upstream, DialTimeout: cfg.dialTimeout, IdleTimeout: cfg.idleTimeout, Logger: log,
+		}, pm)
+		listeners = append(listeners, engine.Listener{Name: "main", Addr: cfg.listen, Accept: tcp.Accept, TLS: tlsSrv})
+	case "http":
+		hc := proxy.HTTPConfig{
+			Routes:                cfg.routes,
+			DialTimeout:           cfg.dialTimeout,
+			ResponseHeaderTimeout: cfg.upTimeout,
+			ReadTimeout:           cfg.upTimeout,
+			HeaderTimeout:         cfg.headerTimeout,
+			IdleTimeout:           cfg.idleTimeout,
+			UpstreamIdleTimeout:   cfg.idleTimeout,
+			MaxHeadBytes:          cfg.maxHead,
+			MaxFields:             cfg.maxFields,
+			MaxRequestLine:        cfg.maxLine,
+			PoolSize:              cfg.poolSize,
+			Balance:               cfg.balance,
+			MaxFails:              cfg.maxFails,
+			HealthPath:            cfg.healthPath,
+			Retries:               cfg.retries,
+			Logger:                log,
+		}
+		if cfg.maxFails == 0 {
+			hc.MaxFails = -1
+		}
+		if cfg.retries == 0 {
+			hc.Retries = -1
+		}
+		if cfg.accessLog {
+			hc.AccessLog = log
+		}
+		httpProxy, err = proxy.NewHTTP(hc, pm)
+		if err != nil {
+			fmt.Fprintf(stderr, "sluice: %v\n", err)
+			return 2
+		}
+		defer httpProxy.Close()
+		listeners = append(listeners, engine.Listener{Name: "main", Addr: cfg.listen, Accept: httpProxy.Accept, TLS: tlsSrv})
+		if cfg.listenPlain != "" {
+			listeners = append(listeners, engine.Listener{Name: "plain", Addr: cfg.listenPlain, Accept: httpProxy.Accept})
+		}
+	}
 	eng, err := engine.New(engine.Config{
 		Loops:            cfg.loops,
-		Listeners:        []engine.Listener{{Name: "main", Addr: cfg.listen, Accept: tcp.Accept, TLS: tlsSrv}},
+		Listeners:        listeners,
 		WriteTimeout:     cfg.writeTimeout,
 		LingerTimeout:    cfg.lingerTimeout,
 		HandshakeTimeout: cfg.handshakeTimeout,
@@ -95,6 +143,11 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 	if err := eng.Start(); err != nil {
 		fmt.Fprintf(stderr, "sluice: -listen %s: %v\n", cfg.listen, err)
 		return 1
+	}
+	if httpProxy != nil {
+		if err := httpProxy.Start(eng); err != nil {
+			log.Error("active health checks", "err", err)
+		}
 	}
 	stopEngine := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -121,8 +174,9 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 	}
 
 	addr := eng.Addr("main")
-	log.Info("sluice serving", "mode", cfg.mode, "listen", addr, "tls", tlsSrv != nil, "upstream", upstream, "admin", cfg.admin, "loops", cfg.loops)
-	if len(cfg.upstreams) == 0 {
+	log.Info("sluice serving", "mode", cfg.mode, "listen", addr, "tls", tlsSrv != nil, "listen_plain", eng.Addr("plain"),
+		"routes", len(cfg.routes), "admin", cfg.admin, "loops", cfg.loops)
+	if len(cfg.upstreams) == 0 && upstream != "" {
 		scheme, insecure := "http", ""
 		if tlsSrv != nil {
 			scheme, insecure = "https", "-k "

@@ -41,6 +41,17 @@ func TestFlagErrorsAreOneLineNamingTheFlag(t *testing.T) {
 		{[]string{"-cert", "a.pem"}, "-cert"},
 		{[]string{"-no-such-flag"}, "-no-such-flag"},
 		{[]string{"stray"}, "stray"},
+		{[]string{"-route", "nohost"}, "-route"},
+		{[]string{"-route", "/api=ftp://x"}, "-route"},
+		{[]string{"-mode", "tcp", "-route", "/=http://127.0.0.1:1"}, "-route"},
+		{[]string{"-balance", "random"}, "-balance"},
+		{[]string{"-pool-size", "0"}, "-pool-size"},
+		{[]string{"-retries", "-1"}, "-retries"},
+		{[]string{"-health-path", "health"}, "-health-path"},
+		{[]string{"-max-header-bytes", "10"}, "-max-header-bytes"},
+		{[]string{"-max-handshakes", "0"}, "-max-handshakes"},
+		{[]string{"-listen-plain", "x"}, "-listen-plain"},
+		{[]string{"-upstream-timeout", "0s"}, "-upstream-timeout"},
 	}
 	for _, tc := range cases {
 		var stdout, stderr bytes.Buffer
@@ -66,7 +77,10 @@ func TestHelpDocumentsEveryFlagWithDefault(t *testing.T) {
 	help := stdout.String()
 	for _, want := range []string{
 		"-listen", `(default ":8443")`, "-upstream", "-admin", `(default "127.0.0.1:9090")`,
-		"-cert", "-key", "-loops", "-mode", `(default "tcp")`, "-log-level", `(default "info")`,
+		"-cert", "-key", "-loops", "-mode", `(default "http")`, "-listen-plain", "-route", "-balance",
+		`(default "round_robin")`, "-pool-size", "(default 32)", "-retries", "(default 2)", "-max-fails", "-health-path",
+		"-access-log", "(default true)", "-max-header-bytes", "(default 32768)", "-max-header-fields", "(default 100)",
+		"-max-request-line", "(default 8192)", "-upstream-timeout", "-max-handshakes", "(default 1024)", "-log-level", `(default "info")`,
 		"-log-format", `(default "text")`, "-handshake-timeout", "(default 10s)", "-header-timeout",
 		"(default 30s)", "-idle-timeout", "(default 1m0s)", "-write-timeout", "-linger-timeout",
 		"(default 5s)", "-drain-timeout", "-dial-timeout", "-max-conns", "(default 16384)",
