@@ -35,9 +35,8 @@ func typicalRequestBlock() []byte {
 	return buf.Bytes()
 }
 
-// benchCase is one frame to parse or encode. The xnet hooks are set by
-// bench_xnet_test.go (build tag h2xnet), which can build
-// golang.org/x/net/http2 only with the alternate module file; see doc.go.
+// benchCase is one frame to parse or encode. The xnet hooks (x/net's
+// Framer as the baseline) are set by xnet_test.go.
 type benchCase struct {
 	name    string
 	frame   []byte

@@ -126,13 +126,11 @@
 // gauges (active and blocked streams); Config.CountError receives a token
 // for every error and every tripped defense.
 //
-// # Tests against golang.org/x/net/http2 itself
+// # Tests against real peers
 //
-// The default tests run against net/http's HTTP/2 (a bundled copy of
-// x/net/http2). x/net/http2 as a package needs golang.org/x/text, which the
-// repository's go.sum does not carry; testdata/xnet.mod is the module file
-// plus that requirement, for the interop peers and the Framer baselines:
-//
-//	go test -tags h2xnet -modfile=httpcodec/h2/testdata/xnet.mod ./httpcodec/h2/
-//	go test -tags h2xnet -modfile=httpcodec/h2/testdata/xnet.mod -run '^$' -bench Frame ./httpcodec/h2/
+// The interop tests run against net/http's HTTP/2 and against
+// golang.org/x/net/http2's Server.ServeConn and Transport.NewClientConn
+// (xnet_test.go), and the Framer benchmarks put x/net's Framer beside ours.
+// TestH2Spec runs h2spec (pinned as a Go tool in go.mod) against a
+// server-role Conn.
 package h2

@@ -23,10 +23,9 @@ import (
 // loop: a reader goroutine hands chunks to the loop, the loop is the only
 // goroutine touching the Conn, a writer goroutine drains output.
 //
-// In the default build the peer is net/http's HTTP/2 (the bundled copy of
-// golang.org/x/net/http2). With -tags h2xnet (and the alternate module
-// file, see doc.go) interop_xnet_test.go adds x/net/http2's Server.ServeConn
-// and Transport.NewClientConn as peers.
+// The peers are net/http's HTTP/2 (the bundled copy of
+// golang.org/x/net/http2) and, from xnet_test.go, x/net/http2's
+// Server.ServeConn and Transport.NewClientConn.
 
 // peerServer serves h on one end of a connection.
 type peerServer struct {

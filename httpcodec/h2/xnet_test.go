@@ -1,12 +1,4 @@
-//go:build h2xnet
-
-// Baselines and peers from golang.org/x/net/http2 itself. The package needs
-// golang.org/x/text, which the repository's go.sum does not carry, so this
-// file builds only with the alternate module file kept in testdata:
-//
-//	go test -tags h2xnet -modfile=httpcodec/h2/testdata/xnet.mod ./httpcodec/h2/
-//
-// It adds an "xnet" sub-benchmark beside each of ours and x/net's
+// Baselines and peers from golang.org/x/net/http2 itself. It adds an "xnet" sub-benchmark beside each of ours and x/net's
 // Server.ServeConn and Transport.NewClientConn to the interop peers.
 
 package h2
