@@ -36,6 +36,10 @@ const (
 	pauseHold                       // pipelined bytes wait for the current response to end
 )
 
+var slash = []byte("/")
+
+var continue100 = []byte("HTTP/1.1 100 Continue\r\n\r\n")
+
 // How the response body is framed to the client.
 type outFraming uint8
 
@@ -401,7 +405,7 @@ func (cc *clientConn) startExchange() {
 	}
 	routePath := target
 	if req.Form == h1.AsteriskForm {
-		routePath = []byte("/")
+		routePath = slash
 	}
 	x.rt = h.rt.match(host, routePath)
 	if x.rt == nil {
@@ -726,7 +730,7 @@ func (cc *clientConn) interim(uc *upConn, resp *h1.Response) {
 	if resp.Status == 100 {
 		if x.expect100 && !x.cont100 && !x.reqDone {
 			x.cont100 = true
-			cc.c.Write([]byte("HTTP/1.1 100 Continue\r\n\r\n"))
+			cc.c.Write(continue100)
 		}
 		return
 	}
