@@ -34,7 +34,9 @@ type Conn interface {
 	// io.EOF once the peer's input has ended cleanly (close_notify, or EOF
 	// at a record boundary: Events tells which) and everything was
 	// returned; the terminal error after a failure. Bytes appended with a
-	// non-nil error are still valid.
+	// non-nil error are still valid. As with append, the result may not
+	// share dst's array (when dst is empty and too small, the connection
+	// hands over its own buffer instead of copying).
 	ReadPlaintext(dst []byte) ([]byte, error)
 
 	// Seal appends to dst first any pending output (as AppendOutput would,
