@@ -83,8 +83,21 @@ func (c *Conn) tlsWake() {
 	c.tlsPump(nil)
 }
 
+// maxHandshakeInput bounds what a client may send before its handshake is
+// done: tlsio buffers everything fed during a handshake, and an honest
+// client's first flights are a few KiB.
+const maxHandshakeInput = 256 << 10
+
 // tlsRead feeds ciphertext to TLS and delivers what comes out.
 func (c *Conn) tlsRead(b []byte) {
+	if !c.hsDone && c.trace.BytesIn > maxHandshakeInput {
+		c.handshakeFinished(hsError)
+		c.l.e.log.Info("tls failed", "conn", connID(c.id), "remote", addrString(c.remote),
+			"reason", "handshake_flood", "bytes", c.trace.BytesIn)
+		c.tlsDead = true
+		c.abort(TLSError, true)
+		return
+	}
 	err := c.tls.Feed(time.Now(), b)
 	c.tlsPump(err)
 }

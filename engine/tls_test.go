@@ -381,3 +381,31 @@ func TestTLSEchoManyRoundTrips(t *testing.T) {
 		}
 	}
 }
+
+// A client that floods bytes during its handshake is cut off, not buffered:
+// crypto/tls rejects the records, or, while the handshake goroutine lags
+// behind, the engine's maxHandshakeInput does.
+func TestTLSHandshakeInputIsBounded(t *testing.T) {
+	f := newTLSFixture(t)
+	cl := newCloses()
+	_, addr := startTLSEngine(t, f, Config{}, func(c *Conn) Handler { return &echo{cl: cl} })
+	c := dialT(t, addr)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	// A valid-looking handshake record header, then endless payload.
+	hdr := []byte{22, 3, 1, 0x40, 0x00}
+	junk := bytes.Repeat([]byte{0x01}, 0x4000)
+	go func() {
+		for i := 0; i < 64; i++ {
+			if _, err := c.Write(hdr); err != nil {
+				return
+			}
+			if _, err := c.Write(junk); err != nil {
+				return
+			}
+		}
+	}()
+	tr := cl.next(t, 5*time.Second)
+	if tr.Outcome != TLSError || tr.BytesIn > 2*maxHandshakeInput {
+		t.Fatalf("outcome %v after %d bytes", tr.Outcome, tr.BytesIn)
+	}
+}
