@@ -128,9 +128,6 @@ func newClientConn(h *HTTP, ls *loopState, c *engine.Conn) *clientConn {
 	cc := &clientConn{h: h, ls: ls, c: c, scheme: h.cfg.Scheme}
 	cc.parser.Config = h.reqCfg
 	cc.body.Config = h.reqCfg
-	if t, ok := any(c).(interface{ IsTLS() bool }); ok && t.IsTLS() {
-		cc.scheme = "https"
-	}
 	switch a := c.RemoteAddr().(type) {
 	case *net.TCPAddr:
 		cc.ip = a.IP.String()
@@ -177,6 +174,11 @@ func (cc *clientConn) unpause(r uint8) {
 
 // OnOpen arms the deadline for the first request head.
 func (cc *clientConn) OnOpen(c *engine.Conn) {
+	// On a TLS listener OnOpen runs after the handshake; Accept ran before
+	// the engine attached the TLS state.
+	if c.IsTLS() {
+		cc.scheme = "https"
+	}
 	c.Advance(engine.DataTransfer)
 	c.SetTimer(engine.TimerHeader, cc.h.headerTimeout)
 }
