@@ -1,5 +1,50 @@
 package proxy
 
+// The HTTP/1.1 reverse proxy (issue #4, items 3 and 4).
+//
+// Threading. Everything runs on engine loops. A client connection
+// (clientConn, http_conn.go) and the upstream connections serving it
+// (upConn, pool.go) live on the same loop, so forwarding is a function
+// call; the pools are per loop (loopState). Only per-upstream counters
+// (load, health, pool gauges) are shared across loops, as atomics.
+// Active health checks run on the loops too, with loop timers (health.go).
+//
+// One request at a time per client connection. Requests are answered in
+// order; while one is in flight the connection reads only its body, and
+// pipelined bytes wait in the engine (reads paused, at most one read
+// buffer). Bodies stream both ways; a side whose peer is over the engine's
+// high-water mark stops being read until the peer drains (OnWritable).
+// Memory per connection is bounded by the engine's limits and the codec's.
+//
+// Framing to the client: a Content-Length body is forwarded as is; a
+// chunked or read-until-close upstream body is chunked for an HTTP/1.1
+// client and sent until close to an HTTP/1.0 one. A chunked request body
+// is chunked again upstream (extensions dropped, trailers kept).
+//
+// Expect: 100-continue is forwarded, and the upstream's 100 Continue is
+// passed to the client, so an upstream can refuse a body before it is
+// sent. A final response that arrives before the whole request body
+// closes the client connection afterwards (Connection: close), since the
+// rest of the body would otherwise be read as the next request.
+//
+// Upgrade (WebSocket, ...): the request keeps its Upgrade field and
+// "Connection: upgrade"; after the upstream's 101 both connections become
+// a raw relay with backpressure and half-close, until both ends finish or
+// TunnelIdleTimeout. An upgrade the upstream declines is an ordinary
+// response.
+//
+// A response cut by the upstream is never made to look whole: a
+// Content-Length or until-close body ends with a reset of the client
+// connection, a chunked one without its last chunk (then FIN).
+//
+// Drain (engine.Drain → OnDrain): idle client connections and pooled
+// upstream connections close at once (graceful close); a request in
+// flight completes, its response carries Connection: close (or, if the
+// head was already out, the connection closes after the body).
+//
+// Errors become statuses in one place, statusFor (errors.go). Header
+// policy: headers.go. Metrics: httpmetrics.go. Access log: accesslog.go.
+
 import (
 	"context"
 	"errors"
@@ -95,9 +140,9 @@ type HTTPConfig struct {
 	Retries        int
 	RetryBodyBytes int
 
-	// Scheme is what X-Forwarded-Proto says for this listener: "http"
-	// (default) or "https". A connection that reports TLS (IsTLS) says
-	// "https" whatever this is.
+	// Scheme is what X-Forwarded-Proto says for a cleartext connection:
+	// "http" (default) or "https" (e.g. behind a TLS-terminating load
+	// balancer). A connection on a TLS listener always says "https".
 	Scheme string
 	// NoXForwarded disables X-Forwarded-For (appended to), X-Forwarded-Proto
 	// and X-Forwarded-Host (replaced).
