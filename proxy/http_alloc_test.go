@@ -32,8 +32,8 @@ func readUntil(c net.Conn, buf []byte, suffix []byte) (int, error) {
 // in the proxy. Both peers are raw sockets with fixed buffers, so the
 // process's malloc count is the proxy's (plus the runtime's own noise).
 func TestHTTPAllocsPerRequest(t *testing.T) {
-	if testing.Short() {
-		t.Skip("timing-free but slow under -race")
+	if raceEnabled {
+		t.Skip("the race runtime allocates on its own")
 	}
 	resp := []byte("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello")
 	up := hpRawServer(t, func(c net.Conn) {
