@@ -328,12 +328,10 @@ func (cc *clientConn) OnClosed(c *engine.Conn, t *engine.Trace) {
 	case csTunnel:
 		if uc := x.uc; uc != nil {
 			x.uc = nil
-			uc.cc = nil
-			uc.state = ucDone
 			if cleanOutcome(t.Outcome) {
-				uc.c.Close(engine.Clean)
+				uc.end(engine.Clean, false)
 			} else {
-				uc.c.Abort(engine.Aborted)
+				uc.end(engine.Aborted, true)
 			}
 		}
 		cc.account()
@@ -929,6 +927,10 @@ func (cc *clientConn) startTunnel(uc *upConn, rest []byte) {
 	x.headAt = now
 	x.status = 101
 	x.respStarted = true
+	// The attempt succeeded: it no longer counts as load for balancing
+	// (a tunnel may live for hours); the connection stays busy.
+	cc.endAttempt(uc.u, resOK)
+	cc.h.succeeded(uc.u)
 	uc.c.ClearTimer(engine.TimerProto)
 	uc.state = ucTunnel
 	cc.state = csTunnel
@@ -972,8 +974,8 @@ func (cc *clientConn) tunnelFromUpstream(uc *upConn, b []byte) {
 // tunnelIdle closes both sides of a tunnel nothing moved through.
 func (cc *clientConn) tunnelIdle() {
 	if uc := cc.x.uc; uc != nil {
-		uc.state = ucDone
-		uc.c.Close(engine.IdleTimeout)
+		cc.x.uc = nil
+		uc.end(engine.IdleTimeout, false)
 	}
 	cc.state = csClosing
 	cc.c.Close(engine.IdleTimeout)

@@ -59,6 +59,7 @@ func TestHTTPUpstreamDiesMidBodyContentLength(t *testing.T) {
 			if recs[0]["end"] != "upstream_reset" || recs[0]["status"] != int64(200) {
 				t.Errorf("access log: %v", recs[0])
 			}
+			hpSettled(t, env)
 		})
 	}
 }
@@ -191,6 +192,7 @@ func TestHTTPRetryAfterDialFailure(t *testing.T) {
 	if v := env.metric(`sluice_upstream_requests_total{upstream="` + dead + `",result="dial_error"}`); v < 1 {
 		t.Errorf("dial errors = %v, want ≥ 1", v)
 	}
+	hpSettled(t, env)
 }
 
 // staleServer answers the first request of each connection with keep-alive
@@ -251,6 +253,7 @@ func TestHTTPRetryStalePooledConn(t *testing.T) {
 	if recs[1]["attempts"] != int64(2) || recs[2]["attempts"] != int64(1) || recs[2]["end"] != "upstream_reset" {
 		t.Errorf("access log: %v / %v", recs[1], recs[2])
 	}
+	hpSettled(t, env)
 }
 
 // A stale connection with a small PUT body: the body is held and resent.

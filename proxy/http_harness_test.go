@@ -239,3 +239,17 @@ func hpEventually(t testing.TB, what string, cond func() bool) {
 	}
 	t.Fatalf("timed out waiting for %s", what)
 }
+
+// hpSettled waits until no upstream has a request in flight or a busy
+// connection: every attempt was accounted for.
+func hpSettled(t testing.TB, env *hpEnv) {
+	t.Helper()
+	hpEventually(t, "upstream counters back to zero", func() bool {
+		for _, u := range env.h.Upstreams() {
+			if u.InFlight() != 0 || u.busyConns.Load() != 0 {
+				return false
+			}
+		}
+		return true
+	})
+}

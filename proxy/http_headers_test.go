@@ -295,6 +295,10 @@ func TestHTTPDrain(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatalf("engine not idle after drain: %d connections live", env.e.Live())
 	}
+	hpSettled(t, env)
+	if u := env.h.Upstreams()[0]; u.idleConns.Load() != 0 {
+		t.Errorf("%d pooled connections left after drain", u.idleConns.Load())
+	}
 }
 
 // Routes: host match first, then longest prefix; any-host routes as
@@ -521,6 +525,7 @@ func TestHTTPAccessLog(t *testing.T) {
 	if r["end"] != "client_abort" || r["status"] != int64(499) {
 		t.Errorf("abandoned request logged as %v", r)
 	}
+	hpSettled(t, env2)
 }
 
 // Error responses to HEAD carry no body, and keep the connection.

@@ -93,6 +93,10 @@ func TestHTTPKeepAliveReuse(t *testing.T) {
 	if v := env.metric(`sluice_http_requests_total{proto="http/1.1",code="200"}`); v != 210 {
 		t.Errorf("requests 200 = %v, want 210", v)
 	}
+	hpSettled(t, env)
+	if v := env.metric(`sluice_upstream_pool_connections{upstream="` + be.addr() + `",state="idle"}`); v < 1 {
+		t.Errorf("idle pooled connections = %v after the load, want ≥ 1", v)
+	}
 }
 
 // Chunked both ways: a chunked request body reaches the upstream whole,

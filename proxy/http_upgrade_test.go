@@ -162,6 +162,7 @@ func TestHTTPWebSocketEcho(t *testing.T) {
 	if r := recs[0]; r["status"] != int64(101) || r["path"] != "/chat" || r["end"] != "ok" {
 		t.Errorf("access log: %v", r)
 	}
+	hpSettled(t, env)
 }
 
 // An upgrade the upstream declines is an ordinary response, and the

@@ -159,6 +159,16 @@ func (uc *upConn) release(reusable bool) {
 // abort is set (the upstream must see that the request was not completed),
 // else a graceful close.
 func (uc *upConn) discard(abort bool) {
+	if abort {
+		uc.end(engine.UpstreamError, true)
+	} else {
+		uc.end(engine.Clean, false)
+	}
+}
+
+// end takes uc out of service and closes it with outcome o (reset when
+// abort). Busy and tunnel connections leave the busy gauge exactly once.
+func (uc *upConn) end(o engine.Outcome, abort bool) {
 	if uc.state == ucBusy || uc.state == ucTunnel {
 		uc.u.busyConns.Add(-1)
 	}
@@ -169,9 +179,9 @@ func (uc *upConn) discard(abort bool) {
 		return // still dialing: OnOpen finds no client and pools it, or it already ended
 	}
 	if abort {
-		uc.c.Abort(engine.UpstreamError)
+		uc.c.Abort(o)
 	} else {
-		uc.c.Close(engine.Clean)
+		uc.c.Close(o)
 	}
 }
 
