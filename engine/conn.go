@@ -195,7 +195,9 @@ func (c *Conn) deliver(b []byte) {
 func (c *Conn) deliverBuffered() {
 	for len(c.in) > 0 && !c.paused && !c.discardReads && c.state != SocketClosed {
 		n := c.h.OnData(c, c.in)
-		if n <= 0 {
+		// The handler may have closed the connection (c.in dropped) or
+		// consumed everything.
+		if n <= 0 || c.discardReads || c.state == SocketClosed || n > len(c.in) {
 			break
 		}
 		rest := copy(c.in, c.in[n:])
@@ -212,7 +214,9 @@ func (c *Conn) maybeDeliverEOF() {
 	if c.tls != nil {
 		eof = c.appEOF
 	}
-	if !eof || c.eofDelivered || c.paused || len(c.in) > 0 || c.state == SocketClosed {
+	// Kept bytes do not hold EOF back: they were offered and the handler
+	// wants more, which will never come.
+	if !eof || c.eofDelivered || c.paused || c.state == SocketClosed {
 		return
 	}
 	c.eofDelivered = true

@@ -445,19 +445,19 @@ func (g *gnetEvents) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		ln := e.listenerFor(gc.LocalAddr())
 		c = newConn(l, gc, Downstream, ln.Name, BaseHandler{})
 		e.met.accepted.Inc()
-		if e.Live() > int64(e.cfg.MaxConns) {
+		switch {
+		case e.Live() > int64(e.cfg.MaxConns):
 			rejected = true
 			e.met.rejected.Inc()
-		} else {
-			c.h = ln.Accept(c)
+		case ln.TLS != nil && !c.startTLS(ln.TLS):
+			rejected = true
+		default:
+			c.h = ln.Accept(c) // after startTLS, so IsTLS is already true
 		}
 	}
 	gc.SetContext(c)
 	prev := l.inTraffic
 	l.inTraffic = c
-	if !rejected && c.side == Downstream && e.listenerFor(gc.LocalAddr()).TLS != nil {
-		rejected = !c.startTLS(e.listenerFor(gc.LocalAddr()).TLS)
-	}
 	switch {
 	case rejected:
 		c.Abort(Rejected)

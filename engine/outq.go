@@ -10,9 +10,11 @@ var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, outChunk); retu
 
 // outq is a FIFO of bytes waiting for the socket, kept as pooled chunks so a
 // large backlog never needs one big contiguous allocation or a compaction.
-// Loop-owned.
+// The chunk list keeps its backing array across drain cycles, so a
+// keep-alive connection's steady state allocates nothing. Loop-owned.
 type outq struct {
-	chunks []*[]byte // data of chunk i is (*chunks[i])[off:] for i == 0, else all of it
+	chunks []*[]byte // live chunks are chunks[head:]; the first starts at off
+	head   int
 	off    int
 	n      int
 }
@@ -22,7 +24,7 @@ func (q *outq) len() int { return q.n }
 func (q *outq) write(p []byte) {
 	q.n += len(p)
 	for len(p) > 0 {
-		if k := len(q.chunks); k > 0 {
+		if k := len(q.chunks); k > q.head {
 			tail := q.chunks[k-1]
 			if room := cap(*tail) - len(*tail); room > 0 {
 				m := min(room, len(p))
@@ -37,12 +39,9 @@ func (q *outq) write(p []byte) {
 
 // iovecs appends up to max slices describing the queued bytes.
 func (q *outq) iovecs(dst [][]byte, max int) [][]byte {
-	for i, c := range q.chunks {
-		if len(dst) == max {
-			break
-		}
-		b := *c
-		if i == 0 {
+	for i := q.head; i < len(q.chunks) && len(dst) < max; i++ {
+		b := *q.chunks[i]
+		if i == q.head {
 			b = b[q.off:]
 		}
 		if len(b) > 0 {
@@ -56,8 +55,7 @@ func (q *outq) iovecs(dst [][]byte, max int) [][]byte {
 func (q *outq) consume(n int) {
 	q.n -= n
 	for n > 0 {
-		c := q.chunks[0]
-		avail := len(*c) - q.off
+		avail := len(*q.chunks[q.head]) - q.off
 		if n < avail {
 			q.off += n
 			return
@@ -68,14 +66,15 @@ func (q *outq) consume(n int) {
 }
 
 func (q *outq) popFront() {
-	c := q.chunks[0]
+	c := q.chunks[q.head]
 	*c = (*c)[:0]
 	chunkPool.Put(c)
-	q.chunks[0] = nil
-	q.chunks = q.chunks[1:]
+	q.chunks[q.head] = nil
+	q.head++
 	q.off = 0
-	if len(q.chunks) == 0 {
-		q.chunks = nil
+	if q.head == len(q.chunks) {
+		q.chunks = q.chunks[:0]
+		q.head = 0
 	}
 }
 
@@ -83,7 +82,7 @@ func (q *outq) popFront() {
 // many bytes were thrown away.
 func (q *outq) reset() int {
 	n := q.n
-	for len(q.chunks) > 0 {
+	for q.head < len(q.chunks) {
 		q.popFront()
 	}
 	q.n, q.off = 0, 0
