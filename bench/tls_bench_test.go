@@ -158,7 +158,7 @@ func BenchmarkTLSHandshakes(b *testing.B) {
 		b.Run(v.name, func(b *testing.B) {
 			tb := newTLSBench(b)
 			sl, gs := tb.sluice(b, 2), tb.goTLS(b)
-			const per, conc = 200, 8
+			const per, conc = 400, 32
 			tb.handshakes(b, sl, 20, 4, v.ver)
 			tb.handshakes(b, gs, 20, 4, v.ver)
 			var tS, tG time.Duration

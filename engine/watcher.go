@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"sync"
+	"syscall"
 
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
@@ -22,6 +23,12 @@ import (
 // outstanding, so a slow loop cannot be flooded.
 type watcher struct {
 	epfd, tfd, efd int
+	// epf wraps epfd for the Go runtime's netpoller: the watcher parks in
+	// it instead of blocking in epoll_wait, so it never holds a P while
+	// idle (a goroutine blocked in a raw syscall keeps its P until sysmon
+	// takes it back, starving TLS handshake goroutines on a busy machine).
+	epf *os.File
+	rc  syscall.RawConn
 
 	mu     sync.Mutex
 	ready  []uint64 // tokens (conn ids) whose socket became writable
@@ -61,6 +68,16 @@ func newWatcher() (*watcher, error) {
 		w.close()
 		return nil, err
 	}
+	// An epoll fd is pollable: readable while it has ready events.
+	if err = unix.SetNonblock(w.epfd, true); err != nil {
+		w.close()
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	w.epf = os.NewFile(uintptr(w.epfd), "sluice-watcher-epoll")
+	if w.rc, err = w.epf.SyscallConn(); err != nil {
+		w.close()
+		return nil, err
+	}
 	return w, nil
 }
 
@@ -97,11 +114,16 @@ func (w *watcher) run(el gnet.EventLoop, task gnet.Runnable) {
 	events := make([]unix.EpollEvent, 256)
 	var buf [8]byte
 	for {
-		n, err := unix.EpollWait(w.epfd, events, -1)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
+		var n int
+		var werr error
+		err := w.rc.Read(func(fd uintptr) bool {
+			n, werr = unix.EpollWait(int(fd), events, 0)
+			if werr == unix.EINTR {
+				return false
+			}
+			return n != 0 || werr != nil // n == 0: park in the netpoller
+		})
+		if err != nil || werr != nil {
 			return
 		}
 		stop := false
@@ -159,6 +181,10 @@ func (w *watcher) stop() {
 }
 
 func (w *watcher) close() {
+	if w.epf != nil {
+		_ = w.epf.Close() // closes epfd
+		w.epfd = -1
+	}
 	for _, fd := range []int{w.epfd, w.tfd, w.efd} {
 		if fd >= 0 {
 			_ = unix.Close(fd)
