@@ -3,7 +3,8 @@ package engine
 // Handler is the layer above the engine for one connection (TLS, HTTP, a TCP
 // relay). Every method runs on the connection's loop. None may block.
 type Handler interface {
-	// OnOpen runs once the connection is registered on its loop.
+	// OnOpen runs once the connection is registered on its loop; on a TLS
+	// listener, once the handshake is done (TLSInfo gives the ALPN).
 	OnOpen(c *Conn)
 	// OnData delivers bytes read from the socket and returns how many were
 	// consumed. Unconsumed bytes are kept by the engine and delivered again,
