@@ -152,6 +152,14 @@ func resolveListenAddr(addr string) (string, int, error) {
 		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 			return "", -1, fmt.Errorf("bad port %q", port)
 		}
+		// gnet binds with SO_REUSEPORT, which would silently share the port
+		// with another process that also uses it; a plain bind first turns
+		// that into a clear "address already in use".
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return "", -1, err
+		}
+		ln.Close()
 		return addr, -1, nil
 	}
 	ip := net.ParseIP(host)

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -120,5 +121,23 @@ func TestStopReleasesEverything(t *testing.T) {
 	if !waitFor(5*time.Second, func() bool { return runtime.NumGoroutine() <= g0+2 }) {
 		buf := make([]byte, 1<<16)
 		t.Fatalf("goroutines: %d before, %d after\n%s", g0, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// A port another socket already listens on is an error, even though gnet
+// binds with SO_REUSEPORT.
+func TestListenAddrInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	e, err := New(Config{Loops: 1, Logger: testLogger(t), Listeners: []Listener{{Addr: ln.Addr().String(), Accept: func(*Conn) Handler { return BaseHandler{} }}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("start on a used port: %v", err)
+		e.Stop(testCtx(t))
 	}
 }
