@@ -62,8 +62,6 @@ type Conn struct {
 	appEOF    bool // the peer's plaintext stream ended (close_notify or FIN)
 }
 
-var errConnClosed = errors.New("engine: connection closed")
-
 // ID is the engine-wide unique connection id.
 func (c *Conn) ID() uint64 { return c.id }
 

@@ -163,7 +163,8 @@ func resolveListenAddr(addr string) (string, int, error) {
 		return addr, -1, nil
 	}
 	ip := net.ParseIP(host)
-	family, sa := unix.AF_INET6, unix.Sockaddr(&unix.SockaddrInet6{})
+	family := unix.AF_INET6
+	var sa unix.Sockaddr
 	if host == "" {
 		ip = net.IPv6zero
 	}

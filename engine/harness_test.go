@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"sync"
 	"testing"
 	"time"
 )
@@ -48,7 +47,6 @@ func startEngine(t testing.TB, cfg Config, accept func(c *Conn) Handler) (*Engin
 
 // closes collects traces of closed connections for assertions.
 type closes struct {
-	mu sync.Mutex
 	ch chan Trace
 }
 

@@ -36,7 +36,6 @@ type Loop struct {
 	plainBuf   []byte  // TLS plaintext staging, reused; never aliases sealBuf
 	recent     []Trace // ring of recent close traces
 	recentNext int
-	closedAny  bool
 
 	// Read by metrics scrapes from other goroutines.
 	stateCount [2][numStates]atomic.Int64 // [side][state]

@@ -8,6 +8,7 @@
 //
 // HTTP/1.1 connections send one request at a time and parse responses with
 // sluice's own codec (httpcodec/h1), so the generator costs little CPU
-// beside the proxy on a shared machine. HTTP/2 uses golang.org/x/net/http2,
-// one connection per -c with -m concurrent streams each.
+// beside the proxy on a shared machine. HTTP/2 uses net/http's HTTP/2 (ALPN
+// h2, or h2c with prior knowledge for http:// URLs), one connection per -c
+// with -m concurrent streams each.
 package main

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"errors"
 	"flag"
@@ -17,8 +16,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/net/http2"
 
 	"github.com/sluice-proxy/sluice/httpcodec/h1"
 )
@@ -107,7 +104,7 @@ func parse(args []string) (*options, error) {
 	}
 	var err error
 	if o.url, err = url.Parse(*u); err != nil || (o.url.Scheme != "http" && o.url.Scheme != "https") || o.url.Host == "" {
-		return nil, fmt.Errorf("-url %q: want http://host:port/path or https://...", *u)
+		return nil, fmt.Errorf("-url %q: want http://host:port/path or https://host:port/path", *u)
 	}
 	if o.url.Port() == "" {
 		o.url.Host = net.JoinHostPort(o.url.Hostname(), map[string]string{"http": "80", "https": "443"}[o.url.Scheme])
@@ -313,15 +310,13 @@ func runH2(o *options) *result {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for i := 0; i < o.conns; i++ {
-		tr := &http2.Transport{TLSClientConfig: o.tlsConfig("h2"), StrictMaxConcurrentStreams: true}
-		if o.url.Scheme == "http" {
-			tr.AllowHTTP = true
-			tr.DialTLSContext = func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-				var d net.Dialer
-				return d.DialContext(ctx, network, addr)
-			}
-		}
-		// One connection per transport: all its streams share it.
+		// HTTP/2 only (h2c with prior knowledge for http://), one
+		// connection per transport: all its streams share it.
+		var p http.Protocols
+		p.SetHTTP2(true)
+		p.SetUnencryptedHTTP2(true)
+		tr := &http.Transport{TLSClientConfig: o.tlsConfig("h2"), Protocols: &p,
+			HTTP2: &http.HTTP2Config{StrictMaxConcurrentRequests: true}}
 		client := &http.Client{Transport: tr, Timeout: o.timeout}
 		for s := 0; s < o.streams; s++ {
 			wg.Add(1)

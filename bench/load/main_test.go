@@ -8,9 +8,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/h2c"
 )
 
 func TestLoadHTTP1AndHTTP2(t *testing.T) {
@@ -25,7 +22,12 @@ func TestLoadHTTP1AndHTTP2(t *testing.T) {
 		hits.Add(1)
 		w.Write(bytes.Repeat([]byte("z"), 1024))
 	})
-	srv := httptest.NewServer(h2c.NewHandler(h, &http2.Server{}))
+	srv := httptest.NewUnstartedServer(h)
+	var p http.Protocols
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	srv.Config.Protocols = &p
+	srv.Start()
 	defer srv.Close()
 	tlsSrv := httptest.NewUnstartedServer(h)
 	tlsSrv.EnableHTTP2 = true
