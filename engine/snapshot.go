@@ -2,25 +2,36 @@ package engine
 
 import (
 	"context"
+	"crypto/tls"
 	"sort"
 )
 
 // ConnInfo describes one live connection for /debug/connections.
 type ConnInfo struct {
-	ID         string  `json:"id"`
-	Side       string  `json:"side"`
-	Listener   string  `json:"listener,omitempty"`
-	Loop       int     `json:"loop"`
-	Local      string  `json:"local"`
-	Remote     string  `json:"remote"`
-	State      string  `json:"state"`
-	AgeSeconds float64 `json:"age_seconds"`
-	InStateMs  float64 `json:"in_state_ms"`
-	BytesIn    int64   `json:"bytes_in"`
-	BytesOut   int64   `json:"bytes_out"`
-	Pending    int     `json:"bytes_pending"`
-	ReadPaused bool    `json:"read_paused,omitempty"`
-	PeerEOF    bool    `json:"peer_eof,omitempty"`
+	ID         string   `json:"id"`
+	Side       string   `json:"side"`
+	Listener   string   `json:"listener,omitempty"`
+	Loop       int      `json:"loop"`
+	Local      string   `json:"local"`
+	Remote     string   `json:"remote"`
+	State      string   `json:"state"`
+	AgeSeconds float64  `json:"age_seconds"`
+	InStateMs  float64  `json:"in_state_ms"`
+	BytesIn    int64    `json:"bytes_in"`
+	BytesOut   int64    `json:"bytes_out"`
+	Pending    int      `json:"bytes_pending"`
+	ReadPaused bool     `json:"read_paused,omitempty"`
+	PeerEOF    bool     `json:"peer_eof,omitempty"`
+	TLS        *TLSInfo `json:"tls,omitempty"`
+}
+
+// TLSInfo is what a TLS connection negotiated.
+type TLSInfo struct {
+	Version string `json:"version"`
+	Cipher  string `json:"cipher"`
+	ALPN    string `json:"alpn,omitempty"`
+	SNI     string `json:"sni,omitempty"`
+	Resumed bool   `json:"resumed,omitempty"`
 }
 
 // TraceInfo is a finished connection's close trace.
@@ -70,6 +81,10 @@ func (e *Engine) Snapshot(ctx context.Context) (Snapshot, error) {
 					InStateMs:  float64(now-c.stateSince) / 1e6,
 					BytesIn:    c.trace.BytesIn, BytesOut: c.trace.BytesOut,
 					Pending: c.out.len(), ReadPaused: c.paused, PeerEOF: c.readEOF,
+				}
+				if in, ok := c.TLSInfo(); ok {
+					ci.TLS = &TLSInfo{Version: tls.VersionName(in.Version), Cipher: tls.CipherSuiteName(in.CipherSuite),
+						ALPN: in.ALPN, SNI: in.ServerName, Resumed: in.Resumed}
 				}
 				if c.local != nil {
 					ci.Local = c.local.String()

@@ -101,7 +101,7 @@ func TestTLSEchoALPNAndCloseNotify(t *testing.T) {
 		f := newTLSFixture(t)
 		cl := newCloses()
 		info := make(chan tlsio.Info, 1)
-		_, addr := startTLSEngine(t, f, Config{}, func(c *Conn) Handler {
+		e, addr := startTLSEngine(t, f, Config{}, func(c *Conn) Handler {
 			return &alpnEcho{echo: echo{cl: cl}, info: info}
 		})
 		c := f.dial(t, addr, &tls.Config{MinVersion: v, MaxVersion: v, NextProtos: []string{"h2", "http/1.1"}})
@@ -113,6 +113,10 @@ func TestTLSEchoALPNAndCloseNotify(t *testing.T) {
 		in := <-info
 		if in.Version != v || in.ALPN != "h2" || in.ServerName != "localhost" {
 			t.Fatalf("info %+v", in)
+		}
+		snap, _ := e.Snapshot(testCtx(t))
+		if len(snap.Conns) != 1 || snap.Conns[0].TLS == nil || snap.Conns[0].TLS.ALPN != "h2" || snap.Conns[0].TLS.Version != tls.VersionName(v) {
+			t.Fatalf("snapshot TLS info %+v", snap.Conns)
 		}
 		if v == tls.VersionTLS13 && in.Group != uint16(tls.X25519MLKEM768) {
 			t.Errorf("TLS 1.3 group %#x, want X25519MLKEM768", in.Group)
