@@ -20,6 +20,7 @@ const (
 	errHeaderTimeout         // the client did not send a whole head in time
 	errBodyTimeout           // the client stalled while sending the body
 	errClientAbort           // the client went away or half-closed mid-body
+	errWriteStall            // an HTTP/2 client kept a response stalled by its window past WriteTimeout
 	errDial                  // connecting to the upstream failed
 	errDialTimeout           // connecting to the upstream timed out
 	errUpTimeout             // no response head, or no body bytes, in time
@@ -35,6 +36,7 @@ var errKindEnd = [...]string{
 	errHeaderTimeout: "header_timeout",
 	errBodyTimeout:   "body_timeout",
 	errClientAbort:   "client_abort",
+	errWriteStall:    "write_timeout",
 	errDial:          "dial_error",
 	errDialTimeout:   "dial_timeout",
 	errUpTimeout:     "upstream_timeout",

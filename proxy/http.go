@@ -50,16 +50,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/httpcodec/h1"
+	"github.com/sluice-proxy/sluice/httpcodec/h2"
 )
 
-// HTTPConfig configures the HTTP/1.1 reverse proxy. Zero values take the
-// defaults named on each field.
+// HTTPConfig configures the HTTP reverse proxy (HTTP/1.1 and HTTP/2). Zero
+// values take the defaults named on each field.
 type HTTPConfig struct {
 	// Routes map host and path prefix to upstreams (see Route for the
 	// matching rules). At least one is required; a plain -upstream list
@@ -154,6 +156,26 @@ type HTTPConfig struct {
 	// "sluice", giving "Via: 1.1 sluice").
 	Via string
 
+	// H2 tunes the HTTP/2 codec of client connections (ALPN "h2" on a
+	// TLS listener, or the prior-knowledge preface on a cleartext one):
+	// MaxConcurrentStreams (default 100), MaxHeaderListSize (64 KiB),
+	// windows, and the flood budgets (Rapid Reset, CONTINUATION, PING,
+	// SETTINGS, WINDOW_UPDATE, empty frames); zero values take the codec's
+	// defaults (httpcodec/h2 doc.go). CountError is set by the proxy.
+	H2 h2.Config
+	// H2Upstream tunes the codec of h2c upstream connections. Its
+	// InitialStreamWindow (default 64 KiB here) bounds the response bytes
+	// sluice holds per stream when the client reads slower than the
+	// upstream sends; ConnWindow (default 1 MiB) per upstream connection.
+	H2Upstream h2.Config
+	// WriteTimeout bounds how long an HTTP/2 stream's response may stay
+	// stalled by the client's flow-control window (h2.Conn.BlockedSince;
+	// window updates a byte at a time do not restart it). Past it the
+	// stream is reset with RST_STREAM(CANCEL) and its upstream exchange
+	// aborted. Default 60s, the engine's write timeout (which, on its
+	// own, aborts a connection whose socket output makes no progress).
+	WriteTimeout time.Duration
+
 	// Logger receives warnings (ejections, health changes); nil discards.
 	Logger *slog.Logger
 	// AccessLog receives one Info line per request; nil disables it.
@@ -176,6 +198,10 @@ func (cfg *HTTPConfig) setDefaults() error {
 	def(&cfg.FailCooldown, 10*time.Second)
 	def(&cfg.HealthInterval, 5*time.Second)
 	def(&cfg.HealthTimeout, 2*time.Second)
+	def(&cfg.WriteTimeout, 60*time.Second)
+	if cfg.H2Upstream.InitialStreamWindow == 0 {
+		cfg.H2Upstream.InitialStreamWindow = 64 << 10
+	}
 	if cfg.PoolSize <= 0 {
 		cfg.PoolSize = 32
 	}
@@ -227,7 +253,8 @@ func (cfg *HTTPConfig) setDefaults() error {
 	return nil
 }
 
-// HTTP is the HTTP/1.1 reverse proxy. Accept is its engine.Listener.Accept.
+// HTTP is the HTTP/1.1 and HTTP/2 reverse proxy. Accept is its
+// engine.Listener.Accept.
 // One HTTP serves every loop: its configuration, routes and upstreams are
 // read-only after NewHTTP (upstream counters are atomics); connection pools
 // are per loop and touched only by their loop.
@@ -236,14 +263,18 @@ type HTTP struct {
 	m      *httpMetrics
 	rt     *router
 	ups    []*Upstream
+	h2c    []bool // by Upstream.idx: spoken to in h2c
+	h2cfg  h2.Config
+	h2ucfg h2.Config
 	reqCfg h1.Config // client heads: limits and the error counter
 	resCfg h1.Config // upstream heads
 
 	// Derived once from cfg, in engine-clock nanoseconds.
 	dialTimeout, respHeaderTimeout, readTimeout           int64
 	headerTimeout, idleTimeout, upIdleTimeout, tunnelIdle int64
-	failCooldown                                          int64
+	failCooldown, writeTimeout, h2Tick                    int64
 	viaValue                                              [2]string // "1.0 sluice", "1.1 sluice"
+	via2                                                  string    // "2.0 sluice"
 
 	mu      sync.Mutex // guards creating loop states and the health checkers
 	loops   atomic.Pointer[[]*loopState]
@@ -280,16 +311,18 @@ func NewHTTP(cfg HTTPConfig, m *Metrics) (*HTTP, error) {
 		sel, _ := NewSelector(cfg.Balance)
 		rr := &route{Route: r, sel: sel}
 		for _, a := range r.Upstreams {
-			addr, err := ParseUpstream(a)
+			key, err := ParseUpstream(a)
 			if err != nil {
 				return nil, fmt.Errorf("http proxy: route %s: %w", r, err)
 			}
-			u := byAddr[addr]
+			u := byAddr[key]
 			if u == nil {
+				addr, isH2C := strings.CutPrefix(key, h2cPrefix)
 				u = newUpstream(addr, len(h.ups))
-				h.m.registerUpstream(u)
-				byAddr[addr] = u
+				h.m.registerUpstream(u, key)
+				byAddr[key] = u
 				h.ups = append(h.ups, u)
+				h.h2c = append(h.h2c, isH2C)
 			}
 			rr.ups = append(rr.ups, u)
 		}
@@ -308,7 +341,17 @@ func NewHTTP(cfg HTTPConfig, m *Metrics) (*HTTP, error) {
 	h.upIdleTimeout = int64(cfg.UpstreamIdleTimeout)
 	h.tunnelIdle = int64(cfg.TunnelIdleTimeout)
 	h.failCooldown = int64(cfg.FailCooldown)
+	h.writeTimeout = int64(cfg.WriteTimeout)
 	h.viaValue = [2]string{"1.0 " + cfg.Via, "1.1 " + cfg.Via}
+	h.via2 = "2.0 " + cfg.Via
+	// The HTTP/2 housekeeping tick checks stalled streams; a quarter of
+	// the shortest timeout it enforces, between 10ms and 1s.
+	h.h2Tick = int64(min(cfg.WriteTimeout, cfg.IdleTimeout, cfg.ResponseHeaderTimeout, cfg.ReadTimeout) / 4)
+	h.h2Tick = min(max(h.h2Tick, int64(10*time.Millisecond)), int64(time.Second))
+	h.h2cfg = cfg.H2
+	h.h2cfg.CountError = h.m.h2Error
+	h.h2ucfg = cfg.H2Upstream
+	h.h2ucfg.CountError = h.m.h2Error
 	empty := []*loopState{}
 	h.loops.Store(&empty)
 	return h, nil
@@ -316,11 +359,6 @@ func NewHTTP(cfg HTTPConfig, m *Metrics) (*HTTP, error) {
 
 // Upstreams lists the proxy's upstreams, one per distinct address.
 func (h *HTTP) Upstreams() []*Upstream { return h.ups }
-
-// Accept serves a new client connection. It runs on the connection's loop.
-func (h *HTTP) Accept(c *engine.Conn) engine.Handler {
-	return newClientConn(h, h.loopState(c.Loop()), c)
-}
 
 // Start begins active health checks on e's loops (nothing to do without
 // HealthPath). Call it once, after e.Start.
@@ -339,6 +377,11 @@ func (h *HTTP) Start(e *engine.Engine) error {
 	}
 	h.started = true
 	for i, u := range h.ups {
+		if h.h2c[i] {
+			// The checker speaks HTTP/1.1; an h2c-only upstream (gRPC)
+			// would fail it. h2c upstreams rely on passive checks.
+			continue
+		}
 		k := newChecker(h, u, loops[i%len(loops)], i, len(h.ups))
 		h.checks = append(h.checks, k)
 		if err := k.l.Post(k.start); err != nil {
@@ -368,8 +411,9 @@ func (h *HTTP) Close() {
 type loopState struct {
 	h        *HTTP
 	l        *engine.Loop
-	pools    []pool // by Upstream.idx
-	draining bool   // the engine asked to drain: no more pooling
+	pools    []pool   // by Upstream.idx
+	h2pools  []h2pool // by Upstream.idx: h2c upstream connections
+	draining bool     // the engine asked to drain: no more pooling
 	cands    []*Upstream
 }
 
@@ -389,7 +433,7 @@ func (h *HTTP) loopState(l *engine.Loop) *loopState {
 	}
 	ns := make([]*loopState, max(len(old), i+1))
 	copy(ns, old)
-	ns[i] = &loopState{h: h, l: l, pools: make([]pool, len(h.ups))}
+	ns[i] = &loopState{h: h, l: l, pools: make([]pool, len(h.ups)), h2pools: make([]h2pool, len(h.ups))}
 	h.loops.Store(&ns)
 	return ns[i]
 }

@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"net"
-
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/httpcodec/h1"
 )
@@ -128,15 +126,7 @@ func newClientConn(h *HTTP, ls *loopState, c *engine.Conn) *clientConn {
 	cc := &clientConn{h: h, ls: ls, c: c, scheme: h.cfg.Scheme}
 	cc.parser.Config = h.reqCfg
 	cc.body.Config = h.reqCfg
-	switch a := c.RemoteAddr().(type) {
-	case *net.TCPAddr:
-		cc.ip = a.IP.String()
-	case nil:
-	default:
-		if host, _, err := net.SplitHostPort(a.String()); err == nil {
-			cc.ip = host
-		}
-	}
+	cc.ip = remoteIP(c)
 	return cc
 }
 
@@ -290,8 +280,7 @@ func (cc *clientConn) OnCloseNotify(*engine.Conn) bool { return false }
 // the drain deadline.
 func (cc *clientConn) OnDrain(c *engine.Conn) {
 	cc.draining = true
-	cc.ls.draining = true
-	cc.ls.closeIdle()
+	cc.ls.drain()
 	if cc.state == csIdle {
 		cc.state = csClosing
 		c.Close(engine.Clean)
@@ -959,6 +948,13 @@ func (cc *clientConn) tunnelFromClient(b []byte) {
 		uc.c.NotifyWritable()
 	}
 }
+
+// tunnelEOF passes the upstream's FIN of a tunnel on to the client.
+func (cc *clientConn) tunnelEOF(*upConn) { cc.c.CloseWrite() }
+
+// upstreamWritable resumes the client's body (or tunnel bytes) once the
+// upstream drained.
+func (cc *clientConn) upstreamWritable(*upConn) { cc.unpause(pauseUpstream) }
 
 func (cc *clientConn) tunnelFromUpstream(uc *upConn, b []byte) {
 	cc.x.bytesOut += int64(len(b))

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/sluice-proxy/sluice/httpcodec/h2"
 )
 
 // HTTP proxy metrics. Names and label sets are formatted once: at start-up
@@ -24,17 +26,43 @@ import (
 //	sluice_upstream_ejections_total{upstream}              passive health ejections
 //	sluice_upstream_available{upstream}                    1 when the upstream can be picked
 //	sluice_upstream_health_checks_total{upstream,result}   active checks: ok, fail
+//
+// HTTP/2 (client connections and h2c upstream connections), every series
+// created at start-up:
+//
+//	sluice_http2_streams_active                            client streams open now (gauge)
+//	sluice_http2_goaways_total{direction,code}             GOAWAY frames sent / received, by error code
+//	sluice_http2_rst_streams_total{direction,code}         RST_STREAM frames sent / received, by error code
+//	sluice_http2_flow_control_stalls_total                 writes cut short by a peer's window
+//	sluice_http2_errors_total{reason}                      codec errors and tripped defenses, by token
+//
+// HTTP/2 requests count in sluice_http_requests_total with proto="h2".
 type httpMetrics struct {
 	set *metrics.Set
 
-	// [proto][code]; proto 0 is HTTP/1.0, 1 is HTTP/1.1.
-	reqs      [2][600]atomic.Pointer[metrics.Counter]
+	// [proto][code]; proto 0 is HTTP/1.0, 1 is HTTP/1.1, 2 is HTTP/2.
+	reqs      [3][600]atomic.Pointer[metrics.Counter]
 	reqDur    *metrics.Histogram
 	upHeadDur *metrics.Histogram
 	retries   *metrics.Counter
 
-	reqErrs, respErrs sync.Map // reason -> *metrics.Counter
+	reqErrs, respErrs, h2Errs sync.Map // reason -> *metrics.Counter
+
+	h2Active  atomic.Int64
+	h2GoAways [2][h2CodeSlots]*metrics.Counter // [direction][code]
+	h2Resets  [2][h2CodeSlots]*metrics.Counter
+	h2Stalls  *metrics.Counter
 }
+
+// HTTP/2 frame directions, the first index of h2GoAways and h2Resets.
+const (
+	dirSent = iota
+	dirReceived
+)
+
+// h2CodeSlots matches h2.CodeCounts: one slot per RFC 9113 error code and
+// a last one for codes past the RFC's list.
+const h2CodeSlots = len(h2.CodeCounts{})
 
 // Upstream attempt results, indexes of upstreamMetrics.results.
 const (
@@ -65,17 +93,69 @@ func (m *Metrics) http() *httpMetrics {
 	if m != nil && m.set != nil {
 		set = m.set
 	}
-	return &httpMetrics{
+	hm := &httpMetrics{
 		set:       set,
 		reqDur:    set.GetOrCreateHistogram(`sluice_http_request_duration_seconds`),
 		upHeadDur: set.GetOrCreateHistogram(`sluice_http_upstream_header_duration_seconds`),
 		retries:   set.GetOrCreateCounter(`sluice_http_retries_total`),
+		h2Stalls:  set.GetOrCreateCounter(`sluice_http2_flow_control_stalls_total`),
 	}
+	set.GetOrCreateGauge(`sluice_http2_streams_active`, func() float64 { return float64(hm.h2Active.Load()) })
+	dirs := [2]string{"sent", "received"}
+	for d, dir := range dirs {
+		for i := range h2CodeSlots {
+			code := h2.ErrCode(i).String()
+			if i == h2CodeSlots-1 {
+				code = "other"
+			}
+			hm.h2GoAways[d][i] = set.GetOrCreateCounter(fmt.Sprintf(`sluice_http2_goaways_total{direction=%q,code=%q}`, dir, code))
+			hm.h2Resets[d][i] = set.GetOrCreateCounter(fmt.Sprintf(`sluice_http2_rst_streams_total{direction=%q,code=%q}`, dir, code))
+		}
+	}
+	return hm
 }
 
-// request counts one response of code to a client speaking HTTP/1.minor.
+// h2Error counts an HTTP/2 codec error or tripped defense (h2.Config
+// CountError).
+func (hm *httpMetrics) h2Error(reason string) {
+	countReason(&hm.h2Errs, hm.set, "sluice_http2_errors_total", reason)
+}
+
+// h2Stats adds what an HTTP/2 connection's counters gained since prev,
+// and makes prev the current value.
+func (hm *httpMetrics) h2Stats(cur *h2.Stats, prev *h2.Stats) {
+	addCodes := func(cs *[h2CodeSlots]*metrics.Counter, cur, prev *h2.CodeCounts) {
+		for i := range cur {
+			if d := cur[i] - prev[i]; d > 0 {
+				cs[i].AddInt64(int64(d))
+			}
+		}
+	}
+	if cur.GoAwaySent != prev.GoAwaySent {
+		addCodes(&hm.h2GoAways[dirSent], &cur.GoAwaySent, &prev.GoAwaySent)
+	}
+	if cur.GoAwayReceived != prev.GoAwayReceived {
+		addCodes(&hm.h2GoAways[dirReceived], &cur.GoAwayReceived, &prev.GoAwayReceived)
+	}
+	if cur.ResetsSent != prev.ResetsSent {
+		addCodes(&hm.h2Resets[dirSent], &cur.ResetsSent, &prev.ResetsSent)
+	}
+	if cur.ResetsReceived != prev.ResetsReceived {
+		addCodes(&hm.h2Resets[dirReceived], &cur.ResetsReceived, &prev.ResetsReceived)
+	}
+	if d := cur.FlowStalls - prev.FlowStalls; d > 0 {
+		hm.h2Stalls.AddInt64(int64(d))
+	}
+	*prev = *cur
+}
+
+// protoH2 is the request metrics' index for HTTP/2 (0 and 1 are HTTP/1.minor).
+const protoH2 = 2
+
+// request counts one response of code to a client speaking HTTP/1.minor
+// (minor 0 or 1) or HTTP/2 (protoH2).
 func (hm *httpMetrics) request(minor, code int) {
-	if minor != 0 {
+	if minor != 0 && minor != protoH2 {
 		minor = 1
 	}
 	if code < 0 || code >= 600 {
@@ -84,7 +164,7 @@ func (hm *httpMetrics) request(minor, code int) {
 	p := &hm.reqs[minor][code]
 	c := p.Load()
 	if c == nil {
-		proto := [2]string{"http/1.0", "http/1.1"}[minor]
+		proto := [3]string{"http/1.0", "http/1.1", "h2"}[minor]
 		c = hm.set.GetOrCreateCounter(fmt.Sprintf(`sluice_http_requests_total{proto=%q,code="%03d"}`, proto, code))
 		p.Store(c)
 	}
@@ -109,9 +189,10 @@ func (hm *httpMetrics) responseError(reason string) {
 	countReason(&hm.respErrs, hm.set, "sluice_http_response_errors_total", reason)
 }
 
-// registerUpstream creates u's metrics.
-func (hm *httpMetrics) registerUpstream(u *Upstream) {
-	s, a := hm.set, u.addr
+// registerUpstream creates u's metrics, labelled a (host:port, or
+// h2c://host:port for an h2c upstream).
+func (hm *httpMetrics) registerUpstream(u *Upstream, a string) {
+	s := hm.set
 	for i, r := range resultNames {
 		u.m.results[i] = s.GetOrCreateCounter(fmt.Sprintf(`sluice_upstream_requests_total{upstream=%q,result=%q}`, a, r))
 	}

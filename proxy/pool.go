@@ -55,6 +55,15 @@ func (ls *loopState) unpool(uc *upConn) {
 	}
 }
 
+// drain stops pooling on this loop and closes what is idle: HTTP/1.1
+// connections at once, h2c connections once their streams are done
+// (process drain).
+func (ls *loopState) drain() {
+	ls.draining = true
+	ls.closeIdle()
+	ls.drainH2C()
+}
+
 // closeIdle closes every pooled connection of this loop (drain).
 func (ls *loopState) closeIdle() {
 	for i := range ls.pools {
@@ -80,13 +89,37 @@ const (
 	ucDone                   // closing or closed; never used again
 )
 
+// upUser is the exchange an HTTP/1.1 upstream connection serves: the
+// request in flight on an HTTP/1.1 client connection (clientConn) or an
+// HTTP/2 stream (h2Stream). upConn calls it on its loop, for the
+// connection it is attached to; the tunnel methods only matter to
+// clientConn (HTTP/2 streams never upgrade).
+type upUser interface {
+	// attach starts the attempt on uc once the dial succeeded.
+	attach(uc *upConn)
+	// readResponse consumes response bytes and returns how many.
+	readResponse(uc *upConn, b []byte) int
+	// endResponse ends a read-until-close body at the upstream's FIN.
+	endResponse(uc *upConn, trailers *h1.Headers)
+	// attemptFailed reports the failure of the attempt on uc.
+	attemptFailed(uc *upConn, err *proxyError)
+	// upstreamWritable: uc drained below its low-water mark.
+	upstreamWritable(uc *upConn)
+	// tunnelFromUpstream, tunnelEOF, tunnelIdle and tunnelClosed relay
+	// an upgraded connection.
+	tunnelFromUpstream(uc *upConn, b []byte)
+	tunnelEOF(uc *upConn)
+	tunnelIdle()
+	tunnelClosed(uc *upConn, clean bool)
+}
+
 // upConn is the handler of one upstream connection. Loop-owned: it lives
 // on the loop of the client connections it serves, one at a time.
 type upConn struct {
 	ls *loopState
 	u  *Upstream
 	c  *engine.Conn // nil while dialing
-	cc *clientConn  // the exchange it serves or is dialed for; nil when idle or orphaned
+	cc upUser       // the exchange it serves or is dialed for; nil when idle or orphaned
 
 	state      ucState
 	reused     bool // served an earlier exchange: a failure before any response byte may just be staleness
@@ -274,7 +307,7 @@ func (uc *upConn) OnReadEOF(c *engine.Conn) {
 		}
 	case ucTunnel:
 		if uc.cc != nil {
-			uc.cc.c.CloseWrite()
+			uc.cc.tunnelEOF(uc)
 			return
 		}
 	}
@@ -284,7 +317,7 @@ func (uc *upConn) OnReadEOF(c *engine.Conn) {
 // OnWritable resumes the client's body once the upstream drained.
 func (uc *upConn) OnWritable(c *engine.Conn) {
 	if cc := uc.cc; cc != nil && (uc.state == ucBusy || uc.state == ucTunnel) {
-		cc.unpause(pauseUpstream)
+		cc.upstreamWritable(uc)
 	}
 }
 

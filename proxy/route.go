@@ -32,7 +32,9 @@ type Route struct {
 	Host string
 	// PathPrefix starts with "/".
 	PathPrefix string
-	// Upstreams are the origins, as host:port, in the order given.
+	// Upstreams are the origins, in the order given: host:port for an
+	// HTTP/1.1 upstream, h2c://host:port for one spoken to in HTTP/2 over
+	// cleartext (prior knowledge, RFC 9113 §3.3).
 	Upstreams []string
 }
 
@@ -40,7 +42,11 @@ type Route struct {
 func (r Route) String() string {
 	urls := make([]string, len(r.Upstreams))
 	for i, u := range r.Upstreams {
-		urls[i] = "http://" + u
+		if strings.Contains(u, "://") {
+			urls[i] = u
+		} else {
+			urls[i] = "http://" + u
+		}
 	}
 	return r.Host + r.PathPrefix + "=" + strings.Join(urls, ",")
 }
@@ -52,9 +58,10 @@ func (r Route) String() string {
 // for example "example.com/api=http://10.0.0.1:8080,http://10.0.0.2:8080",
 // "/static=http://10.0.0.3" or "example.com=10.0.0.4:8080". An empty host
 // matches any host; a missing path prefix is "/". Each URL is
-// http://host[:port][/] (port 80 by default) or a bare host:port; upstream
-// TLS (https://) and h2c are not available yet. A lone -upstream URL list
-// is the catch-all route "/=URL,...".
+// http://host[:port][/] (port 80 by default), a bare host:port, or
+// h2c://host[:port][/] for an HTTP/2 cleartext upstream (gRPC); upstream
+// TLS (https://) is not available yet. A lone -upstream URL list is the
+// catch-all route "/=URL,...".
 func ParseRoute(s string) (Route, error) {
 	var r Route
 	match, urls, ok := strings.Cut(s, "=")
@@ -97,7 +104,7 @@ func ParseRoute(s string) (Route, error) {
 }
 
 // ParseUpstream turns an upstream URL (http://host[:port][/]) or a bare
-// host:port into host:port.
+// host:port into host:port, and h2c://host[:port][/] into h2c://host:port.
 func ParseUpstream(s string) (string, error) {
 	if s == "" {
 		return "", errors.New("empty upstream")
@@ -114,11 +121,11 @@ func ParseUpstream(s string) (string, error) {
 		return "", fmt.Errorf("upstream %q: %v", s, err)
 	}
 	switch u.Scheme {
-	case "http":
-	case "https", "h2c", "h2":
-		return "", fmt.Errorf("upstream %q: scheme %s is not supported for HTTP proxying yet (use http://)", s, u.Scheme)
+	case "http", "h2c":
+	case "https", "h2":
+		return "", fmt.Errorf("upstream %q: scheme %s is not supported for HTTP proxying yet (use http:// or h2c://)", s, u.Scheme)
 	default:
-		return "", fmt.Errorf("upstream %q: scheme must be http", s)
+		return "", fmt.Errorf("upstream %q: scheme must be http or h2c", s)
 	}
 	if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
 		return "", fmt.Errorf("upstream %q: only scheme, host and port are allowed", s)
@@ -127,8 +134,15 @@ func ParseUpstream(s string) (string, error) {
 	if port == "" {
 		port = "80"
 	}
-	return checkHostPort(s, u.Hostname(), port)
+	hp, err := checkHostPort(s, u.Hostname(), port)
+	if err != nil || u.Scheme != "h2c" {
+		return hp, err
+	}
+	return h2cPrefix + hp, nil
 }
+
+// h2cPrefix marks an HTTP/2 cleartext upstream in Route.Upstreams.
+const h2cPrefix = "h2c" + "://"
 
 func checkHostPort(s, host, port string) (string, error) {
 	if host == "" {
@@ -195,10 +209,13 @@ func newRouter(rs []*route) (*router, error) {
 // match returns the route for host (as received: may carry a port and any
 // case) and target (origin-form, or absolute-form already reduced to its
 // path), or nil.
-func (rt *router) match(host, target []byte) *route {
+func (rt *router) match(host, target []byte) *route { return routeMatch(rt, host, target) }
+
+// routeMatch is match for strings (HTTP/2 pseudo-header fields) or bytes.
+func routeMatch[T ~string | ~[]byte](rt *router, host, target T) *route {
 	path := target
-	for i, c := range target {
-		if c == '?' {
+	for i := 0; i < len(target); i++ {
+		if target[i] == '?' {
 			path = target[:i]
 			break
 		}
@@ -214,7 +231,7 @@ func (rt *router) match(host, target []byte) *route {
 	return longest(rt.anyHost, path)
 }
 
-func longest(rs []*route, path []byte) *route {
+func longest[T ~string | ~[]byte](rs []*route, path T) *route {
 	for _, r := range rs {
 		p := r.PathPrefix
 		if len(path) >= len(p) && string(path[:len(p)]) == p {
@@ -226,11 +243,11 @@ func longest(rs []*route, path []byte) *route {
 
 // normHost lower-cases host and strips its port and a trailing dot, into
 // dst. ok is false when it does not fit.
-func normHost(dst, host []byte) ([]byte, bool) {
+func normHost[T ~string | ~[]byte](dst []byte, host T) ([]byte, bool) {
 	if len(host) > 0 && host[0] == '[' {
 		end := -1
-		for i, c := range host {
-			if c == ']' {
+		for i := 0; i < len(host); i++ {
+			if host[i] == ']' {
 				end = i
 				break
 			}
@@ -253,7 +270,8 @@ func normHost(dst, host []byte) ([]byte, bool) {
 	if len(host) > cap(dst)-len(dst) {
 		return dst, false
 	}
-	for _, c := range host {
+	for i := 0; i < len(host); i++ {
+		c := host[i]
 		if c >= 'A' && c <= 'Z' {
 			c += 'a' - 'A'
 		}

@@ -37,7 +37,7 @@ func TestParseRoute(t *testing.T) {
 		"/a?b=http://x:1",              // query in prefix
 		"bad host/=http://x:1",         // space in host
 		"/=https://x:1",                // upstream TLS not yet
-		"/=h2c://x:1",                  // nor h2c
+		"/=h2://x:1",                   // nor h2 (TLS)
 		"/=tcp://x:1",                  // not http
 		"/=http://x:1/base",            // paths not supported
 		"/=http://u:p@x:1",             // userinfo

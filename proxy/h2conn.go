@@ -1,0 +1,469 @@
+package proxy
+
+import (
+	"time"
+
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/sluice-proxy/sluice/engine"
+	"github.com/sluice-proxy/sluice/httpcodec/h2"
+)
+
+// HTTP/2 client connections (issue #5). See doc.go for the whole picture;
+// this file is the connection, h2stream.go one stream's exchange.
+//
+// Threading. An h2Conn and everything it serves (its streams, their
+// HTTP/1.1 or h2c upstream connections) live on one engine loop. The
+// codec (h2.Conn) is sans-I/O: bytes go in with Feed, events come out as
+// calls to the h2Conn (the codec's Handler), frames to send are taken with
+// AppendOutput.
+//
+// Output is batched: whatever queues frames calls kick, which asks the
+// engine for OnWritable (NotifyWritable runs it at the end of the current
+// callback while the output buffer is under its low-water mark, else once
+// it drains there); OnWritable moves the codec's frames to the engine in
+// one Write, so many frames become one TLS record and one writev. While
+// the client does not read, frames wait in the codec, whose queue limit
+// (MaxQueuedControlFrames) then ends a connection that only asks.
+//
+// Timers. TimerHeader: the client preface must arrive within the header
+// timeout; afterwards it is the housekeeping tick that checks streams'
+// deadlines (write stall, request body stall, h2c upstream response
+// timeouts) while streams exist. TimerIdle: no stream for the idle
+// timeout starts the graceful GOAWAY. TimerProto: the codec's deadline
+// (SETTINGS ACK, the second GOAWAY).
+//
+// The end. Drain (OnDrain) and the idle timeout call Shutdown: GOAWAY
+// with the last stream id 2^31-1 and a PING, then, on the PING's ACK or
+// after a second, GOAWAY with the last stream id processed. Streams up to
+// it finish; when the codec reports Drained, the connection takes the
+// engine's graceful close (flush, TLS close_notify, FIN, linger). A
+// protocol error ends it at once: the codec's GOAWAY is flushed, every
+// stream is abandoned and the connection closes with protocol_error.
+
+// h2Conn is the handler of one HTTP/2 client connection. Loop-owned.
+type h2Conn struct {
+	h  *HTTP
+	ls *loopState
+	c  *engine.Conn
+	sc *h2.Conn
+
+	ip     string // client address for X-Forwarded-For and the log
+	scheme string // http or https, for X-Forwarded-Proto
+
+	streams map[uint32]*h2Stream // streams with work left
+	fresh   []*h2Stream          // opened during the Feed in progress; started after it
+	parked  []*h2Stream          // waiting for the client's output to drain (OnWritable)
+
+	out     []byte // AppendOutput scratch; Write copies
+	fed     int    // bytes consumed by the codec, up to the end of the preface+SETTINGS
+	protoAt int64  // engine clock of the armed TimerProto, 0 if none
+
+	kicked    bool // frames are queued: OnWritable moves them
+	opened    bool // the client preface arrived: TimerHeader is the tick now
+	tickArmed bool
+	idleArmed bool
+	goingAway bool // Shutdown was called
+	peerGone  bool // the client sent GOAWAY
+	eof       bool // the client half-closed (FIN or close_notify)
+	closing   bool // Close or Abort was called
+	dead      bool // OnClosed ran
+	cause     engine.Outcome
+
+	stats h2.Stats // last seen, for metric deltas
+	tmp   []byte   // scratch for header translation
+	hf    []hpack.HeaderField
+}
+
+func newH2Conn(h *HTTP, ls *loopState, c *engine.Conn) *h2Conn {
+	hc := &h2Conn{h: h, ls: ls, c: c, scheme: h.cfg.Scheme, streams: make(map[uint32]*h2Stream), cause: engine.Clean}
+	if c.IsTLS() {
+		hc.scheme = "https"
+	}
+	hc.ip = remoteIP(c)
+	return hc
+}
+
+// h2Now is the engine clock as the codec's time.
+func h2Now() time.Time { return time.Unix(0, engine.Now()) }
+
+// ---- engine.Handler ----
+
+// OnOpen sends the server preface (SETTINGS) and arms the deadline for
+// the client's.
+func (hc *h2Conn) OnOpen(c *engine.Conn) {
+	c.Advance(engine.DataTransfer)
+	hc.sc = h2.NewConn(h2.Server, hc.h.h2cfg, (*h2ConnEvents)(hc), h2Now())
+	c.SetTimer(engine.TimerHeader, hc.h.headerTimeout)
+	hc.armIdle()
+	hc.kick()
+	hc.settle()
+}
+
+// OnData feeds the codec. It consumes whole frames; the engine keeps the
+// tail of a frame cut by a read and delivers it again with the next bytes.
+func (hc *h2Conn) OnData(c *engine.Conn, b []byte) int {
+	if hc.closing {
+		return 0
+	}
+	n, err := hc.sc.Feed(h2Now(), b)
+	if !hc.opened && n > 0 {
+		// The preface and the first SETTINGS frame make the client's
+		// "head"; once they are in, TimerHeader becomes the tick.
+		hc.fed += n
+		if hc.fed > len(h2.ClientPreface) {
+			hc.opened = true
+			c.ClearTimer(engine.TimerHeader)
+			if len(hc.streams) > 0 {
+				hc.armTick()
+			}
+		}
+	}
+	hc.startFresh()
+	if err != nil {
+		hc.fail(engine.ProtocolError)
+		return 0
+	}
+	hc.kick()
+	hc.settle()
+	if hc.closing {
+		return 0
+	}
+	return n
+}
+
+// OnReadEOF is the client's FIN (or TLS close_notify): streams whose
+// request is complete still get their responses, the others are
+// abandoned; the connection closes when none is left.
+func (hc *h2Conn) OnReadEOF(c *engine.Conn) {
+	hc.eof = true
+	for _, st := range hc.streams {
+		if !st.reqEnd {
+			st.clientGone(h2.ErrCodeCancel, false)
+		}
+	}
+	hc.cause = engine.PeerClosed
+	hc.settle()
+}
+
+// OnWritable moves queued frames to the engine and lets parked streams
+// go on once the output is under the high-water mark.
+func (hc *h2Conn) OnWritable(c *engine.Conn) {
+	if hc.kicked {
+		hc.flush()
+	}
+	if len(hc.parked) > 0 && !c.OverHighWater() && !hc.closing {
+		ps := hc.parked
+		hc.parked = nil
+		for i, st := range ps {
+			ps[i] = nil
+			st.parked = false
+			if !st.done {
+				st.flushPend()
+			}
+		}
+		if hc.parked == nil {
+			hc.parked = ps[:0]
+		}
+	}
+	hc.settle()
+}
+
+// OnTimer handles the preface deadline, the tick, the idle timeout and
+// the codec's deadline.
+func (hc *h2Conn) OnTimer(c *engine.Conn, k engine.TimerKind) {
+	if hc.closing {
+		return
+	}
+	switch k {
+	case engine.TimerHeader:
+		if !hc.opened {
+			hc.closeConn(engine.HeaderTimeout) // no preface: nothing to say
+			return
+		}
+		hc.tickArmed = false
+		hc.tick()
+		if len(hc.streams) > 0 {
+			hc.armTick()
+		}
+	case engine.TimerIdle:
+		hc.idleArmed = false
+		if len(hc.streams) == 0 {
+			hc.shutdown(engine.IdleTimeout)
+		}
+	case engine.TimerProto:
+		hc.protoAt = 0
+		if err := hc.sc.OnTimer(h2Now()); err != nil {
+			hc.fail(engine.ProtocolError)
+			return
+		}
+		hc.kick()
+	}
+	hc.settle()
+}
+
+// OnCloseNotify sends nothing: a TLS engine connection does that itself.
+func (hc *h2Conn) OnCloseNotify(*engine.Conn) bool { return false }
+
+// OnDrain starts the graceful GOAWAY; streams in flight finish.
+func (hc *h2Conn) OnDrain(c *engine.Conn) {
+	hc.ls.drain()
+	hc.shutdown(engine.Clean)
+}
+
+// OnClosed abandons what is left: upstream exchanges are reset.
+func (hc *h2Conn) OnClosed(c *engine.Conn, t *engine.Trace) {
+	if hc.dead {
+		return
+	}
+	hc.dead = true
+	hc.closing = true
+	hc.abandonAll()
+	if hc.sc != nil {
+		hc.syncStats()
+	}
+}
+
+// ---- h2.Handler (runs inside Feed and OnTimer) ----
+
+// h2ConnEvents is h2Conn seen as the codec's Handler: both interfaces
+// have an OnData, so the codec gets this view of the same struct.
+type h2ConnEvents h2Conn
+
+// OnHeaders opens a stream for a request. It is started (routed, sent
+// upstream) after the Feed that carried it, so that DATA in the same read
+// is already there and a whole small body can go upstream with a
+// Content-Length.
+func (e *h2ConnEvents) OnHeaders(id uint32, hd *h2.Headers) {
+	hc := (*h2Conn)(e)
+	if hc.closing {
+		hc.sc.ResetStream(id, h2.ErrCodeRefusedStream)
+		return
+	}
+	st := newH2Stream(hc, id, hd)
+	hc.streams[id] = st
+	hc.fresh = append(hc.fresh, st)
+	hc.h.m.h2Active.Add(1)
+	if hc.idleArmed {
+		hc.idleArmed = false
+		hc.c.ClearTimer(engine.TimerIdle)
+	}
+	if hc.opened {
+		hc.armTick()
+	}
+}
+
+// OnData delivers request body bytes. A stream that is gone credits them
+// back at once.
+func (e *h2ConnEvents) OnData(id uint32, data []byte, end bool) {
+	hc := (*h2Conn)(e)
+	st := hc.streams[id]
+	if st == nil || st.done {
+		hc.sc.Consumed(id, len(data))
+		return
+	}
+	st.onReqData(data, end)
+}
+
+// OnTrailers delivers request trailers, which end the request.
+func (e *h2ConnEvents) OnTrailers(id uint32, fields []hpack.HeaderField) {
+	hc := (*h2Conn)(e)
+	if st := hc.streams[id]; st != nil && !st.done {
+		st.onReqTrailers(fields)
+	}
+}
+
+// OnReset: the client reset a stream, or the codec did because of what
+// the client sent. Either way the exchange is abandoned.
+func (e *h2ConnEvents) OnReset(id uint32, err *h2.StreamError) {
+	hc := (*h2Conn)(e)
+	if st := hc.streams[id]; st != nil && !st.done {
+		st.clientGone(err.Code, true)
+	}
+}
+
+// OnWindowOpen lets a stream stalled by flow control go on.
+func (e *h2ConnEvents) OnWindowOpen(id uint32) {
+	hc := (*h2Conn)(e)
+	if st := hc.streams[id]; st != nil && !st.done && !st.parked {
+		st.flushPend()
+	}
+}
+
+// OnGoAway: the client opens no more streams; the connection closes once
+// the ones it has are done.
+func (e *h2ConnEvents) OnGoAway(uint32, h2.ErrCode, []byte) {
+	hc := (*h2Conn)(e)
+	hc.peerGone = true
+	hc.cause = engine.PeerClosed
+}
+
+// OnPingAck is not used (Shutdown's PING is handled by the codec).
+func (e *h2ConnEvents) OnPingAck([8]byte, time.Duration) {}
+
+// OnSettings needs nothing: the codec applies the client's settings.
+func (e *h2ConnEvents) OnSettings(h2.Settings) {}
+
+// ---- internals ----
+
+// startFresh starts the streams opened by the last Feed.
+func (hc *h2Conn) startFresh() {
+	for i := 0; i < len(hc.fresh); i++ {
+		st := hc.fresh[i]
+		hc.fresh[i] = nil
+		if !st.done && !hc.closing {
+			st.start()
+		}
+	}
+	hc.fresh = hc.fresh[:0]
+}
+
+// kick schedules moving the codec's queued frames to the engine.
+func (hc *h2Conn) kick() {
+	if hc.kicked || hc.closing {
+		return
+	}
+	hc.kicked = true
+	hc.c.NotifyWritable()
+}
+
+// flush moves the codec's queued frames to the engine now.
+func (hc *h2Conn) flush() {
+	hc.kicked = false
+	if hc.sc.OutputLen() > 0 && !hc.dead {
+		hc.out = hc.sc.AppendOutput(hc.out[:0])
+		hc.c.Write(hc.out)
+		if cap(hc.out) > 256<<10 {
+			hc.out = nil // do not pin a burst's buffer
+		}
+	}
+	hc.syncStats()
+}
+
+func (hc *h2Conn) syncStats() {
+	s := hc.sc.Stats()
+	hc.h.m.h2Stats(&s, &hc.stats)
+}
+
+// park makes st wait for the client's output to drain below the
+// high-water mark.
+func (hc *h2Conn) park(st *h2Stream) {
+	if st.parked {
+		return
+	}
+	st.parked = true
+	hc.parked = append(hc.parked, st)
+	hc.c.NotifyWritable()
+}
+
+// settle runs after every event: it ends the connection when the codec
+// failed or is drained (or the client left and nothing is in flight), and
+// keeps the idle and codec timers armed.
+func (hc *h2Conn) settle() {
+	if hc.closing {
+		return
+	}
+	if hc.sc.Err() != nil {
+		hc.fail(engine.ProtocolError)
+		return
+	}
+	if hc.sc.Drained() || (hc.eof || hc.peerGone) && len(hc.streams) == 0 {
+		hc.closeConn(hc.cause)
+		return
+	}
+	if len(hc.streams) == 0 {
+		hc.armIdle()
+	}
+	d := hc.sc.NextDeadline()
+	switch {
+	case d.IsZero():
+		if hc.protoAt != 0 {
+			hc.protoAt = 0
+			hc.c.ClearTimer(engine.TimerProto)
+		}
+	case d.UnixNano() != hc.protoAt:
+		hc.protoAt = d.UnixNano()
+		hc.c.SetTimer(engine.TimerProto, max(hc.protoAt-engine.Now(), 1))
+	}
+}
+
+func (hc *h2Conn) armIdle() {
+	if !hc.idleArmed && !hc.goingAway {
+		hc.idleArmed = true
+		hc.c.SetTimer(engine.TimerIdle, hc.h.idleTimeout)
+	}
+}
+
+func (hc *h2Conn) armTick() {
+	if !hc.tickArmed {
+		hc.tickArmed = true
+		hc.c.SetTimer(engine.TimerHeader, hc.h.h2Tick)
+	}
+}
+
+// tick checks every stream's deadlines.
+func (hc *h2Conn) tick() {
+	now := engine.Now()
+	for _, st := range hc.streams {
+		if !st.done {
+			st.checkDeadlines(now)
+		}
+		if hc.closing {
+			return
+		}
+	}
+}
+
+// shutdown starts the two-phase GOAWAY; cause is the outcome recorded
+// when the connection closes drained.
+func (hc *h2Conn) shutdown(cause engine.Outcome) {
+	if hc.goingAway || hc.closing {
+		return
+	}
+	hc.goingAway = true
+	hc.cause = cause
+	if hc.idleArmed {
+		hc.idleArmed = false
+		hc.c.ClearTimer(engine.TimerIdle)
+	}
+	hc.sc.Shutdown(h2Now())
+	hc.kick()
+	hc.settle()
+}
+
+// fail ends the connection after a protocol error: the codec's GOAWAY
+// goes out first.
+func (hc *h2Conn) fail(o engine.Outcome) {
+	hc.closeConn(o)
+}
+
+// closeConn flushes what the codec has queued, abandons every stream and
+// starts the engine's graceful close.
+func (hc *h2Conn) closeConn(o engine.Outcome) {
+	if hc.closing {
+		return
+	}
+	hc.flush()
+	hc.closing = true
+	hc.abandonAll()
+	hc.c.Close(o)
+}
+
+// abandonAll ends every stream still in flight.
+func (hc *h2Conn) abandonAll() {
+	for _, st := range hc.streams {
+		if !st.done {
+			st.connGone()
+		}
+	}
+	for i := range hc.parked {
+		hc.parked[i] = nil
+	}
+	hc.parked = hc.parked[:0]
+}
+
+// streamDone forgets a finished stream.
+func (hc *h2Conn) streamDone(st *h2Stream) {
+	delete(hc.streams, st.id)
+	hc.h.m.h2Active.Add(-1)
+}

@@ -1,0 +1,836 @@
+package proxy
+
+import (
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/sluice-proxy/sluice/engine"
+	"github.com/sluice-proxy/sluice/httpcodec/h1"
+	"github.com/sluice-proxy/sluice/httpcodec/h2"
+)
+
+// One HTTP/2 stream is one exchange: the request goes to an HTTP/1.1
+// upstream over the per-loop pools (one upstream request per stream,
+// this file), or to an h2c upstream as a stream of a multiplexed
+// connection (h2up.go). The routing, balancing, retry rules, health
+// accounting, error statuses, header policy, metrics and access log are
+// the HTTP/1.1 path's.
+//
+// Flow control, request direction. Body bytes from the client are handed
+// to the upstream as they come, and reported to the codec (Consumed, which
+// is what reopens the client's window) only then: while the upstream is
+// still connecting or over its engine high-water mark, they wait in
+// reqPend, which the stream window (256 KiB by default) bounds. An HTTP/1.1
+// upstream gets Content-Length when the client sent one or when the whole
+// body was already in when the request went out, else chunked.
+//
+// Response direction. WriteData sends what the client's windows allow;
+// the rest waits in pend and the upstream stops: an HTTP/1.1 upstream's
+// reads are paused (so pend holds at most one read), an h2c upstream
+// simply gets no WINDOW_UPDATE for bytes not yet passed on. OnWindowOpen
+// resumes. A stream whose response stays stalled for WriteTimeout is reset
+// (CANCEL). Above the client connection's engine high-water mark every
+// stream parks until OnWritable.
+//
+// Errors. Before the response head went out, a failure is 502 or 504 (as
+// statusFor says) on that stream only; after, the stream is reset
+// (INTERNAL_ERROR, or CANCEL for a timeout), never ended with END_STREAM.
+// A client that resets a stream cancels its upstream exchange: an HTTP/1.1
+// upstream connection with a request or response half done is reset, never
+// pooled. A complete response sent before the request body ended is
+// followed by RST_STREAM(NO_ERROR), as RFC 9113 §8.1 allows.
+
+// h2Stream is one HTTP/2 request and its upstream exchange. Loop-owned.
+type h2Stream struct {
+	hc *h2Conn
+	id uint32
+	x  exchange
+
+	// The request, as received; strings from the codec may be kept.
+	method, path, authority string
+	fields                  []hpack.HeaderField // regular fields, in order
+	reqCL                   int64               // content-length, -1 if none
+
+	started  bool
+	reqEnd   bool   // the client's side ended (END_STREAM, trailers)
+	reqPend  []byte // body bytes not handed upstream yet (not Consumed)
+	reqTrail []hpack.HeaderField
+	lastIn   int64 // engine clock of the last request body byte
+
+	pend      []byte // response body bytes not taken by WriteData yet
+	pendEnd   bool   // END_STREAM (or trailers) follows pend
+	pendTrail []hpack.HeaderField
+	outEnd    bool // the response's end is sent or queued behind pend
+	fin       bool // our side of the stream is over (END_STREAM or RST sent)
+	parked    bool // in hc.parked, waiting for OnWritable
+	upDone    bool // the upstream exchange is over
+	done      bool // accounted and forgotten
+
+	// h2c upstream (h2stream_up.go).
+	up         *h2UpConn // set from the first h2c attempt on (pend credits it)
+	upID       uint32
+	upOpen     bool  // the upstream stream is in flight
+	upDeadline int64 // engine clock: response head or next DATA due, 0 if none
+	retrySent  int   // bytes of x.retryBody sent on this attempt
+	upFields   []hpack.HeaderField
+}
+
+func newH2Stream(hc *h2Conn, id uint32, hd *h2.Headers) *h2Stream {
+	now := engine.Now()
+	st := &h2Stream{hc: hc, id: id, method: hd.Method, path: hd.Path, authority: hd.Authority,
+		reqCL: hd.ContentLength, reqEnd: hd.EndStream, lastIn: now}
+	x := &st.x
+	x.start = now
+	for _, f := range hd.Fields {
+		if len(f.Name) > 0 && f.Name[0] == ':' {
+			continue
+		}
+		st.fields = append(st.fields, f)
+		switch f.Name {
+		case "host":
+			if st.authority == "" {
+				st.authority = f.Value
+			}
+		case "expect":
+			x.expect100 = eqFoldS(f.Value, "100-continue")
+		}
+	}
+	switch st.method {
+	case "HEAD":
+		x.mc = h1.MethodHEAD
+	case "CONNECT":
+		x.mc = h1.MethodCONNECT
+	}
+	x.idempotent = idempotentMethod(st.method)
+	x.logb = append(x.logb, st.method...)
+	x.mEnd = len(x.logb)
+	x.logb = append(x.logb, st.path...)
+	x.tEnd = len(x.logb)
+	x.logb = append(x.logb, st.authority...)
+	return st
+}
+
+func idempotentMethod(m string) bool {
+	switch m {
+	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
+		return true
+	}
+	return false
+}
+
+// start routes the request and starts the first attempt.
+func (st *h2Stream) start() {
+	st.started = true
+	x := &st.x
+	h := st.hc.h
+	if st.method == "CONNECT" {
+		st.respondError(errMethodErr)
+		return
+	}
+	if !validH2Target(st.path) || !validH2Authority(st.authority) || !validH2Values(st.fields) {
+		// What HTTP/2 allows but an HTTP/1.1 request line or field
+		// cannot carry (spaces or controls in :path, ...).
+		st.respondError(&proxyError{kind: errBadRequest})
+		return
+	}
+	routePath := st.path
+	if routePath == "*" {
+		routePath = "/"
+	}
+	x.rt = routeMatch(h.rt, st.authority, routePath)
+	if x.rt == nil {
+		st.respondError(errNoRouteErr)
+		return
+	}
+	x.retryOK = h.cfg.Retries > 0 && x.idempotent
+	st.connect(nil)
+}
+
+// connect starts an attempt: pick an upstream, then reuse a pooled
+// connection, dial one, or open a stream on an h2c connection.
+func (st *h2Stream) connect(avoid *Upstream) {
+	x := &st.x
+	hc := st.hc
+	ls := hc.ls
+	h := hc.h
+	u := x.u
+	if !x.forceFreshDial || u == nil {
+		u = ls.pick(x.rt, avoid, engine.Now())
+	}
+	if h.h2c[u.idx] {
+		st.connectH2C(u)
+		return
+	}
+	switch {
+	case len(x.head) == 0:
+		x.head = h.appendH2RequestHead(x.head[:0], st, u)
+	case h.cfg.RewriteHost && u != x.u:
+		x.head = replaceHost(x.head, u.host)
+	}
+	x.u = u
+	x.upAddr = u.addr
+	x.attempts++
+	u.inflight.Add(1)
+	fresh := x.forceFreshDial
+	x.forceFreshDial = false
+	if !fresh {
+		if uc := ls.get(u); uc != nil {
+			st.attach(uc)
+			return
+		}
+	}
+	uc := newUpConn(ls, u)
+	uc.cc = st
+	x.uc = uc
+	ls.l.Dial(u.addr, h.cfg.DialTimeout, uc, uc.dialFailed)
+}
+
+// ---- upUser: the HTTP/1.1 upstream side ----
+
+// attach starts the attempt on a connected upstream connection: the head,
+// any body bytes a retry holds, then what the client has sent so far.
+func (st *h2Stream) attach(uc *upConn) {
+	x := &st.x
+	x.uc = uc
+	uc.cc = st
+	uc.prepare(x.mc)
+	uc.c.Write(x.head)
+	x.bodySent = 0
+	if len(x.retryBody) > 0 {
+		uc.c.Write(x.retryBody)
+		x.bodySent = int64(len(x.retryBody))
+	}
+	x.sentAt = engine.Now()
+	if x.uc != uc {
+		return // the write failed and the attempt is over
+	}
+	if x.expect100 && !x.sentAll {
+		uc.c.SetTimer(engine.TimerProto, st.hc.h.respHeaderTimeout)
+	}
+	st.pumpRequest()
+}
+
+// pumpRequest hands the waiting request body to the upstream, while it is
+// under its high-water mark, and ends the request once the client did.
+func (st *h2Stream) pumpRequest() {
+	x := &st.x
+	uc := x.uc
+	if uc == nil || uc.state != ucBusy || uc.cc != upUser(st) {
+		return
+	}
+	hc := st.hc
+	if len(st.reqPend) > 0 {
+		if uc.c.OverHighWater() {
+			uc.c.NotifyWritable()
+			return
+		}
+		data := st.reqPend
+		st.reqPend = nil // a retry started by a failing write must not send it twice
+		hc.sc.Consumed(st.id, len(data))
+		hc.kick()
+		if x.reqChunked {
+			hc.tmp = h1.AppendChunk(hc.tmp[:0], data)
+			st.writeUp(uc, hc.tmp)
+		} else {
+			st.writeUp(uc, data)
+		}
+		if st.reqPend == nil {
+			st.reqPend = data[:0]
+		}
+		if x.uc != uc {
+			return
+		}
+	}
+	if st.reqEnd && !x.sentAll && len(st.reqPend) == 0 {
+		if x.reqChunked {
+			hc.tmp = append(hc.tmp[:0], "0\r\n"...)
+			for _, f := range st.reqTrail {
+				if !forbiddenTrailer(f.Name) && h1.ValidFieldValue(f.Value) {
+					hc.tmp = h1.AppendHeader(hc.tmp, f.Name, f.Value)
+				}
+			}
+			hc.tmp = append(hc.tmp, "\r\n"...)
+			st.writeUp(uc, hc.tmp)
+			if x.uc != uc {
+				return
+			}
+		}
+		x.sentAll = true
+		if !uc.headDone {
+			uc.c.SetTimer(engine.TimerProto, hc.h.respHeaderTimeout)
+		}
+	}
+}
+
+// writeUp sends request bytes upstream, keeping a copy while a retry is
+// still possible (see clientConn.write).
+func (st *h2Stream) writeUp(uc *upConn, p []byte) {
+	x := &st.x
+	h := st.hc.h
+	if x.retryOK {
+		if len(x.retryBody)+len(p) > h.cfg.RetryBodyBytes || x.attempts > h.cfg.Retries {
+			x.retryOK = false
+			x.retryBody = x.retryBody[:0]
+		} else {
+			x.retryBody = append(x.retryBody, p...)
+		}
+	}
+	x.bodySent += int64(len(p))
+	uc.c.Write(p)
+}
+
+// upstreamWritable: the upstream drained; more body can go.
+func (st *h2Stream) upstreamWritable(*upConn) { st.pumpRequest() }
+
+// readResponse parses what the HTTP/1.1 upstream sends and turns it into
+// HEADERS, DATA and trailers. It stops, leaving the rest to uc's carry,
+// when the client's window or output cannot take more.
+func (st *h2Stream) readResponse(uc *upConn, b []byte) int {
+	x := &st.x
+	if len(b) > 0 {
+		uc.gotByte = true
+	}
+	n := 0
+	for n < len(b) {
+		if !uc.headDone {
+			k, err := uc.parser.ParseResponse(&uc.resp, b[n:], uc.mc)
+			if err == h1.ErrNeedMore {
+				return n
+			}
+			if err != nil {
+				st.attemptFailed(uc, &proxyError{kind: errUpBadResponse, err: err})
+				return len(b)
+			}
+			n += k
+			resp := &uc.resp
+			if resp.Status < 200 {
+				if resp.Status == 101 {
+					st.attemptFailed(uc, &proxyError{kind: errUpBadResponse})
+					return len(b)
+				}
+				st.interim(uc, resp)
+				continue
+			}
+			uc.headDone = true
+			uc.c.ClearTimer(engine.TimerProto)
+			uc.body.ForResponse(resp)
+			if !st.startResponse(uc, resp) {
+				return len(b)
+			}
+			if uc.body.Done() {
+				uc.noReuse = uc.noReuse || n < len(b)
+				st.endResponse(uc, nil)
+				return len(b)
+			}
+			continue
+		}
+		if st.blocked() {
+			uc.pauseRead()
+			return n
+		}
+		data, k, err := uc.body.Decode(b[n:])
+		if err == h1.ErrNeedMore {
+			break
+		}
+		if err != nil {
+			st.attemptFailed(uc, &proxyError{kind: errUpBadResponse, err: err})
+			return len(b)
+		}
+		n += k
+		done := uc.body.Done()
+		if len(data) > 0 {
+			// The last bytes of a Content-Length body carry END_STREAM.
+			st.sendBody(data, done && uc.resp.Body == h1.BodyLength)
+			if st.done || x.uc != uc {
+				return len(b)
+			}
+		}
+		if done {
+			uc.noReuse = uc.noReuse || n < len(b)
+			st.endResponse(uc, uc.body.Trailers())
+			return len(b)
+		}
+	}
+	if st.blocked() && !uc.body.Done() {
+		uc.pauseRead()
+	}
+	if uc.headDone && !uc.readPaused {
+		uc.c.SetTimer(engine.TimerIdle, st.hc.h.readTimeout)
+	}
+	return n
+}
+
+// interim passes a 1xx on: 100 Continue to a client that asked for it and
+// is still to send its body, 102/103 always.
+func (st *h2Stream) interim(uc *upConn, resp *h1.Response) {
+	x := &st.x
+	hc := st.hc
+	uc.c.SetTimer(engine.TimerProto, hc.h.respHeaderTimeout)
+	if resp.Status == 100 && (!x.expect100 || x.cont100 || st.reqEnd) {
+		return
+	}
+	if resp.Status == 100 {
+		x.cont100 = true
+	}
+	if hc.sc.WriteHeaders(st.id, hc.h1ToH2Fields(resp, false), false) == nil {
+		hc.kick()
+	}
+}
+
+// startResponse sends the response head. It reports false when the
+// exchange ended instead (the head could not be sent).
+func (st *h2Stream) startResponse(uc *upConn, resp *h1.Response) bool {
+	x := &st.x
+	hc := st.hc
+	now := engine.Now()
+	x.headAt = now
+	hc.h.m.upHeadDur.Update(engine.Dur(now - x.sentAt).Seconds())
+	x.status = resp.Status
+	es := uc.body.Done()
+	if err := hc.sc.WriteHeaders(st.id, hc.h1ToH2Fields(resp, true), es); err != nil {
+		// Nothing went out: the head cannot be said in HTTP/2 (too
+		// large for the client's limit, ...).
+		st.attemptFailed(uc, &proxyError{kind: errUpBadResponse, err: err})
+		return false
+	}
+	x.respStarted = true
+	hc.kick()
+	if es {
+		st.outEnd = true
+		st.sentEnd()
+	}
+	return true
+}
+
+// endResponse: the upstream response is complete. The upstream
+// connection goes back to the pool now, even if the client has yet to
+// take the last bytes.
+func (st *h2Stream) endResponse(uc *upConn, trailers *h1.Headers) {
+	x := &st.x
+	hc := st.hc
+	x.respDone = true
+	if x.uc == uc {
+		x.uc = nil
+		endAttemptOn(uc.u, resOK)
+		hc.h.succeeded(uc.u)
+		uc.release(x.sentAll && !uc.resp.Close)
+	}
+	st.upDone = true
+	if !st.outEnd {
+		var tf []hpack.HeaderField
+		if trailers != nil && trailers.Len() > 0 {
+			tf = hc.h1TrailersToH2(trailers)
+		}
+		st.finishOut(tf)
+	}
+	st.maybeDone()
+}
+
+// attemptFailed handles the failure of the attempt on uc (see
+// clientConn.attemptFailed for the retry rules, which are the same).
+func (st *h2Stream) attemptFailed(uc *upConn, err *proxyError) {
+	x := &st.x
+	if uc.cc != upUser(st) || x.uc != uc {
+		return
+	}
+	stale := uc.reused && !uc.gotByte && err.kind == errUpReset
+	x.uc = nil
+	u := uc.u
+	uc.discard(true)
+	endAttemptOn(u, resultFor(err.kind))
+	h := st.hc.h
+	if err.kind.upstreamSide() && !stale {
+		h.failed(u, engine.Now())
+	}
+	st.afterFailure(u, err, stale)
+}
+
+// afterFailure retries, answers with an error, or resets the stream.
+func (st *h2Stream) afterFailure(u *Upstream, err *proxyError, stale bool) {
+	x := &st.x
+	h := st.hc.h
+	if st.done {
+		return
+	}
+	if !x.respStarted && st.canRetry(err.kind, stale) {
+		u.m.results[resRetried].Inc()
+		h.m.retries.Inc()
+		if stale {
+			x.forceFreshDial = true
+			st.connect(nil)
+		} else {
+			st.connect(u)
+		}
+		return
+	}
+	x.end = err.kind
+	if x.respStarted {
+		x.truncated = true
+		code := h2.ErrCodeInternal
+		if err.kind == errUpTimeout {
+			code = h2.ErrCodeCancel
+		}
+		st.upDone = true
+		st.resetStream(code)
+		return
+	}
+	st.respondError(err)
+}
+
+// canRetry applies the retry rules (see HTTPConfig.Retries).
+func (st *h2Stream) canRetry(k errKind, stale bool) bool {
+	x := &st.x
+	if !x.idempotent || x.attempts > st.hc.h.cfg.Retries || x.cont100 {
+		return false
+	}
+	if k == errDial || k == errDialTimeout {
+		return true
+	}
+	return stale && (x.bodySent == 0 || x.retryOK)
+}
+
+// Tunnels are HTTP/1.1 only: an HTTP/2 stream never asks for an upgrade.
+func (st *h2Stream) tunnelFromUpstream(*upConn, []byte) {}
+func (st *h2Stream) tunnelEOF(*upConn)                  {}
+func (st *h2Stream) tunnelIdle()                        {}
+func (st *h2Stream) tunnelClosed(*upConn, bool)         {}
+
+// ---- request body from the client ----
+
+// onReqData takes request body bytes; they wait in reqPend until the
+// upstream can take them.
+func (st *h2Stream) onReqData(data []byte, end bool) {
+	st.x.bytesIn += int64(len(data))
+	st.lastIn = engine.Now()
+	if end {
+		st.reqEnd = true
+	}
+	if st.upDone {
+		// The exchange is over (e.g. the upstream answered early): the
+		// bytes have nowhere to go.
+		st.hc.sc.Consumed(st.id, len(data))
+		return
+	}
+	st.reqPend = append(st.reqPend, data...)
+	st.pumpAny()
+}
+
+// onReqTrailers takes the request's trailers, which end it.
+func (st *h2Stream) onReqTrailers(fields []hpack.HeaderField) {
+	st.reqEnd = true
+	st.reqTrail = append(st.reqTrail[:0], fields...)
+	st.pumpAny()
+}
+
+func (st *h2Stream) pumpAny() {
+	if !st.started || st.upDone {
+		return
+	}
+	if st.up != nil {
+		st.pumpRequestH2C()
+		return
+	}
+	st.pumpRequest()
+}
+
+// ---- response to the client ----
+
+// blocked reports whether response bytes wait for the client.
+func (st *h2Stream) blocked() bool { return len(st.pend) > 0 || st.parked }
+
+// sendBody sends response data (with END_STREAM after it when end), as far
+// as the client's windows and output allow, and keeps the rest in pend.
+// It returns how many bytes went to the codec.
+func (st *h2Stream) sendBody(data []byte, end bool) int {
+	hc := st.hc
+	if end {
+		st.outEnd = true
+	}
+	if st.blocked() || hc.c.OverHighWater() {
+		st.pend = append(st.pend, data...)
+		st.pendEnd = st.pendEnd || end
+		if !st.parked && hc.c.OverHighWater() {
+			hc.park(st)
+		}
+		return 0
+	}
+	k, err := hc.sc.WriteData(st.id, data, end)
+	if err != nil {
+		return len(data) // the stream or connection is gone; its own path cleans up
+	}
+	st.x.bytesOut += int64(k)
+	hc.kick()
+	if k < len(data) {
+		st.pend = append(st.pend, data[k:]...)
+		st.pendEnd = st.pendEnd || end
+		return k
+	}
+	if end {
+		st.sentEnd()
+	}
+	return k
+}
+
+// finishOut ends the response: trailers if there are any, else an empty
+// DATA with END_STREAM, behind whatever pend holds.
+func (st *h2Stream) finishOut(trailers []hpack.HeaderField) {
+	st.outEnd = true
+	if st.blocked() {
+		st.pendEnd = true
+		if len(trailers) > 0 {
+			st.pendTrail = append(st.pendTrail[:0], trailers...)
+		}
+		return
+	}
+	st.writeEnd(trailers)
+}
+
+func (st *h2Stream) writeEnd(trailers []hpack.HeaderField) {
+	hc := st.hc
+	var err error
+	if len(trailers) > 0 {
+		err = hc.sc.WriteTrailers(st.id, trailers)
+	}
+	if len(trailers) == 0 || err != nil && err != h2.ErrStreamNotWritable {
+		// Trailers the client cannot take are dropped; the body is whole.
+		_, err = hc.sc.WriteData(st.id, nil, true)
+	}
+	hc.kick()
+	if err == nil {
+		st.sentEnd()
+	}
+}
+
+// flushPend retries pend when the window opened or the output drained,
+// then lets the upstream go on.
+func (st *h2Stream) flushPend() {
+	if st.done || st.fin {
+		return
+	}
+	hc := st.hc
+	if len(st.pend) > 0 {
+		if hc.c.OverHighWater() {
+			hc.park(st)
+			return
+		}
+		end := st.pendEnd && len(st.pendTrail) == 0
+		k, err := hc.sc.WriteData(st.id, st.pend, end)
+		if err != nil {
+			return
+		}
+		st.x.bytesOut += int64(k)
+		st.pend = st.pend[:copy(st.pend, st.pend[k:])]
+		if st.up != nil && k > 0 {
+			st.up.consumed(st.upID, k)
+		}
+		hc.kick()
+		if len(st.pend) > 0 {
+			return // still stalled: OnWindowOpen comes again
+		}
+		if end {
+			st.sentEnd()
+			return
+		}
+	}
+	if st.pendEnd {
+		st.pendEnd = false
+		t := st.pendTrail
+		st.pendTrail = nil
+		st.writeEnd(t)
+		return
+	}
+	st.resumeUp()
+}
+
+// resumeUp lets a paused HTTP/1.1 upstream go on: first the bytes its
+// carry kept when the stream blocked, then the socket.
+func (st *h2Stream) resumeUp() {
+	x := &st.x
+	uc := x.uc
+	if uc == nil || uc.cc != upUser(st) || !uc.readPaused || uc.state != ucBusy {
+		return
+	}
+	if len(uc.in.b) > 0 {
+		uc.OnData(uc.c, nil) // the carried bytes, parsed again from where they stopped
+		if x.uc != uc || st.blocked() {
+			return
+		}
+	}
+	uc.resumeRead(st.hc.h.readTimeout)
+}
+
+// sentEnd: END_STREAM (or trailers) went to the codec.
+func (st *h2Stream) sentEnd() {
+	st.fin = true
+	st.maybeDone()
+}
+
+// maybeDone finishes the stream once both the response is out and the
+// upstream exchange is over. A client still sending is told to stop.
+func (st *h2Stream) maybeDone() {
+	if st.done || !st.fin || !st.upDone {
+		return
+	}
+	if !st.reqEnd {
+		st.hc.sc.ResetStream(st.id, h2.ErrCodeNo)
+		st.hc.kick()
+	}
+	st.finish()
+}
+
+// respondError answers with sluice's own error response (status from
+// statusFor), as HEADERS and a short DATA on this stream.
+func (st *h2Stream) respondError(err error) {
+	x := &st.x
+	hc := st.hc
+	code := statusFor(err)
+	x.status = code
+	x.end = kindOf(err)
+	x.respStarted, x.respDone = true, true
+	st.upDone = true
+	st.dropUpstream()
+	text := h1.StatusText(code)
+	var clen [20]byte
+	body := hc.tmp[:0]
+	body = append(body, statusString(code)...)
+	body = append(body, ' ')
+	body = append(body, text...)
+	body = append(body, '\n')
+	head := x.mc == h1.MethodHEAD
+	hc.hf = append(hc.hf[:0],
+		hpack.HeaderField{Name: ":status", Value: statusString(code)},
+		hpack.HeaderField{Name: "content-type", Value: "text/plain; charset=utf-8"},
+		hpack.HeaderField{Name: "content-length", Value: string(appendInt(clen[:0], int64(len(body))))},
+	)
+	if e := hc.sc.WriteHeaders(st.id, hc.hf, head); e != nil {
+		st.fin = true
+		st.finish()
+		return
+	}
+	hc.kick()
+	st.outEnd = true
+	if head {
+		st.sentEnd()
+		return
+	}
+	hc.tmp = body
+	st.sendBody(body, true)
+}
+
+// resetStream ends the stream with RST_STREAM: a response that cannot be
+// completed is never made to look whole.
+func (st *h2Stream) resetStream(code h2.ErrCode) {
+	hc := st.hc
+	hc.sc.ResetStream(st.id, code)
+	hc.kick()
+	st.fin = true
+	st.finish()
+}
+
+// clientGone: the client reset the stream (byPeer: the codec already
+// closed it) or can no longer complete it. The exchange is abandoned.
+func (st *h2Stream) clientGone(code h2.ErrCode, byPeer bool) {
+	x := &st.x
+	if x.end == errNone {
+		x.end = errClientAbort
+	}
+	if !x.respStarted {
+		x.status = 499
+	}
+	st.abortUpstream(errClientAbort)
+	if !byPeer {
+		st.hc.sc.ResetStream(st.id, code)
+		st.hc.kick()
+	}
+	st.fin = true
+	st.finish()
+}
+
+// connGone: the client connection is closing or closed.
+func (st *h2Stream) connGone() {
+	x := &st.x
+	if x.end == errNone && !(st.fin && st.upDone) {
+		x.end = errClientAbort
+	}
+	if !x.respStarted {
+		x.status = 499
+	}
+	st.abortUpstream(errClientAbort)
+	st.fin = true
+	st.finish()
+}
+
+// abortUpstream cancels the upstream exchange in flight, if any: an
+// HTTP/1.1 connection with a request or response half done is reset (it
+// can never be reused), an h2c stream gets RST_STREAM(CANCEL).
+func (st *h2Stream) abortUpstream(kind errKind) {
+	x := &st.x
+	if uc := x.uc; uc != nil {
+		x.uc = nil
+		endAttemptOn(uc.u, resultFor(kind))
+		uc.discard(!x.respDone)
+	}
+	st.abortH2C(kind)
+	st.upDone = true
+}
+
+// dropUpstream forgets an upstream exchange that already failed.
+func (st *h2Stream) dropUpstream() {
+	if st.x.uc != nil {
+		st.abortUpstream(errUpReset)
+	}
+	st.abortH2C(errUpReset)
+}
+
+// finish accounts for the stream and forgets it. Request bytes the client
+// sent that never went upstream are credited back here, exactly once.
+func (st *h2Stream) finish() {
+	if st.done {
+		return
+	}
+	st.done = true
+	hc := st.hc
+	if len(st.reqPend) > 0 && !hc.dead {
+		hc.sc.Consumed(st.id, len(st.reqPend))
+		hc.kick()
+	}
+	st.reqPend = nil
+	if st.up != nil && len(st.pend) > 0 {
+		st.up.consumed(st.upID, len(st.pend))
+	}
+	st.pend = nil
+	st.releaseH2C()
+	st.account()
+	hc.streamDone(st)
+}
+
+// checkDeadlines runs on the connection's tick.
+func (st *h2Stream) checkDeadlines(now int64) {
+	x := &st.x
+	hc := st.hc
+	h := hc.h
+	if len(st.pend) > 0 && !st.parked {
+		if since, ok := hc.sc.BlockedSince(st.id); ok && now-since.UnixNano() >= h.writeTimeout {
+			// The client's window kept the response stalled too long.
+			x.end = errWriteStall
+			st.abortUpstream(errWriteStall)
+			st.resetStream(h2.ErrCodeCancel)
+			return
+		}
+	}
+	if st.started && !st.reqEnd && !st.upDone && !x.respStarted && len(st.reqPend) == 0 &&
+		!(x.expect100 && !x.cont100) && now-st.lastIn >= h.idleTimeout {
+		// The client stopped sending its request body.
+		st.abortUpstream(errBodyTimeout)
+		st.respondError(errBodyTimeoutErr)
+		return
+	}
+	if st.up != nil && !st.upDone && st.upDeadline != 0 && now >= st.upDeadline {
+		st.h2cTimeout()
+	}
+}
+
+// endAttemptOn accounts for the end of an attempt on u.
+func endAttemptOn(u *Upstream, result int) {
+	u.inflight.Add(-1)
+	u.m.results[result].Inc()
+}

@@ -1,0 +1,338 @@
+package proxy
+
+import (
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/sluice-proxy/sluice/engine"
+	"github.com/sluice-proxy/sluice/httpcodec/h2"
+)
+
+// An HTTP/2 client stream on an h2c upstream: a stream of a multiplexed
+// upstream connection (h2up.go). The stream state lives in h2Stream:
+// up/upID name the upstream stream, upOpen says it is still in flight.
+
+// connectH2C starts an attempt on a stream of an h2c connection to u.
+func (st *h2Stream) connectH2C(u *Upstream) {
+	x := &st.x
+	hc := st.hc
+	x.u = u
+	x.upAddr = u.addr
+	x.attempts++
+	u.inflight.Add(1)
+	up := hc.ls.h2Acquire(u)
+	x.bodySent = 0
+	st.retrySent = 0
+	end := st.reqEnd && len(st.reqPend) == 0 && len(x.retryBody) == 0 && len(st.reqTrail) == 0
+	id, err := up.open(st, st.h2cRequestFields(u), end)
+	if err != nil {
+		// The request cannot be said to this upstream (a header list over
+		// its limit, ...): nothing was sent.
+		endAttemptOn(u, resBadResponse)
+		st.afterFailure(u, &proxyError{kind: errUpBadResponse, err: err}, false)
+		return
+	}
+	st.up, st.upID, st.upOpen = up, id, true
+	now := engine.Now()
+	x.sentAt = now
+	st.upDeadline = 0
+	if end {
+		x.sentAll = true
+		st.upDeadline = now + hc.h.respHeaderTimeout
+	}
+	st.pumpRequestH2C()
+}
+
+// h2cRequestFields builds the upstream request's field list.
+func (st *h2Stream) h2cRequestFields(u *Upstream) []hpack.HeaderField {
+	hc := st.hc
+	h := hc.h
+	authority := st.authority
+	if h.cfg.RewriteHost || authority == "" {
+		authority = u.host
+	}
+	f := append(st.upFields[:0],
+		hpack.HeaderField{Name: ":method", Value: st.method},
+		hpack.HeaderField{Name: ":scheme", Value: "http"},
+		hpack.HeaderField{Name: ":authority", Value: authority},
+		hpack.HeaderField{Name: ":path", Value: st.path},
+	)
+	xf := !h.cfg.NoXForwarded
+	var nXFF, nVia int
+	for _, fl := range st.fields {
+		switch fl.Name {
+		case "host":
+			continue
+		case "via":
+			nVia++
+			continue
+		case "x-forwarded-for":
+			if xf {
+				nXFF++
+				continue
+			}
+		case "x-forwarded-proto", "x-forwarded-host":
+			if xf {
+				continue
+			}
+		}
+		f = append(f, fl)
+	}
+	if xf {
+		b := hc.tmp[:0]
+		if nXFF > 0 {
+			b = appendJoinedH2(b, st.fields, "x-forwarded-for", ", ")
+			b = append(b, ", "...)
+		}
+		b = append(b, hc.ip...)
+		f = append(f, hpack.HeaderField{Name: "x-forwarded-for", Value: string(b)},
+			hpack.HeaderField{Name: "x-forwarded-proto", Value: hc.scheme})
+		if st.authority != "" {
+			f = append(f, hpack.HeaderField{Name: "x-forwarded-host", Value: st.authority})
+		}
+		hc.tmp = b[:0]
+	}
+	via := h.via2
+	if nVia > 0 {
+		b := appendJoinedH2(hc.tmp[:0], st.fields, "via", ", ")
+		b = append(b, ", "...)
+		b = append(b, h.via2...)
+		via = string(b)
+		hc.tmp = b[:0]
+	}
+	f = append(f, hpack.HeaderField{Name: "via", Value: via})
+	st.upFields = f
+	return f
+}
+
+// pumpRequestH2C sends the request body (what a retry holds first, then
+// what the client sent) as far as the upstream's windows allow, crediting
+// the client as bytes go, then the end of the request.
+func (st *h2Stream) pumpRequestH2C() {
+	x := &st.x
+	up := st.up
+	if up == nil || !st.upOpen || x.sentAll {
+		return
+	}
+	hc := st.hc
+	last := st.reqEnd && len(st.reqTrail) == 0
+	if st.retrySent < len(x.retryBody) {
+		rest := x.retryBody[st.retrySent:]
+		k := up.writeData(st.upID, rest, last && len(st.reqPend) == 0)
+		st.retrySent += k
+		x.bodySent += int64(k)
+		if k < len(rest) || !st.upOpen {
+			return // OnWindowOpen brings us back
+		}
+		if last && len(st.reqPend) == 0 {
+			st.requestSent()
+			return
+		}
+	}
+	if len(st.reqPend) > 0 {
+		k := up.writeData(st.upID, st.reqPend, last)
+		if k > 0 {
+			st.keepForRetry(st.reqPend[:k])
+			x.bodySent += int64(k)
+			hc.sc.Consumed(st.id, k)
+			hc.kick()
+			st.reqPend = st.reqPend[:copy(st.reqPend, st.reqPend[k:])]
+		}
+		if len(st.reqPend) > 0 || !st.upOpen {
+			return
+		}
+		if last {
+			st.requestSent()
+			return
+		}
+	}
+	if st.reqEnd {
+		if len(st.reqTrail) > 0 {
+			up.writeTrailers(st.upID, st.reqTrail)
+		} else {
+			up.writeData(st.upID, nil, true)
+		}
+		st.requestSent()
+	}
+}
+
+// keepForRetry keeps a copy of request bytes sent while a retry (after a
+// refusal) is still possible.
+func (st *h2Stream) keepForRetry(p []byte) {
+	x := &st.x
+	h := st.hc.h
+	if !x.retryOK {
+		return
+	}
+	if len(x.retryBody)+len(p) > h.cfg.RetryBodyBytes || x.attempts > h.cfg.Retries {
+		x.retryOK = false
+		x.retryBody = x.retryBody[:0]
+		return
+	}
+	x.retryBody = append(x.retryBody, p...)
+	st.retrySent = len(x.retryBody)
+}
+
+// requestSent: the whole request is upstream; the response head is due.
+func (st *h2Stream) requestSent() {
+	st.x.sentAll = true
+	if !st.x.respStarted {
+		st.upDeadline = engine.Now() + st.hc.h.respHeaderTimeout
+	}
+}
+
+// ---- h2UpUser ----
+
+// upHeaders passes a 1xx or the final response head on.
+func (st *h2Stream) upHeaders(hd *h2.Headers) {
+	x := &st.x
+	hc := st.hc
+	now := engine.Now()
+	if hd.Status < 200 {
+		if st.x.sentAll {
+			st.upDeadline = now + hc.h.respHeaderTimeout
+		}
+		if hd.Status == 100 && (!x.expect100 || x.cont100 || st.reqEnd) {
+			return
+		}
+		x.cont100 = x.cont100 || hd.Status == 100
+		if hc.sc.WriteHeaders(st.id, hc.h2ToH2Fields(hd, false), false) == nil {
+			hc.kick()
+		}
+		return
+	}
+	x.headAt = now
+	hc.h.m.upHeadDur.Update(engine.Dur(now - x.sentAt).Seconds())
+	x.status = hd.Status
+	if err := hc.sc.WriteHeaders(st.id, hc.h2ToH2Fields(hd, true), hd.EndStream); err != nil {
+		st.abortH2C(errUpBadResponse)
+		st.afterFailure(x.u, &proxyError{kind: errUpBadResponse, err: err}, false)
+		return
+	}
+	x.respStarted = true
+	hc.kick()
+	st.upDeadline = now + hc.h.readTimeout
+	if hd.EndStream {
+		st.h2cDone()
+		st.outEnd = true
+		st.sentEnd()
+	}
+}
+
+// upData passes response DATA on; what the client's window cannot take
+// yet waits in pend, uncredited upstream.
+func (st *h2Stream) upData(data []byte, end bool) {
+	st.upDeadline = engine.Now() + st.hc.h.readTimeout
+	up, id := st.up, st.upID
+	if end {
+		st.h2cDone()
+	}
+	if k := st.sendBody(data, end); k > 0 {
+		up.consumed(id, k)
+	}
+	st.maybeDone()
+}
+
+// upTrailers ends the response with its trailers.
+func (st *h2Stream) upTrailers(fields []hpack.HeaderField) {
+	st.h2cDone()
+	st.finishOut(fields)
+	st.maybeDone()
+}
+
+// upReset: the upstream stream failed. A refused one is retried when the
+// body sent so far is still held.
+func (st *h2Stream) upReset(err *proxyError, refused bool) {
+	x := &st.x
+	if !st.upOpen || st.done {
+		return
+	}
+	st.upOpen = false
+	u := x.u
+	h := st.hc.h
+	if refused && !x.respStarted && x.attempts <= h.cfg.Retries && (x.bodySent == 0 || x.retryOK) &&
+		err.kind != errDial && err.kind != errDialTimeout {
+		endAttemptOn(u, resRetried)
+		h.m.retries.Inc()
+		st.up = nil
+		st.connectH2C(u)
+		return
+	}
+	endAttemptOn(u, resultFor(err.kind))
+	if !refused || err.kind == errDial || err.kind == errDialTimeout {
+		h.failed(u, engine.Now())
+	}
+	st.afterFailure(u, err, false)
+}
+
+// upWindowOpen lets the request body go on.
+func (st *h2Stream) upWindowOpen() { st.pumpRequestH2C() }
+
+// h2cDone: the upstream response is complete.
+func (st *h2Stream) h2cDone() {
+	x := &st.x
+	if !st.upOpen {
+		return
+	}
+	st.upOpen = false
+	x.respDone = true
+	st.upDone = true
+	st.upDeadline = 0
+	endAttemptOn(x.u, resOK)
+	st.hc.h.succeeded(x.u)
+	st.up.release(st.upID)
+}
+
+// h2cTimeout: no response head, or no DATA, in time.
+func (st *h2Stream) h2cTimeout() {
+	x := &st.x
+	u := x.u
+	st.abortH2C(errUpTimeout)
+	st.hc.h.failed(u, engine.Now())
+	st.afterFailure(u, errUpTimeoutErr, false)
+}
+
+// abortH2C cancels the upstream stream in flight, if any.
+func (st *h2Stream) abortH2C(kind errKind) {
+	if !st.upOpen {
+		return
+	}
+	st.upOpen = false
+	st.upDeadline = 0
+	endAttemptOn(st.x.u, resultFor(kind))
+	st.up.cancel(st.upID)
+}
+
+// releaseH2C runs when the stream finishes: nothing may stay open upstream.
+func (st *h2Stream) releaseH2C() {
+	st.abortH2C(errClientAbort)
+}
+
+// h2ToH2Fields passes an h2c response head on, with Via added to a final
+// one. The slice is hc.hf, valid until the next call.
+func (hc *h2Conn) h2ToH2Fields(hd *h2.Headers, final bool) []hpack.HeaderField {
+	hf := append(hc.hf[:0], hpack.HeaderField{Name: ":status", Value: statusString(hd.Status)})
+	nVia := 0
+	for _, f := range hd.Fields {
+		if len(f.Name) > 0 && f.Name[0] == ':' {
+			continue
+		}
+		if f.Name == "via" {
+			nVia++
+			continue
+		}
+		hf = append(hf, f)
+	}
+	if final {
+		via := hc.h.via2
+		if nVia > 0 {
+			b := appendJoinedH2(hc.tmp[:0], hd.Fields, "via", ", ")
+			b = append(b, ", "...)
+			b = append(b, via...)
+			via = string(b)
+			hc.tmp = b[:0]
+		}
+		hf = append(hf, hpack.HeaderField{Name: "via", Value: via})
+	}
+	hc.hf = hf
+	return hf
+}
