@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -117,3 +119,47 @@ func h2TLSClient() *http.Client {
 
 func (env *h2Env) h2cURL(path string) string { return "http://" + env.addr + path }
 func (env *h2Env) tlsURL(path string) string { return "https://" + env.tlsAddr + path }
+
+// h2cBackend is an h2c (prior knowledge) upstream: x/net's http2.Server
+// on every accepted connection. conns counts them.
+type h2cBackend struct {
+	addr  string
+	conns atomic.Int64
+	srv   *http2.Server
+}
+
+func h2cServe(t testing.TB, h http.Handler) *h2cBackend {
+	t.Helper()
+	return h2cServeWith(t, &http2.Server{}, h)
+}
+
+func h2cServeWith(t testing.TB, srv *http2.Server, h http.Handler) *h2cBackend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &h2cBackend{addr: ln.Addr().String(), srv: srv}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b.conns.Add(1)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				srv.ServeConn(c, &http2.ServeConnOpts{Handler: h})
+				c.Close()
+			}()
+		}
+	}()
+	return b
+}
+
+func (b *h2cBackend) url() string { return "h2c://" + b.addr }

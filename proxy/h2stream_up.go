@@ -251,7 +251,8 @@ func (st *h2Stream) upReset(err *proxyError, refused bool) {
 	h := st.hc.h
 	if refused && !x.respStarted && x.attempts <= h.cfg.Retries && (x.bodySent == 0 || x.retryOK) &&
 		err.kind != errDial && err.kind != errDialTimeout {
-		endAttemptOn(u, resRetried)
+		endAttemptOn(u, resultFor(err.kind))
+		u.m.results[resRetried].Inc()
 		h.m.retries.Inc()
 		st.up = nil
 		st.connectH2C(u)

@@ -325,6 +325,7 @@ func NewHTTP(cfg HTTPConfig, m *Metrics) (*HTTP, error) {
 				h.h2c = append(h.h2c, isH2C)
 			}
 			rr.ups = append(rr.ups, u)
+			rr.hasH2C = rr.hasH2C || h.h2c[u.idx]
 		}
 		rs = append(rs, rr)
 	}

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"golang.org/x/net/http2/hpack"
+
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/httpcodec/h1"
 )
@@ -116,10 +118,20 @@ type exchange struct {
 	mEnd, tEnd     int
 	upAddr         string
 	forceFreshDial bool
+
+	// An h2c upstream (h1h2c.go): a stream of a multiplexed connection
+	// instead of uc.
+	up         *h2UpConn
+	upID       uint32
+	upOpen     bool                // the upstream stream is in flight
+	upFields   []hpack.HeaderField // the request as HTTP/2 fields, kept for retries
+	upPend     []byte              // request body bytes the upstream's window has not taken yet
+	upUncredit int                 // response bytes written to the client but not credited upstream yet
 }
 
 func (x *exchange) reset() {
-	*x = exchange{head: x.head[:0], retryBody: x.retryBody[:0], logb: x.logb[:0]}
+	*x = exchange{head: x.head[:0], retryBody: x.retryBody[:0], logb: x.logb[:0],
+		upFields: x.upFields[:0], upPend: x.upPend[:0]}
 }
 
 func newClientConn(h *HTTP, ls *loopState, c *engine.Conn) *clientConn {
@@ -239,6 +251,10 @@ func (cc *clientConn) OnReadEOF(c *engine.Conn) {
 
 // OnWritable resumes the upstream once the client drained.
 func (cc *clientConn) OnWritable(c *engine.Conn) {
+	if cc.x.up != nil {
+		cc.creditH2C()
+		return
+	}
 	if uc := cc.x.uc; uc != nil && uc.cc == cc {
 		rt := cc.h.readTimeout
 		if uc.state == ucTunnel {
@@ -268,6 +284,8 @@ func (cc *clientConn) OnTimer(c *engine.Conn, k engine.TimerKind) {
 		cc.clientFailed(errBodyTimeoutErr)
 	case k == engine.TimerIdle && cc.state == csTunnel:
 		cc.tunnelIdle()
+	case k == engine.TimerProto && cc.x.upOpen:
+		cc.h2cFailed(errUpTimeoutErr, false)
 	}
 }
 
@@ -313,6 +331,7 @@ func (cc *clientConn) OnClosed(c *engine.Conn, t *engine.Trace) {
 			cc.endAttempt(uc.u, resAborted)
 			uc.discard(!x.respDone)
 		}
+		cc.cancelH2C(resAborted)
 		cc.account()
 	case csTunnel:
 		if uc := x.uc; uc != nil {
@@ -434,8 +453,15 @@ func (cc *clientConn) connect(avoid *Upstream, host, target []byte) {
 		x.head = cc.h.appendRequestHead(x.head[:0], &cc.req, &reqHeadInfo{
 			target: target, host: host, upstream: u, clientIP: cc.ip, scheme: cc.scheme,
 		})
+		if x.rt.hasH2C {
+			x.upFields = cc.h.appendH2CRequestFields(x.upFields[:0], &cc.req, host, target, u, cc.ip, cc.scheme)
+		}
 	case cc.h.cfg.RewriteHost && u != x.u:
 		x.head = replaceHost(x.head, u.host)
+	}
+	if cc.h.h2c[u.idx] {
+		cc.connectH2C(u)
+		return
 	}
 	x.u = u
 	x.upAddr = u.addr
@@ -507,6 +533,9 @@ func (cc *clientConn) attach(uc *upConn) {
 
 func (cc *clientConn) readBody(b []byte) int {
 	x := &cc.x
+	if x.up != nil {
+		return cc.readBodyH2C(b)
+	}
 	if x.uc == nil || x.uc.state != ucBusy {
 		cc.pause(pauseDial) // a retry is connecting: the body waits in the engine
 		return 0
@@ -617,6 +646,7 @@ func (cc *clientConn) clientFailed(err *proxyError) {
 		cc.endAttempt(uc.u, resAborted)
 		uc.discard(true)
 	}
+	cc.cancelH2C(resAborted)
 	switch err.kind {
 	case errBodyTimeout:
 		x.closeCause = engine.IdleTimeout
@@ -863,6 +893,7 @@ func (cc *clientConn) respondError(err error) {
 // then either wait for the next request or close.
 func (cc *clientConn) finish() {
 	x := &cc.x
+	cc.releaseH2C()
 	if uc := x.uc; uc != nil {
 		x.uc = nil
 		cc.endAttempt(uc.u, resOK)

@@ -170,8 +170,9 @@ func validRouteHost(h string) bool {
 // route is a Route bound to its upstreams and balancing policy.
 type route struct {
 	Route
-	ups []*Upstream
-	sel Selector
+	ups    []*Upstream
+	sel    Selector
+	hasH2C bool // some upstream is h2c: HTTP/1.1 requests keep an HTTP/2 form for it
 }
 
 // router finds the route for a request. Built once, read-only afterwards,
