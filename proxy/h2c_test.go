@@ -97,8 +97,10 @@ func TestH2CBidiStreamingTrailers(t *testing.T) {
 			}
 		})
 	}
-	if n := be.conns.Load(); n != 1 {
-		t.Errorf("upstream connections %d, want 1 (streams multiplexed)", n)
+	// One connection per loop at most (each loop has its own pool): the
+	// streams are multiplexed.
+	if n := be.conns.Load(); n > 2 {
+		t.Errorf("upstream connections %d, want at most 2 (one per loop)", n)
 	}
 }
 
