@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/tlsio"
@@ -163,3 +166,97 @@ func h2cServeWith(t testing.TB, srv *http2.Server, h http.Handler) *h2cBackend {
 }
 
 func (b *h2cBackend) url() string { return "h2c://" + b.addr }
+
+// rawH2 is a hand-driven HTTP/2 client (x/net's Framer) for tests that
+// look at frames: GOAWAY, RST_STREAM, floods.
+type rawH2 struct {
+	t   testing.TB
+	c   net.Conn
+	fr  *http2.Framer
+	enc *hpack.Encoder
+	hb  bytes.Buffer
+	dec *hpack.Decoder
+}
+
+// rawH2Dial connects (over TLS with ALPN h2 when tlsOn), sends the
+// preface and a SETTINGS frame with settings, and reads the server's
+// SETTINGS (acknowledging it).
+func rawH2Dial(t testing.TB, addr string, tlsOn bool, settings ...http2.Setting) *rawH2 {
+	t.Helper()
+	var c net.Conn
+	var err error
+	if tlsOn {
+		c, err = tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+	} else {
+		c, err = net.Dial("tcp", addr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	r := &rawH2{t: t, c: c}
+	r.fr = http2.NewFramer(c, c)
+	r.fr.MaxHeaderListSize = 1 << 20
+	r.enc = hpack.NewEncoder(&r.hb)
+	r.dec = hpack.NewDecoder(4096, nil)
+	r.fr.ReadMetaHeaders = r.dec
+	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.fr.WriteSettings(settings...); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f, err := r.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("reading the server preface: %v", err)
+		}
+		if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
+			r.fr.WriteSettingsAck()
+			return r
+		}
+	}
+}
+
+// block encodes a header list given as name, value pairs.
+func (r *rawH2) block(kv ...string) []byte {
+	r.hb.Reset()
+	for i := 0; i+1 < len(kv); i += 2 {
+		r.enc.WriteField(hpack.HeaderField{Name: kv[i], Value: kv[i+1]})
+	}
+	return append([]byte(nil), r.hb.Bytes()...)
+}
+
+// get opens stream id with a GET for path.
+func (r *rawH2) get(id uint32, path string) {
+	r.t.Helper()
+	err := r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, EndStream: true, EndHeaders: true,
+		BlockFragment: r.block(":method", "GET", ":scheme", "https", ":authority", "test.local", ":path", path)})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// next reads the next frame, answering PINGs on the way (unless it is
+// asked for them) and acknowledging SETTINGS.
+func (r *rawH2) next() (http2.Frame, error) {
+	for {
+		f, err := r.fr.ReadFrame()
+		if err != nil {
+			return nil, err
+		}
+		switch f := f.(type) {
+		case *http2.PingFrame:
+			if !f.IsAck() {
+				r.fr.WritePing(true, f.Data)
+			}
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				r.fr.WriteSettingsAck()
+			}
+			continue
+		}
+		return f, nil
+	}
+}

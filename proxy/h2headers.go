@@ -115,7 +115,7 @@ func (h *HTTP) appendH2RequestHead(dst []byte, st *h2Stream, u *Upstream) []byte
 	}
 	x := &st.x
 	switch {
-	case st.reqEnd:
+	case st.reqEnd && len(st.reqTrail) == 0:
 		// The whole body is here (usually in the same read as HEADERS).
 		if n := len(st.reqPend); n > 0 || methodHasBody(st.method) {
 			dst = h1.AppendContentLength(dst, int64(n))

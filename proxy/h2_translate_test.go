@@ -1,0 +1,399 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// The HTTP/1.1 head an HTTP/2 request becomes, and the HTTP/2 response an
+// HTTP/1.1 one becomes, field by field.
+func TestH2HeaderTranslation(t *testing.T) {
+	heads := make(chan string, 1)
+	up := hpRawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		var head strings.Builder
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			head.WriteString(line)
+			if line == "\r\n" {
+				break
+			}
+		}
+		heads <- head.String()
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nConnection: X-Hop, close\r\nX-Hop: secret\r\nKeep-Alive: timeout=5\r\n"+
+			"Set-Cookie: s=1\r\nVia: 1.1 upstream\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n"+
+			"5\r\nhello\r\n0\r\nX-Checksum: abc\r\n\r\n")
+	})
+	env := h2Start(t, HTTPConfig{}, up)
+	r := rawH2Dial(t, env.tlsAddr, true)
+	err := r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndStream: true, EndHeaders: true,
+		BlockFragment: r.block(":method", "GET", ":scheme", "https", ":authority", "example.test:8443", ":path", "/p?q=1",
+			"cookie", "a=1", "user-agent", "raw/1", "cookie", "b=2", "te", "trailers",
+			"x-forwarded-for", "1.2.3.4", "x-forwarded-proto", "lies", "via", "1.1 other", "x-custom", "v")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var head string
+	select {
+	case head = <-heads:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no request upstream")
+	}
+	lines := strings.Split(strings.TrimSuffix(head, "\r\n\r\n"), "\r\n")
+	if lines[0] != "GET /p?q=1 HTTP/1.1" || lines[1] != "Host: example.test:8443" {
+		t.Fatalf("request line and Host: %q", lines[:2])
+	}
+	want := []string{"user-agent: raw/1", "x-custom: v", "Cookie: a=1; b=2", "X-Forwarded-For: 1.2.3.4, 127.0.0.1",
+		"X-Forwarded-Proto: https", "X-Forwarded-Host: example.test:8443", "Via: 1.1 other, 2.0 sluice"}
+	if got := lines[2:]; strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("upstream fields:\n got %q\nwant %q", got, want)
+	}
+	fields := map[string][]string{}
+	var body string
+	var trailers map[string]string
+	for done := false; !done; {
+		f, err := r.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			if fields[":status"] == nil {
+				for _, hf := range f.Fields {
+					fields[hf.Name] = append(fields[hf.Name], hf.Value)
+				}
+			} else {
+				trailers = map[string]string{}
+				for _, hf := range f.Fields {
+					trailers[hf.Name] = hf.Value
+				}
+			}
+			done = f.StreamEnded()
+		case *http2.DataFrame:
+			body += string(f.Data())
+			done = f.StreamEnded()
+		case *http2.RSTStreamFrame:
+			t.Fatalf("reset: %v", f.ErrCode)
+		}
+	}
+	for _, hop := range []string{"connection", "x-hop", "keep-alive", "transfer-encoding", "trailer", "content-length"} {
+		if fields[hop] != nil {
+			t.Errorf("response field %s was forwarded: %v", hop, fields[hop])
+		}
+	}
+	if v := fields["via"]; len(v) != 1 || v[0] != "1.1 upstream, 1.1 sluice" {
+		t.Errorf("via %q", v)
+	}
+	if v := fields["set-cookie"]; len(v) != 1 || v[0] != "s=1" {
+		t.Errorf("set-cookie %q", v)
+	}
+	if body != "hello" {
+		t.Errorf("body %q", body)
+	}
+	if len(trailers) != 1 || trailers["x-checksum"] != "abc" {
+		t.Errorf("trailers %v, want x-checksum", trailers)
+	}
+}
+
+// 10 MiB each way through HTTP/1.1 upstreams, sha256 compared: a request
+// body with a known length (Content-Length upstream) and one without
+// (chunked upstream), and a response with a Content-Length and a chunked
+// one.
+func TestH2Bodies10MiB(t *testing.T) {
+	const size = 10 << 20
+	blob := make([]byte, size)
+	rand.Read(blob)
+	sum := sha256.Sum256(blob)
+	be := hpServe(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/up":
+			h := sha256.New()
+			n, _ := io.Copy(h, r.Body)
+			fmt.Fprintf(w, "%d %x %v %d", n, h.Sum(nil), r.TransferEncoding, r.ContentLength)
+		case "/down-cl":
+			w.Header().Set("Content-Length", fmt.Sprint(size))
+			w.Write(blob)
+		case "/down-chunked":
+			for off := 0; off < size; off += 1 << 20 {
+				w.Write(blob[off : off+1<<20])
+				w.(http.Flusher).Flush()
+			}
+		}
+	}))
+	env := h2Start(t, HTTPConfig{}, be.addr())
+	for _, c := range []struct {
+		name string
+		cl   *http.Client
+		url  func(string) string
+	}{{"h2c", h2cClient(), env.h2cURL}, {"tls", h2TLSClient(), env.tlsURL}} {
+		t.Run(c.name, func(t *testing.T) {
+			resp, err := c.cl.Post(c.url("/up"), "application/octet-stream", bytes.NewReader(blob))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if want := fmt.Sprintf("%d %x [] %d", size, sum, size); string(got) != want {
+				t.Fatalf("upload with length: %q, want %q", got, want)
+			}
+			pr, pw := io.Pipe()
+			go func() { pw.CloseWithError(func() error { _, err := pw.Write(blob); return err }()) }()
+			resp, err = c.cl.Post(c.url("/up"), "application/octet-stream", pr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if want := fmt.Sprintf("%d %x [chunked] -1", size, sum); string(got) != want {
+				t.Fatalf("upload without length: %q, want %q", got, want)
+			}
+			for _, p := range []string{"/down-cl", "/down-chunked"} {
+				resp, err := c.cl.Get(c.url(p))
+				if err != nil {
+					t.Fatal(err)
+				}
+				h := sha256.New()
+				n, err := io.Copy(h, resp.Body)
+				resp.Body.Close()
+				if err != nil || n != size || !bytes.Equal(h.Sum(nil), sum[:]) {
+					t.Fatalf("%s: %d bytes, %v, digest match %v", p, n, err, bytes.Equal(h.Sum(nil), sum[:]))
+				}
+			}
+		})
+	}
+	hpSettled(t, env.hpEnv)
+}
+
+// Request trailers from an HTTP/2 client reach an HTTP/1.1 upstream in the
+// last chunk; response trailers from its last chunk come back as HTTP/2
+// trailers.
+func TestH2TrailersBothWays(t *testing.T) {
+	be := hpServe(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Trailer", "X-Echo-Trailer")
+		w.WriteHeader(200)
+		w.Write(body)
+		w.(http.Flusher).Flush()
+		w.Header().Set("X-Echo-Trailer", r.Trailer.Get("X-Req-Trailer"))
+	}))
+	env := h2Start(t, HTTPConfig{}, be.addr())
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("PUT", env.h2cURL("/t"), pr)
+	req.Trailer = http.Header{"X-Req-Trailer": nil}
+	go func() {
+		io.WriteString(pw, "payload")
+		req.Trailer.Set("X-Req-Trailer", "sent-after-body")
+		pw.Close()
+	}()
+	resp, err := h2cClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "payload" || resp.Trailer.Get("X-Echo-Trailer") != "sent-after-body" {
+		t.Fatalf("body %q trailers %v", body, resp.Trailer)
+	}
+}
+
+// Upstream failures are per stream: 502 for a dead upstream, 504 for a
+// slow one, while another stream on the same connection succeeds.
+func TestH2UpstreamErrorsPerStream(t *testing.T) {
+	good := hpServe(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "good") }))
+	slow := hpServe(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	}))
+	env := h2Start(t, HTTPConfig{
+		ResponseHeaderTimeout: 300 * time.Millisecond,
+		Retries:               -1,
+		Routes: []Route{
+			{PathPrefix: "/", Upstreams: []string{good.addr()}},
+			{PathPrefix: "/dead", Upstreams: []string{hpDeadAddr(t)}},
+			{PathPrefix: "/slow", Upstreams: []string{slow.addr()}},
+		},
+	})
+	cl := h2TLSClient()
+	type res struct {
+		path string
+		code int
+		body string
+	}
+	out := make(chan res, 3)
+	for _, p := range []string{"/dead", "/slow", "/ok"} {
+		go func() {
+			resp, err := cl.Get(env.tlsURL(p))
+			if err != nil {
+				out <- res{p, -1, err.Error()}
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			out <- res{p, resp.StatusCode, string(b)}
+		}()
+	}
+	got := map[string]res{}
+	for range 3 {
+		r := <-out
+		got[r.path] = r
+	}
+	if r := got["/dead"]; r.code != 502 || r.body != "502 Bad Gateway\n" {
+		t.Errorf("/dead: %+v", r)
+	}
+	if r := got["/slow"]; r.code != 504 || r.body != "504 Gateway Timeout\n" {
+		t.Errorf("/slow: %+v", r)
+	}
+	if r := got["/ok"]; r.code != 200 || r.body != "good" {
+		t.Errorf("/ok: %+v", r)
+	}
+	recs := env.log.wait(t, 3)
+	for _, rec := range recs {
+		if rec["proto"] != "HTTP/2.0" {
+			t.Errorf("access log proto %v", rec["proto"])
+		}
+	}
+	for code, want := range map[string]float64{"200": 1, "502": 1, "504": 1} {
+		if v := env.metric(`sluice_http_requests_total{proto="h2",code="` + code + `"}`); v != want {
+			t.Errorf("requests_total h2 %s = %v, want %v", code, v, want)
+		}
+	}
+	hpSettled(t, env.hpEnv)
+	hpEventually(t, "no active stream", func() bool { return env.metric("sluice_http2_streams_active") == 0 })
+}
+
+// An upstream that dies mid-body makes the stream end with RST_STREAM
+// (INTERNAL_ERROR), never with END_STREAM: for a Content-Length body and
+// for a chunked one without its last chunk.
+func TestH2UpstreamDiesMidBody(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		resp string
+	}{
+		{"length", "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + strings.Repeat("x", 1000)},
+		{"chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n" + strings.Repeat("x", 1000) + "\r\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			up := hpRawServer(t, func(conn net.Conn) {
+				bufio.NewReader(conn).ReadString('\n')
+				io.WriteString(conn, c.resp)
+				time.Sleep(50 * time.Millisecond)
+				conn.(*net.TCPConn).SetLinger(0)
+				conn.Close()
+			})
+			env := h2Start(t, HTTPConfig{}, up)
+			r := rawH2Dial(t, env.addr, false)
+			r.get(1, "/")
+			n := 0
+			for {
+				f, err := r.next()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d, ok := f.(*http2.DataFrame); ok {
+					n += len(d.Data())
+					if d.StreamEnded() {
+						t.Fatal("a truncated body ended with END_STREAM")
+					}
+				}
+				if h, ok := f.(*http2.MetaHeadersFrame); ok && h.StreamEnded() {
+					t.Fatal("response ended with END_STREAM")
+				}
+				if rst, ok := f.(*http2.RSTStreamFrame); ok {
+					if rst.ErrCode != http2.ErrCodeInternal || n != 1000 {
+						t.Fatalf("RST_STREAM %v after %d bytes, want INTERNAL_ERROR after 1000", rst.ErrCode, n)
+					}
+					break
+				}
+			}
+			// The connection stays usable.
+			r.get(3, "/")
+			hpEventually(t, "end log", func() bool { return len(env.log.all()) >= 1 })
+			if rec := env.log.all()[0]; rec["end"] != "upstream_reset" {
+				t.Errorf("access log end %v", rec["end"])
+			}
+		})
+	}
+}
+
+// A client that resets a stream cancels its upstream exchange: the
+// HTTP/1.1 upstream connection is closed (its request context ends), never
+// pooled half-read, and the next request gets a fresh connection.
+func TestH2ClientResetCancelsUpstream(t *testing.T) {
+	var cancelled atomic.Int64
+	started := make(chan struct{}, 4)
+	be := hpServe(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/ok" {
+			io.WriteString(w, "ok")
+			return
+		}
+		if r.URL.Path == "/midbody" {
+			w.Header().Set("Content-Length", "10000000")
+			w.Write(make([]byte, 100000))
+			w.(http.Flusher).Flush()
+		}
+		started <- struct{}{}
+		select {
+		case <-r.Context().Done():
+			cancelled.Add(1)
+		case <-time.After(10 * time.Second):
+		}
+	}))
+	env := h2Start(t, HTTPConfig{}, be.addr())
+	cl := h2cClient()
+	for i, p := range []string{"/wait", "/midbody"} {
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, "GET", env.h2cURL(p), nil)
+		errc := make(chan error, 1)
+		go func() {
+			resp, err := cl.Do(req)
+			if err == nil {
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			errc <- err
+		}()
+		<-started
+		cancel()
+		if err := <-errc; !errors.Is(err, context.Canceled) {
+			t.Fatalf("%s: client error %v", p, err)
+		}
+		hpEventually(t, "the upstream request cancelled", func() bool { return cancelled.Load() == int64(i+1) })
+	}
+	hpSettled(t, env.hpEnv)
+	before := be.conns.Load()
+	resp, err := cl.Get(env.h2cURL("/ok"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "ok" || be.conns.Load() != before+1 {
+		t.Fatalf("after the resets: %q, upstream connections %d -> %d (want a fresh one)", b, before, be.conns.Load())
+	}
+	if v := env.metric(`sluice_http2_rst_streams_total{direction="received",code="CANCEL"}`); v != 2 {
+		t.Errorf("RST_STREAM received CANCEL = %v, want 2", v)
+	}
+	recs := env.log.wait(t, 3)
+	if recs[0]["status"] != int64(499) || recs[0]["end"] != "client_abort" {
+		t.Errorf("first access log record: %v", recs[0])
+	}
+}
