@@ -260,3 +260,23 @@ func (r *rawH2) next() (http2.Frame, error) {
 		return f, nil
 	}
 }
+
+// writeBlock sends a header block as HEADERS and as many CONTINUATION
+// frames as the default frame size needs.
+func (r *rawH2) writeBlock(id uint32, block []byte, endStream bool) {
+	r.t.Helper()
+	const max = 16384
+	first := block[:min(len(block), max)]
+	rest := block[len(first):]
+	if err := r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, EndStream: endStream, EndHeaders: len(rest) == 0,
+		BlockFragment: first}); err != nil {
+		r.t.Fatal(err)
+	}
+	for len(rest) > 0 {
+		k := min(len(rest), max)
+		if err := r.fr.WriteContinuation(id, k == len(rest), rest[:k]); err != nil {
+			r.t.Fatal(err)
+		}
+		rest = rest[k:]
+	}
+}

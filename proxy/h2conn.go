@@ -55,6 +55,13 @@ type h2Conn struct {
 	fresh   []*h2Stream          // opened during the Feed in progress; started after it
 	parked  []*h2Stream          // waiting for the client's output to drain (OnWritable)
 
+	// The buffering cap: response bytes held in the streams' pend, and
+	// the streams whose HTTP/1.1 upstreams were paused because it was
+	// exceeded (capped).
+	pendBytes int
+	capped    bool
+	capWait   []*h2Stream
+
 	out     []byte // AppendOutput scratch; Write copies
 	fed     int    // bytes consumed by the codec, up to the end of the preface+SETTINGS
 	protoAt int64  // engine clock of the armed TimerProto, 0 if none
@@ -133,12 +140,14 @@ func (hc *h2Conn) OnData(c *engine.Conn, b []byte) int {
 }
 
 // OnReadEOF is the client's FIN (or TLS close_notify): streams whose
-// request is complete still get their responses, the others are
-// abandoned; the connection closes when none is left.
+// request is complete still get their responses as far as the windows
+// the client granted allow (it can send no WINDOW_UPDATE any more); the
+// others, and any stream stalled by flow control, are abandoned. The
+// connection closes when none is left.
 func (hc *h2Conn) OnReadEOF(c *engine.Conn) {
 	hc.eof = true
 	for _, st := range hc.streams {
-		if !st.reqEnd {
+		if !st.done && (!st.reqEnd || len(st.pend) > 0 && !st.parked) {
 			st.clientGone(h2.ErrCodeCancel, false)
 		}
 	}
@@ -466,4 +475,35 @@ func (hc *h2Conn) abandonAll() {
 func (hc *h2Conn) streamDone(st *h2Stream) {
 	delete(hc.streams, st.id)
 	hc.h.m.h2Active.Add(-1)
+}
+
+// capPause: the streams of this connection hold more response bytes than
+// H2MaxBuffered. Every HTTP/1.1 upstream still reading is paused, so the
+// total grows by at most the reads already under way; they resume once
+// the held bytes fall to half the cap. (h2c upstreams need no pause: each
+// stream's upstream window bounds what they send.)
+func (hc *h2Conn) capPause() {
+	hc.capped = true
+	for _, st := range hc.streams {
+		if uc := st.x.uc; uc != nil && !st.done && uc.cc == upUser(st) && uc.state == ucBusy && !uc.readPaused {
+			uc.pauseRead()
+			hc.capWait = append(hc.capWait, st)
+		}
+	}
+}
+
+// capResume lets the streams paused by the cap go on.
+func (hc *h2Conn) capResume() {
+	hc.capped = false
+	ws := hc.capWait
+	hc.capWait = nil
+	for i, st := range ws {
+		ws[i] = nil
+		if !st.done && !st.blocked() {
+			st.resumeUp()
+		}
+	}
+	if hc.capWait == nil {
+		hc.capWait = ws[:0]
+	}
 }

@@ -203,6 +203,10 @@ func (st *h2Stream) attach(uc *upConn) {
 	if x.uc != uc {
 		return // the write failed and the attempt is over
 	}
+	if st.hc.capped {
+		uc.pauseRead() // its response waits for the connection's cap
+		st.hc.capWait = append(st.hc.capWait, st)
+	}
 	if x.expect100 && !x.sentAll {
 		uc.c.SetTimer(engine.TimerProto, st.hc.h.respHeaderTimeout)
 	}
@@ -537,6 +541,30 @@ func (st *h2Stream) pumpAny() {
 // blocked reports whether response bytes wait for the client.
 func (st *h2Stream) blocked() bool { return len(st.pend) > 0 || st.parked }
 
+// addPend keeps response bytes the client cannot take yet, counting them
+// against the connection's cap.
+func (st *h2Stream) addPend(p []byte) {
+	st.pend = append(st.pend, p...)
+	hc := st.hc
+	hc.pendBytes += len(p)
+	if !hc.capped && hc.pendBytes > hc.h.cfg.H2MaxBuffered {
+		hc.capPause()
+	}
+}
+
+// takePend drops the first k bytes of pend (sent or abandoned).
+func (st *h2Stream) takePend(k int) {
+	if k <= 0 {
+		return
+	}
+	st.pend = st.pend[:copy(st.pend, st.pend[k:])]
+	hc := st.hc
+	hc.pendBytes -= k
+	if hc.capped && hc.pendBytes <= hc.h.cfg.H2MaxBuffered/2 {
+		hc.capResume()
+	}
+}
+
 // sendBody sends response data (with END_STREAM after it when end), as far
 // as the client's windows and output allow, and keeps the rest in pend.
 // It returns how many bytes went to the codec.
@@ -546,7 +574,7 @@ func (st *h2Stream) sendBody(data []byte, end bool) int {
 		st.outEnd = true
 	}
 	if st.blocked() || hc.c.OverHighWater() {
-		st.pend = append(st.pend, data...)
+		st.addPend(data)
 		st.pendEnd = st.pendEnd || end
 		if !st.parked && hc.c.OverHighWater() {
 			hc.park(st)
@@ -560,7 +588,12 @@ func (st *h2Stream) sendBody(data []byte, end bool) int {
 	st.x.bytesOut += int64(k)
 	hc.kick()
 	if k < len(data) {
-		st.pend = append(st.pend, data[k:]...)
+		if hc.eof {
+			// A half-closed client cannot open its window again.
+			st.clientGone(h2.ErrCodeCancel, false)
+			return len(data)
+		}
+		st.addPend(data[k:])
 		st.pendEnd = st.pendEnd || end
 		return k
 	}
@@ -618,12 +651,15 @@ func (st *h2Stream) flushPend() {
 			return
 		}
 		st.x.bytesOut += int64(k)
-		st.pend = st.pend[:copy(st.pend, st.pend[k:])]
+		st.takePend(k)
 		if st.up != nil && k > 0 {
 			st.up.consumed(st.upID, k)
 		}
 		hc.kick()
 		if len(st.pend) > 0 {
+			if hc.eof {
+				st.clientGone(h2.ErrCodeCancel, false)
+			}
 			return // still stalled: OnWindowOpen comes again
 		}
 		if end {
@@ -642,11 +678,16 @@ func (st *h2Stream) flushPend() {
 }
 
 // resumeUp lets a paused HTTP/1.1 upstream go on: first the bytes its
-// carry kept when the stream blocked, then the socket.
+// carry kept when the stream blocked, then the socket. While the
+// connection is over its buffering cap it waits for the cap instead.
 func (st *h2Stream) resumeUp() {
 	x := &st.x
 	uc := x.uc
 	if uc == nil || uc.cc != upUser(st) || !uc.readPaused || uc.state != ucBusy {
+		return
+	}
+	if st.hc.capped {
+		st.hc.capWait = append(st.hc.capWait, st)
 		return
 	}
 	if len(uc.in.b) > 0 {
@@ -797,6 +838,7 @@ func (st *h2Stream) finish() {
 	if st.up != nil && len(st.pend) > 0 {
 		st.up.consumed(st.upID, len(st.pend))
 	}
+	st.takePend(len(st.pend))
 	st.pend = nil
 	st.releaseH2C()
 	st.account()

@@ -168,6 +168,15 @@ type HTTPConfig struct {
 	// sluice holds per stream when the client reads slower than the
 	// upstream sends; ConnWindow (default 1 MiB) per upstream connection.
 	H2Upstream h2.Config
+	// H2MaxBuffered caps the response bytes one HTTP/2 client connection
+	// holds for streams the client does not read (flow-control windows
+	// shut, or its output over the engine's high-water mark), across all
+	// its streams (default 1 MiB). Past it, every HTTP/1.1 upstream of the
+	// connection stops being read until the held bytes fall to half; the
+	// overshoot is at most the upstream reads already under way. Each
+	// stream alone holds at most one upstream read (64 KiB) for an
+	// HTTP/1.1 upstream, its upstream window for an h2c one.
+	H2MaxBuffered int
 	// WriteTimeout bounds how long an HTTP/2 stream's response may stay
 	// stalled by the client's flow-control window (h2.Conn.BlockedSince;
 	// window updates a byte at a time do not restart it). Past it the
@@ -199,6 +208,9 @@ func (cfg *HTTPConfig) setDefaults() error {
 	def(&cfg.HealthInterval, 5*time.Second)
 	def(&cfg.HealthTimeout, 2*time.Second)
 	def(&cfg.WriteTimeout, 60*time.Second)
+	if cfg.H2MaxBuffered <= 0 {
+		cfg.H2MaxBuffered = 1 << 20
+	}
 	if cfg.H2Upstream.InitialStreamWindow == 0 {
 		cfg.H2Upstream.InitialStreamWindow = 64 << 10
 	}
