@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-proxy/sluice/httpcodec/h2"
 	"github.com/sluice-proxy/sluice/proxy"
 )
 
@@ -33,6 +34,12 @@ type config struct {
 	maxFields   int
 	maxLine     int
 	upTimeout   time.Duration
+
+	h2MaxStreams    int
+	h2MaxHeaderList int
+	h2StreamWindow  int
+	h2ConnWindow    int
+	h2MaxBuffered   int
 
 	upstreams []string // as given
 	admin     string
@@ -72,7 +79,7 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("sluice", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are reported in one line by the caller
 	fs.StringVar(&c.listen, "listen", ":8443", "client-facing TLS listen address (host:port); in tcp mode plain TCP unless -cert is given")
-	fs.StringVar(&c.listenPlain, "listen-plain", "", "cleartext HTTP/1.1 listen address (http mode), e.g. 127.0.0.1:8080; empty disables")
+	fs.StringVar(&c.listenPlain, "listen-plain", "", "cleartext HTTP/1.1 and h2c (HTTP/2 with prior knowledge) listen address (http mode), e.g. 127.0.0.1:8080; empty disables")
 	fs.Var(listFlag{&c.routeArgs}, "route", `route "[host][/pathprefix]=URL[,URL...]" (repeatable, http mode; longest prefix wins, exact host before any host; -upstream alone is the catch-all route "/")`)
 	fs.StringVar(&c.balance, "balance", "round_robin", "load balancing across a route's upstreams: round_robin, least_conn or p2c (power of two choices)")
 	fs.IntVar(&c.poolSize, "pool-size", 32, "idle keep-alive connections kept per upstream per event loop")
@@ -84,7 +91,12 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs.IntVar(&c.maxFields, "max-header-fields", 100, "most request header fields (more: 431)")
 	fs.IntVar(&c.maxLine, "max-request-line", 8<<10, "longest request line in bytes (more: 414)")
 	fs.DurationVar(&c.upTimeout, "upstream-timeout", 60*time.Second, "time for an upstream to send a response head, and the longest gap between response body reads (then 504, or a cut response)")
-	fs.Var(listFlag{&c.upstreams}, "upstream", "upstream URL, e.g. http://10.0.0.1:8080 or tcp://10.0.0.1:5432 (repeatable; tcp mode uses the first; default: a built-in demo upstream on loopback)")
+	fs.Var(listFlag{&c.upstreams}, "upstream", "upstream URL, e.g. http://10.0.0.1:8080, h2c://10.0.0.1:50051 (HTTP/2 cleartext, e.g. gRPC) or tcp://10.0.0.1:5432 (repeatable; tcp mode uses the first; default: a built-in demo upstream on loopback)")
+	fs.IntVar(&c.h2MaxStreams, "h2-max-concurrent-streams", h2.DefaultMaxConcurrentStreams, "HTTP/2: streams a client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS; more are refused)")
+	fs.IntVar(&c.h2MaxHeaderList, "h2-max-header-list-size", h2.DefaultMaxHeaderListSize, "HTTP/2: largest request header list in bytes (SETTINGS_MAX_HEADER_LIST_SIZE; more: 431)")
+	fs.IntVar(&c.h2StreamWindow, "h2-stream-window", h2.DefaultInitialStreamWindow, "HTTP/2: request body bytes a client may send per stream ahead of the upstream (SETTINGS_INITIAL_WINDOW_SIZE)")
+	fs.IntVar(&c.h2ConnWindow, "h2-conn-window", h2.DefaultConnWindow, "HTTP/2: request body bytes a client may send per connection ahead of the upstreams")
+	fs.IntVar(&c.h2MaxBuffered, "h2-max-buffered", 1<<20, "HTTP/2: response bytes held per client connection for streams the client does not read; past it upstreams are not read")
 	fs.StringVar(&c.admin, "admin", "127.0.0.1:9090", "admin listen address: /metrics /healthz /readyz /debug/connections /debug/pprof/ (empty disables)")
 	fs.Var(listFlag{&c.certs}, "cert", "TLS certificate chain PEM file (repeatable, paired in order with -key; chosen by SNI, first is the default; SIGHUP reloads). tcp mode terminates TLS when given; http mode without it uses a self-signed certificate")
 	fs.Var(listFlag{&c.keys}, "key", "TLS private key PEM file (repeatable, paired in order with -cert)")
@@ -204,6 +216,21 @@ func (c *config) validate(level string) error {
 	}
 	if c.maxLine < 256 {
 		return fmt.Errorf("-max-request-line %d: must be at least 256", c.maxLine)
+	}
+	if c.h2MaxStreams < 1 || c.h2MaxStreams > 1<<20 {
+		return fmt.Errorf("-h2-max-concurrent-streams %d: must be 1..1048576", c.h2MaxStreams)
+	}
+	if c.h2MaxHeaderList < 1024 || c.h2MaxHeaderList > 16<<20 {
+		return fmt.Errorf("-h2-max-header-list-size %d: must be 1024..16777216", c.h2MaxHeaderList)
+	}
+	if c.h2StreamWindow < 1<<14 || c.h2StreamWindow > h2.MaxWindowSize {
+		return fmt.Errorf("-h2-stream-window %d: must be 16384..2147483647", c.h2StreamWindow)
+	}
+	if c.h2ConnWindow < h2.DefaultWindowSize || c.h2ConnWindow > h2.MaxWindowSize {
+		return fmt.Errorf("-h2-conn-window %d: must be 65535..2147483647", c.h2ConnWindow)
+	}
+	if c.h2MaxBuffered < 64<<10 {
+		return fmt.Errorf("-h2-max-buffered %d: must be at least 65536", c.h2MaxBuffered)
 	}
 	switch strings.ToLower(level) {
 	case "debug":

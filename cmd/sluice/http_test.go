@@ -44,10 +44,11 @@ func patternBytes(n int) []byte {
 	return b
 }
 
+// insecureClient speaks HTTP/1.1 over TLS (ALPN http/1.1 only; sluice
+// would pick h2 if it were offered).
 func insecureClient() *http.Client {
 	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		// Offer both protocols: sluice must pick http/1.1.
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2", "http/1.1"}},
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}},
 	}}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/sluice-proxy/sluice/engine"
+	"github.com/sluice-proxy/sluice/httpcodec/h2"
 	"github.com/sluice-proxy/sluice/proxy"
 	"github.com/sluice-proxy/sluice/shutdown"
 	"github.com/sluice-proxy/sluice/tlsio"
@@ -53,9 +54,13 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 			fmt.Fprintf(stderr, "sluice: %v\n", err)
 			return 2
 		}
-		// ALPN offers only http/1.1 until the HTTP/2 path is wired in; a
-		// client that asks for h2 then falls back to HTTP/1.1.
-		tlsSrv, err = tlsio.NewServer(tlsio.ServerConfig{Certs: store, NextProtos: []string{"http/1.1"},
+		// http mode speaks HTTP/2 to clients that ask for it by ALPN;
+		// tcp mode relays bytes and offers only http/1.1, as before.
+		protos := []string{"http/1.1"}
+		if cfg.mode == "http" {
+			protos = []string{"h2", "http/1.1"}
+		}
+		tlsSrv, err = tlsio.NewServer(tlsio.ServerConfig{Certs: store, NextProtos: protos,
 			CountError: engine.TLSErrorCounter(set)})
 		if err != nil {
 			fmt.Fprintf(stderr, "sluice: tls: %v\n", err)
@@ -103,7 +108,15 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 			MaxFails:              cfg.maxFails,
 			HealthPath:            cfg.healthPath,
 			Retries:               cfg.retries,
-			Logger:                log,
+			WriteTimeout:          cfg.writeTimeout,
+			H2: h2.Config{
+				MaxConcurrentStreams: uint32(cfg.h2MaxStreams),
+				MaxHeaderListSize:    uint32(cfg.h2MaxHeaderList),
+				InitialStreamWindow:  uint32(cfg.h2StreamWindow),
+				ConnWindow:           uint32(cfg.h2ConnWindow),
+			},
+			H2MaxBuffered: cfg.h2MaxBuffered,
+			Logger:        log,
 		}
 		if cfg.maxFails == 0 {
 			hc.MaxFails = -1
