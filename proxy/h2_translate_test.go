@@ -397,3 +397,114 @@ func TestH2ClientResetCancelsUpstream(t *testing.T) {
 		t.Errorf("first access log record: %v", recs[0])
 	}
 }
+
+// The HTTP/1.1 retry rules hold for HTTP/2 streams: a GET (and a PUT with
+// its body) on a stale pooled upstream connection is retried on a fresh
+// one; a POST is not and gets 502.
+func TestH2RetryStalePooledConn(t *testing.T) {
+	var served atomic.Int64
+	up := staleServer(t, &served)
+	env := h2Start(t, HTTPConfig{Retries: 1}, up)
+	cl := h2cClient()
+	do := func(method, body string) int {
+		t.Helper()
+		var rd io.Reader
+		if body != "" {
+			rd = strings.NewReader(body)
+		}
+		req, _ := http.NewRequest(method, env.h2cURL("/"), rd)
+		resp, err := cl.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if c := do("GET", ""); c != 200 {
+		t.Fatalf("first GET: %d", c)
+	}
+	if c := do("GET", ""); c != 200 || served.Load() != 2 {
+		t.Fatalf("GET on the stale connection: %d, served %d; want 200 after a retry", c, served.Load())
+	}
+	if c := do("PUT", "held body"); c != 200 || served.Load() != 3 {
+		t.Fatalf("PUT on the stale connection: %d, served %d; want 200 after a retry", c, served.Load())
+	}
+	if c := do("POST", "body"); c != 502 || served.Load() != 3 {
+		t.Fatalf("POST on the stale connection: %d, served %d; want 502, never retried", c, served.Load())
+	}
+	hpSettled(t, env.hpEnv)
+}
+
+// Every request byte the client sends is credited back to its connection
+// window exactly once, whatever happens to the stream: 40 uploads of 256
+// KiB into errors (no route, a dead upstream, early responses) must not
+// shrink the 1 MiB connection window, or the last upload would hang.
+func TestH2ConnectionWindowNotLeaked(t *testing.T) {
+	be := hpServe(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/early" {
+			io.WriteString(w, "early") // answers without reading the body
+			return
+		}
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprint(w, n)
+	}))
+	env := h2Start(t, HTTPConfig{Retries: -1, Routes: []Route{
+		{Host: "ok.test", PathPrefix: "/", Upstreams: []string{be.addr()}},
+		{Host: "dead.test", PathPrefix: "/", Upstreams: []string{hpDeadAddr(t)}},
+	}})
+	r := rawH2Dial(t, env.addr, false)
+	chunk := make([]byte, 16384)
+	id := uint32(1)
+	post := func(host, path string) (string, string) {
+		t.Helper()
+		r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, EndHeaders: true,
+			BlockFragment: r.block(":method", "POST", ":scheme", "http", ":authority", host, ":path", path)})
+		status, body := "", ""
+		sent := 0
+		done := false
+		for sent < 256<<10 || !done {
+			if sent < 256<<10 {
+				if err := r.fr.WriteData(id, sent+len(chunk) == 256<<10, chunk); err != nil {
+					t.Fatal(err)
+				}
+				sent += len(chunk)
+				continue
+			}
+			f, err := r.next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch f := f.(type) {
+			case *http2.MetaHeadersFrame:
+				if f.StreamID == id {
+					status = f.PseudoValue("status")
+					done = done || f.StreamEnded()
+				}
+			case *http2.DataFrame:
+				if f.StreamID == id {
+					body += string(f.Data())
+					done = done || f.StreamEnded()
+				}
+			case *http2.RSTStreamFrame:
+				if f.StreamID == id && status != "" {
+					done = true
+				}
+			}
+		}
+		id += 2
+		return status, body
+	}
+	for i := 0; i < 10; i++ {
+		for _, c := range []struct{ host, path, status string }{
+			{"nowhere.test", "/", "404"}, {"dead.test", "/", "502"}, {"ok.test", "/early", "200"}, {"ok.test", "/", "200"},
+		} {
+			if s, _ := post(c.host, c.path); s != c.status {
+				t.Fatalf("round %d %s%s: status %q, want %s", i, c.host, c.path, s, c.status)
+			}
+		}
+	}
+	if _, b := post("ok.test", "/"); b != fmt.Sprint(256<<10) {
+		t.Fatalf("last upload: %q", b)
+	}
+}

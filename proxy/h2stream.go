@@ -207,7 +207,9 @@ func (st *h2Stream) attach(uc *upConn) {
 		uc.pauseRead() // its response waits for the connection's cap
 		st.hc.capWait = append(st.hc.capWait, st)
 	}
-	if x.expect100 && !x.sentAll {
+	if x.expect100 || x.sentAll {
+		// Waiting for a 100 Continue, or a retry that resent the whole
+		// request (retryBody holds every byte, the last chunk included).
 		uc.c.SetTimer(engine.TimerProto, st.hc.h.respHeaderTimeout)
 	}
 	st.pumpRequest()

@@ -15,12 +15,18 @@ import (
 func (st *h2Stream) connectH2C(u *Upstream) {
 	x := &st.x
 	hc := st.hc
+	if x.attempts == 0 {
+		// A refused stream was not processed, whatever its method: keep
+		// what is sent for a retry.
+		x.retryOK = hc.h.cfg.Retries > 0
+	}
 	x.u = u
 	x.upAddr = u.addr
 	x.attempts++
 	u.inflight.Add(1)
 	up := hc.ls.h2Acquire(u)
 	x.bodySent = 0
+	x.sentAll = false
 	st.retrySent = 0
 	end := st.reqEnd && len(st.reqPend) == 0 && len(x.retryBody) == 0 && len(st.reqTrail) == 0
 	id, err := up.open(st, st.h2cRequestFields(u), end)

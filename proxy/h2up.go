@@ -15,15 +15,16 @@ import (
 // Multiplexing. Each loop keeps, per h2c upstream, a list of connections
 // (loopState.h2pools). A stream goes on the first connection that can
 // open one (h2.Conn.CanOpenStream: not going away, under the peer's
-// SETTINGS_MAX_CONCURRENT_STREAMS, which is taken as 100 until its
-// SETTINGS arrive); when every connection is full, another is dialed.
+// SETTINGS_MAX_CONCURRENT_STREAMS; until a connection's SETTINGS arrive,
+// the limit last seen on this loop, or 100); when every connection is
+// full, another is dialed.
 // Streams may be opened on a connection still dialing: the preface, the
 // SETTINGS and the HEADERS go out once it connects.
 //
 // Retries. A stream the upstream refused (RST_STREAM REFUSED_STREAM, or
 // above the last stream id of its GOAWAY) was not processed: it is
-// retried, any method, if the request body sent so far is still held (up
-// to RetryBodyBytes) and the retry budget allows. A failed dial is
+// retried, any method (POST included), if the request body sent so far
+// is still held (up to RetryBodyBytes) and the retry budget allows. A failed dial is
 // retried like an HTTP/1.1 one. Anything else (a reset after the request
 // went out, the connection dying) is 502 before the response head, a
 // reset stream after.
@@ -47,6 +48,10 @@ import (
 // h2pool is one h2c upstream's connections on one loop. Loop-owned.
 type h2pool struct {
 	conns []*h2UpConn
+	// peerMax is the upstream's SETTINGS_MAX_CONCURRENT_STREAMS as last
+	// seen on this loop (0: not yet): a connection whose own SETTINGS
+	// have not arrived takes no more streams than that.
+	peerMax int
 }
 
 // h2UpUser is what a stream on an h2c upstream connection reports to: an
@@ -81,6 +86,7 @@ type h2UpConn struct {
 	idleArmed bool
 	closing   bool // no new streams; closes when the last one ends
 	dead      bool // closed (or the dial failed)
+	settled   bool // the upstream's SETTINGS arrived
 	stats     h2.Stats
 	ids       []uint32
 }
@@ -90,7 +96,7 @@ type h2UpConn struct {
 func (ls *loopState) h2Acquire(u *Upstream) *h2UpConn {
 	p := &ls.h2pools[u.idx]
 	for _, up := range p.conns {
-		if !up.closing && !up.dead && up.sc.CanOpenStream() {
+		if !up.closing && !up.dead && up.sc.CanOpenStream() && (up.settled || p.peerMax == 0 || len(up.users) < p.peerMax) {
 			return up
 		}
 	}
@@ -449,5 +455,10 @@ func (e *h2UpEvents) OnGoAway(uint32, h2.ErrCode, []byte) {
 // OnPingAck is not used.
 func (e *h2UpEvents) OnPingAck([8]byte, time.Duration) {}
 
-// OnSettings needs nothing: CanOpenStream reads the peer's limit.
-func (e *h2UpEvents) OnSettings(h2.Settings) {}
+// OnSettings records the upstream's stream limit for the pool (CanOpenStream
+// reads it for this connection).
+func (e *h2UpEvents) OnSettings(s h2.Settings) {
+	up := (*h2UpConn)(e)
+	up.settled = true
+	up.ls.h2pools[up.u.idx].peerMax = int(min(s.MaxConcurrentStreams, 1<<20))
+}
