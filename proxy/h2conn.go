@@ -18,13 +18,12 @@ import (
 // calls to the h2Conn (the codec's Handler), frames to send are taken with
 // AppendOutput.
 //
-// Output is batched: whatever queues frames calls kick, which asks the
-// engine for OnWritable (NotifyWritable runs it at the end of the current
-// callback while the output buffer is under its low-water mark, else once
-// it drains there); OnWritable moves the codec's frames to the engine in
-// one Write, so many frames become one TLS record and one writev. While
-// the client does not read, frames wait in the codec, whose queue limit
-// (MaxQueuedControlFrames) then ends a connection that only asks.
+// Output is batched: whatever queues frames calls kick, which queues the
+// connection on its loop (loopState.flushLater); once the loop has handled
+// its current batch of events, the codec's frames go to the engine in one
+// Write, so the responses of many upstream reads become one TLS record
+// and one writev. Streams stop producing above the engine's high-water
+// mark (park, OnWritable).
 //
 // Timers. TimerHeader: the client preface must arrive within the header
 // timeout; afterwards it is the housekeeping tick that checks streams'
@@ -155,12 +154,9 @@ func (hc *h2Conn) OnReadEOF(c *engine.Conn) {
 	hc.settle()
 }
 
-// OnWritable moves queued frames to the engine and lets parked streams
-// go on once the output is under the high-water mark.
+// OnWritable lets parked streams go on once the output is under the
+// high-water mark.
 func (hc *h2Conn) OnWritable(c *engine.Conn) {
-	if hc.kicked {
-		hc.flush()
-	}
 	if len(hc.parked) > 0 && !c.OverHighWater() && !hc.closing {
 		ps := hc.parked
 		hc.parked = nil
@@ -327,17 +323,21 @@ func (hc *h2Conn) startFresh() {
 	hc.fresh = hc.fresh[:0]
 }
 
-// kick schedules moving the codec's queued frames to the engine.
+// kick schedules moving the codec's queued frames to the engine, after
+// the loop's current batch of events (loopState.flushLater).
 func (hc *h2Conn) kick() {
 	if hc.kicked || hc.closing {
 		return
 	}
 	hc.kicked = true
-	hc.c.NotifyWritable()
+	hc.ls.flushLater(hc)
 }
 
 // flush moves the codec's queued frames to the engine now.
 func (hc *h2Conn) flush() {
+	if !hc.kicked && hc.closing {
+		return // flushed when it closed
+	}
 	hc.kicked = false
 	if hc.sc.OutputLen() > 0 && !hc.dead {
 		hc.out = hc.sc.AppendOutput(hc.out[:0])

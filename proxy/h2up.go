@@ -202,7 +202,7 @@ func (up *h2UpConn) kick() {
 		return
 	}
 	up.kicked = true
-	up.c.NotifyWritable()
+	up.ls.flushLater(up)
 }
 
 func (up *h2UpConn) flush() {
@@ -333,12 +333,8 @@ func (up *h2UpConn) OnReadEOF(c *engine.Conn) {
 	up.shut(engine.PeerClosed)
 }
 
-// OnWritable moves the queued frames to the engine.
-func (up *h2UpConn) OnWritable(c *engine.Conn) {
-	if up.kicked {
-		up.flush()
-	}
-}
+// OnWritable is not used: frames are flushed after each batch of events.
+func (up *h2UpConn) OnWritable(c *engine.Conn) {}
 
 // OnTimer: TimerProto is the codec's deadline, TimerIdle closes an unused
 // connection.

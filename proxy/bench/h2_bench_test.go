@@ -1,0 +1,233 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluice-proxy/sluice/tlsio"
+)
+
+// BenchmarkH2ProxyVsHAProxy: HTTP/2 over TLS (ALPN h2) from h2load
+// (-c 50 -m 10 -n 20000) to an nginx backend serving 1 KiB, through the
+// sluice binary and through HAProxy 2.6 configured to do the same job
+// (TLS with ALPN h2, HTTP/1.1 keep-alive to the backend, X-Forwarded-For,
+// -Proto and -Host), alternating round by round in one run. It reports
+// the median and range of the req/s ratio sluice/HAProxy and the same
+// for CPU time per request (utime+stime of the proxy process from
+// /proc/PID/stat, before and after each run; sluice runs as its own
+// binary so its CPU is its own).
+//
+// h2load resumes TLS sessions by default; each run opens its 50
+// connections once and keeps them, so resumption changes nothing here
+// (the figures are request handling and record encryption, not
+// handshakes). Both proxies run one thread (sluice -loops 1, HAProxy
+// nbthread 1); HAProxy's maxconn is set to 4096, under the fd limit.
+// Both keep every upstream connection the 500 streams in flight need
+// (sluice -pool-size 1024; HAProxy's idle pool is unlimited).
+//
+// Knobs: SLUICE_BENCH_ROUNDS (default 6, even), SLUICE_BENCH_H2_REQUESTS
+// (default 20000), SLUICE_BENCH_WORKERS (threads of each proxy, default 1).
+// Skips when h2load, nginx or haproxy is missing (Debian: apt-get install
+// nghttp2-client nginx haproxy).
+func BenchmarkH2ProxyVsHAProxy(b *testing.B) {
+	h2load, err := exec.LookPath("h2load")
+	if err != nil {
+		b.Skip("h2load is not installed (Debian: apt-get install nghttp2-client)")
+	}
+	haproxy, err := exec.LookPath("haproxy")
+	if err != nil {
+		if _, e := os.Stat("/usr/sbin/haproxy"); e != nil {
+			b.Skip("haproxy is not installed (Debian: apt-get install haproxy)")
+		}
+		haproxy = "/usr/sbin/haproxy"
+	}
+	workers := envInt("SLUICE_BENCH_WORKERS", 1)
+	rounds := envInt("SLUICE_BENCH_ROUNDS", 6)
+	requests := envInt("SLUICE_BENCH_H2_REQUESTS", 20000)
+	const size = 1024
+
+	backend := freePort(b)
+	startNginx(b, "backend", 1, fmt.Sprintf(`  server {
+    listen %s;
+    location / { default_type application/octet-stream; return 200 "%s"; }
+  }`, backend, strings.Repeat("x", size)), backend)
+
+	dir := b.TempDir()
+	kp, err := tlsio.SelfSigned(time.Now(), rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	keyPEM, err := kp.KeyPEM()
+	if err != nil {
+		b.Fatal(err)
+	}
+	certFile, keyFile, both := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "both.pem")
+	os.WriteFile(certFile, kp.CertPEM(), 0o644)
+	os.WriteFile(keyFile, keyPEM, 0o600)
+	os.WriteFile(both, append(append([]byte(nil), kp.CertPEM()...), keyPEM...), 0o600)
+
+	slAddr := freePort(b)
+	// -pool-size 1024: 50 connections x 10 streams keep up to 500 upstream
+	// requests in flight; HAProxy keeps every idle server connection
+	// (pool-max-conn unlimited), so sluice gets an idle pool that holds
+	// them too (its default, 32, is nginx's keepalive and would redial).
+	sl := startProc(b, "sluice", slAddr, buildSluice(b, dir), "-listen", slAddr, "-admin", "", "-loops", strconv.Itoa(workers),
+		"-pool-size", "1024", "-upstream", "http://"+backend, "-access-log=false", "-log-level", "warn", "-cert", certFile, "-key", keyFile)
+
+	hpAddr := freePort(b)
+	cfg := filepath.Join(dir, "haproxy.cfg")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`global
+  maxconn 4096
+  nbthread %d
+  log stderr format raw local0 emerg
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  option http-keep-alive
+  http-reuse always
+frontend fe
+  bind %s ssl crt %s alpn h2,http/1.1
+  option forwardfor
+  http-request set-header X-Forwarded-Proto https
+  http-request set-header X-Forwarded-Host %%[req.hdr(host)]
+  default_backend be
+backend be
+  server s1 %s
+`, workers, hpAddr, both, backend)), 0o644)
+	hp := startProc(b, "haproxy", hpAddr, haproxy, "-db", "-f", cfg)
+
+	targets := []*h2target{
+		{name: "sluice", url: "https://" + slAddr + "/1k", pid: sl.Process.Pid},
+		{name: "haproxy", url: "https://" + hpAddr + "/1k", pid: hp.Process.Pid},
+	}
+	for _, t := range targets {
+		if _, err := runH2load(h2load, t.url, 2000); err != nil { // warm up, and check it works
+			b.Fatalf("%s: %v", t.name, err)
+		}
+	}
+	b.ResetTimer()
+	var rpsRatio, cpuRatio []float64
+	for r := 0; r < rounds; r++ {
+		order := targets
+		if r%2 == 1 {
+			order = []*h2target{targets[1], targets[0]}
+		}
+		for _, t := range order {
+			c0 := cpuTime(t.pid)
+			rps, err := runH2load(h2load, t.url, requests)
+			c1 := cpuTime(t.pid)
+			if err != nil {
+				b.Fatalf("%s: %v", t.name, err)
+			}
+			t.rps = append(t.rps, rps)
+			t.cpr = append(t.cpr, float64((c1-c0).Microseconds())/float64(requests))
+		}
+		s, h := targets[0], targets[1]
+		rpsRatio = append(rpsRatio, s.rps[r]/h.rps[r])
+		cpuRatio = append(cpuRatio, s.cpr[r]/h.cpr[r])
+		b.Logf("round %d: sluice %.0f req/s %.1f µs CPU/req, haproxy %.0f req/s %.1f µs CPU/req; req/s ratio %.3f, CPU ratio %.3f",
+			r+1, s.rps[r], s.cpr[r], h.rps[r], h.cpr[r], rpsRatio[r], cpuRatio[r])
+	}
+	b.StopTimer()
+	sort.Float64s(rpsRatio)
+	sort.Float64s(cpuRatio)
+	b.ReportMetric(median(targets[0].rps), "sluice_req/s")
+	b.ReportMetric(median(targets[1].rps), "haproxy_req/s")
+	b.ReportMetric(median(rpsRatio), "rps_ratio")
+	b.ReportMetric(rpsRatio[0], "rps_ratio_min")
+	b.ReportMetric(rpsRatio[len(rpsRatio)-1], "rps_ratio_max")
+	b.ReportMetric(median(targets[0].cpr), "sluice_cpu_µs/req")
+	b.ReportMetric(median(targets[1].cpr), "haproxy_cpu_µs/req")
+	b.ReportMetric(median(cpuRatio), "cpu_ratio")
+	b.ReportMetric(cpuRatio[0], "cpu_ratio_min")
+	b.ReportMetric(cpuRatio[len(cpuRatio)-1], "cpu_ratio_max")
+	b.ReportMetric(0, "ns/op")
+}
+
+type h2target struct {
+	name string
+	url  string
+	pid  int
+	rps  []float64
+	cpr  []float64 // CPU µs per request, per run
+}
+
+var (
+	h2loadRPS  = regexp.MustCompile(`finished in [^,]+, ([0-9.]+) req/s`)
+	h2loadReqs = regexp.MustCompile(`requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout`)
+)
+
+// runH2load runs h2load -c 50 -m 10 -n n against url and returns req/s;
+// any failed, errored or non-2xx request is an error.
+func runH2load(h2load, url string, n int) (float64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, h2load, "-c", "50", "-m", "10", "-n", strconv.Itoa(n), url).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("h2load: %v\n%s", err, out)
+	}
+	m := h2loadReqs.FindSubmatch(out)
+	r := h2loadRPS.FindSubmatch(out)
+	if m == nil || r == nil {
+		return 0, fmt.Errorf("h2load output:\n%s", out)
+	}
+	if string(m[4]) != strconv.Itoa(n) || !bytes.Contains(out, []byte(strconv.Itoa(n)+" 2xx")) {
+		return 0, fmt.Errorf("h2load: %s\n%s", m[0], out)
+	}
+	return strconv.ParseFloat(string(r[1]), 64)
+}
+
+// buildSluice builds the sluice binary into dir.
+func buildSluice(tb testing.TB, dir string) string {
+	tb.Helper()
+	bin := filepath.Join(dir, "sluice")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/sluice-proxy/sluice/cmd/sluice").CombinedOutput()
+	if err != nil {
+		tb.Fatalf("building sluice: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startProc runs a proxy in its own process group until the benchmark
+// ends, and waits for addr to accept.
+func startProc(tb testing.TB, name, addr, bin string, args ...string) *exec.Cmd {
+	tb.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return cmd
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s did not start: %v\n%s", name, err, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
