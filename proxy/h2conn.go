@@ -76,8 +76,9 @@ type h2Conn struct {
 	dead      bool // OnClosed ran
 	cause     engine.Outcome
 
-	stats h2.Stats // last seen, for metric deltas
-	tmp   []byte   // scratch for header translation
+	stats h2.Stats    // last seen, for metric deltas
+	free  []*h2Stream // finished streams kept for reuse
+	tmp   []byte      // scratch for header translation
 	hf    []hpack.HeaderField
 }
 
@@ -248,6 +249,7 @@ func (e *h2ConnEvents) OnHeaders(id uint32, hd *h2.Headers) {
 	st := newH2Stream(hc, id, hd)
 	hc.streams[id] = st
 	hc.fresh = append(hc.fresh, st)
+	st.inFresh = true
 	hc.h.m.h2Active.Add(1)
 	if hc.idleArmed {
 		hc.idleArmed = false
@@ -316,6 +318,7 @@ func (hc *h2Conn) startFresh() {
 	for i := 0; i < len(hc.fresh); i++ {
 		st := hc.fresh[i]
 		hc.fresh[i] = nil
+		st.inFresh = false
 		if !st.done && !hc.closing {
 			st.start()
 		}
@@ -488,6 +491,7 @@ func (hc *h2Conn) capPause() {
 		if uc := st.x.uc; uc != nil && !st.done && uc.cc == upUser(st) && uc.state == ucBusy && !uc.readPaused {
 			uc.pauseRead()
 			hc.capWait = append(hc.capWait, st)
+			st.capWaits = true
 		}
 	}
 }
@@ -499,6 +503,7 @@ func (hc *h2Conn) capResume() {
 	hc.capWait = nil
 	for i, st := range ws {
 		ws[i] = nil
+		st.capWaits = false
 		if !st.done && !st.blocked() {
 			st.resumeUp()
 		}

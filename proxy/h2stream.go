@@ -62,6 +62,8 @@ type h2Stream struct {
 	outEnd    bool // the response's end is sent or queued behind pend
 	fin       bool // our side of the stream is over (END_STREAM or RST sent)
 	parked    bool // in hc.parked, waiting for OnWritable
+	capWaits  bool // in hc.capWait
+	inFresh   bool // in hc.fresh
 	upDone    bool // the upstream exchange is over
 	done      bool // accounted and forgotten
 
@@ -76,8 +78,25 @@ type h2Stream struct {
 
 func newH2Stream(hc *h2Conn, id uint32, hd *h2.Headers) *h2Stream {
 	now := engine.Now()
-	st := &h2Stream{hc: hc, id: id, method: hd.Method, path: hd.Path, authority: hd.Authority,
-		reqCL: hd.ContentLength, reqEnd: hd.EndStream, lastIn: now}
+	var st *h2Stream
+	if n := len(hc.free); n > 0 {
+		// A finished stream, reset here (not when it finished: code
+		// still unwinding from that finish reads its done flag).
+		st = hc.free[n-1]
+		hc.free[n-1] = nil
+		hc.free = hc.free[:n-1]
+		old := *st
+		*st = h2Stream{fields: old.fields[:0], reqPend: old.reqPend[:0], pend: old.pend[:0], upFields: old.upFields[:0]}
+		clear(old.fields)
+		clear(old.upFields)
+		st.x.reset()
+		st.x.head, st.x.retryBody, st.x.logb = old.x.head[:0], old.x.retryBody[:0], old.x.logb[:0]
+		st.x.upFields, st.x.upPend = old.x.upFields[:0], old.x.upPend[:0]
+	} else {
+		st = new(h2Stream)
+	}
+	st.hc, st.id, st.method, st.path, st.authority = hc, id, hd.Method, hd.Path, hd.Authority
+	st.reqCL, st.reqEnd, st.lastIn = hd.ContentLength, hd.EndStream, now
 	x := &st.x
 	x.start = now
 	for _, f := range hd.Fields {
@@ -206,6 +225,7 @@ func (st *h2Stream) attach(uc *upConn) {
 	if st.hc.capped {
 		uc.pauseRead() // its response waits for the connection's cap
 		st.hc.capWait = append(st.hc.capWait, st)
+		st.capWaits = true
 	}
 	if x.expect100 || x.sentAll {
 		// Waiting for a 100 Continue, or a retry that resent the whole
@@ -690,6 +710,7 @@ func (st *h2Stream) resumeUp() {
 	}
 	if st.hc.capped {
 		st.hc.capWait = append(st.hc.capWait, st)
+		st.capWaits = true
 		return
 	}
 	if len(uc.in.b) > 0 {
@@ -836,16 +857,32 @@ func (st *h2Stream) finish() {
 		hc.sc.Consumed(st.id, len(st.reqPend))
 		hc.kick()
 	}
-	st.reqPend = nil
+	st.reqPend = st.reqPend[:0]
 	if st.up != nil && len(st.pend) > 0 {
 		st.up.consumed(st.upID, len(st.pend))
 	}
 	st.takePend(len(st.pend))
-	st.pend = nil
 	st.releaseH2C()
 	st.account()
 	hc.streamDone(st)
+	if !st.inFresh && !st.parked && !st.capWaits && len(hc.free) < maxFreeStreams {
+		// Nothing refers to it any more: keep it, and its buffers unless
+		// a burst made them big, for the next stream.
+		if cap(st.reqPend) > 16<<10 {
+			st.reqPend = nil
+		}
+		if cap(st.pend) > 16<<10 {
+			st.pend = nil
+		}
+		if cap(st.x.retryBody) > 16<<10 {
+			st.x.retryBody = nil
+		}
+		hc.free = append(hc.free, st)
+	}
 }
+
+// maxFreeStreams bounds the finished streams a connection keeps for reuse.
+const maxFreeStreams = 32
 
 // checkDeadlines runs on the connection's tick.
 func (st *h2Stream) checkDeadlines(now int64) {
