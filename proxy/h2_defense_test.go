@@ -359,6 +359,12 @@ func TestH2DefenseWindowStall(t *testing.T) {
 				t.Errorf("reset after %v, want about the write timeout", d)
 			}
 			t.Logf("%d body bytes reached the client before the reset", got)
+			if v := env.metric("sluice_http2_flow_control_stalls_total"); v < 1 {
+				t.Errorf("flow_control_stalls_total = %v", v)
+			}
+			if v := env.metric(`sluice_http2_rst_streams_total{direction="sent",code="CANCEL"}`); v != 1 {
+				t.Errorf("rst_streams_total sent CANCEL = %v, want 1", v)
+			}
 			hpEventually(t, "the upstream write aborted", func() bool { return aborted.Load() > before })
 			hpSettled(t, env.hpEnv)
 			recs := env.log.wait(t, 1)

@@ -1,6 +1,8 @@
 package proxy
 
-// The HTTP/1.1 reverse proxy (issue #4, items 3 and 4).
+// The HTTP/1.1 reverse proxy (issue #4, items 3 and 4); HTTP/2 shares its
+// configuration, routes, pools, balancing, health, retries, error
+// statuses, header policy, metrics and access log (doc.go, h2*.go).
 //
 // Threading. Everything runs on engine loops. A client connection
 // (clientConn, http_conn.go) and the upstream connections serving it
