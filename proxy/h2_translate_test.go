@@ -508,3 +508,57 @@ func TestH2ConnectionWindowNotLeaked(t *testing.T) {
 		t.Fatalf("last upload: %q", b)
 	}
 }
+
+// HEAD keeps the upstream's Content-Length and sends no body.
+func TestH2HeadKeepsContentLength(t *testing.T) {
+	be := hpServe(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "12345")
+		if r.Method != "HEAD" {
+			w.Write(make([]byte, 12345))
+		}
+	}))
+	env := h2Start(t, HTTPConfig{}, be.addr())
+	resp, err := h2cClient().Head(env.h2cURL("/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.ContentLength != 12345 {
+		t.Fatalf("%d, Content-Length %d", resp.StatusCode, resp.ContentLength)
+	}
+}
+
+// Expect: 100-continue from an HTTP/2 client: the HTTP/1.1 upstream's 100
+// Continue comes back as an interim HEADERS, then the body goes.
+func TestH2Expect100Continue(t *testing.T) {
+	be := hpServe(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body) // net/http sends 100 Continue here
+		fmt.Fprintf(w, "got %q", b)
+	}))
+	env := h2Start(t, HTTPConfig{}, be.addr())
+	r := rawH2Dial(t, env.addr, false)
+	r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndHeaders: true,
+		BlockFragment: r.block(":method", "POST", ":scheme", "http", ":authority", "x", ":path", "/",
+			"expect", "100-continue", "content-length", "4")})
+	var statuses []string
+	body := ""
+	for done := false; !done; {
+		f, err := r.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			statuses = append(statuses, f.PseudoValue("status"))
+			if f.PseudoValue("status") == "100" {
+				r.fr.WriteData(1, true, []byte("body"))
+			}
+		case *http2.DataFrame:
+			body += string(f.Data())
+			done = f.StreamEnded()
+		}
+	}
+	if strings.Join(statuses, ",") != "100,200" || body != `got "body"` {
+		t.Fatalf("statuses %v body %q", statuses, body)
+	}
+}

@@ -184,7 +184,9 @@ func forbiddenTrailer(name string) bool {
 func (hc *h2Conn) h1ToH2Fields(resp *h1.Response, final bool) []hpack.HeaderField {
 	hdr := &resp.Headers
 	slow := nominatesOthers(hdr)
-	keepCL := resp.Body == h1.BodyLength
+	// Content-Length stays for a length-delimited body, and for a response
+	// without one (HEAD, 304), where it describes the representation.
+	keepCL := resp.Body == h1.BodyLength || resp.Body == h1.BodyNone
 	b := hc.tmp[:0]
 	// First pass: lower-cased names and values, back to back.
 	seenCL := false

@@ -179,6 +179,7 @@ func (st *h2Stream) connect(avoid *Upstream) {
 		st.connectH2C(u)
 		return
 	}
+	st.up = nil
 	switch {
 	case len(x.head) == 0:
 		x.head = h.appendH2RequestHead(x.head[:0], st, u)
@@ -752,6 +753,7 @@ func (st *h2Stream) respondError(err error) {
 	x.respStarted, x.respDone = true, true
 	st.upDone = true
 	st.dropUpstream()
+	st.up = nil // pend holds sluice's own bytes now: nothing to credit upstream
 	text := h1.StatusText(code)
 	var clen [20]byte
 	body := hc.tmp[:0]
