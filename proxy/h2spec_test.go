@@ -31,9 +31,6 @@ var h2specSummary = regexp.MustCompile(`(\d+) tests, (\d+) passed, (\d+) skipped
 // an HTTP/1.1 upstream answering every request with a small body. Every
 // test must pass on both.
 func TestH2SpecThroughProxy(t *testing.T) {
-	if testing.Short() {
-		t.Skip("h2spec takes a few seconds per port")
-	}
 	bin := h2specBin(t)
 	be := hpServe(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
