@@ -236,7 +236,13 @@ func TestH2CMaxConcurrentStreamsMoreConnections(t *testing.T) {
 	if n := be.conns.Load(); n < 4 {
 		t.Errorf("upstream connections %d, want at least 4 (10 streams each)", n)
 	}
-	t.Logf("%d upstream connections for 40 concurrent streams", be.conns.Load())
+	refused := env.metric(`sluice_http2_rst_streams_total{direction="received",code="REFUSED_STREAM"}`)
+	retries := env.metric("sluice_http_retries_total")
+	t.Logf("%d upstream connections for 40 concurrent streams; %v refused (REFUSED_STREAM) and retried %v times",
+		be.conns.Load(), refused, retries)
+	if retries != refused {
+		t.Errorf("%v streams refused, %v retries", refused, retries)
+	}
 }
 
 // Drain: an h2c upstream connection gets GOAWAY from sluice, its stream in
