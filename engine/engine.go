@@ -107,6 +107,7 @@ func (e *Engine) Start() error {
 	opts := []gnet.Option{
 		gnet.WithNumEventLoop(e.cfg.Loops),
 		gnet.WithReusePort(true),
+		gnet.WithReuseAddr(true), // restart while old connections sit in TIME_WAIT
 		gnet.WithReadBufferCap(e.cfg.ReadBufferSize),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithLoadBalancing(gnet.RoundRobin),
