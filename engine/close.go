@@ -71,7 +71,7 @@ func (c *Conn) advance() {
 		return
 	}
 	if c.state == ShutdownInitiated {
-		if c.out.len() > 0 || c.dirty || c.wArmed {
+		if c.pending() > 0 || c.dirty || c.wArmed {
 			return // flush in progress; drained() calls back
 		}
 		c.setState(BufferFlushed)
@@ -136,6 +136,7 @@ func (c *Conn) abort(o Outcome, rst bool) {
 	}
 	n := c.out.reset()
 	c.l.buffered.Add(-int64(n))
+	n += c.dropPlain()
 	c.trace.Discarded = int64(n + kq)
 	if rst {
 		_ = unix.SetsockoptLinger(c.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
@@ -197,6 +198,7 @@ func (c *Conn) finalize() {
 		l.buffered.Add(-int64(n))
 		c.trace.Discarded += int64(n)
 	}
+	c.trace.Discarded += int64(c.dropPlain())
 	c.in = nil
 	if c.tls != nil {
 		c.handshakeFinished(hsError)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"sync"
 
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
@@ -56,10 +57,11 @@ type Conn struct {
 
 	// TLS (nil on plaintext listeners); see tls.go. Loop-owned.
 	tls       tlsio.Conn
-	hsDone    bool // handshake completed, handler opened
-	hsCounted bool // counted in the engine's handshakes in flight
-	tlsDead   bool // TLS failed: no close_notify
-	appEOF    bool // the peer's plaintext stream ended (close_notify or FIN)
+	hsDone    bool    // handshake completed, handler opened
+	hsCounted bool    // counted in the engine's handshakes in flight
+	tlsDead   bool    // TLS failed: no close_notify
+	appEOF    bool    // the peer's plaintext stream ended (close_notify or FIN)
+	plain     *[]byte // small plaintext writes of this callback, sealed together at flush
 }
 
 // ID is the engine-wide unique connection id.
@@ -91,7 +93,15 @@ func (c *Conn) State() State { return c.state }
 func (c *Conn) Closed() bool { return c.state >= ShutdownInitiated }
 
 // Buffered is the number of bytes in the engine's output buffer.
-func (c *Conn) Buffered() int { return c.out.len() }
+func (c *Conn) Buffered() int { return c.pending() }
+
+// pending counts queued bytes: socket bytes plus plaintext not sealed yet.
+func (c *Conn) pending() int {
+	if c.plain != nil {
+		return c.out.len() + len(*c.plain)
+	}
+	return c.out.len()
+}
 
 // ReadEOF reports whether the peer's FIN was seen.
 func (c *Conn) ReadEOF() bool { return c.readEOF }
@@ -266,18 +276,80 @@ func (c *Conn) Write(p []byte) {
 		return
 	}
 	if c.tls != nil {
-		sealed, err := c.tls.Seal(c.l.sealBuf[:0], p)
-		if err != nil {
-			c.l.e.log.Debug("tls seal failed", "conn", connID(c.id), "err", err)
-			c.tlsDead = true
-			c.abort(TLSError, true)
-			return
-		}
-		c.writeRaw(sealed)
-		c.l.sealBuf = sealed[:0]
+		c.writePlain(p)
 		return
 	}
 	c.writeRaw(p)
+}
+
+// writePlain collects a TLS connection's small writes and seals them as one
+// record at the end of the callback: a response head and its body leave in
+// one record, one AEAD pass, instead of one each.
+func (c *Conn) writePlain(p []byte) {
+	if c.plain == nil && len(p) >= outChunk {
+		c.sealRaw(p) // big: nothing to gain from staging
+		return
+	}
+	if c.plain == nil {
+		c.plain = plainPool.Get().(*[]byte)
+	}
+	*c.plain = append(*c.plain, p...)
+	if len(*c.plain) >= outChunk {
+		c.sealPlain()
+		return
+	}
+	c.markDirty()
+}
+
+var plainPool = sync.Pool{New: func() any { b := make([]byte, 0, outChunk); return &b }}
+
+// sealPlain seals the staged plaintext into the output queue.
+func (c *Conn) sealPlain() {
+	if c.plain == nil {
+		return
+	}
+	b := c.plain
+	c.plain = nil
+	if len(*b) > 0 {
+		c.sealRaw(*b)
+	}
+	*b = (*b)[:0]
+	plainPool.Put(b)
+}
+
+func (c *Conn) sealRaw(p []byte) {
+	sealed, err := c.tls.Seal(c.l.sealBuf[:0], p)
+	if err != nil {
+		c.l.e.log.Debug("tls seal failed", "conn", connID(c.id), "err", err)
+		c.tlsDead = true
+		c.abort(TLSError, true)
+		return
+	}
+	c.writeRaw(sealed)
+	c.l.sealBuf = sealed[:0]
+}
+
+// dropPlain discards staged plaintext (abort, close); it returns the count.
+func (c *Conn) dropPlain() int {
+	if c.plain == nil {
+		return 0
+	}
+	n := len(*c.plain)
+	*c.plain = (*c.plain)[:0]
+	plainPool.Put(c.plain)
+	c.plain = nil
+	return n
+}
+
+func (c *Conn) markDirty() {
+	if !c.dirty && !c.wArmed {
+		c.dirty = true
+		c.l.dirty = append(c.l.dirty, c)
+		if c.l.depth == 0 {
+			c.l.enter()
+			c.l.exit()
+		}
+	}
 }
 
 // writeRaw queues socket bytes (ciphertext on a TLS connection).
@@ -305,14 +377,7 @@ func (c *Conn) writeRaw(p []byte) {
 	}
 	c.out.write(p)
 	c.l.buffered.Add(int64(len(p)))
-	if !c.dirty && !c.wArmed {
-		c.dirty = true
-		c.l.dirty = append(c.l.dirty, c)
-		if c.l.depth == 0 {
-			c.l.enter()
-			c.l.exit()
-		}
-	}
+	c.markDirty()
 }
 
 func writeFull(fd int, p []byte) (int, error) {
@@ -333,17 +398,17 @@ func writeFull(fd int, p []byte) (int, error) {
 // it already has).
 func (c *Conn) NotifyWritable() {
 	c.notifyWritable = true
-	if c.out.len() <= c.l.e.cfg.LowWater {
+	if c.pending() <= c.l.e.cfg.LowWater {
 		c.l.deferFn(c.maybeNotifyWritable)
 	}
 }
 
 // OverHighWater reports whether the output buffer holds more than the
 // configured high-water mark: the producer should pause.
-func (c *Conn) OverHighWater() bool { return c.out.len() > c.l.e.cfg.HighWater }
+func (c *Conn) OverHighWater() bool { return c.pending() > c.l.e.cfg.HighWater }
 
 func (c *Conn) maybeNotifyWritable() {
-	if c.notifyWritable && c.out.len() <= c.l.e.cfg.LowWater && c.state != SocketClosed {
+	if c.notifyWritable && c.pending() <= c.l.e.cfg.LowWater && c.state != SocketClosed {
 		c.notifyWritable = false
 		c.h.OnWritable(c)
 	}
@@ -353,6 +418,12 @@ func (c *Conn) maybeNotifyWritable() {
 func (c *Conn) flush() {
 	if c.socketClosing || c.state == SocketClosed {
 		return
+	}
+	if c.plain != nil {
+		c.sealPlain()
+		if c.socketClosing || c.state == SocketClosed {
+			return
+		}
 	}
 	for c.out.len() > 0 {
 		iov := c.out.iovecs(c.l.iov[:0], cap(c.l.iov))

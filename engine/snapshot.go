@@ -80,7 +80,7 @@ func (e *Engine) Snapshot(ctx context.Context) (Snapshot, error) {
 					AgeSeconds: float64(now-c.trace.Entered[Created]) / 1e9,
 					InStateMs:  float64(now-c.stateSince) / 1e6,
 					BytesIn:    c.trace.BytesIn, BytesOut: c.trace.BytesOut,
-					Pending: c.out.len(), ReadPaused: c.paused, PeerEOF: c.readEOF,
+					Pending: c.pending(), ReadPaused: c.paused, PeerEOF: c.readEOF,
 				}
 				if in, ok := c.TLSInfo(); ok {
 					ci.TLS = &TLSInfo{Version: tls.VersionName(in.Version), Cipher: tls.CipherSuiteName(in.CipherSuite),

@@ -422,3 +422,41 @@ func TestTLSHandshakeInputIsBounded(t *testing.T) {
 		t.Fatal("a flood completed a handshake")
 	}
 }
+
+// splitEcho answers each read with three small writes.
+type splitEcho struct{ echo }
+
+func (h *splitEcho) OnData(c *Conn, b []byte) int {
+	c.Write([]byte("HTTP/1.1 200 OK\r\n"))
+	c.Write([]byte("Content-Length: 2\r\n\r\n"))
+	c.Write([]byte("ok"))
+	return len(b)
+}
+
+// Small writes of one callback are sealed together: one record, not three.
+func TestTLSSmallWritesShareARecord(t *testing.T) {
+	f := newTLSFixture(t)
+	cl := newCloses()
+	_, addr := startTLSEngine(t, f, Config{}, func(c *Conn) Handler { return &splitEcho{echo{cl: cl}} })
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	tap := &recordTap{Conn: raw}
+	c := tls.Client(tap, &tls.Config{RootCAs: f.pool, ServerName: "localhost", MaxVersion: tls.VersionTLS12})
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := c.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	before := len(tap.types())
+	c.Write([]byte("x"))
+	want := "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != want {
+		t.Fatalf("%q %v", got, err)
+	}
+	if recs := tap.types()[before:]; len(recs) != 1 || recs[0] != 23 {
+		t.Fatalf("response records %v, want one application_data record", recs)
+	}
+}
