@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/json"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -9,10 +10,9 @@ import (
 func TestDrainClosesIdleAndWaitsForWork(t *testing.T) {
 	cl := newCloses()
 	opened := make(chan *Conn, 2)
-	first := true // Accept runs on a loop; the test dials one at a time
+	var second atomic.Bool // Accept runs on either loop
 	e, addr := startEngine(t, Config{}, func(c *Conn) Handler {
-		if first {
-			first = false
+		if !second.Swap(true) {
 			return &sender{cl: cl, total: 2 << 20, opened: opened}
 		}
 		return &echo{cl: cl, opened: opened}
