@@ -123,7 +123,7 @@ func (cc *clientConn) bodyDoneH2C() {
 		cc.state = csWait
 	}
 	if t := cc.body.Trailers(); x.reqChunked && t.Len() > 0 {
-		x.upFields = appendH2Trailers(x.upFields[:0], t) // the request fields are not needed any more
+		x.upFields, _ = appendH2Trailers(x.upFields[:0], t, nil) // the request fields are not needed any more
 	} else {
 		x.upFields = x.upFields[:0]
 	}
@@ -447,9 +447,12 @@ func (h *HTTP) appendH2CRequestFields(dst []hpack.HeaderField, req *h1.Request, 
 	return dst
 }
 
-// appendH2Trailers translates chunked request trailers into HTTP/2 fields.
-func appendH2Trailers(dst []hpack.HeaderField, t *h1.Headers) []hpack.HeaderField {
-	var b []byte
+// appendH2Trailers translates HTTP/1.1 chunked trailers into HTTP/2 fields
+// (names lower-cased, fields forbidden in trailers dropped). The fields'
+// strings share one allocation built in scratch, which is returned for
+// reuse.
+func appendH2Trailers(dst []hpack.HeaderField, t *h1.Headers, scratch []byte) ([]hpack.HeaderField, []byte) {
+	b := scratch[:0]
 	type span struct{ name, end int }
 	var spans [32]span
 	sp := spans[:0]
@@ -475,7 +478,7 @@ func appendH2Trailers(dst []hpack.HeaderField, t *h1.Headers) []hpack.HeaderFiel
 		dst = append(dst, hpack.HeaderField{Name: all[at : at+s.name], Value: all[at+s.name : s.end]})
 		at = s.end
 	}
-	return dst
+	return dst, b[:0]
 }
 
 // appendH2ResponseHead appends the HTTP/1.1 head for an h2c response.

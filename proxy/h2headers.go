@@ -244,36 +244,8 @@ func (hc *h2Conn) h1ToH2Fields(resp *h1.Response, final bool) []hpack.HeaderFiel
 
 // h1TrailersToH2 translates the trailers of a chunked response.
 func (hc *h2Conn) h1TrailersToH2(t *h1.Headers) []hpack.HeaderField {
-	b := hc.tmp[:0]
-	type span struct{ name, end int }
-	var spans [32]span
-	sp := spans[:0]
-	for _, f := range t.Fields() {
-		start := len(b)
-		for _, c := range f.Name {
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			b = append(b, c)
-		}
-		if forbiddenTrailer(string(b[start:])) {
-			b = b[:start]
-			continue
-		}
-		nameEnd := len(b)
-		b = append(b, f.Value...)
-		sp = append(sp, span{name: nameEnd - start, end: len(b)})
-	}
-	all := string(b)
-	hc.tmp = b[:0]
-	hf := hc.hf[:0]
-	at := 0
-	for _, s := range sp {
-		hf = append(hf, hpack.HeaderField{Name: all[at : at+s.name], Value: all[at+s.name : s.end]})
-		at = s.end
-	}
-	hc.hf = hf
-	return hf
+	hc.hf, hc.tmp = appendH2Trailers(hc.hf[:0], t, hc.tmp)
+	return hc.hf
 }
 
 // validH2Target: what an HTTP/1.1 request line can carry: "*", or a path
