@@ -46,9 +46,16 @@ func sourceServer(tb testing.TB, size int) string {
 func startSluiceTCP(tb testing.TB, upstream string, loops int) string {
 	set := metrics.NewSet()
 	tcp := proxy.NewTCP(proxy.TCPConfig{Upstream: upstream}, proxy.NewMetrics(set))
+	return startBenchEngine(tb, loops, set, engine.Listener{Accept: tcp.Accept})
+}
+
+// startBenchEngine runs an engine with one listener on 127.0.0.1 until the
+// benchmark ends and returns the listener's address.
+func startBenchEngine(tb testing.TB, loops int, set *metrics.Set, ln engine.Listener) string {
+	ln.Name, ln.Addr = "bench", "127.0.0.1:0"
 	e, err := engine.New(engine.Config{
 		Loops:     loops,
-		Listeners: []engine.Listener{{Name: "bench", Addr: "127.0.0.1:0", Accept: tcp.Accept}},
+		Listeners: []engine.Listener{ln},
 		Logger:    slog.New(slog.DiscardHandler),
 		Metrics:   set,
 	})

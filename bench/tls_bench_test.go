@@ -1,11 +1,9 @@
 package bench
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"log/slog"
 	"net"
 	"sync"
 	"testing"
@@ -53,24 +51,8 @@ func (tlsHello) OnData(c *engine.Conn, b []byte) int {
 }
 
 func (tb *tlsBench) sluice(b testing.TB, loops int) string {
-	e, err := engine.New(engine.Config{
-		Loops:     loops,
-		Listeners: []engine.Listener{{Name: "tls", Addr: "127.0.0.1:0", TLS: tb.srv, Accept: func(*engine.Conn) engine.Handler { return tlsHello{} }}},
-		Logger:    slog.New(slog.DiscardHandler),
-		Metrics:   metrics.NewSet(),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		e.Stop(ctx)
-	})
-	return e.Addr("tls")
+	return startBenchEngine(b, loops, metrics.NewSet(), engine.Listener{TLS: tb.srv,
+		Accept: func(*engine.Conn) engine.Handler { return tlsHello{} }})
 }
 
 // goTLS is the baseline: crypto/tls with a goroutine per connection.
