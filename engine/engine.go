@@ -31,6 +31,7 @@ type Engine struct {
 	runErr  error         // what gnet.Rotate returned; read after runDone
 	runDone chan struct{} // closed when gnet.Rotate returns
 	addrs   []string      // resolved host:port, per listener
+	ports   []int         // their ports, matched against each accepted conn
 
 	mu       sync.RWMutex
 	byGnet   map[gnet.EventLoop]*Loop
@@ -102,6 +103,9 @@ func (e *Engine) Start() error {
 			reserved = append(reserved, fd)
 		}
 		e.addrs = append(e.addrs, addr)
+		_, port, _ := net.SplitHostPort(addr)
+		p, _ := strconv.Atoi(port)
+		e.ports = append(e.ports, p)
 		protoAddrs[i] = "tcp://" + addr
 	}
 	opts := []gnet.Option{
@@ -266,9 +270,8 @@ func (e *Engine) listenerFor(local net.Addr) *Listener {
 		return &e.cfg.Listeners[0]
 	}
 	if ta, ok := local.(*net.TCPAddr); ok {
-		for i := range e.addrs {
-			_, port, _ := net.SplitHostPort(e.addrs[i])
-			if port == strconv.Itoa(ta.Port) {
+		for i, p := range e.ports {
+			if p == ta.Port {
 				return &e.cfg.Listeners[i]
 			}
 		}
