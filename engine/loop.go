@@ -89,12 +89,13 @@ func (l *Loop) exit() {
 		return
 	}
 	for len(l.runq) > 0 || len(l.dirty) > 0 {
-		for len(l.runq) > 0 {
-			fn := l.runq[0]
-			l.runq[0] = nil
-			l.runq = l.runq[1:]
+		// By index, so the slice keeps its capacity; fn may append.
+		for i := 0; i < len(l.runq); i++ {
+			fn := l.runq[i]
+			l.runq[i] = nil
 			fn()
 		}
+		l.runq = l.runq[:0]
 		for len(l.dirty) > 0 {
 			c := l.dirty[len(l.dirty)-1]
 			l.dirty[len(l.dirty)-1] = nil
@@ -103,7 +104,6 @@ func (l *Loop) exit() {
 			c.flush()
 		}
 	}
-	l.runq = l.runq[:0]
 	l.armTimer()
 	l.depth--
 }
