@@ -65,6 +65,11 @@ func newLoop(e *Engine, idx int, gel gnet.EventLoop, priv gnetLoopPriv) (*Loop, 
 // Index is the loop's position, 0-based.
 func (l *Loop) Index() int { return l.idx }
 
+// Now is the engine clock as of the current callback: read once when the
+// callback began, so handlers can stamp events freely. Outside a callback
+// it reads the clock. Loop-owned: call it only on the loop.
+func (l *Loop) Now() int64 { return l.now() }
+
 // now is the clock as of the current callback.
 func (l *Loop) now() int64 {
 	if l.depth == 0 {

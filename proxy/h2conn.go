@@ -113,7 +113,7 @@ func (hc *h2Conn) OnData(c *engine.Conn, b []byte) int {
 	if hc.closing {
 		return 0
 	}
-	n, err := hc.sc.Feed(h2Now(), b)
+	n, err := hc.sc.Feed(time.Unix(0, hc.ls.l.Now()), b)
 	if !hc.opened && n > 0 {
 		// The preface and the first SETTINGS frame make the client's
 		// "head"; once they are in, TimerHeader becomes the tick.

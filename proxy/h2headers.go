@@ -312,7 +312,7 @@ func (st *h2Stream) account() {
 	x := &st.x
 	m := st.hc.h.m
 	m.request(protoH2, x.status)
-	m.reqDur.Update(engine.Dur(engine.Now() - x.start).Seconds())
+	m.reqDur.Update(engine.Dur(st.hc.ls.l.Now() - x.start).Seconds())
 	al := st.hc.h.cfg.AccessLog
 	if al == nil || !al.Enabled(context.Background(), slog.LevelInfo) {
 		return

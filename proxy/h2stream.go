@@ -77,7 +77,7 @@ type h2Stream struct {
 }
 
 func newH2Stream(hc *h2Conn, id uint32, hd *h2.Headers) *h2Stream {
-	now := engine.Now()
+	now := hc.ls.l.Now()
 	var st *h2Stream
 	if n := len(hc.free); n > 0 {
 		// A finished stream, reset here (not when it finished: code
@@ -173,7 +173,7 @@ func (st *h2Stream) connect(avoid *Upstream) {
 	h := hc.h
 	u := x.u
 	if !x.forceFreshDial || u == nil {
-		u = ls.pick(x.rt, avoid, engine.Now())
+		u = ls.pick(x.rt, avoid, ls.l.Now())
 	}
 	if h.h2c[u.idx] {
 		st.connectH2C(u)
@@ -219,7 +219,7 @@ func (st *h2Stream) attach(uc *upConn) {
 		uc.c.Write(x.retryBody)
 		x.bodySent = int64(len(x.retryBody))
 	}
-	x.sentAt = engine.Now()
+	x.sentAt = st.hc.ls.l.Now()
 	if x.uc != uc {
 		return // the write failed and the attempt is over
 	}
@@ -408,7 +408,7 @@ func (st *h2Stream) interim(uc *upConn, resp *h1.Response) {
 func (st *h2Stream) startResponse(uc *upConn, resp *h1.Response) bool {
 	x := &st.x
 	hc := st.hc
-	now := engine.Now()
+	now := hc.ls.l.Now()
 	x.headAt = now
 	hc.h.m.upHeadDur.Update(engine.Dur(now - x.sentAt).Seconds())
 	x.status = resp.Status
@@ -527,7 +527,7 @@ func (st *h2Stream) tunnelClosed(*upConn, bool)         {}
 // upstream can take them.
 func (st *h2Stream) onReqData(data []byte, end bool) {
 	st.x.bytesIn += int64(len(data))
-	st.lastIn = engine.Now()
+	st.lastIn = st.hc.ls.l.Now()
 	if end {
 		st.reqEnd = true
 	}

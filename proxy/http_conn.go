@@ -364,7 +364,7 @@ func (cc *clientConn) readHead(b []byte) int {
 	c.ClearTimer(engine.TimerHeader)
 	c.ClearTimer(engine.TimerIdle)
 	cc.x.reset()
-	cc.x.start = engine.Now()
+	cc.x.start = cc.ls.l.Now()
 	if err != nil {
 		cc.state = csHead
 		cc.x.minor = 1
@@ -446,7 +446,7 @@ func (cc *clientConn) connect(avoid *Upstream, host, target []byte) {
 	ls := cc.ls
 	u := x.u
 	if !x.forceFreshDial || u == nil {
-		u = ls.pick(x.rt, avoid, engine.Now())
+		u = ls.pick(x.rt, avoid, ls.l.Now())
 	}
 	switch {
 	case target != nil:
@@ -519,7 +519,7 @@ func (cc *clientConn) attach(uc *upConn) {
 		uc.c.Write(x.retryBody)
 		x.bodySent = int64(len(x.retryBody))
 	}
-	x.sentAt = engine.Now()
+	x.sentAt = cc.ls.l.Now()
 	if x.reqDone {
 		x.sentAll = true
 	}
@@ -760,7 +760,7 @@ func (cc *clientConn) interim(uc *upConn, resp *h1.Response) {
 // startResponse sends the final response head to the client.
 func (cc *clientConn) startResponse(uc *upConn, resp *h1.Response) {
 	x := &cc.x
-	now := engine.Now()
+	now := cc.ls.l.Now()
 	x.headAt = now
 	cc.h.m.upHeadDur.Update(engine.Dur(now - x.sentAt).Seconds())
 	x.status = resp.Status
@@ -934,7 +934,7 @@ func (cc *clientConn) account() {
 	x := &cc.x
 	m := cc.h.m
 	m.request(x.minor, x.status)
-	m.reqDur.Update(engine.Dur(engine.Now() - x.start).Seconds())
+	m.reqDur.Update(engine.Dur(cc.ls.l.Now() - x.start).Seconds())
 	cc.logRequest()
 }
 
