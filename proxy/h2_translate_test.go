@@ -436,6 +436,39 @@ func TestH2RetryStalePooledConn(t *testing.T) {
 	hpSettled(t, env.hpEnv)
 }
 
+// An HTTP/2 POST is retried after a dial failure: its body waited,
+// unconsumed, for the connection and goes whole to the live upstream.
+func TestH2RetryPostAfterDialFailure(t *testing.T) {
+	var got atomic.Int64
+	be := hpServe(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got.Add(1)
+		w.Write(b)
+	}))
+	dead := hpDeadAddr(t)
+	env := h2Start(t, HTTPConfig{MaxFails: -1}, dead, be.addr())
+	cl := h2cClient()
+	for i := 0; i < 6; i++ {
+		body := strings.Repeat(fmt.Sprintf("post %d ", i), 1000)
+		resp, err := cl.Post(env.h2cURL("/"), "text/plain", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != body {
+			t.Fatalf("POST %d: %d, %d bytes, want 200 and the %d bytes sent", i, resp.StatusCode, len(b), len(body))
+		}
+	}
+	if got.Load() != 6 {
+		t.Errorf("upstream served %d POSTs, want 6", got.Load())
+	}
+	if v := env.metric(`sluice_upstream_requests_total{upstream="` + dead + `",result="retried"}`); v < 1 {
+		t.Errorf("retried = %v, want ≥ 1", v)
+	}
+	hpSettled(t, env.hpEnv)
+}
+
 // Every request byte the client sends is credited back to its connection
 // window exactly once, whatever happens to the stream: 40 uploads of 256
 // KiB into errors (no route, a dead upstream, early responses) must not

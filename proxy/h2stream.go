@@ -505,14 +505,7 @@ func (st *h2Stream) afterFailure(u *Upstream, err *proxyError, stale bool) {
 
 // canRetry applies the retry rules (see HTTPConfig.Retries).
 func (st *h2Stream) canRetry(k errKind, stale bool) bool {
-	x := &st.x
-	if !x.idempotent || x.attempts > st.hc.h.cfg.Retries || x.cont100 {
-		return false
-	}
-	if k == errDial || k == errDialTimeout {
-		return true
-	}
-	return stale && (x.bodySent == 0 || x.retryOK)
+	return retryAllowed(&st.x, st.hc.h.cfg.Retries, k, stale)
 }
 
 // Tunnels are HTTP/1.1 only: an HTTP/2 stream never asks for an upgrade.

@@ -857,14 +857,23 @@ func (cc *clientConn) attemptFailed(uc *upConn, err *proxyError) {
 
 // canRetry applies the retry rules (see HTTPConfig.Retries).
 func (cc *clientConn) canRetry(k errKind, stale bool) bool {
-	x := &cc.x
-	if !x.idempotent || x.attempts > cc.h.cfg.Retries || x.cont100 {
+	return retryAllowed(&cc.x, cc.h.cfg.Retries, k, stale)
+}
+
+// retryAllowed is the retry rule of both protocols. A failed dial sent
+// nothing, so any method may go again while no attempt has written a byte
+// upstream yet (sentAt is stamped when one does): the request body is
+// still with the client side, unread. Otherwise only an idempotent request
+// goes again, and only after a reused connection failed before any
+// response byte with every body byte sent still held (stale).
+func retryAllowed(x *exchange, retries int, k errKind, stale bool) bool {
+	if x.attempts > retries || x.cont100 {
 		return false
 	}
 	if k == errDial || k == errDialTimeout {
-		return true
+		return x.idempotent || x.sentAt == 0
 	}
-	return stale && (x.bodySent == 0 || x.retryOK)
+	return x.idempotent && stale && (x.bodySent == 0 || x.retryOK)
 }
 
 // endAttempt accounts for the end of an attempt on u.

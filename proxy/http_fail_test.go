@@ -195,6 +195,40 @@ func TestHTTPRetryAfterDialFailure(t *testing.T) {
 	hpSettled(t, env)
 }
 
+// A POST is retried after a dial failure too: nothing reached the dead
+// upstream, and its body, still unread at the client side, reaches the
+// live one whole.
+func TestHTTPRetryPostAfterDialFailure(t *testing.T) {
+	var got atomic.Int64
+	be := hpServe(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got.Add(1)
+		w.Write(b)
+	}))
+	dead := hpDeadAddr(t)
+	env := hpStart(t, HTTPConfig{MaxFails: -1}, dead, be.addr())
+	cl := hpClient()
+	for i := 0; i < 6; i++ {
+		body := fmt.Sprintf("post body %d", i)
+		resp, err := cl.Post(env.url("/"), "text/plain", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != body {
+			t.Fatalf("POST %d: %d %q, want 200 %q", i, resp.StatusCode, b, body)
+		}
+	}
+	if got.Load() != 6 {
+		t.Errorf("upstream served %d POSTs, want 6", got.Load())
+	}
+	if v := env.metric(`sluice_upstream_requests_total{upstream="` + dead + `",result="retried"}`); v < 1 {
+		t.Errorf("retried = %v, want ≥ 1", v)
+	}
+	hpSettled(t, env)
+}
+
 // staleServer answers the first request of each connection with keep-alive
 // and drops the connection when a second request arrives on it: the race of
 // a pooled connection the upstream closed while the request was on its way.

@@ -83,7 +83,7 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs.Var(listFlag{&c.routeArgs}, "route", `route "[host][/pathprefix]=URL[,URL...]" (repeatable, http mode; longest prefix wins, exact host before any host; -upstream alone is the catch-all route "/")`)
 	fs.StringVar(&c.balance, "balance", "round_robin", "load balancing across a route's upstreams: round_robin, least_conn or p2c (power of two choices)")
 	fs.IntVar(&c.poolSize, "pool-size", 32, "idle keep-alive connections kept per upstream per event loop")
-	fs.IntVar(&c.retries, "retries", 2, "extra attempts for idempotent requests when nothing was sent (0 disables)")
+	fs.IntVar(&c.retries, "retries", 2, "extra attempts when nothing was processed: any method after a failed dial, idempotent ones also after a reused connection failed before any response byte (0 disables)")
 	fs.IntVar(&c.maxFails, "max-fails", 3, "consecutive failures that eject an upstream for 10s (0 disables passive health checks)")
 	fs.StringVar(&c.healthPath, "health-path", "", "active health check path, e.g. /healthz (empty disables; every 5s, 2s timeout)")
 	fs.BoolVar(&c.accessLog, "access-log", true, "log one line per HTTP request")
