@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"time"
 
+	"golang.org/x/net/http2/hpack"
+
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/httpcodec/h1"
 )
@@ -41,8 +43,9 @@ func (h *HTTP) succeeded(u *Upstream) {
 // ---- active health checks: one checker per upstream, on one loop ----
 
 // checker probes one upstream every HealthInterval with a GET on a fresh
-// connection, on its loop, with a loop timer: no goroutine of its own
-// (engine's Dial uses a short-lived one per connect). Loop-owned.
+// connection (HTTP/2 with prior knowledge for an h2c upstream), on its
+// loop, with a loop timer: no goroutine of its own (engine's Dial uses a
+// short-lived one per connect). Loop-owned.
 type checker struct {
 	h     *HTTP
 	u     *Upstream
@@ -54,11 +57,16 @@ type checker struct {
 	stopped      bool
 	fails, okays int
 	req          []byte
+	h2req        []hpack.HeaderField // h2c upstream: probe over HTTP/2 (health_h2c.go)
 }
 
 func newChecker(h *HTTP, u *Upstream, l *engine.Loop, i, n int) *checker {
 	k := &checker{h: h, u: u, l: l}
 	k.first = int64(h.cfg.HealthInterval) * int64(i) / int64(n)
+	if h.h2c[u.idx] {
+		k.h2req = h2cHealthRequest(h, u)
+		return k
+	}
 	k.req = h1.AppendRequestLine(nil, "GET", h.cfg.HealthPath, 1)
 	k.req = h1.AppendHeader(k.req, "Host", u.host)
 	k.req = h1.AppendHeader(k.req, "User-Agent", "sluice-health-check")
@@ -88,6 +96,11 @@ func (k *checker) probe() {
 		return
 	}
 	k.running = true
+	if k.h2req != nil {
+		p := newH2CProbe(k)
+		k.l.Dial(k.u.addr, time.Duration(k.h.cfg.HealthTimeout), p, func(error) { p.finish(false) })
+		return
+	}
 	p := &probeConn{k: k}
 	k.l.Dial(k.u.addr, time.Duration(k.h.cfg.HealthTimeout), p, func(error) { p.finish(false) })
 }

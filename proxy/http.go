@@ -122,9 +122,10 @@ type HTTPConfig struct {
 	FailCooldown time.Duration
 
 	// HealthPath enables active health checks: every HealthInterval
-	// (default 5s) each upstream gets "GET HealthPath" on a new connection;
-	// no 2xx or 3xx within HealthTimeout (default 2s, dial included) is a
-	// failure. HealthFails consecutive failures (default 2) mark it down,
+	// (default 5s) each upstream gets "GET HealthPath" on a new connection
+	// (HTTP/2 with prior knowledge for an h2c upstream); no 2xx or 3xx
+	// within HealthTimeout (default 2s, dial included) is a failure.
+	// HealthFails consecutive failures (default 2) mark it down,
 	// HealthPasses successes (default 1) mark it up again. Checks run on
 	// the engine's loops once Start is called.
 	HealthPath                string
@@ -392,11 +393,6 @@ func (h *HTTP) Start(e *engine.Engine) error {
 	}
 	h.started = true
 	for i, u := range h.ups {
-		if h.h2c[i] {
-			// The checker speaks HTTP/1.1; an h2c-only upstream (gRPC)
-			// would fail it. h2c upstreams rely on passive checks.
-			continue
-		}
 		k := newChecker(h, u, loops[i%len(loops)], i, len(h.ups))
 		h.checks = append(h.checks, k)
 		if err := k.l.Post(k.start); err != nil {
