@@ -65,52 +65,21 @@ func (cc *clientConn) connectH2C(u *Upstream) {
 	cc.unpause(pauseDial)
 }
 
-// readBodyH2C sends the request body upstream as DATA.
-func (cc *clientConn) readBodyH2C(b []byte) int {
+// sendBodyH2C sends request body data upstream as DATA.
+func (cc *clientConn) sendBodyH2C(data []byte) bodyStep {
 	x := &cc.x
-	if !x.upOpen {
-		cc.pause(pauseDial) // between attempts
-		return 0
+	w := x.up.writeData(x.upID, data, false)
+	x.bodySent += int64(w)
+	if cc.state != csBody || !x.upOpen {
+		return stepEnded
 	}
-	if len(x.upPend) > 0 {
+	if w < len(data) {
+		// The upstream's window is full: keep the rest, read no more.
+		x.upPend = append(x.upPend[:0], data[w:]...)
 		cc.pause(pauseUpstream)
-		return 0
+		return stepFull
 	}
-	n := 0
-	for n < len(b) && !cc.body.Done() {
-		data, k, err := cc.body.Decode(b[n:])
-		if err == h1.ErrNeedMore {
-			break
-		}
-		if err != nil {
-			cc.clientFailed(&proxyError{kind: errBadRequest, err: err})
-			return len(b)
-		}
-		n += k
-		if len(data) == 0 {
-			continue
-		}
-		x.bytesIn += int64(len(data))
-		w := x.up.writeData(x.upID, data, false)
-		x.bodySent += int64(w)
-		if cc.state != csBody || !x.upOpen {
-			return len(b) // the exchange ended meanwhile
-		}
-		if w < len(data) {
-			// The upstream's window is full: keep the rest, read no more.
-			x.upPend = append(x.upPend[:0], data[w:]...)
-			cc.pause(pauseUpstream)
-			break
-		}
-	}
-	if cc.body.Done() {
-		cc.bodyDoneH2C()
-		return n
-	}
-	if cc.paused == 0 {
-		cc.c.SetTimer(engine.TimerIdle, cc.h.idleTimeout)
-	}
-	return n
+	return stepOn
 }
 
 // bodyDoneH2C: the client's body was read to its end. The request ends

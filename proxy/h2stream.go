@@ -308,82 +308,17 @@ func (st *h2Stream) writeUp(uc *upConn, p []byte) {
 // upstreamWritable: the upstream drained; more body can go.
 func (st *h2Stream) upstreamWritable(*upConn) { st.pumpRequest() }
 
-// readResponse parses what the HTTP/1.1 upstream sends and turns it into
-// HEADERS, DATA and trailers. It stops, leaving the rest to uc's carry,
-// when the client's window or output cannot take more.
-func (st *h2Stream) readResponse(uc *upConn, b []byte) int {
-	x := &st.x
-	if len(b) > 0 {
-		uc.gotByte = true
-	}
-	n := 0
-	for n < len(b) {
-		if !uc.headDone {
-			k, err := uc.parser.ParseResponse(&uc.resp, b[n:], uc.mc)
-			if err == h1.ErrNeedMore {
-				return n
-			}
-			if err != nil {
-				st.attemptFailed(uc, &proxyError{kind: errUpBadResponse, err: err})
-				return len(b)
-			}
-			n += k
-			resp := &uc.resp
-			if resp.Status < 200 {
-				if resp.Status == 101 {
-					st.attemptFailed(uc, &proxyError{kind: errUpBadResponse})
-					return len(b)
-				}
-				st.interim(uc, resp)
-				continue
-			}
-			uc.headDone = true
-			uc.c.ClearTimer(engine.TimerProto)
-			uc.body.ForResponse(resp)
-			if !st.startResponse(uc, resp) {
-				return len(b)
-			}
-			if uc.body.Done() {
-				uc.noReuse = uc.noReuse || n < len(b)
-				st.endResponse(uc, nil)
-				return len(b)
-			}
-			continue
-		}
-		if st.blocked() {
-			uc.pauseRead()
-			return n
-		}
-		data, k, err := uc.body.Decode(b[n:])
-		if err == h1.ErrNeedMore {
-			break
-		}
-		if err != nil {
-			st.attemptFailed(uc, &proxyError{kind: errUpBadResponse, err: err})
-			return len(b)
-		}
-		n += k
-		done := uc.body.Done()
-		if len(data) > 0 {
-			// The last bytes of a Content-Length body carry END_STREAM.
-			st.sendBody(data, done && uc.resp.Body == h1.BodyLength)
-			if st.done || x.uc != uc {
-				return len(b)
-			}
-		}
-		if done {
-			uc.noReuse = uc.noReuse || n < len(b)
-			st.endResponse(uc, uc.body.Trailers())
-			return len(b)
-		}
-	}
-	if st.blocked() && !uc.body.Done() {
-		uc.pauseRead()
-	}
-	if uc.headDone && !uc.readPaused {
-		uc.c.SetTimer(engine.TimerIdle, st.hc.h.readTimeout)
-	}
-	return n
+// upgrade refuses a 101: an HTTP/2 stream never asks for an upgrade.
+func (st *h2Stream) upgrade(*upConn, []byte) bool { return false }
+
+// responseBlocked: the client's window or output takes no more now.
+func (st *h2Stream) responseBlocked() bool { return st.blocked() }
+
+// responseBody sends upstream body bytes as DATA (END_STREAM with the
+// last of a Content-Length body).
+func (st *h2Stream) responseBody(uc *upConn, data []byte, last bool) bool {
+	st.sendBody(data, last)
+	return !st.done && st.x.uc == uc
 }
 
 // interim passes a 1xx on: 100 Continue to a client that asked for it and

@@ -531,16 +531,31 @@ func (cc *clientConn) attach(uc *upConn) {
 
 // ---- request body ----
 
+// bodyStep is what forwarding one piece of request body led to.
+type bodyStep int
+
+const (
+	stepOn    bodyStep = iota // read on
+	stepEnded                 // the exchange ended: drop the input
+	stepRetry                 // the write failed and a retry is connecting
+	stepFull                  // the upstream takes no more now
+)
+
+// readBody decodes the request body and forwards it to the attempt in
+// flight: an HTTP/1.1 upstream connection or an h2c stream.
 func (cc *clientConn) readBody(b []byte) int {
 	x := &cc.x
-	if x.up != nil {
-		return cc.readBodyH2C(b)
-	}
-	if x.uc == nil || x.uc.state != ucBusy {
-		cc.pause(pauseDial) // a retry is connecting: the body waits in the engine
+	h2c := x.up != nil
+	switch {
+	case h2c && !x.upOpen, !h2c && (x.uc == nil || x.uc.state != ucBusy):
+		cc.pause(pauseDial) // between attempts: the body waits in the engine
+		return 0
+	case h2c && len(x.upPend) > 0:
+		cc.pause(pauseUpstream)
 		return 0
 	}
 	n := 0
+decode:
 	for n < len(b) && !cc.body.Done() {
 		data, k, err := cc.body.Decode(b[n:])
 		if err == h1.ErrNeedMore {
@@ -551,18 +566,31 @@ func (cc *clientConn) readBody(b []byte) int {
 			return len(b)
 		}
 		n += k
-		if len(data) > 0 {
-			cc.sendBody(data)
-			if cc.state != csBody {
-				return len(b) // the exchange ended while writing
-			}
-			if x.uc == nil || x.uc.state != ucBusy {
-				return n // the write failed and a retry is connecting
-			}
+		if len(data) == 0 {
+			continue
+		}
+		x.bytesIn += int64(len(data))
+		var r bodyStep
+		if h2c {
+			r = cc.sendBodyH2C(data)
+		} else {
+			r = cc.sendBody(data)
+		}
+		switch r {
+		case stepEnded:
+			return len(b)
+		case stepRetry:
+			return n
+		case stepFull:
+			break decode
 		}
 	}
 	if cc.body.Done() {
-		cc.requestDone()
+		if h2c {
+			cc.bodyDoneH2C()
+		} else {
+			cc.requestDone()
+		}
 		return n
 	}
 	if cc.paused == 0 {
@@ -574,18 +602,20 @@ func (cc *clientConn) readBody(b []byte) int {
 // sendBody forwards request body data, chunking it again when it came
 // chunked (chunk extensions are not forwarded). One Write per piece, so
 // a write failure that starts a retry never splits a chunk's framing.
-func (cc *clientConn) sendBody(data []byte) {
+func (cc *clientConn) sendBody(data []byte) bodyStep {
 	x := &cc.x
 	uc := x.uc
-	x.bytesIn += int64(len(data))
 	if x.reqChunked {
 		cc.buf = h1.AppendChunk(cc.buf[:0], data)
 		cc.write(uc, cc.buf)
 	} else {
 		cc.write(uc, data)
 	}
-	if x.uc != uc {
-		return
+	if cc.state != csBody {
+		return stepEnded
+	}
+	if x.uc != uc || uc.state != ucBusy {
+		return stepRetry
 	}
 	if uc.c.OverHighWater() {
 		cc.pause(pauseUpstream)
@@ -594,6 +624,7 @@ func (cc *clientConn) sendBody(data []byte) {
 	if !x.sentAll && !uc.headDone && x.expect100 {
 		uc.c.SetTimer(engine.TimerProto, cc.h.respHeaderTimeout)
 	}
+	return stepOn
 }
 
 // write sends request body bytes upstream, keeping a copy while a retry
@@ -665,77 +696,17 @@ func (cc *clientConn) clientFailed(err *proxyError) {
 
 // ---- response ----
 
-// readResponse parses what uc's upstream sends for the current request.
-func (cc *clientConn) readResponse(uc *upConn, b []byte) int {
-	x := &cc.x
-	if len(b) > 0 {
-		uc.gotByte = true
+// upgrade takes the upstream's 101 when the client asked for an upgrade.
+func (cc *clientConn) upgrade(uc *upConn, rest []byte) bool {
+	if !cc.x.upgrade {
+		return false
 	}
-	n := 0
-	for n < len(b) {
-		if !uc.headDone {
-			k, err := uc.parser.ParseResponse(&uc.resp, b[n:], uc.mc)
-			if err == h1.ErrNeedMore {
-				return n
-			}
-			if err != nil {
-				cc.attemptFailed(uc, &proxyError{kind: errUpBadResponse, err: err})
-				return len(b)
-			}
-			n += k
-			resp := &uc.resp
-			if resp.Status < 200 {
-				if resp.Status == 101 {
-					if !x.upgrade {
-						cc.attemptFailed(uc, &proxyError{kind: errUpBadResponse})
-						return len(b)
-					}
-					cc.startTunnel(uc, b[n:])
-					return len(b)
-				}
-				cc.interim(uc, resp)
-				continue
-			}
-			uc.headDone = true
-			uc.c.ClearTimer(engine.TimerProto)
-			uc.body.ForResponse(resp)
-			cc.startResponse(uc, resp)
-			if uc.cc != cc {
-				return len(b)
-			}
-			if uc.body.Done() {
-				uc.noReuse = uc.noReuse || n < len(b)
-				cc.endResponse(uc, nil)
-				return len(b)
-			}
-			continue
-		}
-		data, k, err := uc.body.Decode(b[n:])
-		if err == h1.ErrNeedMore {
-			break
-		}
-		if err != nil {
-			cc.attemptFailed(uc, &proxyError{kind: errUpBadResponse, err: err})
-			return len(b)
-		}
-		n += k
-		if len(data) > 0 {
-			cc.writeBody(uc, data)
-			if uc.cc != cc {
-				return len(b)
-			}
-		}
-		if uc.body.Done() {
-			uc.noReuse = uc.noReuse || n < len(b)
-			cc.endResponse(uc, uc.body.Trailers())
-			return len(b)
-		}
-	}
-	if uc.headDone && !uc.readPaused {
-		uc.c.SetTimer(engine.TimerIdle, cc.h.readTimeout)
-	}
-	return n
+	cc.startTunnel(uc, rest)
+	return true
 }
+
+// responseBlocked: never; responseBody pauses the upstream itself.
+func (cc *clientConn) responseBlocked() bool { return false }
 
 // interim handles a 1xx other than 101: 100 Continue goes to a client that
 // asked for it, other interim responses (103 Early Hints, ...) to HTTP/1.1
@@ -758,7 +729,7 @@ func (cc *clientConn) interim(uc *upConn, resp *h1.Response) {
 }
 
 // startResponse sends the final response head to the client.
-func (cc *clientConn) startResponse(uc *upConn, resp *h1.Response) {
+func (cc *clientConn) startResponse(uc *upConn, resp *h1.Response) bool {
 	x := &cc.x
 	now := cc.ls.l.Now()
 	x.headAt = now
@@ -785,11 +756,12 @@ func (cc *clientConn) startResponse(uc *upConn, resp *h1.Response) {
 	})
 	x.respStarted = true
 	cc.c.Write(cc.buf)
+	return uc.cc == cc
 }
 
-// writeBody forwards response body data, pausing the upstream while the
-// client is over its high-water mark.
-func (cc *clientConn) writeBody(uc *upConn, data []byte) {
+// responseBody forwards response body data, pausing the upstream while
+// the client is over its high-water mark.
+func (cc *clientConn) responseBody(uc *upConn, data []byte, _ bool) bool {
 	x := &cc.x
 	x.bytesOut += int64(len(data))
 	if x.out == outChunked {
@@ -798,10 +770,14 @@ func (cc *clientConn) writeBody(uc *upConn, data []byte) {
 	} else {
 		cc.c.Write(data)
 	}
-	if cc.c.OverHighWater() && uc.cc == cc {
+	if uc.cc != cc {
+		return false // the write failed and ended the exchange
+	}
+	if cc.c.OverHighWater() {
 		uc.pauseRead()
 		cc.c.NotifyWritable()
 	}
+	return true
 }
 
 // endResponse completes the response: the last chunk when sluice chunks,

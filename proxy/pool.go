@@ -97,9 +97,22 @@ const (
 type upUser interface {
 	// attach starts the attempt on uc once the dial succeeded.
 	attach(uc *upConn)
-	// readResponse consumes response bytes and returns how many.
-	readResponse(uc *upConn, b []byte) int
-	// endResponse ends a read-until-close body at the upstream's FIN.
+	// interim gets a 1xx response other than 101.
+	interim(uc *upConn, resp *h1.Response)
+	// upgrade gets a 101 and the bytes that followed it; false refuses it
+	// (the attempt then fails).
+	upgrade(uc *upConn, rest []byte) bool
+	// startResponse gets the final response head; false: the exchange
+	// ended instead.
+	startResponse(uc *upConn, resp *h1.Response) bool
+	// responseBody gets decoded body bytes; last: they end a
+	// Content-Length body. false: the exchange ended.
+	responseBody(uc *upConn, data []byte, last bool) bool
+	// responseBlocked: the downstream takes no more body now (uc's reads
+	// pause until it resumes them).
+	responseBlocked() bool
+	// endResponse ends the response (at the end of its framing, or at the
+	// upstream's FIN for a read-until-close body).
 	endResponse(uc *upConn, trailers *h1.Headers)
 	// attemptFailed reports the failure of the attempt on uc.
 	attemptFailed(uc *upConn, err *proxyError)
@@ -266,7 +279,7 @@ func (uc *upConn) OnData(c *engine.Conn, b []byte) int {
 	switch uc.state {
 	case ucBusy:
 		if uc.cc != nil {
-			n = uc.cc.readResponse(uc, buf)
+			n = uc.readResponse(uc.cc, buf)
 		}
 	case ucTunnel:
 		if uc.cc != nil {
@@ -284,6 +297,82 @@ func (uc *upConn) OnData(c *engine.Conn, b []byte) int {
 		return 0
 	}
 	return uc.in.settle(buf, lc, n, false)
+}
+
+// readResponse parses what the upstream sends for the current request and
+// hands it to cc, the downstream, whichever protocol it speaks. It stops,
+// leaving the rest to uc's carry, when cc takes no more for now.
+func (uc *upConn) readResponse(cc upUser, b []byte) int {
+	if len(b) > 0 {
+		uc.gotByte = true
+	}
+	n := 0
+	for n < len(b) {
+		if !uc.headDone {
+			k, err := uc.parser.ParseResponse(&uc.resp, b[n:], uc.mc)
+			if err == h1.ErrNeedMore {
+				return n
+			}
+			if err != nil {
+				cc.attemptFailed(uc, &proxyError{kind: errUpBadResponse, err: err})
+				return len(b)
+			}
+			n += k
+			resp := &uc.resp
+			if resp.Status < 200 {
+				if resp.Status == 101 {
+					if !cc.upgrade(uc, b[n:]) {
+						cc.attemptFailed(uc, &proxyError{kind: errUpBadResponse})
+					}
+					return len(b)
+				}
+				cc.interim(uc, resp)
+				continue
+			}
+			uc.headDone = true
+			uc.c.ClearTimer(engine.TimerProto)
+			uc.body.ForResponse(resp)
+			if !cc.startResponse(uc, resp) {
+				return len(b)
+			}
+			if uc.body.Done() {
+				uc.noReuse = uc.noReuse || n < len(b)
+				cc.endResponse(uc, nil)
+				return len(b)
+			}
+			continue
+		}
+		if cc.responseBlocked() {
+			uc.pauseRead()
+			return n
+		}
+		data, k, err := uc.body.Decode(b[n:])
+		if err == h1.ErrNeedMore {
+			break
+		}
+		if err != nil {
+			cc.attemptFailed(uc, &proxyError{kind: errUpBadResponse, err: err})
+			return len(b)
+		}
+		n += k
+		done := uc.body.Done()
+		// The last bytes of a Content-Length body can end an HTTP/2 stream.
+		if len(data) > 0 && !cc.responseBody(uc, data, done && uc.resp.Body == h1.BodyLength) {
+			return len(b)
+		}
+		if done {
+			uc.noReuse = uc.noReuse || n < len(b)
+			cc.endResponse(uc, uc.body.Trailers())
+			return len(b)
+		}
+	}
+	if !uc.body.Done() && cc.responseBlocked() {
+		uc.pauseRead()
+	}
+	if uc.headDone && !uc.readPaused {
+		uc.c.SetTimer(engine.TimerIdle, uc.ls.h.readTimeout)
+	}
+	return n
 }
 
 // OnReadEOF is the upstream's FIN.
