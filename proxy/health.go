@@ -101,7 +101,7 @@ func (k *checker) probe() {
 		k.l.Dial(k.u.addr, time.Duration(k.h.cfg.HealthTimeout), p, func(error) { p.finish(false) })
 		return
 	}
-	p := &probeConn{k: k}
+	p := &probeConn{probeBase: probeBase{k: k}}
 	k.l.Dial(k.u.addr, time.Duration(k.h.cfg.HealthTimeout), p, func(error) { p.finish(false) })
 }
 
@@ -131,17 +131,15 @@ func (k *checker) result(ok bool) {
 	}
 }
 
-// probeConn is one health-check connection: send the GET, read the status
-// line, close.
-type probeConn struct {
+// probeBase is what every probe connection shares: one verdict per
+// probe, the timeout, EOF, drain and close. Loop-owned.
+type probeBase struct {
 	engine.BaseHandler
-	k      *checker
-	parser h1.Parser
-	resp   h1.Response
-	done   bool
+	k    *checker
+	done bool
 }
 
-func (p *probeConn) finish(ok bool) {
+func (p *probeBase) finish(ok bool) {
 	if p.done {
 		return
 	}
@@ -149,15 +147,52 @@ func (p *probeConn) finish(ok bool) {
 	p.k.result(ok)
 }
 
-func (p *probeConn) OnOpen(c *engine.Conn) {
+// begin starts the exchange on an open connection; false: the checks
+// stopped while it dialed, and it is closed.
+func (p *probeBase) begin(c *engine.Conn) bool {
 	c.Advance(engine.DataTransfer)
 	if p.k.stopped || p.k.h.closed.Load() {
 		p.finish(false)
 		c.Close(engine.Clean)
-		return
+		return false
 	}
 	c.SetTimer(engine.TimerProto, int64(p.k.h.cfg.HealthTimeout))
-	c.Write(p.k.req)
+	return true
+}
+
+func (p *probeBase) OnReadEOF(c *engine.Conn) {
+	p.finish(false)
+	c.Close(engine.PeerClosed)
+}
+
+// OnTimer is HealthTimeout: the upstream accepted but did not answer.
+func (p *probeBase) OnTimer(c *engine.Conn, _ engine.TimerKind) {
+	p.finish(false)
+	c.Abort(engine.UpstreamError)
+}
+
+// OnDrain stops the checks: a draining process needs no more of them, and
+// a probe must not keep the engine from going idle.
+func (p *probeBase) OnDrain(c *engine.Conn) {
+	p.k.stop()
+	p.done = true
+	c.Close(engine.Clean)
+}
+
+func (p *probeBase) OnClosed(*engine.Conn, *engine.Trace) { p.finish(false) }
+
+// probeConn is one health-check connection: send the GET, read the status
+// line, close.
+type probeConn struct {
+	probeBase
+	parser h1.Parser
+	resp   h1.Response
+}
+
+func (p *probeConn) OnOpen(c *engine.Conn) {
+	if p.begin(c) {
+		c.Write(p.k.req)
+	}
 }
 
 func (p *probeConn) OnData(c *engine.Conn, b []byte) int {
@@ -180,23 +215,3 @@ func (p *probeConn) OnData(c *engine.Conn, b []byte) int {
 	}
 	return len(b)
 }
-
-func (p *probeConn) OnReadEOF(c *engine.Conn) {
-	p.finish(false)
-	c.Close(engine.PeerClosed)
-}
-
-func (p *probeConn) OnTimer(c *engine.Conn, _ engine.TimerKind) {
-	p.finish(false)
-	c.Abort(engine.UpstreamError)
-}
-
-// OnDrain stops the checks: a draining process needs no more of them, and
-// a probe must not keep the engine from going idle.
-func (p *probeConn) OnDrain(c *engine.Conn) {
-	p.k.stop()
-	p.done = true
-	c.Close(engine.Clean)
-}
-
-func (p *probeConn) OnClosed(*engine.Conn, *engine.Trace) { p.finish(false) }

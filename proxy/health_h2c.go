@@ -26,13 +26,11 @@ func h2cHealthRequest(h *HTTP, u *Upstream) []hpack.HeaderField {
 // SETTINGS and one GET stream, pass on a final :status below 400.
 // Loop-owned.
 type h2cProbe struct {
-	engine.BaseHandler
-	k    *checker
-	sc   *h2.Conn // nil until the connection is open
-	ev   h2cProbeEvents
-	out  []byte
-	id   uint32
-	done bool
+	probeBase
+	sc  *h2.Conn // nil until the connection is open
+	ev  h2cProbeEvents
+	out []byte
+	id  uint32
 
 	// Set by the codec's events during Feed, acted on after it: closing
 	// the socket in the middle of Feed would leave the codec half way.
@@ -47,17 +45,9 @@ type h2cProbeEvents struct {
 }
 
 func newH2CProbe(k *checker) *h2cProbe {
-	p := &h2cProbe{k: k}
+	p := &h2cProbe{probeBase: probeBase{k: k}}
 	p.ev.p = p
 	return p
-}
-
-func (p *h2cProbe) finish(ok bool) {
-	if p.done {
-		return
-	}
-	p.done = true
-	p.k.result(ok)
 }
 
 // flush moves the codec's queued frames to the socket.
@@ -69,13 +59,9 @@ func (p *h2cProbe) flush(c *engine.Conn) {
 }
 
 func (p *h2cProbe) OnOpen(c *engine.Conn) {
-	c.Advance(engine.DataTransfer)
-	if p.k.stopped || p.k.h.closed.Load() {
-		p.finish(false)
-		c.Close(engine.Clean)
+	if !p.begin(c) {
 		return
 	}
-	c.SetTimer(engine.TimerProto, int64(p.k.h.cfg.HealthTimeout))
 	p.sc = h2.NewConn(h2.Client, p.k.h.h2ucfg, &p.ev, h2Now())
 	id, err := p.sc.OpenStream(p.k.h2req, true)
 	if err != nil { // cannot happen with a validated path; fail, do not panic
@@ -109,26 +95,6 @@ func (p *h2cProbe) OnData(c *engine.Conn, b []byte) int {
 	}
 	return n
 }
-
-func (p *h2cProbe) OnReadEOF(c *engine.Conn) {
-	p.finish(false)
-	c.Close(engine.PeerClosed)
-}
-
-// OnTimer is HealthTimeout: the upstream accepted but did not answer.
-func (p *h2cProbe) OnTimer(c *engine.Conn, _ engine.TimerKind) {
-	p.finish(false)
-	c.Abort(engine.UpstreamError)
-}
-
-// OnDrain stops the checks, as probeConn.OnDrain does.
-func (p *h2cProbe) OnDrain(c *engine.Conn) {
-	p.k.stop()
-	p.done = true
-	c.Close(engine.Clean)
-}
-
-func (p *h2cProbe) OnClosed(*engine.Conn, *engine.Trace) { p.finish(false) }
 
 // OnHeaders: a final status decides; 1xx are skipped.
 func (e *h2cProbeEvents) OnHeaders(id uint32, hd *h2.Headers) {

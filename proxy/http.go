@@ -134,14 +134,15 @@ type HTTPConfig struct {
 	HealthFails, HealthPasses int
 
 	// Retries is how many more attempts a failed request may get (default
-	// 2; negative disables). Only idempotent methods (GET, HEAD, OPTIONS,
-	// TRACE, PUT, DELETE) are retried, never POST or PATCH, and only when
-	// nothing of the request can have been processed: the dial failed, or
-	// a reused keep-alive connection failed before any response byte and
-	// every request body byte sent on it is still held (up to
-	// RetryBodyBytes, default 64 KiB). A retry after a dial failure
-	// prefers another upstream; after a stale pooled connection it dials
-	// the same upstream afresh.
+	// 2; negative disables), only when nothing of the request can have
+	// been processed. Any method is retried after a failed dial to an
+	// HTTP/1.1 upstream while no attempt has written a byte upstream (the
+	// body is still unread). Idempotent methods (GET, HEAD, OPTIONS,
+	// TRACE, PUT, DELETE) are also retried when a reused keep-alive
+	// connection failed before any response byte and every request body
+	// byte sent on it is still held (up to RetryBodyBytes, default 64
+	// KiB). A retry after a dial failure prefers another upstream; after a
+	// stale pooled connection it dials the same upstream afresh.
 	Retries        int
 	RetryBodyBytes int
 

@@ -85,7 +85,7 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs.IntVar(&c.poolSize, "pool-size", 32, "idle keep-alive connections kept per upstream per event loop")
 	fs.IntVar(&c.retries, "retries", 2, "extra attempts when nothing was processed: any method after a failed dial, idempotent ones also after a reused connection failed before any response byte (0 disables)")
 	fs.IntVar(&c.maxFails, "max-fails", 3, "consecutive failures that eject an upstream for 10s (0 disables passive health checks)")
-	fs.StringVar(&c.healthPath, "health-path", "", "active health check path, e.g. /healthz (empty disables; every 5s, 2s timeout)")
+	fs.StringVar(&c.healthPath, "health-path", "", "active health check path, e.g. /healthz (empty disables; every 5s, 2s timeout; h2c upstreams are checked over HTTP/2)")
 	fs.BoolVar(&c.accessLog, "access-log", true, "log one line per HTTP request")
 	fs.IntVar(&c.maxHead, "max-header-bytes", 32<<10, "largest request head in bytes (more: 431)")
 	fs.IntVar(&c.maxFields, "max-header-fields", 100, "most request header fields (more: 431)")
