@@ -356,33 +356,13 @@ func (h *HTTP) appendH2CRequestFields(dst []hpack.HeaderField, req *h1.Request, 
 	add([]byte(":scheme"), []byte("http"), false)
 	add([]byte(":authority"), authority, false)
 	add([]byte(":path"), target, false)
-	var nXFF, nVia int
+	fw := reqFilter{hdr: hdr, slow: slow, xf: xf}
 	for _, f := range hdr.Fields() {
-		if h1.IsHopByHopName(f.Name) || slow && hdr.IsHopByHop(f.Name) {
-			continue
+		if sp, ok := fw.keep(f.Name); ok && (sp != spContentLength || req.Body == h1.BodyLength) {
+			add(f.Name, f.Value, true)
 		}
-		switch specialName(f.Name) {
-		case spHost:
-			continue
-		case spContentLength:
-			if req.Body != h1.BodyLength {
-				continue
-			}
-		case spVia:
-			nVia++
-			continue
-		case spXFF:
-			if xf {
-				nXFF++
-				continue
-			}
-		case spXFProto, spXFHost:
-			if xf {
-				continue
-			}
-		}
-		add(f.Name, f.Value, true)
 	}
+	nXFF, nVia := fw.nXFF, fw.nVia
 	if xf {
 		start := len(b)
 		b = append(b, "x-forwarded-for"...)

@@ -186,22 +186,9 @@ func (st *h2Stream) connect(avoid *Upstream) {
 	case h.cfg.RewriteHost && u != x.u:
 		x.head = replaceHost(x.head, u.host)
 	}
-	x.u = u
-	x.upAddr = u.addr
-	x.attempts++
-	u.inflight.Add(1)
-	fresh := x.forceFreshDial
-	x.forceFreshDial = false
-	if !fresh {
-		if uc := ls.get(u); uc != nil {
-			st.attach(uc)
-			return
-		}
+	if uc := ls.attemptOn(x, u, st); uc != nil {
+		ls.dial(uc)
 	}
-	uc := newUpConn(ls, u)
-	uc.cc = st
-	x.uc = uc
-	ls.l.Dial(u.addr, h.cfg.DialTimeout, uc, uc.dialFailed)
 }
 
 // ---- upUser: the HTTP/1.1 upstream side ----

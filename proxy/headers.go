@@ -45,6 +45,41 @@ const (
 	spXFHost
 )
 
+// reqFilter passes the fields of a client request on to an upstream,
+// whatever the protocol: hop-by-hop fields (and those Connection names)
+// go, Host goes (the caller sends its own), Via and, unless NoXForwarded,
+// X-Forwarded-* go but are counted, for the caller to append to or
+// replace. The caller applies its own Content-Length rule.
+type reqFilter struct {
+	hdr        *h1.Headers
+	slow, xf   bool // slow: Connection names other fields
+	nXFF, nVia int
+}
+
+func (r *reqFilter) keep(name []byte) (special, bool) {
+	if h1.IsHopByHopName(name) || r.slow && r.hdr.IsHopByHop(name) {
+		return spNone, false
+	}
+	sp := specialName(name)
+	switch sp {
+	case spHost:
+		return sp, false
+	case spVia:
+		r.nVia++
+		return sp, false
+	case spXFF:
+		if r.xf {
+			r.nXFF++
+			return sp, false
+		}
+	case spXFProto, spXFHost:
+		if r.xf {
+			return sp, false
+		}
+	}
+	return sp, true
+}
+
 func specialName(name []byte) special {
 	switch len(name) {
 	case 3:
@@ -149,36 +184,17 @@ func (h *HTTP) appendRequestHead(dst []byte, req *h1.Request, in *reqHeadInfo) [
 	}
 	xf := !h.cfg.NoXForwarded
 	hdr := &req.Headers
-	slow := nominatesOthers(hdr)
+	fw := reqFilter{hdr: hdr, slow: nominatesOthers(hdr), xf: xf}
 	seenCL := false
-	var nXFF, nVia int
 	for _, f := range hdr.Fields() {
-		if h1.IsHopByHopName(f.Name) || slow && hdr.IsHopByHop(f.Name) {
+		sp, ok := fw.keep(f.Name)
+		if !ok || sp == spContentLength && seenCL {
 			continue
 		}
-		switch specialName(f.Name) {
-		case spHost:
-			continue
-		case spContentLength:
-			if seenCL {
-				continue
-			}
-			seenCL = true
-		case spVia:
-			nVia++
-			continue
-		case spXFF:
-			if xf {
-				nXFF++
-				continue
-			}
-		case spXFProto, spXFHost:
-			if xf {
-				continue
-			}
-		}
+		seenCL = seenCL || sp == spContentLength
 		dst = h1.AppendHeader(dst, f.Name, f.Value)
 	}
+	slow, nXFF, nVia := fw.slow, fw.nXFF, fw.nVia
 	if req.Body == h1.BodyChunked {
 		dst = append(dst, "Transfer-Encoding: chunked\r\n"...)
 	}

@@ -463,23 +463,10 @@ func (cc *clientConn) connect(avoid *Upstream, host, target []byte) {
 		cc.connectH2C(u)
 		return
 	}
-	x.u = u
-	x.upAddr = u.addr
-	x.attempts++
-	u.inflight.Add(1)
-	fresh := x.forceFreshDial
-	x.forceFreshDial = false
-	if !fresh {
-		if uc := ls.get(u); uc != nil {
-			cc.attach(uc)
-			return
-		}
+	if uc := ls.attemptOn(x, u, cc); uc != nil {
+		cc.pause(pauseDial)
+		ls.dial(uc)
 	}
-	uc := newUpConn(ls, u)
-	uc.cc = cc
-	x.uc = uc
-	cc.pause(pauseDial)
-	ls.l.Dial(u.addr, cc.h.cfg.DialTimeout, uc, uc.dialFailed)
 }
 
 // replaceHost rewrites the Host line of a head built by appendRequestHead,

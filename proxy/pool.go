@@ -41,6 +41,33 @@ func (ls *loopState) get(u *Upstream) *upConn {
 	return nil
 }
 
+// attemptOn starts an attempt of x on the HTTP/1.1 upstream u for user:
+// a pooled connection is attached at once (nil is returned), else a new
+// one is returned for the caller to dial (it attaches once open).
+func (ls *loopState) attemptOn(x *exchange, u *Upstream, user upUser) *upConn {
+	x.u = u
+	x.upAddr = u.addr
+	x.attempts++
+	u.inflight.Add(1)
+	fresh := x.forceFreshDial
+	x.forceFreshDial = false
+	if !fresh {
+		if uc := ls.get(u); uc != nil {
+			user.attach(uc)
+			return nil
+		}
+	}
+	uc := newUpConn(ls, u)
+	uc.cc = user
+	x.uc = uc
+	return uc
+}
+
+// dial connects uc; OnOpen or dialFailed follows on the loop.
+func (ls *loopState) dial(uc *upConn) {
+	ls.l.Dial(uc.u.addr, ls.h.cfg.DialTimeout, uc, uc.dialFailed)
+}
+
 // unpool removes uc from its pool (it is closing).
 func (ls *loopState) unpool(uc *upConn) {
 	p := &ls.pools[uc.u.idx]
