@@ -172,14 +172,7 @@ func (cc *clientConn) upHeaders(hd *h2.Headers) {
 	default:
 		x.out = outClose
 	}
-	if !x.reqDone || cc.draining || x.reqClose || cc.eof || x.out == outClose {
-		x.closeAfter = true
-	}
-	cc.buf = cc.h.appendH2ResponseHead(cc.buf[:0], hd, respHeadOpts{
-		chunked:   x.out == outChunked,
-		close:     x.closeAfter,
-		keepAlive: x.minor == 0 && !x.closeAfter,
-	}, addCL0)
+	cc.buf = cc.h.appendH2ResponseHead(cc.buf[:0], hd, cc.headOpts(), addCL0)
 	x.respStarted = true
 	cc.c.Write(cc.buf)
 	if hd.EndStream {
@@ -194,13 +187,7 @@ func (cc *clientConn) upHeaders(hd *h2.Headers) {
 func (cc *clientConn) upData(data []byte, end bool) {
 	x := &cc.x
 	if len(data) > 0 && x.out != outNone {
-		x.bytesOut += int64(len(data))
-		if x.out == outChunked {
-			cc.buf = h1.AppendChunk(cc.buf[:0], data)
-			cc.c.Write(cc.buf)
-		} else {
-			cc.c.Write(data)
-		}
+		cc.writeOut(data)
 	}
 	if cc.c.OverHighWater() {
 		x.upUncredit += len(data)

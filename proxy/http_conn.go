@@ -732,31 +732,44 @@ func (cc *clientConn) startResponse(uc *upConn, resp *h1.Response) bool {
 	default:
 		x.out = outClose
 	}
-	if !x.reqDone || cc.draining || x.reqClose || cc.eof || x.out == outClose {
-		// An unread request body would be taken for the next request.
-		x.closeAfter = true
-	}
-	cc.buf = cc.h.appendResponseHead(cc.buf[:0], resp, respHeadOpts{
-		chunked:   x.out == outChunked,
-		close:     x.closeAfter,
-		keepAlive: x.minor == 0 && !x.closeAfter,
-	})
+	cc.buf = cc.h.appendResponseHead(cc.buf[:0], resp, cc.headOpts())
 	x.respStarted = true
 	cc.c.Write(cc.buf)
 	return uc.cc == cc
 }
 
-// responseBody forwards response body data, pausing the upstream while
-// the client is over its high-water mark.
-func (cc *clientConn) responseBody(uc *upConn, data []byte, _ bool) bool {
+// headOpts frames the final response head once x.out is decided. The
+// connection closes after this response when the client's request body
+// is not all read (it would be taken for the next request), when draining
+// or asked to, or when the body runs until close.
+func (cc *clientConn) headOpts() respHeadOpts {
 	x := &cc.x
-	x.bytesOut += int64(len(data))
-	if x.out == outChunked {
+	if !x.reqDone || cc.draining || x.reqClose || cc.eof || x.out == outClose {
+		x.closeAfter = true
+	}
+	return respHeadOpts{
+		chunked:   x.out == outChunked,
+		close:     x.closeAfter,
+		keepAlive: x.minor == 0 && !x.closeAfter,
+	}
+}
+
+// writeOut writes response body bytes to the client, as a chunk when
+// sluice chunks.
+func (cc *clientConn) writeOut(data []byte) {
+	cc.x.bytesOut += int64(len(data))
+	if cc.x.out == outChunked {
 		cc.buf = h1.AppendChunk(cc.buf[:0], data)
 		cc.c.Write(cc.buf)
 	} else {
 		cc.c.Write(data)
 	}
+}
+
+// responseBody forwards response body data, pausing the upstream while
+// the client is over its high-water mark.
+func (cc *clientConn) responseBody(uc *upConn, data []byte, _ bool) bool {
+	cc.writeOut(data)
 	if uc.cc != cc {
 		return false // the write failed and ended the exchange
 	}
