@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -14,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
@@ -39,20 +37,6 @@ func h2Start(t testing.TB, cfg HTTPConfig, upstreams ...string) *h2Env {
 
 func h2StartEngine(t testing.TB, cfg HTTPConfig, ecfg engine.Config, upstreams ...string) *h2Env {
 	t.Helper()
-	if len(cfg.Routes) == 0 {
-		cfg.Routes = []Route{{PathPrefix: "/", Upstreams: upstreams}}
-	}
-	env := &hpEnv{set: metrics.NewSet(), log: &hpLog{}}
-	if cfg.AccessLog == nil {
-		cfg.AccessLog = slog.New(env.log)
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = hpLogger()
-	}
-	h, err := NewHTTP(cfg, NewMetrics(env.set))
-	if err != nil {
-		t.Fatal(err)
-	}
 	kp, err := tlsio.SelfSigned(time.Now(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -65,35 +49,8 @@ func h2StartEngine(t testing.TB, cfg HTTPConfig, ecfg engine.Config, upstreams .
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ecfg.Loops == 0 {
-		ecfg.Loops = 2
-	}
-	ecfg.Listeners = []engine.Listener{
-		{Name: "http", Addr: "127.0.0.1:0", Accept: h.Accept},
-		{Name: "tls", Addr: "127.0.0.1:0", Accept: h.Accept, TLS: srv},
-	}
-	if ecfg.Logger == nil {
-		ecfg.Logger = hpLogger()
-	}
-	ecfg.Metrics = env.set
-	e, err := engine.New(ecfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Start(e); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		h.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		e.Stop(ctx)
-	})
-	env.addr, env.e, env.h = e.Addr("http"), e, h
-	return &h2Env{hpEnv: env, tlsAddr: e.Addr("tls")}
+	env := hpLaunch(t, cfg, ecfg, srv, upstreams...)
+	return &h2Env{hpEnv: env, tlsAddr: env.e.Addr("tls")}
 }
 
 // h2cClient speaks HTTP/2 with prior knowledge over cleartext.

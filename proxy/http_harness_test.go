@@ -18,6 +18,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/sluice-proxy/sluice/engine"
+	"github.com/sluice-proxy/sluice/tlsio"
 )
 
 // Test harness for the HTTP proxy: sluice in an engine on 127.0.0.1:0,
@@ -48,6 +49,13 @@ func hpStart(t testing.TB, cfg HTTPConfig, upstreams ...string) *hpEnv {
 
 func hpStartEngine(t testing.TB, cfg HTTPConfig, ecfg engine.Config, upstreams ...string) *hpEnv {
 	t.Helper()
+	return hpLaunch(t, cfg, ecfg, nil, upstreams...)
+}
+
+// hpLaunch starts the proxy on a cleartext listener "http" and, with srv,
+// a TLS listener "tls" too.
+func hpLaunch(t testing.TB, cfg HTTPConfig, ecfg engine.Config, srv *tlsio.Server, upstreams ...string) *hpEnv {
+	t.Helper()
 	if len(cfg.Routes) == 0 {
 		cfg.Routes = []Route{{PathPrefix: "/", Upstreams: upstreams}}
 	}
@@ -66,6 +74,9 @@ func hpStartEngine(t testing.TB, cfg HTTPConfig, ecfg engine.Config, upstreams .
 		ecfg.Loops = 2
 	}
 	ecfg.Listeners = []engine.Listener{{Name: "http", Addr: "127.0.0.1:0", Accept: h.Accept}}
+	if srv != nil {
+		ecfg.Listeners = append(ecfg.Listeners, engine.Listener{Name: "tls", Addr: "127.0.0.1:0", Accept: h.Accept, TLS: srv})
+	}
 	if ecfg.Logger == nil {
 		ecfg.Logger = hpLogger()
 	}
