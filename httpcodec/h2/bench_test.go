@@ -187,3 +187,60 @@ func BenchmarkConnRequest(b *testing.B) {
 		out = c.AppendOutput(out[:0])
 	}
 }
+
+// fieldsHandler answers every request with the next of its field lists.
+type fieldsHandler struct {
+	NopHandler
+	c     *Conn
+	lists [][]hpack.HeaderField
+	n     int
+}
+
+func (h *fieldsHandler) OnHeaders(id uint32, _ *Headers) {
+	h.c.WriteHeaders(id, h.lists[h.n%len(h.lists)], true)
+	h.n++
+}
+
+// BenchmarkConnResponseHeaders measures a server Conn taking an indexed
+// request and answering with a proxy's typical response head (six fields
+// the encoder has indexed): "repeat" sends the same head every time (the
+// block cache answers), "alternate" switches between two heads, so every
+// block goes through the HPACK encoder.
+func BenchmarkConnResponseHeaders(b *testing.B) {
+	head := func(ct string) []hpack.HeaderField {
+		return []hpack.HeaderField{{Name: ":status", Value: "200"}, {Name: "server", Value: "nginx/1.22.1"},
+			{Name: "date", Value: "Thu, 26 Nov 2026 01:00:00 GMT"}, {Name: "content-type", Value: ct},
+			{Name: "content-length", Value: "1024"}, {Name: "via", Value: "2 sluice"}}
+	}
+	for _, bc := range []struct {
+		name  string
+		lists [][]hpack.HeaderField
+	}{
+		{"repeat", [][]hpack.HeaderField{head("application/octet-stream")}},
+		{"alternate", [][]hpack.HeaderField{head("application/octet-stream"), head("text/html")}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			h := &fieldsHandler{lists: bc.lists}
+			c := NewConn(Server, Config{}, h, t0)
+			h.c = c
+			peer := newPeerEncoder()
+			in := append([]byte(ClientPreface), AppendSettings(nil)...)
+			in = append(in, AppendSettingsAck(nil)...)
+			if _, err := c.Feed(t0, in); err != nil {
+				b.Fatal(err)
+			}
+			fields := typicalRequest()
+			id := uint32(1)
+			var frame, out []byte
+			b.ReportAllocs()
+			for b.Loop() {
+				frame = AppendHeaders(frame[:0], id, true, true, peer.encode(fields))
+				id += 2
+				if _, err := c.Feed(t0, frame); err != nil {
+					b.Fatal(err)
+				}
+				out = c.AppendOutput(out[:0])
+			}
+		})
+	}
+}

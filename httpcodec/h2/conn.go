@@ -50,6 +50,7 @@ type Conn struct {
 	// Sending header blocks.
 	enc    *hpack.Encoder
 	encBuf blockWriter
+	blocks blockCache // the last all-indexed block, reused while it stays valid
 
 	// Connection-level flow control (see flow.go).
 	sendWin        int64
@@ -571,6 +572,7 @@ func (c *Conn) onSettings(f *Frame) {
 			}
 		case SettingHeaderTableSize:
 			c.enc.SetMaxDynamicTableSize(st.Val) // capped at MaxEncoderTableSize
+			c.blocks.invalidate()                // entries may be evicted now
 		}
 		c.peer.apply(st)
 	}

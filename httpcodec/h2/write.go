@@ -232,11 +232,15 @@ func (c *Conn) Ping(now time.Time, data [8]byte) error {
 // writeBlock encodes fields and queues them as HEADERS plus as many
 // CONTINUATION frames as the peer's SETTINGS_MAX_FRAME_SIZE requires.
 func (c *Conn) writeBlock(id uint32, fields []hpack.HeaderField, endStream bool) {
-	c.encBuf.b = c.encBuf.b[:0]
-	for i := range fields {
-		c.enc.WriteField(fields[i]) // cannot fail: blockWriter never does
+	block, ok := c.blocks.lookup(fields)
+	if !ok {
+		c.encBuf.b = c.encBuf.b[:0]
+		for i := range fields {
+			c.enc.WriteField(fields[i]) // cannot fail: blockWriter never does
+		}
+		block = c.encBuf.b
+		c.blocks.store(fields, block)
 	}
-	block := c.encBuf.b
 	maxFrag := int(c.peer.MaxFrameSize)
 	first := true
 	for first || len(block) > 0 {
