@@ -61,9 +61,8 @@ type h2Conn struct {
 	capped    bool
 	capWait   []*h2Stream
 
-	out     []byte // AppendOutput scratch; Write copies
-	fed     int    // bytes consumed by the codec, up to the end of the preface+SETTINGS
-	protoAt int64  // engine clock of the armed TimerProto, 0 if none
+	fed     int   // bytes consumed by the codec, up to the end of the preface+SETTINGS
+	protoAt int64 // engine clock of the armed TimerProto, 0 if none
 
 	kicked    bool // frames are queued: OnWritable moves them
 	opened    bool // the client preface arrived: TimerHeader is the tick now
@@ -343,11 +342,8 @@ func (hc *h2Conn) flush() {
 	}
 	hc.kicked = false
 	if hc.sc.OutputLen() > 0 && !hc.dead {
-		hc.out = hc.sc.AppendOutput(hc.out[:0])
-		hc.c.Write(hc.out)
-		if cap(hc.out) > 256<<10 {
-			hc.out = nil // do not pin a burst's buffer
-		}
+		hc.c.Write(hc.sc.Output()) // the engine copies (or seals) it now
+		hc.sc.DiscardOutput()
 	}
 	hc.syncStats()
 }

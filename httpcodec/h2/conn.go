@@ -683,12 +683,22 @@ func (c *Conn) NextDeadline() time.Time {
 // the queue.
 func (c *Conn) AppendOutput(dst []byte) []byte {
 	dst = append(dst, c.out...)
+	c.DiscardOutput()
+	return dst
+}
+
+// Output returns the queued output without copying it. The slice is valid
+// until the next call on c; DiscardOutput must follow once it is written
+// (or copied), before c is used again.
+func (c *Conn) Output() []byte { return c.out }
+
+// DiscardOutput drops the queued output that Output returned.
+func (c *Conn) DiscardOutput() {
 	c.out = c.out[:0]
 	c.queuedCtrl = 0
 	if cap(c.out) > maxRetainedOutput {
 		c.out = nil
 	}
-	return dst
 }
 
 // OutputLen returns the number of queued output bytes.

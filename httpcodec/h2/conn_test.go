@@ -1,6 +1,7 @@
 package h2
 
 import (
+	"bytes"
 	"encoding/hex"
 	"strings"
 	"testing"
@@ -724,5 +725,22 @@ func TestClientInitialStreamLimit(t *testing.T) {
 	tc.writeFrame(AppendSettings(nil, Setting{SettingMaxConcurrentStreams, 1000}))
 	if !tc.c.CanOpenStream() {
 		t.Fatal("limit not lifted by SETTINGS")
+	}
+}
+
+// Output hands out the queued bytes without a copy; DiscardOutput drops
+// them, as AppendOutput does after copying.
+func TestOutputDiscard(t *testing.T) {
+	tc := newTestConn(t, Server, Config{})
+	if err := tc.c.Ping(tc.now, [8]byte{1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	want := AppendPing(nil, false, [8]byte{1, 2, 3})
+	if got := tc.c.Output(); !bytes.Equal(got, want) || tc.c.OutputLen() != len(want) {
+		t.Fatalf("Output() = %x, want %x", got, want)
+	}
+	tc.c.DiscardOutput()
+	if tc.c.OutputLen() != 0 || len(tc.c.AppendOutput(nil)) != 0 {
+		t.Fatal("output left after DiscardOutput")
 	}
 }
