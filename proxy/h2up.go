@@ -80,7 +80,6 @@ type h2UpConn struct {
 	sc    *h2.Conn
 	users map[uint32]h2UpUser
 
-	out       []byte
 	protoAt   int64
 	kicked    bool
 	idleArmed bool
@@ -208,11 +207,8 @@ func (up *h2UpConn) kick() {
 func (up *h2UpConn) flush() {
 	up.kicked = false
 	if up.c != nil && !up.dead && up.sc.OutputLen() > 0 {
-		up.out = up.sc.AppendOutput(up.out[:0])
-		up.c.Write(up.out)
-		if cap(up.out) > 256<<10 {
-			up.out = nil
-		}
+		up.c.Write(up.sc.Output()) // the engine copies it now
+		up.sc.DiscardOutput()
 	}
 	s := up.sc.Stats()
 	up.ls.h.m.h2Stats(&s, &up.stats)

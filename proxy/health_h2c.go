@@ -27,10 +27,9 @@ func h2cHealthRequest(h *HTTP, u *Upstream) []hpack.HeaderField {
 // Loop-owned.
 type h2cProbe struct {
 	probeBase
-	sc  *h2.Conn // nil until the connection is open
-	ev  h2cProbeEvents
-	out []byte
-	id  uint32
+	sc *h2.Conn // nil until the connection is open
+	ev h2cProbeEvents
+	id uint32
 
 	// Set by the codec's events during Feed, acted on after it: closing
 	// the socket in the middle of Feed would leave the codec half way.
@@ -53,8 +52,8 @@ func newH2CProbe(k *checker) *h2cProbe {
 // flush moves the codec's queued frames to the socket.
 func (p *h2cProbe) flush(c *engine.Conn) {
 	if p.sc != nil && p.sc.OutputLen() > 0 {
-		p.out = p.sc.AppendOutput(p.out[:0])
-		c.Write(p.out)
+		c.Write(p.sc.Output()) // the engine copies it now
+		p.sc.DiscardOutput()
 	}
 }
 
