@@ -54,10 +54,11 @@ func startSluiceTCP(tb testing.TB, upstream string, loops int) string {
 func startBenchEngine(tb testing.TB, loops int, set *metrics.Set, ln engine.Listener) string {
 	ln.Name, ln.Addr = "bench", "127.0.0.1:0"
 	e, err := engine.New(engine.Config{
-		Loops:     loops,
-		Listeners: []engine.Listener{ln},
-		Logger:    slog.New(slog.DiscardHandler),
-		Metrics:   set,
+		Loops:       loops,
+		LockThreads: true, // as the sluice binary runs
+		Listeners:   []engine.Listener{ln},
+		Logger:      slog.New(slog.DiscardHandler),
+		Metrics:     set,
 	})
 	if err != nil {
 		tb.Fatal(err)

@@ -16,6 +16,11 @@ import (
 type Config struct {
 	// Loops is the number of gnet event loops (default GOMAXPROCS).
 	Loops int
+	// LockThreads pins each loop to its own OS thread. Steady-state
+	// proxying gains (the loop stops hopping between threads after each
+	// blocking epoll_wait); TLS handshakes, which hand off between a
+	// goroutine and the loop, lose a little (see README, Benchmarks).
+	LockThreads bool
 	// Listeners are the addresses to accept on.
 	Listeners []Listener
 	// WriteTimeout aborts a connection whose output makes no progress for

@@ -116,10 +116,7 @@ func (e *Engine) Start() error {
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithLoadBalancing(gnet.RoundRobin),
 		gnet.WithLogger(gnetLogger{e.log}),
-		// One OS thread per loop: the loop goroutine stops hopping between
-		// Ms after each blocking epoll_wait. h2load through one loop to
-		// nginx: +5% req/s (medians of 10 alternating rounds).
-		gnet.WithLockOSThread(true),
+		gnet.WithLockOSThread(e.cfg.LockThreads),
 	}
 	go func() {
 		e.runErr = gnet.Rotate(&gnetEvents{e: e}, protoAddrs, opts...)

@@ -91,9 +91,16 @@ func dialT(t testing.TB, addr string) *net.TCPConn {
 	return nc.(*net.TCPConn)
 }
 
+// TestEcho runs with loops on any thread and with loops locked to theirs.
 func TestEcho(t *testing.T) {
+	for _, lock := range []bool{false, true} {
+		t.Run(map[bool]string{false: "unlocked", true: "locked"}[lock], func(t *testing.T) { testEcho(t, lock) })
+	}
+}
+
+func testEcho(t *testing.T, lock bool) {
 	cl := newCloses()
-	_, addr := startEngine(t, Config{}, func(c *Conn) Handler { return &echo{cl: cl} })
+	_, addr := startEngine(t, Config{LockThreads: lock}, func(c *Conn) Handler { return &echo{cl: cl} })
 	nc := dialT(t, addr)
 	nc.SetDeadline(time.Now().Add(5 * time.Second))
 	msg := []byte("hello, sluice")

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -138,8 +139,10 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 			listeners = append(listeners, engine.Listener{Name: "plain", Addr: cfg.listenPlain, Accept: httpProxy.Accept})
 		}
 	}
+	engine.SetProcs(cfg.loops)
 	eng, err := engine.New(engine.Config{
 		Loops:            cfg.loops,
+		LockThreads:      cfg.lockLoops,
 		Listeners:        listeners,
 		WriteTimeout:     cfg.writeTimeout,
 		LingerTimeout:    cfg.lingerTimeout,
@@ -188,7 +191,7 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 
 	addr := eng.Addr("main")
 	log.Info("sluice serving", "mode", cfg.mode, "listen", addr, "tls", tlsSrv != nil, "listen_plain", eng.Addr("plain"),
-		"routes", len(cfg.routes), "admin", cfg.admin, "loops", cfg.loops)
+		"routes", len(cfg.routes), "admin", cfg.admin, "loops", cfg.loops, "lock_loops", cfg.lockLoops, "gomaxprocs", runtime.GOMAXPROCS(0))
 	if len(cfg.upstreams) == 0 && upstream != "" {
 		scheme, insecure := "http", ""
 		if tlsSrv != nil {
