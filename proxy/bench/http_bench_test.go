@@ -32,11 +32,14 @@ func startSluice(tb testing.TB, backend string, loops int, tlsSrv *tlsio.Server)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	// As the sluice binary runs: loops locked to threads, a P per loop.
+	engine.SetProcs(loops)
 	e, err := engine.New(engine.Config{
-		Loops:     loops,
-		Listeners: []engine.Listener{{Name: "bench", Addr: "127.0.0.1:0", Accept: h.Accept, TLS: tlsSrv}},
-		Logger:    slog.New(slog.DiscardHandler),
-		Metrics:   set,
+		Loops:       loops,
+		LockThreads: true,
+		Listeners:   []engine.Listener{{Name: "bench", Addr: "127.0.0.1:0", Accept: h.Accept, TLS: tlsSrv}},
+		Logger:      slog.New(slog.DiscardHandler),
+		Metrics:     set,
 	})
 	if err != nil {
 		tb.Fatal(err)
