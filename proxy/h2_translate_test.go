@@ -16,7 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/sluice-proxy/sluice/httpcodec/h1"
 )
 
 // The HTTP/1.1 head an HTTP/2 request becomes, and the HTTP/2 response an
@@ -593,5 +597,61 @@ func TestH2Expect100Continue(t *testing.T) {
 	}
 	if strings.Join(statuses, ",") != "100,200" || body != `got "body"` {
 		t.Fatalf("statuses %v body %q", statuses, body)
+	}
+}
+
+// finalFields reuses the previous translation only for the very same head
+// bytes and body framing, and translates anything else afresh.
+func TestH2FinalFieldsCache(t *testing.T) {
+	h, err := NewHTTP(HTTPConfig{Routes: []Route{{PathPrefix: "/", Upstreams: []string{"http://127.0.0.1:1"}}}}, NewMetrics(metrics.NewSet()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &h2Conn{h: h}
+	translate := func(raw string, mc h1.MethodClass) []hpack.HeaderField {
+		t.Helper()
+		var p h1.Parser
+		var resp h1.Response
+		resp.Reset()
+		b := []byte(raw)
+		n, err := p.ParseResponse(&resp, b, mc)
+		if err != nil || n != len(b) {
+			t.Fatalf("parse %q: %d, %v", raw, n, err)
+		}
+		return hc.finalFields(&resp, b)
+	}
+	str := func(f []hpack.HeaderField) string {
+		var sb strings.Builder
+		for _, x := range f {
+			fmt.Fprintf(&sb, "%s: %s\n", x.Name, x.Value)
+		}
+		return sb.String()
+	}
+	a := "HTTP/1.1 200 OK\r\nServer: a\r\nDate: d1\r\nContent-Length: 2\r\n\r\n"
+	want := ":status: 200\nserver: a\ndate: d1\ncontent-length: 2\nvia: 1.1 sluice\n"
+	if got := str(translate(a, h1.MethodOther)); got != want {
+		t.Fatalf("first translation:\n%s\nwant\n%s", got, want)
+	}
+	f := translate(a, h1.MethodOther)
+	if str(f) != want || &f[0] != &hc.lastHF[0] {
+		t.Fatalf("the same head again was not served from the cache:\n%s", str(f))
+	}
+	b := strings.Replace(a, "d1", "d2", 1)
+	if got := str(translate(b, h1.MethodOther)); got != strings.Replace(want, "d1", "d2", 1) {
+		t.Fatalf("a new Date was not translated:\n%s", got)
+	}
+	// Same bytes, other framing (HEAD): translated again, not reused.
+	translate(b, h1.MethodOther)
+	if f := translate(b, h1.MethodHEAD); &f[0] == &hc.lastHF[0] {
+		t.Fatal("a HEAD response reused the GET translation (another body framing)")
+	}
+	if hc.lastBody != h1.BodyNone {
+		t.Fatalf("cache keyed on body kind %v after a HEAD response, want none", hc.lastBody)
+	}
+	// A head longer than maxCachedHead is never cached.
+	big := "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("v", maxCachedHead) + "\r\nContent-Length: 0\r\n\r\n"
+	translate(big, h1.MethodOther)
+	if hc.lastOK {
+		t.Fatal("a head over maxCachedHead was cached")
 	}
 }

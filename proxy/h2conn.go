@@ -6,6 +6,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/sluice-proxy/sluice/engine"
+	"github.com/sluice-proxy/sluice/httpcodec/h1"
 	"github.com/sluice-proxy/sluice/httpcodec/h2"
 )
 
@@ -78,7 +79,12 @@ type h2Conn struct {
 	stats h2.Stats    // last seen, for metric deltas
 	free  []*h2Stream // finished streams kept for reuse
 	tmp   []byte      // scratch for header translation
-	hf    []hpack.HeaderField
+	// The last final response head translated (finalFields).
+	lastOK   bool
+	lastBody h1.BodyKind
+	lastRaw  []byte
+	lastHF   []hpack.HeaderField
+	hf       []hpack.HeaderField
 }
 
 func newH2Conn(h *HTTP, ls *loopState, c *engine.Conn) *h2Conn {

@@ -178,6 +178,28 @@ func forbiddenTrailer(name string) bool {
 	return len(name) == 0 || name[0] == ':'
 }
 
+// finalFields translates a final response head, reusing the previous
+// translation on this connection when the upstream sent the very same head
+// bytes with the same body framing: a backend answering the same way each
+// time (all but Date, once a second) skips the translation. The list is
+// owned by hc until the next final head.
+func (hc *h2Conn) finalFields(resp *h1.Response, raw []byte) []hpack.HeaderField {
+	if hc.lastOK && resp.Body == hc.lastBody && string(raw) == string(hc.lastRaw) {
+		return hc.lastHF
+	}
+	hf := hc.h1ToH2Fields(resp, true)
+	hc.lastOK = len(raw) > 0 && len(raw) <= maxCachedHead
+	if hc.lastOK {
+		hc.lastRaw = append(hc.lastRaw[:0], raw...)
+		hc.lastBody = resp.Body
+		hc.lastHF = append(hc.lastHF[:0], hf...) // the strings are hf's own allocation
+	}
+	return hf
+}
+
+// maxCachedHead bounds the response head finalFields remembers.
+const maxCachedHead = 2 << 10
+
 // h1ToH2Fields translates an HTTP/1.1 response head into an HTTP/2 field
 // list (final: a final response, whose Via is added). The strings share
 // one allocation; the slice is hc.hf, valid until the next call.

@@ -335,7 +335,7 @@ func (st *h2Stream) startResponse(uc *upConn, resp *h1.Response) bool {
 	hc.h.m.upHeadDur.Update(engine.Dur(now - x.sentAt).Seconds())
 	x.status = resp.Status
 	es := uc.body.Done()
-	if err := hc.sc.WriteHeaders(st.id, hc.h1ToH2Fields(resp, true), es); err != nil {
+	if err := hc.sc.WriteHeaders(st.id, hc.finalFields(resp, uc.rawHead), es); err != nil {
 		// Nothing went out: the head cannot be said in HTTP/2 (too
 		// large for the client's limit, ...).
 		st.attemptFailed(uc, &proxyError{kind: errUpBadResponse, err: err})

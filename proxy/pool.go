@@ -156,10 +156,13 @@ type upUser interface {
 // upConn is the handler of one upstream connection. Loop-owned: it lives
 // on the loop of the client connections it serves, one at a time.
 type upConn struct {
-	ls *loopState
-	u  *Upstream
-	c  *engine.Conn // nil while dialing
-	cc upUser       // the exchange it serves or is dialed for; nil when idle or orphaned
+	// rawHead is the final response head as received, during startResponse
+	// only (it points into the read buffer).
+	rawHead []byte
+	ls      *loopState
+	u       *Upstream
+	c       *engine.Conn // nil while dialing
+	cc      upUser       // the exchange it serves or is dialed for; nil when idle or orphaned
 
 	state      ucState
 	reused     bool // served an earlier exchange: a failure before any response byte may just be staleness
@@ -359,7 +362,10 @@ func (uc *upConn) readResponse(cc upUser, b []byte) int {
 			uc.headDone = true
 			uc.c.ClearTimer(engine.TimerProto)
 			uc.body.ForResponse(resp)
-			if !cc.startResponse(uc, resp) {
+			uc.rawHead = b[n-k : n]
+			started := cc.startResponse(uc, resp)
+			uc.rawHead = nil
+			if !started {
 				return len(b)
 			}
 			if uc.body.Done() {
