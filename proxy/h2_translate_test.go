@@ -444,32 +444,12 @@ func TestH2RetryStalePooledConn(t *testing.T) {
 // unconsumed, for the connection and goes whole to the live upstream.
 func TestH2RetryPostAfterDialFailure(t *testing.T) {
 	var got atomic.Int64
-	be := hpServe(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		got.Add(1)
-		w.Write(b)
-	}))
+	be := echoBodyServer(t, &got)
 	dead := hpDeadAddr(t)
 	env := h2Start(t, HTTPConfig{MaxFails: -1}, dead, be.addr())
-	cl := h2cClient()
-	for i := 0; i < 6; i++ {
-		body := strings.Repeat(fmt.Sprintf("post %d ", i), 1000)
-		resp, err := cl.Post(env.h2cURL("/"), "text/plain", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || string(b) != body {
-			t.Fatalf("POST %d: %d, %d bytes, want 200 and the %d bytes sent", i, resp.StatusCode, len(b), len(body))
-		}
-	}
-	if got.Load() != 6 {
-		t.Errorf("upstream served %d POSTs, want 6", got.Load())
-	}
-	if v := env.metric(`sluice_upstream_requests_total{upstream="` + dead + `",result="retried"}`); v < 1 {
-		t.Errorf("retried = %v, want ≥ 1", v)
-	}
+	postsRetried(t, env.hpEnv, h2cClient(), env.h2cURL("/"), &got, dead, func(i int) string {
+		return strings.Repeat(fmt.Sprintf("post %d ", i), 1000)
+	})
 	hpSettled(t, env.hpEnv)
 }
 

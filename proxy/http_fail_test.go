@@ -200,24 +200,36 @@ func TestHTTPRetryAfterDialFailure(t *testing.T) {
 // live one whole.
 func TestHTTPRetryPostAfterDialFailure(t *testing.T) {
 	var got atomic.Int64
-	be := hpServe(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	be := echoBodyServer(t, &got)
+	dead := hpDeadAddr(t)
+	env := hpStart(t, HTTPConfig{MaxFails: -1}, dead, be.addr())
+	postsRetried(t, env, hpClient(), env.url("/"), &got, dead, func(i int) string { return fmt.Sprintf("post body %d", i) })
+	hpSettled(t, env)
+}
+
+// echoBodyServer answers each request with its body, counting them.
+func echoBodyServer(t *testing.T, got *atomic.Int64) *hpBackend {
+	return hpServe(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		got.Add(1)
 		w.Write(b)
 	}))
-	dead := hpDeadAddr(t)
-	env := hpStart(t, HTTPConfig{MaxFails: -1}, dead, be.addr())
-	cl := hpClient()
+}
+
+// postsRetried sends six POSTs through env to [dead, echoBodyServer] and
+// checks each came back whole and the dead upstream's retries were counted.
+func postsRetried(t *testing.T, env *hpEnv, cl *http.Client, url string, got *atomic.Int64, dead string, body func(int) string) {
+	t.Helper()
 	for i := 0; i < 6; i++ {
-		body := fmt.Sprintf("post body %d", i)
-		resp, err := cl.Post(env.url("/"), "text/plain", strings.NewReader(body))
+		want := body(i)
+		resp, err := cl.Post(url, "text/plain", strings.NewReader(want))
 		if err != nil {
 			t.Fatal(err)
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 200 || string(b) != body {
-			t.Fatalf("POST %d: %d %q, want 200 %q", i, resp.StatusCode, b, body)
+		if resp.StatusCode != 200 || string(b) != want {
+			t.Fatalf("POST %d: %d, %d bytes, want 200 and the %d bytes sent", i, resp.StatusCode, len(b), len(want))
 		}
 	}
 	if got.Load() != 6 {
@@ -226,7 +238,6 @@ func TestHTTPRetryPostAfterDialFailure(t *testing.T) {
 	if v := env.metric(`sluice_upstream_requests_total{upstream="` + dead + `",result="retried"}`); v < 1 {
 		t.Errorf("retried = %v, want ≥ 1", v)
 	}
-	hpSettled(t, env)
 }
 
 // staleServer answers the first request of each connection with keep-alive

@@ -45,14 +45,9 @@ func (h *respondHandler) OnHeaders(id uint32, _ *Headers) { h.c.WriteHeaders(id,
 // validated, delivered and answered without allocating.
 func TestConnRequestAllocs(t *testing.T) {
 	h := &respondHandler{}
-	c := NewConn(Server, Config{}, h, t0)
+	c := openedServer(t, h)
 	h.c = c
 	peer := newPeerEncoder()
-	in := append([]byte(ClientPreface), AppendSettings(nil)...)
-	in = append(in, AppendSettingsAck(nil)...)
-	if _, err := c.Feed(t0, in); err != nil {
-		t.Fatal(err)
-	}
 	id := uint32(1)
 	var frame, out []byte
 	fields := typicalRequest()

@@ -166,14 +166,26 @@ func (h *consumeHandler) OnData(id uint32, data []byte, es bool) { h.c.Consumed(
 // 204: decode, validate, open, deliver, encode, close.
 func BenchmarkConnRequest(b *testing.B) {
 	h := &respondHandler{}
+	h.c = openedServer(b, h)
+	benchRequests(b, h.c)
+}
+
+// openedServer returns a server Conn past the preface and the SETTINGS
+// exchange, its events going to h.
+func openedServer(tb testing.TB, h Handler) *Conn {
 	c := NewConn(Server, Config{}, h, t0)
-	h.c = c
-	peer := newPeerEncoder()
 	in := append([]byte(ClientPreface), AppendSettings(nil)...)
 	in = append(in, AppendSettingsAck(nil)...)
 	if _, err := c.Feed(t0, in); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
+	return c
+}
+
+// benchRequests feeds c one request per iteration, its fields indexed by
+// the peer's encoder, and takes the output.
+func benchRequests(b *testing.B, c *Conn) {
+	peer := newPeerEncoder()
 	fields := typicalRequest()
 	id := uint32(1)
 	var frame, out []byte
@@ -221,26 +233,8 @@ func BenchmarkConnResponseHeaders(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			h := &fieldsHandler{lists: bc.lists}
-			c := NewConn(Server, Config{}, h, t0)
-			h.c = c
-			peer := newPeerEncoder()
-			in := append([]byte(ClientPreface), AppendSettings(nil)...)
-			in = append(in, AppendSettingsAck(nil)...)
-			if _, err := c.Feed(t0, in); err != nil {
-				b.Fatal(err)
-			}
-			fields := typicalRequest()
-			id := uint32(1)
-			var frame, out []byte
-			b.ReportAllocs()
-			for b.Loop() {
-				frame = AppendHeaders(frame[:0], id, true, true, peer.encode(fields))
-				id += 2
-				if _, err := c.Feed(t0, frame); err != nil {
-					b.Fatal(err)
-				}
-				out = c.AppendOutput(out[:0])
-			}
+			h.c = openedServer(b, h)
+			benchRequests(b, h.c)
 		})
 	}
 }
