@@ -524,7 +524,7 @@ type bodyStep int
 const (
 	stepOn    bodyStep = iota // read on
 	stepEnded                 // the exchange ended: drop the input
-	stepRetry                 // the write failed and a retry is connecting
+	stepRetry                 // the write failed and a retry is connecting: stop reading
 	stepFull                  // the upstream takes no more now
 )
 
@@ -601,8 +601,11 @@ func (cc *clientConn) sendBody(data []byte) bodyStep {
 	if cc.state != csBody {
 		return stepEnded
 	}
-	if x.uc != uc || uc.state != ucBusy {
-		return stepRetry
+	if x.uc == nil || x.uc.state != ucBusy {
+		return stepRetry // the write failed; a retry is connecting
+	}
+	if x.uc != uc {
+		return stepOn // the write failed; the retry already went out on a pooled connection
 	}
 	if uc.c.OverHighWater() {
 		cc.pause(pauseUpstream)
