@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -77,6 +79,38 @@ func TestHTTPModeOverTLS(t *testing.T) {
 	}
 	if !strings.Contains(p.stderr.String(), "msg=request") {
 		t.Fatal("no access log line")
+	}
+}
+
+// -lock-loops=false serves the same, and GOMAXPROCS is raised by one per
+// loop unless the environment sets it (the start-up line says which).
+func TestLockLoopsOffAndProcs(t *testing.T) {
+	up := httpBackend(t)
+	p := startSluice(t, "-upstream", "http://"+up, "-lock-loops=false")
+	resp, err := insecureClient().Get("https://" + p.addr + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	log := p.stderr.String()
+	if !strings.Contains(log, "lock_loops=false") {
+		t.Fatalf("start-up line lacks lock_loops=false:\n%s", log)
+	}
+	m := regexp.MustCompile(`gomaxprocs=(\d+)`).FindStringSubmatch(log)
+	if m == nil {
+		t.Fatalf("start-up line lacks gomaxprocs:\n%s", log)
+	}
+	n, _ := strconv.Atoi(m[1])
+	if env := os.Getenv("GOMAXPROCS"); env != "" {
+		if m[1] != env {
+			t.Fatalf("gomaxprocs=%s with GOMAXPROCS=%s set", m[1], env)
+		}
+	} else if n < 3 {
+		t.Fatalf("gomaxprocs=%d with 2 loops, want the CPUs plus 2", n)
 	}
 }
 
