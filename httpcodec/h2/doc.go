@@ -3,7 +3,10 @@
 // defenses against abusive peers, for both ends of a proxy — the server
 // role (clients connect to sluice) and the client role (sluice multiplexes
 // streams to an h2c upstream). HPACK is golang.org/x/net/http2/hpack;
-// everything else is here.
+// everything else is here. A header block made only of indexed fields is
+// kept and sent again for the same field list while the encoder's table
+// has not moved (blockcache.go): a proxy's repeated response heads skip
+// the encoder.
 //
 // # What it owns, what it does not
 //
@@ -31,6 +34,7 @@
 //	c := h2.NewConn(h2.Server, cfg, handler, now)
 //	on readable:  n, err := c.Feed(now, buf); buf = buf[n:] (keep the tail)
 //	              out = c.AppendOutput(out); write out
+//	              (or write c.Output() and call c.DiscardOutput(): no copy)
 //	              if err != nil: flush, close (a GOAWAY is already queued)
 //	on timer:     c.OnTimer(now); re-arm at c.NextDeadline()
 //	when c.Drained(): flush and close
