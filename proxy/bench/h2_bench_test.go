@@ -35,6 +35,8 @@ import (
 // (the figures are request handling and record encryption, not
 // handshakes). Both proxies run one thread (sluice -loops 1, HAProxy
 // nbthread 1); HAProxy's maxconn is set to 4096, under the fd limit.
+// sluice runs with its defaults otherwise: the loop locked to its thread
+// and GOMAXPROCS the CPUs plus one.
 // Both keep every upstream connection the 500 streams in flight need
 // (sluice -pool-size 1024; HAProxy's idle pool is unlimited).
 //
