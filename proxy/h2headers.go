@@ -50,26 +50,6 @@ func statusString(code int) string {
 
 func appendInt(dst []byte, n int64) []byte { return strconv.AppendInt(dst, n, 10) }
 
-// eqFoldS compares two strings ignoring ASCII case.
-func eqFoldS(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
-}
-
 // methodHasBody: methods whose request carries content by definition, so
 // an empty body still gets "Content-Length: 0" (RFC 9110 §8.6).
 func methodHasBody(m string) bool { return m == "POST" || m == "PUT" || m == "PATCH" }

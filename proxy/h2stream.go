@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"strings"
+
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/sluice-proxy/sluice/engine"
@@ -110,7 +112,7 @@ func newH2Stream(hc *h2Conn, id uint32, hd *h2.Headers) *h2Stream {
 				st.authority = f.Value
 			}
 		case "expect":
-			x.expect100 = eqFoldS(f.Value, "100-continue")
+			x.expect100 = strings.EqualFold(f.Value, "100-continue") // ASCII target: no Unicode fold can match
 		}
 	}
 	switch st.method {

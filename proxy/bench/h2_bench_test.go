@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -146,18 +145,12 @@ backend be
 			r+1, s.rps[r], s.cpr[r], h.rps[r], h.cpr[r], rpsRatio[r], cpuRatio[r])
 	}
 	b.StopTimer()
-	sort.Float64s(rpsRatio)
-	sort.Float64s(cpuRatio)
 	b.ReportMetric(median(targets[0].rps), "sluice_req/s")
 	b.ReportMetric(median(targets[1].rps), "haproxy_req/s")
-	b.ReportMetric(median(rpsRatio), "rps_ratio")
-	b.ReportMetric(rpsRatio[0], "rps_ratio_min")
-	b.ReportMetric(rpsRatio[len(rpsRatio)-1], "rps_ratio_max")
+	reportSpread(b, "rps_ratio", rpsRatio)
 	b.ReportMetric(median(targets[0].cpr), "sluice_cpu_µs/req")
 	b.ReportMetric(median(targets[1].cpr), "haproxy_cpu_µs/req")
-	b.ReportMetric(median(cpuRatio), "cpu_ratio")
-	b.ReportMetric(cpuRatio[0], "cpu_ratio_min")
-	b.ReportMetric(cpuRatio[len(cpuRatio)-1], "cpu_ratio_max")
+	reportSpread(b, "cpu_ratio", cpuRatio)
 	b.ReportMetric(0, "ns/op")
 }
 

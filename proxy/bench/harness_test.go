@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -291,4 +292,13 @@ func envInt(name string, def int) int {
 		return v
 	}
 	return def
+}
+
+// reportSpread reports the median of xs as name, and its range as
+// name_min and name_max.
+func reportSpread(b *testing.B, name string, xs []float64) {
+	sort.Float64s(xs)
+	b.ReportMetric(median(xs), name)
+	b.ReportMetric(xs[0], name+"_min")
+	b.ReportMetric(xs[len(xs)-1], name+"_max")
 }

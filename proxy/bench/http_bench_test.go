@@ -201,12 +201,9 @@ func compare(b *testing.B, backend string, workers int, kp *tlsio.KeyPair) {
 		b.Logf("round %d: sluice %.0f req/s, nginx %.0f req/s, ratio %.3f", r+1, got[0], got[1], got[0]/got[1])
 	}
 	b.StopTimer()
-	sort.Float64s(ratios)
 	b.ReportMetric(median(targets[0].rps), "sluice_req/s")
 	b.ReportMetric(median(targets[1].rps), "nginx_req/s")
-	b.ReportMetric(median(ratios), "ratio")
-	b.ReportMetric(ratios[0], "ratio_min")
-	b.ReportMetric(ratios[len(ratios)-1], "ratio_max")
+	reportSpread(b, "ratio", ratios)
 	b.ReportMetric(median(targets[0].cpr), "sluice_cpu_µs/req")
 	b.ReportMetric(median(targets[1].cpr), "nginx_cpu_µs/req")
 	b.ReportMetric(median(allocs), "sluice_allocs/req")
