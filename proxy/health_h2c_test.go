@@ -139,7 +139,11 @@ func TestHealthH2CTimeout(t *testing.T) {
 		HealthTimeout: timeout, HealthFails: 2}, "h2c://"+addr)
 	u := env.h.Upstreams()[0]
 	hpEventually(t, "a failed check", func() bool { _, f := hcChecks(env, "h2c://"+addr); return f >= 1 })
-	if d := time.Since(time.Unix(0, first.Load())); d < timeout {
+	// The probe's timer starts when its connect completes, which can be a
+	// little before this server's accept goroutine runs: allow for that
+	// slack, while an early failure (at the 20ms interval, or at once)
+	// still shows.
+	if d := time.Since(time.Unix(0, first.Load())); d < timeout-15*time.Millisecond {
 		t.Fatalf("check failed %v after the accept, before the %v timeout", d, timeout)
 	}
 	if !preface.Load() {
