@@ -55,10 +55,22 @@ func (cc *clientConn) connectH2C(u *Upstream) {
 		return
 	}
 	x.up, x.upID, x.upOpen = up, id, true
-	x.sentAt = engine.Now()
 	if x.reqDone {
 		x.sentAll = true
 	}
+	if up.ready() {
+		cc.upReady()
+	}
+}
+
+// upReady: the stream's connection is open; until now the body waited,
+// unread, in the engine (readBody), so a failed dial could go elsewhere.
+func (cc *clientConn) upReady() {
+	x := &cc.x
+	if !x.upOpen {
+		return
+	}
+	x.sentAt = engine.Now()
 	if x.reqDone || x.expect100 {
 		cc.c.SetTimer(engine.TimerProto, cc.h.respHeaderTimeout)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -297,5 +298,33 @@ func TestH2CUpstreamDrain(t *testing.T) {
 	case <-env.e.Idle():
 	case <-time.After(10 * time.Second):
 		t.Fatal("not idle after the drain")
+	}
+}
+
+// A POST to an h2c upstream whose dial fails goes to the next upstream,
+// body whole, from HTTP/2 and HTTP/1.1 clients alike: the stream's body
+// waits with the client until its connection is open, so nothing of it
+// was taken (bodies up to 250 KB, past the stream window and the retry
+// hold).
+func TestH2CRetryPostAfterDialFailure(t *testing.T) {
+	for _, h1 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("h1client=%v", h1), func(t *testing.T) {
+			var got atomic.Int64
+			be := h2cServe(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				got.Add(1)
+				w.Write(b)
+			}))
+			dead := "h2c://" + hpDeadAddr(t)
+			env := h2Start(t, HTTPConfig{MaxFails: -1}, dead, be.url())
+			cl, url := h2cClient(), env.h2cURL("/")
+			if h1 {
+				cl, url = hpClient(), env.url("/")
+			}
+			postsRetried(t, env.hpEnv, cl, url, &got, dead, func(i int) string {
+				return strings.Repeat(fmt.Sprintf("post %d ", i), 1+i*6000)
+			})
+			hpSettled(t, env.hpEnv)
+		})
 	}
 }

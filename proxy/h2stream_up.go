@@ -38,12 +38,27 @@ func (st *h2Stream) connectH2C(u *Upstream) {
 		return
 	}
 	st.up, st.upID, st.upOpen = up, id, true
-	now := engine.Now()
-	x.sentAt = now
 	st.upDeadline = 0
 	if end {
 		x.sentAll = true
-		st.upDeadline = now + hc.h.respHeaderTimeout
+	}
+	if up.ready() {
+		st.upReady()
+	}
+}
+
+// upReady: the stream's connection is open. The head is on its way; the
+// body follows, and the response header timeout runs from the request's
+// end.
+func (st *h2Stream) upReady() {
+	x := &st.x
+	if !st.upOpen {
+		return
+	}
+	now := engine.Now()
+	x.sentAt = now
+	if x.sentAll {
+		st.upDeadline = now + st.hc.h.respHeaderTimeout
 	}
 	st.pumpRequestH2C()
 }
@@ -116,7 +131,7 @@ func (st *h2Stream) h2cRequestFields(u *Upstream) []hpack.HeaderField {
 func (st *h2Stream) pumpRequestH2C() {
 	x := &st.x
 	up := st.up
-	if up == nil || !st.upOpen || x.sentAll {
+	if up == nil || !st.upOpen || x.sentAll || !up.ready() {
 		return
 	}
 	hc := st.hc

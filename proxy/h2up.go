@@ -19,13 +19,14 @@ import (
 // the limit last seen on this loop, or 100); when every connection is
 // full, another is dialed.
 // Streams may be opened on a connection still dialing: the preface, the
-// SETTINGS and the HEADERS go out once it connects.
+// SETTINGS and the HEADERS go out once it connects, and only then does
+// the request body flow (upReady), so a failed dial took none of it.
 //
 // Retries. A stream the upstream refused (RST_STREAM REFUSED_STREAM, or
 // above the last stream id of its GOAWAY) was not processed: it is
 // retried, any method (POST included), if the request body sent so far
 // is still held (up to RetryBodyBytes) and the retry budget allows. A failed dial is
-// retried like an HTTP/1.1 one. Anything else (a reset after the request
+// retried like an HTTP/1.1 one, any method. Anything else (a reset after the request
 // went out, the connection dying) is 502 before the response head, a
 // reset stream after.
 //
@@ -70,6 +71,10 @@ type h2UpUser interface {
 	upReset(err *proxyError, refused bool)
 	// upWindowOpen: request DATA may go on.
 	upWindowOpen()
+	// upReady: the connection is open (at once for an open one): the
+	// request body may flow. Until then it stays with the client side,
+	// so a failed dial leaves any request free to go elsewhere.
+	upReady()
 }
 
 // h2UpConn is the handler of one h2c upstream connection. Loop-owned.
@@ -146,9 +151,12 @@ func (up *h2UpConn) open(user h2UpUser, fields []hpack.HeaderField, end bool) (u
 	return id, nil
 }
 
+// ready says the connection is open: request DATA may be written.
+func (up *h2UpConn) ready() bool { return up.c != nil && !up.dead }
+
 // writeData sends request DATA as far as the upstream's windows allow.
 func (up *h2UpConn) writeData(id uint32, p []byte, end bool) int {
-	if up.dead {
+	if !up.ready() {
 		return 0
 	}
 	n, err := up.sc.WriteData(id, p, end)
@@ -294,10 +302,20 @@ func (up *h2UpConn) dialFailed(err error) {
 	up.fail(dialError(err), true)
 }
 
-// OnOpen sends what was queued while dialing: preface, SETTINGS, streams.
+// OnOpen sends what was queued while dialing (preface, SETTINGS, the
+// streams' HEADERS) and lets their request bodies flow.
 func (up *h2UpConn) OnOpen(c *engine.Conn) {
 	up.c = c
 	c.Advance(engine.DataTransfer)
+	ids := make([]uint32, 0, len(up.users))
+	for id := range up.users {
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		if user := up.users[id]; user != nil && !up.dead {
+			user.upReady()
+		}
+	}
 	up.flush()
 	up.settle()
 }

@@ -135,9 +135,10 @@ type HTTPConfig struct {
 
 	// Retries is how many more attempts a failed request may get (default
 	// 2; negative disables), only when nothing of the request can have
-	// been processed. Any method is retried after a failed dial to an
-	// HTTP/1.1 upstream while no attempt has written a byte upstream (the
-	// body is still unread). Idempotent methods (GET, HEAD, OPTIONS,
+	// been processed. Any method is retried after a failed dial (HTTP/1.1
+	// or h2c) while no attempt has written a byte upstream (the body is
+	// still unread). A stream refused by an h2c upstream is retried too.
+	// Idempotent methods (GET, HEAD, OPTIONS,
 	// TRACE, PUT, DELETE) are also retried when a reused keep-alive
 	// connection failed before any response byte and every request body
 	// byte sent on it is still held (up to RetryBodyBytes, default 64

@@ -534,7 +534,7 @@ func (cc *clientConn) readBody(b []byte) int {
 	x := &cc.x
 	h2c := x.up != nil
 	switch {
-	case h2c && !x.upOpen, !h2c && (x.uc == nil || x.uc.state != ucBusy):
+	case h2c && (!x.upOpen || !x.up.ready()), !h2c && (x.uc == nil || x.uc.state != ucBusy):
 		cc.pause(pauseDial) // between attempts: the body waits in the engine
 		return 0
 	case h2c && len(x.upPend) > 0:
