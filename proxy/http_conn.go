@@ -605,7 +605,12 @@ func (cc *clientConn) sendBody(data []byte) bodyStep {
 		return stepRetry // the write failed; a retry is connecting
 	}
 	if x.uc != uc {
-		return stepOn // the write failed; the retry already went out on a pooled connection
+		// The write failed and the retry went out at once on a pooled
+		// connection. Not reached today (a write can only fail on a
+		// stale reused connection, and its retry always dials), kept so
+		// that a change to the retry rules cannot strand received body
+		// bytes.
+		return stepOn
 	}
 	if uc.c.OverHighWater() {
 		cc.pause(pauseUpstream)
