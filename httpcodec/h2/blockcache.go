@@ -14,7 +14,12 @@ type blockCache struct {
 	text  []byte    // the cached list's names and values, back to back
 	spans []fieldAt // where each field's name and value end in text
 	block []byte
-	hits  uint64 // lookups answered from the cache (tests read it)
+	size  uint64 // the list's size as SETTINGS_MAX_HEADER_LIST_SIZE counts it
+	// status is the list's :status when it passed validateResponse (0:
+	// not checked as a response), so a server resending it skips the
+	// check.
+	status int
+	hits   uint64 // lookups answered from the cache (tests read it)
 }
 
 type fieldAt struct{ nameEnd, end int }
@@ -41,6 +46,7 @@ func (bc *blockCache) lookup(fields []hpack.HeaderField) ([]byte, bool) {
 // when that block changed the table (the encoder has moved on either way).
 func (bc *blockCache) store(fields []hpack.HeaderField, block []byte) {
 	bc.ok = false
+	bc.status = 0
 	if !onlyIndexed(block) {
 		return
 	}
@@ -59,7 +65,15 @@ func (bc *blockCache) store(fields []hpack.HeaderField, block []byte) {
 		bc.spans = append(bc.spans, fieldAt{nameEnd: nameEnd, end: len(bc.text)})
 	}
 	bc.block = append(bc.block[:0], block...)
+	bc.size = uint64(n) + 32*uint64(len(fields))
 	bc.ok = true
+}
+
+// validated records that the list just stored passed validateResponse.
+func (bc *blockCache) validated(status int) {
+	if bc.ok {
+		bc.status = status
+	}
 }
 
 // invalidate: the table changed outside writeBlock (its size was set).

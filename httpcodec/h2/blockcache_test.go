@@ -1,6 +1,7 @@
 package h2
 
 import (
+	"errors"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -98,6 +99,75 @@ func TestBlockCacheTableSizeUpdate(t *testing.T) {
 	got, err := tc.dec.DecodeFull(f.Payload)
 	if err != nil || !fieldsEqual(got, fields) {
 		t.Fatalf("decoded %v, %v", got, err)
+	}
+}
+
+// A cache hit skips re-validating a response head, but not the checks that
+// depend on the call: a cached 103 may not end the stream, a cached list
+// still counts against a SETTINGS_MAX_HEADER_LIST_SIZE lowered since, and
+// a list cached as trailers was never checked as a response.
+func TestBlockCacheKeepsChecks(t *testing.T) {
+	tc := newTestConn(t, Server, Config{})
+	tc.quiet = true
+	open := func(id uint32) {
+		tc.writeHeaders(id, true, hf(":method", "GET"), hf(":scheme", "https"), hf(":authority", "a"), hf(":path", "/"))
+	}
+	early := []hpack.HeaderField{hf(":status", "103"), hf("link", "</a.css>; rel=preload")}
+	open(1)
+	for i := 0; i < 3; i++ {
+		if err := tc.c.WriteHeaders(1, early, false); err != nil {
+			t.Fatalf("103 #%d: %v", i, err)
+		}
+	}
+	hits := tc.c.blocks.hits
+	if hits == 0 {
+		t.Fatal("the repeated 103 was not cached")
+	}
+	var he *HeaderError
+	if err := tc.c.WriteHeaders(1, early, true); !errors.As(err, &he) || he.Reason != reasonInfoEndStream {
+		t.Fatalf("cached 103 with END_STREAM: %v, want %q", err, reasonInfoEndStream)
+	}
+	if tc.c.blocks.hits == hits {
+		t.Fatal("the 103 with END_STREAM did not come from the cache: the test proves nothing")
+	}
+
+	final := []hpack.HeaderField{hf(":status", "200"), hf("server", "x"), hf("content-type", "text/plain")}
+	for id := uint32(3); id <= 7; id += 2 {
+		open(id)
+		if err := tc.c.WriteHeaders(id, final, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, more := tc.readFrame(); more; _, more = tc.readFrame() {
+	}
+	tc.writeFrame(AppendSettings(nil, Setting{ID: SettingMaxHeaderListSize, Val: uint32(headerListSize(final) - 1)}))
+	tc.wantSettingsAck()
+	open(9)
+	hits = tc.c.blocks.hits
+	if err := tc.c.WriteHeaders(9, final, true); err != ErrHeaderListTooLarge {
+		t.Fatalf("cached list over the peer's new limit: %v, want ErrHeaderListTooLarge", err)
+	}
+	if tc.c.blocks.hits == hits {
+		t.Fatal("the list over the limit did not come from the cache: the test proves nothing")
+	}
+
+	trailers := []hpack.HeaderField{hf("grpc-status", "0")}
+	for id := uint32(11); id <= 15; id += 2 {
+		open(id)
+		if err := tc.c.WriteHeaders(id, []hpack.HeaderField{hf(":status", "200")}, false); err != nil {
+			t.Fatal(err)
+		}
+		if err := tc.c.WriteTrailers(id, trailers); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open(17)
+	hits = tc.c.blocks.hits
+	if err := tc.c.WriteHeaders(17, trailers, false); !errors.As(err, &he) || he.Reason != reasonStatus {
+		t.Fatalf("response head without :status, cached as trailers: %v, want %q", err, reasonStatus)
+	}
+	if tc.c.blocks.hits == hits {
+		t.Fatal("the trailer list did not come from the cache: the test proves nothing")
 	}
 }
 

@@ -86,18 +86,33 @@ func (c *Conn) WriteHeaders(streamID uint32, fields []hpack.HeaderField, endStre
 	if s.sendPhase != phaseInitial {
 		return ErrHeadersSent
 	}
-	h := Headers{ContentLength: -1}
-	if r := validateResponse(fields, endStream, &h); r != "" {
-		return &HeaderError{Name: blameField(fields, r), Reason: r}
+	// A list the cache holds was validated as a response when it was
+	// stored; only END_STREAM on a 1xx depends on this call.
+	block, cached := c.blocks.lookup(fields)
+	status := c.blocks.status
+	if !cached || status == 0 || status < 200 && endStream {
+		h := Headers{ContentLength: -1}
+		if r := validateResponse(fields, endStream, &h); r != "" {
+			return &HeaderError{Name: blameField(fields, r), Reason: r}
+		}
+		status = h.Status
 	}
-	if headerListSize(fields) > uint64(c.peer.MaxHeaderListSize) {
+	size := c.blocks.size
+	if !cached {
+		size = headerListSize(fields)
+	}
+	if size > uint64(c.peer.MaxHeaderListSize) {
 		return ErrHeaderListTooLarge
 	}
 	s.sendHeaders(endStream)
-	if h.Status >= 200 {
+	if status >= 200 {
 		s.sendPhase = phaseFinal
 	}
-	c.writeBlock(streamID, fields, endStream)
+	if !cached {
+		block = c.encodeBlock(fields)
+	}
+	c.blocks.validated(status)
+	c.frameBlock(streamID, block, endStream)
 	c.afterSend(s)
 	return nil
 }
@@ -234,13 +249,24 @@ func (c *Conn) Ping(now time.Time, data [8]byte) error {
 func (c *Conn) writeBlock(id uint32, fields []hpack.HeaderField, endStream bool) {
 	block, ok := c.blocks.lookup(fields)
 	if !ok {
-		c.encBuf.b = c.encBuf.b[:0]
-		for i := range fields {
-			c.enc.WriteField(fields[i]) // cannot fail: blockWriter never does
-		}
-		block = c.encBuf.b
-		c.blocks.store(fields, block)
+		block = c.encodeBlock(fields)
 	}
+	c.frameBlock(id, block, endStream)
+}
+
+// encodeBlock runs the HPACK encoder over fields and offers the block to
+// the cache. The block is valid until the next encoding.
+func (c *Conn) encodeBlock(fields []hpack.HeaderField) []byte {
+	c.encBuf.b = c.encBuf.b[:0]
+	for i := range fields {
+		c.enc.WriteField(fields[i]) // cannot fail: blockWriter never does
+	}
+	c.blocks.store(fields, c.encBuf.b)
+	return c.encBuf.b
+}
+
+// frameBlock queues an encoded block as HEADERS and CONTINUATION frames.
+func (c *Conn) frameBlock(id uint32, block []byte, endStream bool) {
 	maxFrag := int(c.peer.MaxFrameSize)
 	first := true
 	for first || len(block) > 0 {
