@@ -6,7 +6,7 @@
 // everything else is here. A header block made only of indexed fields is
 // kept and sent again for the same field list while the encoder's table
 // has not moved (blockcache.go): a proxy's repeated response heads skip
-// the encoder.
+// the encoder and, once checked, the response validation.
 //
 // # What it owns, what it does not
 //
