@@ -56,12 +56,13 @@ type Conn struct {
 	tm             timer
 
 	// TLS (nil on plaintext listeners); see tls.go. Loop-owned.
-	tls       tlsio.Conn
-	hsDone    bool    // handshake completed, handler opened
-	hsCounted bool    // counted in the engine's handshakes in flight
-	tlsDead   bool    // TLS failed: no close_notify
-	appEOF    bool    // the peer's plaintext stream ended (close_notify or FIN)
-	plain     *[]byte // small plaintext writes of this callback, sealed together at flush
+	tls        tlsio.Conn
+	hsDone     bool    // handshake completed, handler opened
+	hsCounted  bool    // counted in the engine's handshakes in flight
+	hsUpstream bool    // a DialTLS handshake, not yet counted
+	tlsDead    bool    // TLS failed: no close_notify
+	appEOF     bool    // the peer's plaintext stream ended (close_notify or FIN)
+	plain      *[]byte // small plaintext writes of this callback, sealed together at flush
 }
 
 // ID is the engine-wide unique connection id.

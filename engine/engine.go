@@ -455,6 +455,9 @@ func (g *gnetEvents) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	if d, ok := gc.Context().(*dialReq); ok {
 		c = newConn(l, gc, Upstream, "", d.h)
 		e.met.dials[dialOK].Inc()
+		if d.tls != nil {
+			c.startTLSClient(d.tls)
+		}
 	} else {
 		ln := e.listenerFor(gc.LocalAddr())
 		c = newConn(l, gc, Downstream, ln.Name, BaseHandler{})
@@ -476,7 +479,11 @@ func (g *gnetEvents) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	case rejected:
 		c.Abort(Rejected)
 	case c.tls != nil:
-		// OnOpen runs when the handshake is done (tls.go).
+		// OnOpen runs when the handshake is done (tls.go); a client's
+		// starts now.
+		if c.side == Upstream {
+			c.tlsPump(nil)
+		}
 	default:
 		c.h.OnOpen(c)
 		if e.draining.Load() && c.state < ShutdownInitiated && !c.socketClosing {

@@ -29,6 +29,8 @@ type engineMetrics struct {
 
 	tlsHandshakes      [4]*metrics.Counter
 	tlsHandshakeDur    *metrics.Histogram
+	upTLSHandshakes    [3]*metrics.Counter
+	upTLSHandshakeDur  *metrics.Histogram
 	tlsPeerCloseNotify *metrics.Counter
 }
 
@@ -90,6 +92,10 @@ func newEngineMetrics(e *Engine) *engineMetrics {
 		m.tlsHandshakes[i] = s.NewCounter(fmt.Sprintf(`sluice_tls_handshakes_total{result=%q}`, r))
 	}
 	m.tlsHandshakeDur = s.NewHistogram(`sluice_tls_handshake_duration_seconds`)
+	for i, r := range []string{"ok", "error", "timeout"} {
+		m.upTLSHandshakes[i] = s.NewCounter(fmt.Sprintf(`sluice_upstream_tls_handshakes_total{result=%q}`, r))
+	}
+	m.upTLSHandshakeDur = s.NewHistogram(`sluice_upstream_tls_handshake_duration_seconds`)
 	m.tlsPeerCloseNotify = s.NewCounter(`sluice_tls_peer_close_notify_total`)
 	s.NewGauge(`sluice_tls_handshakes_in_flight`, func() float64 { return float64(e.hsInFlight.Load()) })
 	s.NewGauge(`sluice_upstream_dials_in_flight`, func() float64 { return float64(m.dialsInFlight.Load()) })
@@ -125,6 +131,13 @@ func (m *engineMetrics) closed(t *Trace) {
 	m.lifetime[t.Side].Update(float64(end-t.Entered[Created]) / 1e9)
 	if s := t.Entered[ShutdownInitiated]; s != 0 && t.Side == Downstream {
 		m.closeSeq.Update(float64(end-s) / 1e9)
+	}
+}
+
+func (m *engineMetrics) upTLSHandshake(result int, ns int64) {
+	m.upTLSHandshakes[result].Inc()
+	if result == hsOK {
+		m.upTLSHandshakeDur.Update(float64(ns) / 1e9)
 	}
 }
 

@@ -33,7 +33,8 @@ func (c *Conn) TLSInfo() (tlsio.Info, bool) {
 	return c.tls.Info(), true
 }
 
-// IsTLS reports whether the connection came in on a TLS listener.
+// IsTLS reports whether the connection speaks TLS: it came in on a TLS
+// listener, or was dialed with DialTLS.
 func (c *Conn) IsTLS() bool { return c.tls != nil }
 
 const plainHTTPBody = "This port speaks HTTPS only. Retry with https://\n"
@@ -73,6 +74,19 @@ func (c *Conn) startTLS(srv *tlsio.Server) bool {
 	c.setState(Handshake)
 	c.SetTimer(TimerHandshake, int64(e.cfg.HandshakeTimeout))
 	return true
+}
+
+// startTLSClient runs when a DialTLS connection is connected. Upstream
+// handshakes are sluice's own: they are not capped by MaxHandshakes and are
+// counted apart (sluice_upstream_tls_handshakes_total).
+func (c *Conn) startTLSClient(cl *tlsio.Client) {
+	l := c.l
+	c.hsUpstream = true
+	c.tls = cl.NewConn(func() {
+		_ = l.Post(c.tlsWake)
+	})
+	c.setState(Handshake)
+	c.SetTimer(TimerHandshake, int64(l.e.cfg.HandshakeTimeout))
 }
 
 // tlsWake runs on the loop when the handshake goroutine made progress.
@@ -187,6 +201,11 @@ func (c *Conn) tlsFailed(err error) {
 
 // handshakeFinished settles the in-flight count and the metrics once.
 func (c *Conn) handshakeFinished(result int) {
+	if c.hsUpstream {
+		c.hsUpstream = false
+		c.l.e.met.upTLSHandshake(result, Now()-c.trace.Entered[Handshake])
+		return
+	}
 	if !c.hsCounted {
 		return
 	}

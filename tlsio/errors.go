@@ -26,6 +26,9 @@ const (
 	ReasonPeerAlert = "peer_alert"
 	// ReasonTruncated: the transport ended in the middle of a record.
 	ReasonTruncated = "truncated"
+	// ReasonCertificate: (client) the peer's certificate did not verify:
+	// unknown authority, wrong name, expired.
+	ReasonCertificate = "bad_certificate"
 )
 
 // Sentinel errors. Conn methods return them directly or wrapped in an *Error;
@@ -129,9 +132,12 @@ func classify(err error, handshaking bool, lastAlert Alert, sawAlert bool) *Erro
 			e.Alert = AlertRecordOverflow
 		}
 	}
+	var cve *tls.CertificateVerificationError
 	switch {
 	case !e.Local:
 		e.Reason = ReasonPeerAlert
+	case handshaking && errors.As(err, &cve):
+		e.Reason = ReasonCertificate
 	case handshaking && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)):
 		e.Reason = ReasonHandshakeEOF
 	case errors.Is(err, io.ErrUnexpectedEOF):

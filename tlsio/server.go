@@ -38,9 +38,11 @@ type ServerConfig struct {
 	CountError func(reason string)
 }
 
-// ConfigError reports an invalid ServerConfig.
+// ConfigError reports an invalid ServerConfig or ClientConfig.
 type ConfigError struct {
-	// Field is the ServerConfig field at fault.
+	// Config is "ClientConfig" for a client; empty means ServerConfig.
+	Config string
+	// Field is the field at fault.
 	Field string
 	// Problem says what is wrong with it.
 	Problem string
@@ -48,7 +50,11 @@ type ConfigError struct {
 
 // Error implements error.
 func (e *ConfigError) Error() string {
-	return "tlsio: ServerConfig." + e.Field + ": " + e.Problem
+	c := e.Config
+	if c == "" {
+		c = "ServerConfig"
+	}
+	return "tlsio: " + c + "." + e.Field + ": " + e.Problem
 }
 
 // Server holds what a listener's connections share: certificates, ALPN,
@@ -59,8 +65,14 @@ func (e *ConfigError) Error() string {
 // Feed or FeedEOF of any of this Server's connections that was not yet
 // established, so the package itself never reads the clock.
 type Server struct {
+	endpoint
+	certs *CertStore
+}
+
+// endpoint is what a Server and a Client share with their connections.
+type endpoint struct {
 	config     *tls.Config
-	certs      *CertStore
+	client     bool
 	countError func(string)
 	// clock is the Unix time in nanoseconds last passed by a handshaking
 	// Conn; 0 means none yet. Written by loops, read by handshake goroutines.
@@ -70,36 +82,21 @@ type Server struct {
 // NewServer validates cfg and builds a Server.
 func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Certs == nil {
-		return nil, &ConfigError{"Certs", "required"}
+		return nil, &ConfigError{Field: "Certs", Problem: "required"}
 	}
-	minV, maxV := cfg.MinVersion, cfg.MaxVersion
-	if minV == 0 {
-		minV = VersionTLS12
-	}
-	if maxV == 0 {
-		maxV = VersionTLS13
-	}
-	for _, v := range [...]struct {
-		f string
-		v uint16
-	}{{"MinVersion", minV}, {"MaxVersion", maxV}} {
-		if v.v != VersionTLS12 && v.v != VersionTLS13 {
-			return nil, &ConfigError{v.f, "only TLS 1.2 (0x0303) and TLS 1.3 (0x0304) are supported"}
-		}
-	}
-	if minV > maxV {
-		return nil, &ConfigError{"MinVersion", "greater than MaxVersion"}
+	minV, maxV, err := checkVersions(cfg.MinVersion, cfg.MaxVersion)
+	if err != nil {
+		return nil, err
 	}
 	protos := cfg.NextProtos
 	if protos == nil {
 		protos = defaultNextProtos
 	}
-	for _, p := range protos {
-		if len(p) == 0 || len(p) > 255 {
-			return nil, &ConfigError{"NextProtos", "protocol names must be 1 to 255 bytes"}
-		}
+	if err := checkProtos(protos); err != nil {
+		return nil, err
 	}
-	s := &Server{certs: cfg.Certs, countError: cfg.CountError}
+	s := &Server{certs: cfg.Certs}
+	s.countError = cfg.CountError
 	s.config = &tls.Config{
 		MinVersion:             minV,
 		MaxVersion:             maxV,
@@ -117,6 +114,37 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 // Certs returns the certificate store given in ServerConfig.
 func (s *Server) Certs() *CertStore { return s.certs }
 
+// checkVersions applies the version defaults and limits.
+func checkVersions(minV, maxV uint16) (uint16, uint16, error) {
+	if minV == 0 {
+		minV = VersionTLS12
+	}
+	if maxV == 0 {
+		maxV = VersionTLS13
+	}
+	for _, v := range [...]struct {
+		f string
+		v uint16
+	}{{"MinVersion", minV}, {"MaxVersion", maxV}} {
+		if v.v != VersionTLS12 && v.v != VersionTLS13 {
+			return 0, 0, &ConfigError{Field: v.f, Problem: "only TLS 1.2 (0x0303) and TLS 1.3 (0x0304) are supported"}
+		}
+	}
+	if minV > maxV {
+		return 0, 0, &ConfigError{Field: "MinVersion", Problem: "greater than MaxVersion"}
+	}
+	return minV, maxV, nil
+}
+
+func checkProtos(protos []string) error {
+	for _, p := range protos {
+		if len(p) == 0 || len(p) > 255 {
+			return &ConfigError{Field: "NextProtos", Problem: "protocol names must be 1 to 255 bytes"}
+		}
+	}
+	return nil
+}
+
 // NewConn returns a new connection in state Handshaking. wake may be nil;
 // otherwise it must be safe to call from any goroutine, must not block, and
 // should only schedule the owning loop to look at the Conn (call
@@ -124,7 +152,7 @@ func (s *Server) Certs() *CertStore { return s.certs }
 // goroutine whenever the Conn has new output, and when the handshake has
 // finished or failed.
 func (s *Server) NewConn(wake func()) Conn {
-	c := &stdConn{srv: s}
+	c := &stdConn{ep: &s.endpoint}
 	c.t.init(wake)
 	return c
 }
@@ -134,14 +162,14 @@ func (s *Server) getCertificate(chi *tls.ClientHelloInfo) (*tls.Certificate, err
 }
 
 // setNow records the caller's time for crypto/tls's Config.Time.
-func (s *Server) setNow(t time.Time) {
+func (s *endpoint) setNow(t time.Time) {
 	if !t.IsZero() {
 		s.clock.Store(t.UnixNano())
 	}
 }
 
 // now is crypto/tls's Config.Time.
-func (s *Server) now() time.Time {
+func (s *endpoint) now() time.Time {
 	n := s.clock.Load()
 	if n == 0 {
 		return time.Time{}
@@ -149,7 +177,7 @@ func (s *Server) now() time.Time {
 	return time.Unix(0, n)
 }
 
-func (s *Server) count(reason string) {
+func (s *endpoint) count(reason string) {
 	if s.countError != nil {
 		s.countError(reason)
 	}

@@ -14,7 +14,7 @@ import (
 // it the loop calls tls.Conn.Read and Write directly, and transport never
 // blocks.
 type stdConn struct {
-	srv *Server
+	ep  *endpoint
 	t   transport // shared state, see transport
 
 	// ran guards the handshake function against a second call.
@@ -39,7 +39,7 @@ type stdConn struct {
 // Feed implements Conn.
 func (c *stdConn) Feed(now time.Time, b []byte) error {
 	if c.state == Handshaking {
-		c.srv.setNow(now)
+		c.ep.setNow(now)
 	}
 	c.sync()
 	if c.state == Closed || c.readEnded || len(b) == 0 {
@@ -95,7 +95,7 @@ func (c *stdConn) feedFirst(b []byte) {
 // FeedEOF implements Conn.
 func (c *stdConn) FeedEOF(now time.Time) {
 	if c.state == Handshaking {
-		c.srv.setNow(now)
+		c.ep.setNow(now)
 	}
 	c.sync()
 	if c.state == Closed || c.readEnded {
@@ -133,14 +133,19 @@ func atRecordBoundary(p []byte) bool {
 	return len(p) == 0
 }
 
-// HandshakeWork implements Conn.
+// HandshakeWork implements Conn. A server's handshake starts once the
+// client's first record is complete, a client's at once.
 func (c *stdConn) HandshakeWork() func() {
 	c.sync()
 	if c.started || !c.ready || c.state != Handshaking {
 		return nil
 	}
 	c.started = true
-	c.tc = tls.Server(&c.t, c.srv.config)
+	if c.ep.client {
+		c.tc = tls.Client(&c.t, c.ep.config)
+	} else {
+		c.tc = tls.Server(&c.t, c.ep.config)
+	}
 	return c.handshake
 }
 
@@ -271,7 +276,7 @@ func (c *stdConn) fail(e *Error) {
 	c.t.mu.Lock()
 	c.t.in = nil
 	c.t.mu.Unlock()
-	c.srv.count(e.Reason)
+	c.ep.count(e.Reason)
 }
 
 // termErr is what Feed and Seal return once nothing more can be done.
