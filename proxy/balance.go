@@ -5,8 +5,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync/atomic"
+	"time"
 
 	"github.com/sluice-proxy/sluice/engine"
+	"github.com/sluice-proxy/sluice/tlsio"
 )
 
 // Upstream is one origin server (host:port). Every route and every loop
@@ -14,9 +16,10 @@ import (
 // are per origin. The counters are atomics because loops read and write
 // them concurrently; everything else is set at start-up.
 type Upstream struct {
-	addr string // host:port, dialed and used as the metrics label
-	host string // host:port as a Host field value (for RewriteHost)
-	idx  int    // index into HTTP.ups and each loop's pools
+	addr string        // host:port, dialed and used as the metrics label
+	host string        // host:port as a Host field value (for RewriteHost)
+	idx  int           // index into HTTP.ups and each loop's pools
+	tls  *tlsio.Client // https upstream: verification, SNI, session cache; nil: cleartext
 
 	inflight  atomic.Int64 // requests being served, all loops
 	fails     atomic.Int32 // consecutive passive failures
@@ -42,16 +45,26 @@ func (u *Upstream) available(now int64) bool {
 	return !u.checkDown.Load() && now >= u.downUntil.Load()
 }
 
-func newUpstream(addr string, idx int) *Upstream {
+func newUpstream(addr string, idx int, tls *tlsio.Client) *Upstream {
 	host, port, _ := net.SplitHostPort(addr)
 	hv := addr
-	if port == "80" {
+	if port == "80" && tls == nil || port == "443" && tls != nil {
 		hv = host
 		if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
 			hv = "[" + host + "]"
 		}
 	}
-	return &Upstream{addr: addr, host: hv, idx: idx}
+	return &Upstream{addr: addr, host: hv, idx: idx, tls: tls}
+}
+
+// dial connects to u from loop l: over TLS for an https upstream, in
+// which case h opens after the handshake (engine.Loop.DialTLS).
+func (u *Upstream) dial(l *engine.Loop, timeout time.Duration, h engine.Handler, onErr func(error)) {
+	if u.tls != nil {
+		l.DialTLS(u.addr, timeout, u.tls, h, onErr)
+		return
+	}
+	l.Dial(u.addr, timeout, h, onErr)
 }
 
 // Selector picks the upstream for one request. cands is never empty and

@@ -8,7 +8,7 @@ import (
 func testUpstreams(n int) []*Upstream {
 	us := make([]*Upstream, n)
 	for i := range us {
-		us[i] = newUpstream(fmt.Sprintf("10.0.0.%d:80", i+1), i)
+		us[i] = newUpstream(fmt.Sprintf("10.0.0.%d:80", i+1), i, nil)
 	}
 	return us
 }

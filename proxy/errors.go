@@ -22,7 +22,8 @@ const (
 	errClientAbort           // the client went away or half-closed mid-body
 	errWriteStall            // an HTTP/2 client kept a response stalled by its window past WriteTimeout
 	errDial                  // connecting to the upstream failed
-	errDialTimeout           // connecting to the upstream timed out
+	errDialTimeout           // connecting to the upstream timed out (its TLS handshake included)
+	errUpTLS                 // the upstream's TLS handshake failed (certificate, alert, protocol)
 	errUpTimeout             // no response head, or no body bytes, in time
 	errUpReset               // the upstream connection broke (RST, EOF before the end)
 	errUpBadResponse         // the upstream's response could not be parsed
@@ -39,6 +40,7 @@ var errKindEnd = [...]string{
 	errWriteStall:    "write_timeout",
 	errDial:          "dial_error",
 	errDialTimeout:   "dial_timeout",
+	errUpTLS:         "upstream_tls_error",
 	errUpTimeout:     "upstream_timeout",
 	errUpReset:       "upstream_reset",
 	errUpBadResponse: "bad_response",
@@ -54,6 +56,10 @@ func (k errKind) String() string {
 
 // upstreamSide reports whether the upstream, not the client, failed.
 func (k errKind) upstreamSide() bool { return k >= errDial }
+
+// connecting reports a failure before the connection could carry the
+// request (dial, TLS handshake): nothing was sent.
+func (k errKind) connecting() bool { return k == errDial || k == errDialTimeout || k == errUpTLS }
 
 // proxyError is an exchange failure: its kind, and the underlying error
 // (an *h1.Error, a dial error, ...) when there is one.
@@ -104,6 +110,13 @@ func dialError(err error) *proxyError {
 	}
 	return &proxyError{kind: errDial, err: err}
 }
+
+// errUpTLSTimeout and errUpTLSFailed are an upstream TLS handshake that
+// did not finish in time, or failed (the engine logs why).
+var (
+	errUpTLSTimeout = &proxyError{kind: errDialTimeout, err: errors.New("upstream TLS handshake timed out")}
+	errUpTLSFailed  = &proxyError{kind: errUpTLS, err: errors.New("upstream TLS handshake failed")}
+)
 
 // statusFor is the one place an error becomes a status code:
 //

@@ -232,7 +232,7 @@ func (cc *clientConn) upReset(err *proxyError, refused bool) {
 		cc.endAttempt(u, resultFor(err.kind))
 		u.m.results[resRetried].Inc()
 		cc.h.m.retries.Inc()
-		if err.kind == errDial || err.kind == errDialTimeout {
+		if err.kind.connecting() {
 			cc.h.failed(u, engine.Now())
 			cc.connect(u, nil, nil) // another upstream if there is one
 			return

@@ -271,7 +271,7 @@ func (st *h2Stream) upReset(err *proxyError, refused bool) {
 	u := x.u
 	h := st.hc.h
 	if refused && !x.respStarted && x.attempts <= h.cfg.Retries && (x.bodySent == 0 || x.retryOK) &&
-		err.kind != errDial && err.kind != errDialTimeout {
+		!err.kind.connecting() {
 		endAttemptOn(u, resultFor(err.kind))
 		u.m.results[resRetried].Inc()
 		h.m.retries.Inc()
@@ -280,7 +280,7 @@ func (st *h2Stream) upReset(err *proxyError, refused bool) {
 		return
 	}
 	endAttemptOn(u, resultFor(err.kind))
-	if !refused || err.kind == errDial || err.kind == errDialTimeout {
+	if !refused || err.kind.connecting() {
 		h.failed(u, engine.Now())
 	}
 	st.afterFailure(u, err, false)

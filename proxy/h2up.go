@@ -108,7 +108,7 @@ func (ls *loopState) h2Acquire(u *Upstream) *h2UpConn {
 	up := &h2UpConn{ls: ls, u: u, users: make(map[uint32]h2UpUser)}
 	up.sc = h2.NewConn(h2.Client, h.h2ucfg, (*h2UpEvents)(up), h2Now())
 	p.conns = append(p.conns, up)
-	ls.l.Dial(u.addr, h.cfg.DialTimeout, up, up.dialFailed)
+	u.dial(ls.l, h.cfg.DialTimeout, up, up.dialFailed)
 	return up
 }
 

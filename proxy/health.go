@@ -98,11 +98,11 @@ func (k *checker) probe() {
 	k.running = true
 	if k.h2req != nil {
 		p := newH2CProbe(k)
-		k.l.Dial(k.u.addr, time.Duration(k.h.cfg.HealthTimeout), p, func(error) { p.finish(false) })
+		k.u.dial(k.l, time.Duration(k.h.cfg.HealthTimeout), p, func(error) { p.finish(false) })
 		return
 	}
 	p := &probeConn{probeBase: probeBase{k: k}}
-	k.l.Dial(k.u.addr, time.Duration(k.h.cfg.HealthTimeout), p, func(error) { p.finish(false) })
+	k.u.dial(k.l, time.Duration(k.h.cfg.HealthTimeout), p, func(error) { p.finish(false) })
 }
 
 func (k *checker) result(ok bool) {

@@ -844,8 +844,8 @@ func (cc *clientConn) canRetry(k errKind, stale bool) bool {
 	return retryAllowed(&cc.x, cc.h.cfg.Retries, k, stale)
 }
 
-// retryAllowed is the retry rule of both protocols. A failed dial sent
-// nothing, so any method may go again while no attempt has written a byte
+// retryAllowed is the retry rule of both protocols. A failed dial (or
+// upstream TLS handshake) sent nothing, so any method may go again while no attempt has written a byte
 // upstream yet (sentAt is stamped when one does): the request body is
 // still with the client side, unread. Otherwise only an idempotent request
 // goes again, and only after a reused connection failed before any
@@ -854,7 +854,7 @@ func retryAllowed(x *exchange, retries int, k errKind, stale bool) bool {
 	if x.attempts > retries || x.cont100 {
 		return false
 	}
-	if k == errDial || k == errDialTimeout {
+	if k.connecting() {
 		return x.idempotent || x.sentAt == 0
 	}
 	return x.idempotent && stale && (x.bodySent == 0 || x.retryOK)

@@ -216,7 +216,7 @@ func resultFor(k errKind) int {
 	switch k {
 	case errNone:
 		return resOK
-	case errDial, errDialTimeout:
+	case errDial, errDialTimeout, errUpTLS:
 		return resDialError
 	case errUpTimeout:
 		return resTimeout

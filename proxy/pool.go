@@ -65,7 +65,7 @@ func (ls *loopState) attemptOn(x *exchange, u *Upstream, user upUser) *upConn {
 
 // dial connects uc; OnOpen or dialFailed follows on the loop.
 func (ls *loopState) dial(uc *upConn) {
-	ls.l.Dial(uc.u.addr, ls.h.cfg.DialTimeout, uc, uc.dialFailed)
+	uc.u.dial(ls.l, ls.h.cfg.DialTimeout, uc, uc.dialFailed)
 }
 
 // unpool removes uc from its pool (it is closing).
@@ -488,6 +488,16 @@ func (uc *upConn) OnClosed(c *engine.Conn, t *engine.Trace) {
 	prev := uc.state
 	cc := uc.cc
 	switch prev {
+	case ucDialing:
+		// An https upstream's TLS handshake failed (OnOpen never ran):
+		// nothing was sent, so it counts as a failed dial.
+		if cc != nil {
+			err := errUpTLSFailed
+			if t.Outcome == engine.HandshakeTimeout {
+				err = errUpTLSTimeout
+			}
+			cc.attemptFailed(uc, err)
+		}
 	case ucIdle:
 		uc.ls.unpool(uc)
 	case ucBusy:

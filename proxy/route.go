@@ -104,7 +104,8 @@ func ParseRoute(s string) (Route, error) {
 }
 
 // ParseUpstream turns an upstream URL (http://host[:port][/]) or a bare
-// host:port into host:port, and h2c://host[:port][/] into h2c://host:port.
+// host:port into host:port, h2c://host[:port][/] into h2c://host:port and
+// https://host[:port][/] into https://host:port (port 443 by default).
 func ParseUpstream(s string) (string, error) {
 	if s == "" {
 		return "", errors.New("empty upstream")
@@ -121,11 +122,11 @@ func ParseUpstream(s string) (string, error) {
 		return "", fmt.Errorf("upstream %q: %v", s, err)
 	}
 	switch u.Scheme {
-	case "http", "h2c":
-	case "https", "h2":
-		return "", fmt.Errorf("upstream %q: scheme %s is not supported for HTTP proxying yet (use http:// or h2c://)", s, u.Scheme)
+	case "http", "h2c", "https":
+	case "h2":
+		return "", fmt.Errorf("upstream %q: HTTP/2 over TLS to upstreams is not supported (use https:// for HTTP/1.1 over TLS, or h2c://)", s)
 	default:
-		return "", fmt.Errorf("upstream %q: scheme must be http or h2c", s)
+		return "", fmt.Errorf("upstream %q: scheme must be http, https or h2c", s)
 	}
 	if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
 		return "", fmt.Errorf("upstream %q: only scheme, host and port are allowed", s)
@@ -133,16 +134,26 @@ func ParseUpstream(s string) (string, error) {
 	port := u.Port()
 	if port == "" {
 		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
 	}
 	hp, err := checkHostPort(s, u.Hostname(), port)
-	if err != nil || u.Scheme != "h2c" {
+	switch {
+	case err != nil || u.Scheme == "http":
 		return hp, err
+	case u.Scheme == "https":
+		return httpsPrefix + hp, nil
 	}
 	return h2cPrefix + hp, nil
 }
 
-// h2cPrefix marks an HTTP/2 cleartext upstream in Route.Upstreams.
-const h2cPrefix = "h2c" + "://"
+// h2cPrefix and httpsPrefix mark an HTTP/2 cleartext upstream and an
+// HTTP/1.1-over-TLS one in Route.Upstreams.
+const (
+	h2cPrefix   = "h2c" + "://"
+	httpsPrefix = "https" + "://"
+)
 
 func checkHostPort(s, host, port string) (string, error) {
 	if host == "" {

@@ -19,6 +19,7 @@ func TestParseRoute(t *testing.T) {
 		{"example.com=http://a", Route{"example.com", "/", []string{"a:80"}}},
 		{"/static/=http://[::1]:81", Route{"", "/static/", []string{"[::1]:81"}}},
 		{"::1/x=a:1", Route{"[::1]", "/x", []string{"a:1"}}},
+		{"/=https://a,https://b:8443/,http://a", Route{"", "/", []string{"https://a:443", "https://b:8443", "a:80"}}},
 	} {
 		got, err := ParseRoute(tc.in)
 		if err != nil {
@@ -36,8 +37,8 @@ func TestParseRoute(t *testing.T) {
 		"/a b=http://x:1",              // space in prefix
 		"/a?b=http://x:1",              // query in prefix
 		"bad host/=http://x:1",         // space in host
-		"/=https://x:1",                // upstream TLS not yet
-		"/=h2://x:1",                   // nor h2 (TLS)
+		"/=h2://x:1",                   // h2 over TLS upstream
+		"/=https://x:1/base",           // paths not supported
 		"/=tcp://x:1",                  // not http
 		"/=http://x:1/base",            // paths not supported
 		"/=http://u:p@x:1",             // userinfo

@@ -1,4 +1,5 @@
-// Package tlsio is a sans-I/O TLS server for event loops: ciphertext in,
+// Package tlsio is sans-I/O TLS for event loops, server and client side:
+// ciphertext in,
 // plaintext and events out, ciphertext to send appended to caller-owned
 // buffers. Its shape follows rustls' ServerConnection and picotls: the
 // caller feeds bytes (Feed, FeedEOF), collects what the connection wants to
@@ -7,14 +8,19 @@
 // sticky, but the alert that goes with a failure is still handed out by
 // AppendOutput.
 //
-// The per-connection API is the Conn interface. Server.NewConn returns an
-// implementation backed by crypto/tls; a native TLS 1.3 engine can
-// implement Conn without changing callers.
+// The per-connection API is the Conn interface. Server.NewConn and
+// Client.NewConn return implementations backed by crypto/tls; a native
+// TLS 1.3 engine can implement Conn without changing callers. A client
+// Conn is the same state machine with the roles swapped: its handshake
+// function is ready at once (the ClientHello goes first), the first bytes
+// are not sniffed, and a certificate that does not verify fails it with
+// ReasonCertificate.
 //
 // # What it owns
 //
 // Server: the per-listener configuration (CertStore, ALPN list, version
-// range, session ticket keys). CertStore: key pairs selected by SNI and
+// range, session ticket keys). Client: the per-peer configuration (roots,
+// server name, ALPN offer, session cache). CertStore: key pairs selected by SNI and
 // replaceable at run time. Conn: one connection's TLS state and its
 // buffers. Nothing else: no sockets, no files, no timers, no logging.
 //
@@ -62,7 +68,7 @@
 //
 // # Limits
 //
-//   - Server side only; TLS 1.2 and 1.3; no client certificates, no 0-RTT,
+//   - TLS 1.2 and 1.3; no client certificates (either way), no 0-RTT,
 //     no renegotiation (crypto/tls refuses it).
 //   - crypto/tls never sends KeyUpdate on its own; the server answers a
 //     client's KeyUpdate that requests one, and that answer comes out of

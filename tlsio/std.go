@@ -14,8 +14,8 @@ import (
 // it the loop calls tls.Conn.Read and Write directly, and transport never
 // blocks.
 type stdConn struct {
-	ep  *endpoint
-	t   transport // shared state, see transport
+	ep *endpoint
+	t  transport // shared state, see transport
 
 	// ran guards the handshake function against a second call.
 	ran atomic.Bool

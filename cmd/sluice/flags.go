@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -42,16 +43,21 @@ type config struct {
 	h2MaxBuffered   int
 
 	upstreams []string // as given
-	admin     string
-	certs     []string
-	keys      []string
-	loops     int
-	lockLoops bool
-	mode      string
-	logLevel  slog.Level
-	logFormat string
-	maxConns  int
-	maxHS     int
+
+	upCAFile     string
+	upCAs        *x509.CertPool // from upCAFile; nil: the system roots
+	upInsecure   bool
+	upServerName string
+	admin        string
+	certs        []string
+	keys         []string
+	loops        int
+	lockLoops    bool
+	mode         string
+	logLevel     slog.Level
+	logFormat    string
+	maxConns     int
+	maxHS        int
 
 	handshakeTimeout time.Duration
 	headerTimeout    time.Duration
@@ -92,7 +98,10 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs.IntVar(&c.maxFields, "max-header-fields", 100, "most request header fields (more: 431)")
 	fs.IntVar(&c.maxLine, "max-request-line", 8<<10, "longest request line in bytes (more: 414)")
 	fs.DurationVar(&c.upTimeout, "upstream-timeout", 60*time.Second, "time for an upstream to send a response head, and the longest gap between response body reads (then 504, or a cut response)")
-	fs.Var(listFlag{&c.upstreams}, "upstream", "upstream URL, e.g. http://10.0.0.1:8080, h2c://10.0.0.1:50051 (HTTP/2 cleartext, e.g. gRPC) or tcp://10.0.0.1:5432 (repeatable; tcp mode uses the first; default: a built-in demo upstream on loopback)")
+	fs.Var(listFlag{&c.upstreams}, "upstream", "upstream URL, e.g. http://10.0.0.1:8080, https://api.internal (HTTP/1.1 over TLS, certificate verified), h2c://10.0.0.1:50051 (HTTP/2 cleartext, e.g. gRPC) or tcp://10.0.0.1:5432 (repeatable; tcp mode uses the first; default: a built-in demo upstream on loopback)")
+	fs.StringVar(&c.upCAFile, "upstream-ca", "", "PEM file of the CA certificates that verify https:// upstreams (default: the system roots)")
+	fs.BoolVar(&c.upInsecure, "upstream-insecure-skip-verify", false, "accept any certificate from https:// upstreams (logged as a warning at start-up)")
+	fs.StringVar(&c.upServerName, "upstream-server-name", "", "SNI sent to, and name verified for, every https:// upstream (default: each upstream's own host)")
 	fs.IntVar(&c.h2MaxStreams, "h2-max-concurrent-streams", h2.DefaultMaxConcurrentStreams, "HTTP/2: streams a client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS; more are refused)")
 	fs.IntVar(&c.h2MaxHeaderList, "h2-max-header-list-size", h2.DefaultMaxHeaderListSize, "HTTP/2: largest request header list in bytes (SETTINGS_MAX_HEADER_LIST_SIZE; more: 431)")
 	fs.IntVar(&c.h2StreamWindow, "h2-stream-window", h2.DefaultInitialStreamWindow, "HTTP/2: request body bytes a client may send per stream ahead of the upstream (SETTINGS_INITIAL_WINDOW_SIZE)")
@@ -251,6 +260,19 @@ func (c *config) validate(level string) error {
 	}
 	if len(c.certs) != len(c.keys) {
 		return fmt.Errorf("-cert and -key: %d certificates but %d keys; give them in pairs", len(c.certs), len(c.keys))
+	}
+	if c.upCAFile != "" {
+		pem, err := os.ReadFile(c.upCAFile)
+		if err != nil {
+			return fmt.Errorf("-upstream-ca %q: %v", c.upCAFile, errors.Unwrap(err))
+		}
+		c.upCAs = x509.NewCertPool()
+		if !c.upCAs.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("-upstream-ca %q: no PEM certificate in it", c.upCAFile)
+		}
+	}
+	if c.upServerName != "" && strings.ContainsAny(c.upServerName, " /:") {
+		return fmt.Errorf("-upstream-server-name %q: must be a host name or an IP address", c.upServerName)
 	}
 	for i, f := range c.certs {
 		if err := readable(f); err != nil {

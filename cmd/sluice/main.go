@@ -117,7 +117,15 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 				ConnWindow:           uint32(cfg.h2ConnWindow),
 			},
 			H2MaxBuffered: cfg.h2MaxBuffered,
-			Logger:        log,
+			UpstreamTLS: proxy.UpstreamTLS{
+				RootCAs:            cfg.upCAs,
+				InsecureSkipVerify: cfg.upInsecure,
+				ServerName:         cfg.upServerName,
+			},
+			Logger: log,
+		}
+		if cfg.upInsecure {
+			log.Warn("https upstream certificates are not verified (-upstream-insecure-skip-verify)")
 		}
 		if cfg.maxFails == 0 {
 			hc.MaxFails = -1

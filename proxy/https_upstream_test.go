@@ -1,0 +1,225 @@
+package proxy
+
+import (
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sluice-proxy/sluice/engine"
+)
+
+// tlsBackend is a net/http server over crypto/tls (httptest's certificate:
+// example.com and 127.0.0.1) that answers with what it saw of the request
+// and its TLS session, and echoes the body. /close answers with
+// Connection: close, so the next request needs a new connection.
+type tlsBackend struct {
+	srv   *httptest.Server
+	conns atomic.Int64 // TCP connections accepted
+	pool  *x509.CertPool
+}
+
+func newTLSBackend(t *testing.T) *tlsBackend {
+	t.Helper()
+	b := &tlsBackend{}
+	b.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.URL.Path == "/close" {
+			w.Header().Set("Connection", "close")
+		}
+		w.Header().Set("X-Resumed", fmt.Sprint(r.TLS.DidResume))
+		w.Header().Set("X-SNI", r.TLS.ServerName)
+		w.Header().Set("X-Proto", r.TLS.NegotiatedProtocol)
+		w.Header().Set("X-Host", r.Host)
+		w.Write(body)
+	}))
+	b.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			b.conns.Add(1)
+		}
+	}
+	b.srv.StartTLS()
+	t.Cleanup(b.srv.Close)
+	b.pool = x509.NewCertPool()
+	b.pool.AddCert(b.srv.Certificate())
+	return b
+}
+
+// url is the backend as an upstream URL, by IP address.
+func (b *tlsBackend) url() string { return "https://" + b.srv.Listener.Addr().String() }
+
+func httpsDo(t *testing.T, cl *http.Client, method, url, body string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	resp, err := cl.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
+}
+
+// HTTP/1.1 and HTTP/2 clients reach an https upstream: the certificate is
+// verified against the configured roots (by IP SAN, so no SNI is sent),
+// ALPN says http/1.1, bodies go both ways whole, one connection serves a
+// run of requests, and a new connection after a Connection: close
+// resumes the session instead of a full handshake.
+func TestHTTPSUpstream(t *testing.T) {
+	be := newTLSBackend(t)
+	env := h2Start(t, HTTPConfig{UpstreamTLS: UpstreamTLS{RootCAs: be.pool}}, be.url())
+	for _, c := range []struct {
+		name string
+		cl   *http.Client
+		url  string
+	}{{"h1", hpClient(), env.url("/")}, {"h2", h2cClient(), env.h2cURL("/")}} {
+		body := strings.Repeat("sealed both ways ", 20000)
+		resp, got := httpsDo(t, c.cl, "POST", c.url, body)
+		if resp.StatusCode != 200 || got != body {
+			t.Fatalf("%s POST: %d, %d bytes back of %d", c.name, resp.StatusCode, len(got), len(body))
+		}
+		if resp.Header.Get("X-Proto") != "http/1.1" || resp.Header.Get("X-SNI") != "" {
+			t.Fatalf("%s: upstream saw ALPN %q and SNI %q, want http/1.1 and none (an IP address)", c.name,
+				resp.Header.Get("X-Proto"), resp.Header.Get("X-SNI"))
+		}
+	}
+	before := be.conns.Load()
+	for i := 0; i < 10; i++ {
+		if resp, _ := httpsDo(t, hpClient(), "GET", env.url("/"), ""); resp.StatusCode != 200 {
+			t.Fatalf("GET %d: %d", i, resp.StatusCode)
+		}
+	}
+	if n := be.conns.Load() - before; n > 2 { // one per loop at most
+		t.Fatalf("10 sequential GETs took %d new upstream connections, want pooled ones", n)
+	}
+	// Connection: close, then a new connection: resumed.
+	if resp, _ := httpsDo(t, hpClient(), "GET", env.url("/close"), ""); resp.StatusCode != 200 {
+		t.Fatalf("GET /close: %d", resp.StatusCode)
+	}
+	resumed := false
+	for i := 0; i < 4 && !resumed; i++ { // the pool of the other loop may still hold a connection
+		resp, _ := httpsDo(t, hpClient(), "GET", env.url("/close"), "")
+		resumed = resp.Header.Get("X-Resumed") == "true"
+	}
+	if !resumed {
+		t.Fatal("no new upstream connection resumed its TLS session")
+	}
+	if v := env.metric(`sluice_upstream_tls_handshakes_total{result="ok"}`); v < 2 {
+		t.Fatalf("upstream TLS handshakes ok = %v", v)
+	}
+	hpSettled(t, env.hpEnv)
+}
+
+// ServerName overrides the name sent as SNI and verified.
+func TestHTTPSUpstreamServerName(t *testing.T) {
+	be := newTLSBackend(t)
+	env := hpStart(t, HTTPConfig{UpstreamTLS: UpstreamTLS{RootCAs: be.pool, ServerName: "example.com"}}, be.url())
+	resp, _ := httpsDo(t, hpClient(), "GET", env.url("/"), "")
+	if resp.StatusCode != 200 || resp.Header.Get("X-SNI") != "example.com" {
+		t.Fatalf("%d, SNI %q", resp.StatusCode, resp.Header.Get("X-SNI"))
+	}
+	if h := resp.Header.Get("X-Host"); h != env.addr {
+		t.Fatalf("upstream saw Host %q, want the client's %q", h, env.addr)
+	}
+	hpSettled(t, env)
+}
+
+// A certificate that does not verify (not signed by the configured roots,
+// or not for the name asked) fails the attempt like a failed dial: 502
+// with end upstream_tls_error when there is nowhere else to go; a POST
+// goes whole to the next upstream when there is.
+func TestHTTPSUpstreamBadCertificate(t *testing.T) {
+	be := newTLSBackend(t)
+	for _, c := range []struct {
+		name string
+		tls  UpstreamTLS
+	}{
+		{"unknown-authority", UpstreamTLS{RootCAs: x509.NewCertPool()}},
+		{"wrong-name", UpstreamTLS{RootCAs: be.pool, ServerName: "other.example"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			env := hpStart(t, HTTPConfig{UpstreamTLS: c.tls, Retries: -1}, be.url())
+			resp, _ := httpsDo(t, hpClient(), "GET", env.url("/"), "")
+			if resp.StatusCode != 502 {
+				t.Fatalf("status %d, want 502", resp.StatusCode)
+			}
+			if rec := env.log.wait(t, 1)[0]; rec["end"] != "upstream_tls_error" {
+				t.Fatalf("access log end %v, want upstream_tls_error", rec["end"])
+			}
+			if v := env.metric(`sluice_upstream_tls_handshakes_total{result="error"}`); v != 1 {
+				t.Fatalf("upstream TLS handshake errors = %v", v)
+			}
+			hpSettled(t, env)
+		})
+	}
+	for _, h2 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("retried/h2client=%v", h2), func(t *testing.T) {
+			var got atomic.Int64
+			good := echoBodyServer(t, &got)
+			env := h2Start(t, HTTPConfig{UpstreamTLS: UpstreamTLS{RootCAs: x509.NewCertPool()}, MaxFails: -1}, be.url(), good.addr())
+			cl, url := hpClient(), env.url("/")
+			if h2 {
+				cl, url = h2cClient(), env.h2cURL("/")
+			}
+			postsRetried(t, env.hpEnv, cl, url, &got, be.url(), func(i int) string {
+				return strings.Repeat(fmt.Sprintf("post %d ", i), 1+i*3000)
+			})
+			hpSettled(t, env.hpEnv)
+		})
+	}
+}
+
+// An upstream that accepts and never answers the ClientHello: 504 after
+// the engine's handshake timeout, end dial_timeout.
+func TestHTTPSUpstreamHandshakeTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+	env := hpStartEngine(t, HTTPConfig{Retries: -1}, engine.Config{HandshakeTimeout: 200 * time.Millisecond}, "https://"+ln.Addr().String())
+	start := time.Now()
+	resp, _ := httpsDo(t, hpClient(), "GET", env.url("/"), "")
+	if resp.StatusCode != 504 {
+		t.Fatalf("status %d, want 504", resp.StatusCode)
+	}
+	if el := time.Since(start); el < 150*time.Millisecond {
+		t.Fatalf("answered after %v, before the 200ms handshake timeout", el)
+	}
+	if rec := env.log.wait(t, 1)[0]; rec["end"] != "dial_timeout" {
+		t.Fatalf("access log end %v, want dial_timeout", rec["end"])
+	}
+	if v := env.metric(`sluice_upstream_tls_handshakes_total{result="timeout"}`); v != 1 {
+		t.Fatalf("upstream TLS handshake timeouts = %v", v)
+	}
+	hpSettled(t, env)
+}
+
+// Active health checks reach an https upstream over TLS.
+func TestHTTPSUpstreamHealthCheck(t *testing.T) {
+	be := newTLSBackend(t)
+	env := hpStart(t, HTTPConfig{UpstreamTLS: UpstreamTLS{RootCAs: be.pool}, HealthPath: "/healthz",
+		HealthInterval: 20 * time.Millisecond, HealthTimeout: time.Second}, be.url())
+	hpEventually(t, "three passing checks", func() bool { ok, _ := hcChecks(env, be.url()); return ok >= 3 })
+	if _, f := hcChecks(env, be.url()); f != 0 {
+		t.Fatalf("%v failed checks", f)
+	}
+}
