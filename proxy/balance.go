@@ -19,7 +19,9 @@ type Upstream struct {
 	addr string        // host:port, dialed and used as the metrics label
 	host string        // host:port as a Host field value (for RewriteHost)
 	idx  int           // index into HTTP.ups and each loop's pools
-	tls  *tlsio.Client // https upstream: verification, SNI, session cache; nil: cleartext
+	tls  *tlsio.Client // https or h2 upstream: verification, SNI, session cache; nil: cleartext
+	// scheme is the :scheme of HTTP/2 requests to it: "http" or "https".
+	scheme string
 
 	inflight  atomic.Int64 // requests being served, all loops
 	fails     atomic.Int32 // consecutive passive failures
@@ -54,7 +56,11 @@ func newUpstream(addr string, idx int, tls *tlsio.Client) *Upstream {
 			hv = "[" + host + "]"
 		}
 	}
-	return &Upstream{addr: addr, host: hv, idx: idx, tls: tls}
+	scheme := "http"
+	if tls != nil {
+		scheme = "https"
+	}
+	return &Upstream{addr: addr, host: hv, idx: idx, tls: tls, scheme: scheme}
 }
 
 // dial connects to u from loop l: over TLS for an https upstream, in

@@ -116,6 +116,7 @@ func dialError(err error) *proxyError {
 var (
 	errUpTLSTimeout = &proxyError{kind: errDialTimeout, err: errors.New("upstream TLS handshake timed out")}
 	errUpTLSFailed  = &proxyError{kind: errUpTLS, err: errors.New("upstream TLS handshake failed")}
+	errUpNoH2       = &proxyError{kind: errUpTLS, err: errors.New("h2 upstream did not select ALPN h2")}
 )
 
 // statusFor is the one place an error becomes a status code:

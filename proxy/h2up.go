@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"log/slog"
 	"time"
 
 	"golang.org/x/net/http2/hpack"
@@ -295,11 +296,15 @@ func (up *h2UpConn) fail(err *proxyError, refused bool) {
 
 // ---- engine.Handler ----
 
-func (up *h2UpConn) dialFailed(err error) {
+func (up *h2UpConn) dialFailed(err error) { up.notConnected(dialError(err)) }
+
+// notConnected ends a connection that never carried a frame (dial, TLS
+// handshake or ALPN failed): its streams may go elsewhere.
+func (up *h2UpConn) notConnected(err *proxyError) {
 	up.dead = true
 	up.closing = true
 	up.unpool()
-	up.fail(dialError(err), true)
+	up.fail(err, true)
 }
 
 // OnOpen sends what was queued while dialing (preface, SETTINGS, the
@@ -307,6 +312,14 @@ func (up *h2UpConn) dialFailed(err error) {
 func (up *h2UpConn) OnOpen(c *engine.Conn) {
 	up.c = c
 	c.Advance(engine.DataTransfer)
+	if !alpnH2(c) {
+		// An h2:// upstream that did not select h2 speaks something
+		// else: nothing was sent, as with a failed dial.
+		up.ls.h.warn("upstream did not select ALPN h2", slog.String("upstream", up.u.addr))
+		up.notConnected(errUpNoH2)
+		c.Close(engine.Clean)
+		return
+	}
 	ids := make([]uint32, 0, len(up.users))
 	for id := range up.users {
 		ids = append(ids, id)
@@ -383,8 +396,17 @@ func (up *h2UpConn) OnDrain(c *engine.Conn) {
 	up.drain()
 }
 
-// OnClosed fails whatever is left.
+// OnClosed fails whatever is left. Before OnOpen it is an h2:// upstream's
+// failed TLS handshake: a failed dial.
 func (up *h2UpConn) OnClosed(c *engine.Conn, t *engine.Trace) {
+	if up.c == nil && !up.dead {
+		err := errUpTLSFailed
+		if t.Outcome == engine.HandshakeTimeout {
+			err = errUpTLSTimeout
+		}
+		up.notConnected(err)
+		return
+	}
 	up.closing = true
 	if !up.dead {
 		up.dead = true
@@ -392,6 +414,16 @@ func (up *h2UpConn) OnClosed(c *engine.Conn, t *engine.Trace) {
 	}
 	up.fail(errUpResetErr, false)
 	up.flush()
+}
+
+// alpnH2 reports whether c may carry HTTP/2 to an upstream: cleartext
+// (h2c, prior knowledge) or TLS with ALPN h2 selected.
+func alpnH2(c *engine.Conn) bool {
+	if !c.IsTLS() {
+		return true
+	}
+	in, ok := c.TLSInfo()
+	return ok && in.ALPN == "h2"
 }
 
 // ---- h2.Handler (client role) ----

@@ -15,7 +15,7 @@ import (
 func h2cHealthRequest(h *HTTP, u *Upstream) []hpack.HeaderField {
 	return []hpack.HeaderField{
 		{Name: ":method", Value: "GET"},
-		{Name: ":scheme", Value: "http"},
+		{Name: ":scheme", Value: u.scheme},
 		{Name: ":authority", Value: u.host},
 		{Name: ":path", Value: h.cfg.HealthPath},
 		{Name: "user-agent", Value: "sluice-health-check"},
@@ -59,6 +59,11 @@ func (p *h2cProbe) flush(c *engine.Conn) {
 
 func (p *h2cProbe) OnOpen(c *engine.Conn) {
 	if !p.begin(c) {
+		return
+	}
+	if !alpnH2(c) {
+		p.finish(false)
+		c.Close(engine.Clean)
 		return
 	}
 	p.sc = h2.NewConn(h2.Client, p.k.h.h2ucfg, &p.ev, h2Now())

@@ -193,7 +193,8 @@ type HTTPConfig struct {
 	// own, aborts a connection whose socket output makes no progress).
 	WriteTimeout time.Duration
 
-	// UpstreamTLS configures https:// upstreams (HTTP/1.1 over TLS).
+	// UpstreamTLS configures https:// and h2:// upstreams (HTTP/1.1 and
+	// HTTP/2 over TLS).
 	UpstreamTLS UpstreamTLS
 
 	// Logger receives warnings (ejections, health changes); nil discards.
@@ -202,10 +203,11 @@ type HTTPConfig struct {
 	AccessLog *slog.Logger
 }
 
-// UpstreamTLS is how sluice checks the https:// upstreams it connects to.
-// Each upstream's connections share a session cache, so a new pooled
-// connection resumes rather than running a full handshake. ALPN offers
-// http/1.1 only.
+// UpstreamTLS is how sluice checks the https:// (HTTP/1.1) and h2://
+// (HTTP/2) upstreams it connects to. Each upstream's connections share a
+// session cache, so a new pooled connection resumes rather than running a
+// full handshake. ALPN offers http/1.1 to an https upstream and h2 to an
+// h2 one, which must select it.
 type UpstreamTLS struct {
 	// RootCAs verifies upstream certificates; nil means the system roots.
 	RootCAs *x509.CertPool
@@ -221,8 +223,9 @@ type UpstreamTLS struct {
 	SessionCacheSize int
 }
 
-// upstreamTLSClient builds the TLS client of the https upstream at addr.
-func upstreamTLSClient(t *UpstreamTLS, addr string) (*tlsio.Client, error) {
+// upstreamTLSClient builds the TLS client of the https or h2 upstream at
+// addr, offering one ALPN protocol.
+func upstreamTLSClient(t *UpstreamTLS, addr, alpn string) (*tlsio.Client, error) {
 	name := t.ServerName
 	if name == "" {
 		name, _, _ = net.SplitHostPort(addr)
@@ -231,7 +234,7 @@ func upstreamTLSClient(t *UpstreamTLS, addr string) (*tlsio.Client, error) {
 		ServerName:         name,
 		RootCAs:            t.RootCAs,
 		InsecureSkipVerify: t.InsecureSkipVerify,
-		NextProtos:         []string{"http/1.1"},
+		NextProtos:         []string{alpn},
 		SessionCacheSize:   t.SessionCacheSize,
 	})
 }
@@ -376,10 +379,12 @@ func NewHTTP(cfg HTTPConfig, m *Metrics) (*HTTP, error) {
 			if u == nil {
 				addr, isH2C := strings.CutPrefix(key, h2cPrefix)
 				var cl *tlsio.Client
-				if a, ok := strings.CutPrefix(key, httpsPrefix); ok {
-					addr = a
-					if cl, err = upstreamTLSClient(&cfg.UpstreamTLS, a); err != nil {
-						return nil, fmt.Errorf("http proxy: route %s: upstream %s: %w", r, key, err)
+				for _, s := range []struct{ prefix, alpn string }{{httpsPrefix, "http/1.1"}, {h2Prefix, "h2"}} {
+					if a, ok := strings.CutPrefix(key, s.prefix); ok {
+						addr, isH2C = a, s.alpn == "h2"
+						if cl, err = upstreamTLSClient(&cfg.UpstreamTLS, a, s.alpn); err != nil {
+							return nil, fmt.Errorf("http proxy: route %s: upstream %s: %w", r, key, err)
+						}
 					}
 				}
 				u = newUpstream(addr, len(h.ups), cl)

@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -39,6 +41,7 @@ func newTLSBackend(t *testing.T) *tlsBackend {
 		w.Header().Set("X-Host", r.Host)
 		w.Write(body)
 	}))
+	b.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // failed handshakes are the point of some tests
 	b.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
 			b.conns.Add(1)
@@ -220,6 +223,159 @@ func TestHTTPSUpstreamHealthCheck(t *testing.T) {
 		HealthInterval: 20 * time.Millisecond, HealthTimeout: time.Second}, be.url())
 	hpEventually(t, "three passing checks", func() bool { ok, _ := hcChecks(env, be.url()); return ok >= 3 })
 	if _, f := hcChecks(env, be.url()); f != 0 {
+		t.Fatalf("%v failed checks", f)
+	}
+}
+
+// h2TLSBackend is net/http's HTTP/2 server over TLS (ALPN h2 and
+// http/1.1): "/" reports the protocol, scheme and TLS session it saw,
+// "/svc/Echo" is grpcEcho.
+func h2TLSBackend(t *testing.T) *tlsBackend {
+	t.Helper()
+	b := &tlsBackend{}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/svc/Echo", grpcEcho)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Proto", r.Proto+" "+r.TLS.NegotiatedProtocol)
+		w.Header().Set("X-Resumed", fmt.Sprint(r.TLS.DidResume))
+		w.Write(body)
+	})
+	b.srv = httptest.NewUnstartedServer(mux)
+	b.srv.EnableHTTP2 = true
+	b.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // failed handshakes are the point of some tests
+	b.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			b.conns.Add(1)
+		}
+	}
+	b.srv.StartTLS()
+	t.Cleanup(b.srv.Close)
+	b.pool = x509.NewCertPool()
+	b.pool.AddCert(b.srv.Certificate())
+	return b
+}
+
+// h2:// upstreams: HTTP/2 over TLS with ALPN h2, multiplexed. HTTP/1.1 and
+// HTTP/2 clients reach it, bodies whole, a gRPC-shaped stream keeps its
+// messages and trailers, and concurrent requests share a connection.
+func TestH2TLSUpstream(t *testing.T) {
+	be := h2TLSBackend(t)
+	url := "h2://" + be.srv.Listener.Addr().String()
+	env := h2Start(t, HTTPConfig{UpstreamTLS: UpstreamTLS{RootCAs: be.pool}}, url)
+	for _, c := range []struct {
+		name string
+		cl   *http.Client
+		url  string
+	}{{"h1", hpClient(), env.url("/")}, {"h2", h2cClient(), env.h2cURL("/")}} {
+		body := strings.Repeat("over h2 and TLS ", 20000)
+		resp, got := httpsDo(t, c.cl, "POST", c.url, body)
+		if resp.StatusCode != 200 || got != body {
+			t.Fatalf("%s POST: %d, %d bytes back of %d", c.name, resp.StatusCode, len(got), len(body))
+		}
+		if p := resp.Header.Get("X-Proto"); p != "HTTP/2.0 h2" {
+			t.Fatalf("%s: upstream saw %q, want HTTP/2.0 over ALPN h2", c.name, p)
+		}
+	}
+	req, _ := http.NewRequest("POST", env.h2cURL("/svc/Echo"), strings.NewReader("m0\nm1\nm2\n"))
+	req.Header.Set("Content-Type", "application/grpc")
+	req.Header.Set("Te", "trailers")
+	resp, err := h2cClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "echo:m0\necho:m1\necho:m2\n" || resp.Trailer.Get("Grpc-Status") != "0" || resp.Trailer.Get("Grpc-Message") != "3 messages" {
+		t.Fatalf("gRPC-shaped stream: %q, trailers %v", b, resp.Trailer)
+	}
+	before := be.conns.Load()
+	errs := make(chan error, 20)
+	for i := 0; i < 20; i++ {
+		go func() {
+			resp, err := h2cClient().Get(env.h2cURL("/"))
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					err = fmt.Errorf("status %d", resp.StatusCode)
+				}
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < 20; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := be.conns.Load() - before; n > 2 {
+		t.Fatalf("20 concurrent requests opened %d more upstream connections, want them multiplexed", n)
+	}
+	hpSettled(t, env.hpEnv)
+}
+
+// An h2:// upstream whose TLS server selects no ALPN protocol cannot be
+// spoken to: 502 (end upstream_tls_error) without a byte of HTTP/2 sent,
+// and a POST goes whole to the next upstream.
+func TestH2TLSUpstreamWithoutALPN(t *testing.T) {
+	be := newTLSBackend(t) // keeps its certificate; a second server without ALPN uses it
+	kp := be.srv.TLS.Certificates[0]
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{kp}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var preface atomic.Bool
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 64)
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				if n, _ := c.Read(buf); n > 0 {
+					preface.Store(true)
+				}
+			}()
+		}
+	}()
+	noALPN := "h2://" + ln.Addr().String()
+	env := h2Start(t, HTTPConfig{UpstreamTLS: UpstreamTLS{RootCAs: be.pool}, Retries: -1}, noALPN)
+	resp, _ := httpsDo(t, h2cClient(), "GET", env.h2cURL("/"), "")
+	if resp.StatusCode != 502 {
+		t.Fatalf("status %d, want 502", resp.StatusCode)
+	}
+	if rec := env.log.wait(t, 1)[0]; rec["end"] != "upstream_tls_error" {
+		t.Fatalf("access log end %v", rec["end"])
+	}
+	if preface.Load() {
+		t.Fatal("the HTTP/2 preface went to a server that did not select h2")
+	}
+
+	var got atomic.Int64
+	good := h2cServe(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got.Add(1)
+		w.Write(b)
+	}))
+	env2 := h2Start(t, HTTPConfig{UpstreamTLS: UpstreamTLS{RootCAs: be.pool}, MaxFails: -1}, noALPN, good.url())
+	postsRetried(t, env2.hpEnv, h2cClient(), env2.h2cURL("/"), &got, noALPN, func(i int) string {
+		return strings.Repeat(fmt.Sprintf("post %d ", i), 1+i*3000)
+	})
+	hpSettled(t, env2.hpEnv)
+}
+
+// Health checks of an h2:// upstream run over HTTP/2 and TLS.
+func TestH2TLSUpstreamHealthCheck(t *testing.T) {
+	be := h2TLSBackend(t)
+	url := "h2://" + be.srv.Listener.Addr().String()
+	env := hpStart(t, HTTPConfig{UpstreamTLS: UpstreamTLS{RootCAs: be.pool}, HealthPath: "/healthz",
+		HealthInterval: 20 * time.Millisecond, HealthTimeout: time.Second}, url)
+	hpEventually(t, "three passing checks", func() bool { ok, _ := hcChecks(env, url); return ok >= 3 })
+	if _, f := hcChecks(env, url); f != 0 {
 		t.Fatalf("%v failed checks", f)
 	}
 }

@@ -104,8 +104,8 @@ func ParseRoute(s string) (Route, error) {
 }
 
 // ParseUpstream turns an upstream URL (http://host[:port][/]) or a bare
-// host:port into host:port, h2c://host[:port][/] into h2c://host:port and
-// https://host[:port][/] into https://host:port (port 443 by default).
+// host:port into host:port, h2c://host[:port][/] into h2c://host:port, and
+// https:// and h2:// likewise (port 443 by default).
 func ParseUpstream(s string) (string, error) {
 	if s == "" {
 		return "", errors.New("empty upstream")
@@ -122,11 +122,9 @@ func ParseUpstream(s string) (string, error) {
 		return "", fmt.Errorf("upstream %q: %v", s, err)
 	}
 	switch u.Scheme {
-	case "http", "h2c", "https":
-	case "h2":
-		return "", fmt.Errorf("upstream %q: HTTP/2 over TLS to upstreams is not supported (use https:// for HTTP/1.1 over TLS, or h2c://)", s)
+	case "http", "h2c", "https", "h2":
 	default:
-		return "", fmt.Errorf("upstream %q: scheme must be http, https or h2c", s)
+		return "", fmt.Errorf("upstream %q: scheme must be http, https, h2c or h2", s)
 	}
 	if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
 		return "", fmt.Errorf("upstream %q: only scheme, host and port are allowed", s)
@@ -134,7 +132,7 @@ func ParseUpstream(s string) (string, error) {
 	port := u.Port()
 	if port == "" {
 		port = "80"
-		if u.Scheme == "https" {
+		if u.Scheme == "https" || u.Scheme == "h2" {
 			port = "443"
 		}
 	}
@@ -144,15 +142,19 @@ func ParseUpstream(s string) (string, error) {
 		return hp, err
 	case u.Scheme == "https":
 		return httpsPrefix + hp, nil
+	case u.Scheme == "h2":
+		return h2Prefix + hp, nil
 	}
 	return h2cPrefix + hp, nil
 }
 
-// h2cPrefix and httpsPrefix mark an HTTP/2 cleartext upstream and an
-// HTTP/1.1-over-TLS one in Route.Upstreams.
+// h2cPrefix, httpsPrefix and h2Prefix mark, in Route.Upstreams, an
+// HTTP/2 cleartext upstream, an HTTP/1.1-over-TLS one and an
+// HTTP/2-over-TLS one (ALPN h2).
 const (
 	h2cPrefix   = "h2c" + "://"
 	httpsPrefix = "https" + "://"
+	h2Prefix    = "h2" + "://"
 )
 
 func checkHostPort(s, host, port string) (string, error) {

@@ -20,6 +20,7 @@ func TestParseRoute(t *testing.T) {
 		{"/static/=http://[::1]:81", Route{"", "/static/", []string{"[::1]:81"}}},
 		{"::1/x=a:1", Route{"[::1]", "/x", []string{"a:1"}}},
 		{"/=https://a,https://b:8443/,http://a", Route{"", "/", []string{"https://a:443", "https://b:8443", "a:80"}}},
+		{"/=h2://a,h2c://a:81", Route{"", "/", []string{"h2://a:443", "h2c://a:81"}}},
 	} {
 		got, err := ParseRoute(tc.in)
 		if err != nil {
@@ -37,7 +38,7 @@ func TestParseRoute(t *testing.T) {
 		"/a b=http://x:1",              // space in prefix
 		"/a?b=http://x:1",              // query in prefix
 		"bad host/=http://x:1",         // space in host
-		"/=h2://x:1",                   // h2 over TLS upstream
+		"/=h3://x:1",                   // no such scheme
 		"/=https://x:1/base",           // paths not supported
 		"/=tcp://x:1",                  // not http
 		"/=http://x:1/base",            // paths not supported

@@ -98,10 +98,10 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs.IntVar(&c.maxFields, "max-header-fields", 100, "most request header fields (more: 431)")
 	fs.IntVar(&c.maxLine, "max-request-line", 8<<10, "longest request line in bytes (more: 414)")
 	fs.DurationVar(&c.upTimeout, "upstream-timeout", 60*time.Second, "time for an upstream to send a response head, and the longest gap between response body reads (then 504, or a cut response)")
-	fs.Var(listFlag{&c.upstreams}, "upstream", "upstream URL, e.g. http://10.0.0.1:8080, https://api.internal (HTTP/1.1 over TLS, certificate verified), h2c://10.0.0.1:50051 (HTTP/2 cleartext, e.g. gRPC) or tcp://10.0.0.1:5432 (repeatable; tcp mode uses the first; default: a built-in demo upstream on loopback)")
-	fs.StringVar(&c.upCAFile, "upstream-ca", "", "PEM file of the CA certificates that verify https:// upstreams (default: the system roots)")
-	fs.BoolVar(&c.upInsecure, "upstream-insecure-skip-verify", false, "accept any certificate from https:// upstreams (logged as a warning at start-up)")
-	fs.StringVar(&c.upServerName, "upstream-server-name", "", "SNI sent to, and name verified for, every https:// upstream (default: each upstream's own host)")
+	fs.Var(listFlag{&c.upstreams}, "upstream", "upstream URL, e.g. http://10.0.0.1:8080, https://api.internal (HTTP/1.1 over TLS, certificate verified), h2c://10.0.0.1:50051 (HTTP/2 cleartext, e.g. gRPC), h2://grpc.internal (HTTP/2 over TLS, ALPN h2) or tcp://10.0.0.1:5432 (repeatable; tcp mode uses the first; default: a built-in demo upstream on loopback)")
+	fs.StringVar(&c.upCAFile, "upstream-ca", "", "PEM file of the CA certificates that verify https:// and h2:// upstreams (default: the system roots)")
+	fs.BoolVar(&c.upInsecure, "upstream-insecure-skip-verify", false, "accept any certificate from https:// and h2:// upstreams (logged as a warning at start-up)")
+	fs.StringVar(&c.upServerName, "upstream-server-name", "", "SNI sent to, and name verified for, every https:// and h2:// upstream (default: each upstream's own host)")
 	fs.IntVar(&c.h2MaxStreams, "h2-max-concurrent-streams", h2.DefaultMaxConcurrentStreams, "HTTP/2: streams a client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS; more are refused)")
 	fs.IntVar(&c.h2MaxHeaderList, "h2-max-header-list-size", h2.DefaultMaxHeaderListSize, "HTTP/2: largest request header list in bytes (SETTINGS_MAX_HEADER_LIST_SIZE; more: 431)")
 	fs.IntVar(&c.h2StreamWindow, "h2-stream-window", h2.DefaultInitialStreamWindow, "HTTP/2: request body bytes a client may send per stream ahead of the upstream (SETTINGS_INITIAL_WINDOW_SIZE)")
@@ -325,7 +325,7 @@ func upstreamAddr(s string) (string, error) {
 		if port == "" {
 			port = "80"
 		}
-	case "https":
+	case "https", "h2":
 		if port == "" {
 			port = "443"
 		}
@@ -334,7 +334,7 @@ func upstreamAddr(s string) (string, error) {
 			return "", errors.New("tcp upstream needs a port")
 		}
 	default:
-		return "", fmt.Errorf("scheme %q: want http, https, h2c or tcp", u.Scheme)
+		return "", fmt.Errorf("scheme %q: want http, https, h2c, h2 or tcp", u.Scheme)
 	}
 	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 		return "", fmt.Errorf("bad port %q", port)

@@ -267,7 +267,7 @@ func TestH2FlagsDocumentedAndChecked(t *testing.T) {
 		{[]string{"-h2-stream-window", "1"}, "-h2-stream-window"},
 		{[]string{"-h2-conn-window", "3000000000"}, "-h2-conn-window"},
 		{[]string{"-h2-max-buffered", "1"}, "-h2-max-buffered"},
-		{[]string{"-upstream", "h2://x:1"}, "-upstream"},
+		{[]string{"-upstream", "h3://x:1"}, "-upstream"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run(tc.args, &stdout, &stderr, nil); code != 2 {
