@@ -12,6 +12,8 @@ import (
 
 // h2c upstreams (route URLs h2c://host:port): HTTP/2 over cleartext with
 // prior knowledge, a client-role h2.Conn on an engine upstream connection.
+// h2:// upstreams are the same over TLS (engine.Loop.DialTLS, ALPN h2
+// required); everything below holds for both.
 //
 // Multiplexing. Each loop keeps, per h2c upstream, a list of connections
 // (loopState.h2pools). A stream goes on the first connection that can
