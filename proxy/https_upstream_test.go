@@ -29,8 +29,7 @@ type tlsBackend struct {
 
 func newTLSBackend(t *testing.T) *tlsBackend {
 	t.Helper()
-	b := &tlsBackend{}
-	b.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return startTLSBackend(t, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		if r.URL.Path == "/close" {
 			w.Header().Set("Connection", "close")
@@ -41,6 +40,14 @@ func newTLSBackend(t *testing.T) *tlsBackend {
 		w.Header().Set("X-Host", r.Host)
 		w.Write(body)
 	}))
+}
+
+// startTLSBackend serves h over TLS, with ALPN h2 too when h2 is set.
+func startTLSBackend(t *testing.T, h2 bool, h http.Handler) *tlsBackend {
+	t.Helper()
+	b := &tlsBackend{}
+	b.srv = httptest.NewUnstartedServer(h)
+	b.srv.EnableHTTP2 = h2
 	b.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // failed handshakes are the point of some tests
 	b.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
@@ -232,7 +239,6 @@ func TestHTTPSUpstreamHealthCheck(t *testing.T) {
 // "/svc/Echo" is grpcEcho.
 func h2TLSBackend(t *testing.T) *tlsBackend {
 	t.Helper()
-	b := &tlsBackend{}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/svc/Echo", grpcEcho)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -241,19 +247,7 @@ func h2TLSBackend(t *testing.T) *tlsBackend {
 		w.Header().Set("X-Resumed", fmt.Sprint(r.TLS.DidResume))
 		w.Write(body)
 	})
-	b.srv = httptest.NewUnstartedServer(mux)
-	b.srv.EnableHTTP2 = true
-	b.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // failed handshakes are the point of some tests
-	b.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			b.conns.Add(1)
-		}
-	}
-	b.srv.StartTLS()
-	t.Cleanup(b.srv.Close)
-	b.pool = x509.NewCertPool()
-	b.pool.AddCert(b.srv.Certificate())
-	return b
+	return startTLSBackend(t, true, mux)
 }
 
 // h2:// upstreams: HTTP/2 over TLS with ALPN h2, multiplexed. HTTP/1.1 and
