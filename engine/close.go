@@ -114,7 +114,10 @@ func (c *Conn) advance() {
 		return // half-close: input keeps flowing until the peer's FIN
 	}
 	c.setState(Lingering)
-	now := c.l.now()
+	// From the state's own timestamp, not the callback's clock (read
+	// earlier): the trace must never show a linger shorter than the
+	// timeout.
+	now := c.trace.Entered[Lingering]
 	c.setDeadline(timerLinger, now+int64(c.l.e.cfg.LingerTimeout))
 	if c.trace.Delivered == 0 {
 		c.setDeadline(timerDelivered, now+deliveredPoll)

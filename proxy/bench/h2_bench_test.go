@@ -43,7 +43,16 @@ import (
 // (default 20000), SLUICE_BENCH_WORKERS (threads of each proxy, default 1).
 // Skips when h2load, nginx or haproxy is missing (Debian: apt-get install
 // nghttp2-client nginx haproxy).
-func BenchmarkH2ProxyVsHAProxy(b *testing.B) {
+func BenchmarkH2ProxyVsHAProxy(b *testing.B) { benchH2VsHAProxy(b, false) }
+
+// BenchmarkH2ProxyTLSUpstreamVsHAProxy is the same with TLS to the
+// backend too: nginx serves HTTP/1.1 over TLS, sluice reaches it as an
+// https:// upstream (-upstream-ca), HAProxy with "ssl verify required
+// ca-file". Both verify the chain, keep their upstream connections and
+// resume sessions when they open new ones.
+func BenchmarkH2ProxyTLSUpstreamVsHAProxy(b *testing.B) { benchH2VsHAProxy(b, true) }
+
+func benchH2VsHAProxy(b *testing.B, upTLS bool) {
 	h2load, err := exec.LookPath("h2load")
 	if err != nil {
 		b.Skip("h2load is not installed (Debian: apt-get install nghttp2-client)")
@@ -60,12 +69,6 @@ func BenchmarkH2ProxyVsHAProxy(b *testing.B) {
 	requests := envInt("SLUICE_BENCH_H2_REQUESTS", 20000)
 	const size = 1024
 
-	backend := freePort(b)
-	startNginx(b, "backend", 1, fmt.Sprintf(`  server {
-    listen %s;
-    location / { default_type application/octet-stream; return 200 "%s"; }
-  }`, backend, strings.Repeat("x", size)), backend)
-
 	dir := b.TempDir()
 	kp, err := tlsio.SelfSigned(time.Now(), rand.Reader)
 	if err != nil {
@@ -80,13 +83,25 @@ func BenchmarkH2ProxyVsHAProxy(b *testing.B) {
 	os.WriteFile(keyFile, keyPEM, 0o600)
 	os.WriteFile(both, append(append([]byte(nil), kp.CertPEM()...), keyPEM...), 0o600)
 
+	backend := freePort(b)
+	listen, upURL, hpServer := backend, "http://"+backend, backend
+	if upTLS {
+		listen = fmt.Sprintf("%s ssl;\n    ssl_certificate %s;\n    ssl_certificate_key %s", backend, certFile, keyFile)
+		upURL = "https://" + backend
+		hpServer = fmt.Sprintf("%s ssl verify required ca-file %s", backend, certFile)
+	}
+	startNginx(b, "backend", 1, fmt.Sprintf(`  server {
+    listen %s;
+    location / { default_type application/octet-stream; return 200 "%s"; }
+  }`, listen, strings.Repeat("x", size)), backend)
+
 	slAddr := freePort(b)
 	// -pool-size 1024: 50 connections x 10 streams keep up to 500 upstream
 	// requests in flight; HAProxy keeps every idle server connection
 	// (pool-max-conn unlimited), so sluice gets an idle pool that holds
 	// them too (its default, 32, is nginx's keepalive and would redial).
 	sl := startProc(b, "sluice", slAddr, buildSluice(b, dir), "-listen", slAddr, "-admin", "", "-loops", strconv.Itoa(workers),
-		"-pool-size", "1024", "-upstream", "http://"+backend, "-access-log=false", "-log-level", "warn", "-cert", certFile, "-key", keyFile)
+		"-pool-size", "1024", "-upstream", upURL, "-upstream-ca", certFile, "-access-log=false", "-log-level", "warn", "-cert", certFile, "-key", keyFile)
 
 	hpAddr := freePort(b)
 	cfg := filepath.Join(dir, "haproxy.cfg")
@@ -109,7 +124,7 @@ frontend fe
   default_backend be
 backend be
   server s1 %s
-`, workers, hpAddr, both, backend)), 0o644)
+`, workers, hpAddr, both, hpServer)), 0o644)
 	hp := startProc(b, "haproxy", hpAddr, haproxy, "-db", "-f", cfg)
 
 	targets := []*h2target{
