@@ -114,10 +114,7 @@ func (c *Conn) advance() {
 		return // half-close: input keeps flowing until the peer's FIN
 	}
 	c.setState(Lingering)
-	// From the state's own timestamp, not the callback's clock (read
-	// earlier): the trace must never show a linger shorter than the
-	// timeout.
-	now := c.trace.Entered[Lingering]
+	now := c.clock() // the Lingering timestamp: the trace never shows a short linger
 	c.setDeadline(timerLinger, now+int64(c.l.e.cfg.LingerTimeout))
 	if c.trace.Delivered == 0 {
 		c.setDeadline(timerDelivered, now+deliveredPoll)

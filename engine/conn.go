@@ -460,7 +460,7 @@ func (c *Conn) flush() {
 func (c *Conn) progress(n int) {
 	c.trace.BytesOut += int64(n)
 	c.l.e.met.bytesOut(c.side, n)
-	now := c.l.now()
+	now := c.clock()
 	c.lastProgress = now
 	c.trace.Delivered = 0
 	if c.out.len() > 0 {
@@ -486,7 +486,7 @@ func (c *Conn) armWritable() {
 		return
 	}
 	if c.deadlines[timerWrite] == 0 {
-		c.setDeadline(timerWrite, c.l.now()+int64(c.l.e.cfg.WriteTimeout))
+		c.setDeadline(timerWrite, c.clock()+int64(c.l.e.cfg.WriteTimeout))
 	}
 	if err := c.l.w.watchWritable(c.fd, c.id, c.wRegistered); err != nil {
 		c.writeFailed(err)
@@ -517,7 +517,7 @@ func (c *Conn) SetTimer(k TimerKind, d int64) {
 		c.deadlines[k] = 0
 		return
 	}
-	c.setDeadline(k, c.l.now()+d)
+	c.setDeadline(k, c.clock()+d)
 }
 
 // ClearTimer clears the deadline of kind k.
@@ -526,6 +526,11 @@ func (c *Conn) ClearTimer(k TimerKind) {
 		c.deadlines[k] = 0
 	}
 }
+
+// clock is the time c's timers start from: the callback's clock, or the
+// last state change when that was stamped later in the callback, so that
+// no deadline comes earlier than a timestamp the trace shows.
+func (c *Conn) clock() int64 { return max(c.l.now(), c.stateSince) }
 
 func (c *Conn) setDeadline(k TimerKind, at int64) {
 	c.deadlines[k] = at
