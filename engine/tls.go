@@ -87,6 +87,7 @@ func (c *Conn) startTLSClient(cl *tlsio.Client) {
 	})
 	c.setState(Handshake)
 	c.SetTimer(TimerHandshake, int64(l.e.cfg.HandshakeTimeout))
+	_ = c.tls.Feed(time.Now(), nil) // the clock for the ClientHello (ticket ages)
 }
 
 // tlsWake runs on the loop when the handshake goroutine made progress.
@@ -123,13 +124,16 @@ func (c *Conn) tlsPump(feedErr error) {
 	if w := t.HandshakeWork(); w != nil {
 		go w()
 	}
-	if out := t.AppendOutput(c.l.sealBuf[:0]); len(out) > 0 {
-		c.writeRaw(out)
-		c.l.sealBuf = out[:0]
-	}
+	// The failure is read before the output is taken: the handshake
+	// goroutine queues its alert before it fails, so the alert of a
+	// failure seen here is in this output, never left behind.
 	err := feedErr
 	if err == nil {
 		err = t.Err()
+	}
+	if out := t.AppendOutput(c.l.sealBuf[:0]); len(out) > 0 {
+		c.writeRaw(out)
+		c.l.sealBuf = out[:0]
 	}
 	if err != nil {
 		c.tlsFailed(err)

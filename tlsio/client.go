@@ -27,9 +27,10 @@ type ClientConfig struct {
 	// VersionTLS12 and VersionTLS13.
 	MinVersion, MaxVersion uint16
 	// SessionCacheSize is how many sessions are kept for resumption
-	// (TLS 1.3 tickets, TLS 1.2 tickets), keyed by server name and
-	// address as crypto/tls does; 0 means 64, negative disables
-	// resumption.
+	// (TLS 1.3 and TLS 1.2 tickets); 0 means 64, negative disables
+	// resumption. Sessions are keyed by ServerName: without one
+	// (InsecureSkipVerify) every connection of the Client shares one
+	// entry, so use one Client per peer.
 	SessionCacheSize int
 	// Rand is the entropy source; nil means crypto/rand.
 	Rand io.Reader
@@ -40,7 +41,9 @@ type ClientConfig struct {
 // Client holds what the connections to one peer share: verification,
 // ALPN, versions and the session cache. It is safe for concurrent use.
 // Config.Time is wired as for a Server: to the latest time a handshaking
-// connection was fed.
+// connection was fed (a Feed of nil before HandshakeWork sets it for the
+// ClientHello; certificates are checked at the time fed with the
+// server's flight).
 type Client struct {
 	endpoint
 }

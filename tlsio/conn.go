@@ -5,13 +5,19 @@ import (
 	"time"
 )
 
-// Conn is one server-side TLS connection driven by an event loop. Every
+// Conn is one TLS connection, server or client side, driven by an event
+// loop. Every
 // method except Close must be called from the goroutine that owns the
 // connection (its event loop), one call at a time. See the package
 // documentation for the threading model.
 //
-// The crypto/tls-backed implementation is returned by Server.NewConn; a
-// native TLS 1.3 engine can implement the same interface.
+// The crypto/tls-backed implementation is returned by Server.NewConn and
+// Client.NewConn; a native TLS 1.3 engine can implement the same
+// interface.
+//
+// When a call shows a failure or the end of the handshake, call
+// AppendOutput once more after it: the handshake goroutine may have
+// queued the alert or last flight just before finishing.
 type Conn interface {
 	// Feed hands ciphertext read from the socket to the connection. It
 	// never retains ciphertext. Before and during the handshake the bytes
@@ -21,7 +27,8 @@ type Conn interface {
 	// ReadPlaintext and Events. Feed returns the terminal error, if any;
 	// a *Error wrapping ErrNotTLS means the peer spoke plaintext HTTP.
 	// Bytes fed after the peer's close_notify or after FeedEOF are
-	// discarded. now is the caller's current time (see Server).
+	// discarded. now is the caller's current time (see Server); a client
+	// may Feed nil first, so that its ClientHello is built at that time.
 	Feed(now time.Time, ciphertext []byte) error
 
 	// FeedEOF reports that the transport has no more bytes to give (the
@@ -56,8 +63,9 @@ type Conn interface {
 	// failed or was closed. Reading continues to work afterwards.
 	CloseNotify(dst []byte) ([]byte, bool)
 
-	// HandshakeWork returns the handshake function once, when the first
-	// complete record has been fed; otherwise nil. The caller must run it
+	// HandshakeWork returns the handshake function once: for a server when
+	// the client's first complete record has been fed, for a client at
+	// once; otherwise nil. The caller must run it
 	// on its own short-lived goroutine: it blocks until the handshake
 	// completes, fails, or Close is called, and it calls the wake function
 	// each time it queues output and when it returns. All handshake CPU
