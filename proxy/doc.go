@@ -40,7 +40,15 @@
 //     trailers and bidirectional streaming pass end to end, message by
 //     message. An HTTP/1.1 client to an h2c upstream is translated
 //     (h1h2c.go); its trailers arrive in the last chunk whenever the
-//     response is chunked, and are dropped otherwise.
+//     response is chunked, and are dropped otherwise. h2:// upstreams are
+//     the same over TLS (ALPN h2);
+//   - a WebSocket opened as an extended CONNECT (RFC 8441) goes to an
+//     HTTP/1.1 upstream as the RFC 6455 handshake and becomes a tunnel
+//     on its stream (h2ws.go).
+//
+// Upstreams over TLS (https:// for HTTP/1.1, h2:// for HTTP/2) are dialed
+// with engine.Loop.DialTLS: verified against UpstreamTLS, one session
+// cache per upstream; a failed handshake is a failed dial.
 //
 // Flow control is backpressure: request bytes are credited to the client
 // (Consumed) only as an upstream takes them; response bytes wait for the

@@ -13,37 +13,39 @@ import (
 type errKind uint8
 
 const (
-	errNone          errKind = iota
-	errBadRequest            // the client's request was malformed (*h1.Error)
-	errNoRoute               // no route matches host and path
-	errMethod                // a method the proxy does not forward (CONNECT)
-	errHeaderTimeout         // the client did not send a whole head in time
-	errBodyTimeout           // the client stalled while sending the body
-	errClientAbort           // the client went away or half-closed mid-body
-	errWriteStall            // an HTTP/2 client kept a response stalled by its window past WriteTimeout
-	errDial                  // connecting to the upstream failed
-	errDialTimeout           // connecting to the upstream timed out (its TLS handshake included)
-	errUpTLS                 // the upstream's TLS handshake failed (certificate, alert, protocol)
-	errUpTimeout             // no response head, or no body bytes, in time
-	errUpReset               // the upstream connection broke (RST, EOF before the end)
-	errUpBadResponse         // the upstream's response could not be parsed
+	errNone           errKind = iota
+	errBadRequest             // the client's request was malformed (*h1.Error)
+	errNoRoute                // no route matches host and path
+	errMethod                 // a method the proxy does not forward (CONNECT)
+	errHeaderTimeout          // the client did not send a whole head in time
+	errBodyTimeout            // the client stalled while sending the body
+	errClientAbort            // the client went away or half-closed mid-body
+	errWriteStall             // an HTTP/2 client kept a response stalled by its window past WriteTimeout
+	errNotImplemented         // a request sluice cannot relay to the upstream picked (WebSocket over HTTP/2 to an h2c one)
+	errDial                   // connecting to the upstream failed
+	errDialTimeout            // connecting to the upstream timed out (its TLS handshake included)
+	errUpTLS                  // the upstream's TLS handshake failed (certificate, alert, protocol)
+	errUpTimeout              // no response head, or no body bytes, in time
+	errUpReset                // the upstream connection broke (RST, EOF before the end)
+	errUpBadResponse          // the upstream's response could not be parsed
 )
 
 var errKindEnd = [...]string{
-	errNone:          "ok",
-	errBadRequest:    "bad_request",
-	errNoRoute:       "no_route",
-	errMethod:        "bad_method",
-	errHeaderTimeout: "header_timeout",
-	errBodyTimeout:   "body_timeout",
-	errClientAbort:   "client_abort",
-	errWriteStall:    "write_timeout",
-	errDial:          "dial_error",
-	errDialTimeout:   "dial_timeout",
-	errUpTLS:         "upstream_tls_error",
-	errUpTimeout:     "upstream_timeout",
-	errUpReset:       "upstream_reset",
-	errUpBadResponse: "bad_response",
+	errNone:           "ok",
+	errBadRequest:     "bad_request",
+	errNoRoute:        "no_route",
+	errMethod:         "bad_method",
+	errHeaderTimeout:  "header_timeout",
+	errBodyTimeout:    "body_timeout",
+	errClientAbort:    "client_abort",
+	errWriteStall:     "write_timeout",
+	errNotImplemented: "not_implemented",
+	errDial:           "dial_error",
+	errDialTimeout:    "dial_timeout",
+	errUpTLS:          "upstream_tls_error",
+	errUpTimeout:      "upstream_timeout",
+	errUpReset:        "upstream_reset",
+	errUpBadResponse:  "bad_response",
 }
 
 // String is the token used as the access log's "end" field.
@@ -85,6 +87,7 @@ var (
 	errHeaderTimeoutErr = &proxyError{kind: errHeaderTimeout}
 	errBodyTimeoutErr   = &proxyError{kind: errBodyTimeout}
 	errClientAbortErr   = &proxyError{kind: errClientAbort}
+	errNotImplErr       = &proxyError{kind: errNotImplemented}
 	errUpTimeoutErr     = &proxyError{kind: errUpTimeout}
 	errUpResetErr       = &proxyError{kind: errUpReset}
 )
@@ -124,6 +127,7 @@ var (
 //	400/413/414/431/501/505  a malformed request, as h1.StatusFor says
 //	404                      no route for the host and path
 //	405                      CONNECT (sluice is not a forward proxy)
+//	501                      WebSocket over HTTP/2 to an upstream that is not HTTP/1.1
 //	408                      the client was too slow sending its head or body
 //	502                      the upstream refused, reset, closed early or sent garbage
 //	504                      the upstream did not connect or answer in time
@@ -139,6 +143,8 @@ func statusFor(err error) int {
 		return 404
 	case errMethod:
 		return 405
+	case errNotImplemented:
+		return 501
 	case errHeaderTimeout, errBodyTimeout:
 		return 408
 	case errClientAbort:

@@ -133,6 +133,8 @@ type rawH2 struct {
 	enc *hpack.Encoder
 	hb  bytes.Buffer
 	dec *hpack.Decoder
+	// peer holds the server's first SETTINGS.
+	peer map[http2.SettingID]uint32
 }
 
 // rawH2Dial connects (over TLS with ALPN h2 when tlsOn), sends the
@@ -170,6 +172,8 @@ func rawH2Dial(t testing.TB, addr string, tlsOn bool, settings ...http2.Setting)
 			t.Fatalf("reading the server preface: %v", err)
 		}
 		if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
+			r.peer = map[http2.SettingID]uint32{}
+			sf.ForeachSetting(func(s http2.Setting) error { r.peer[s.ID] = s.Val; return nil })
 			r.fr.WriteSettingsAck()
 			return r
 		}

@@ -57,7 +57,11 @@ func methodHasBody(m string) bool { return m == "POST" || m == "PUT" || m == "PA
 // appendH2RequestHead appends the HTTP/1.1 head sent upstream for an
 // HTTP/2 request, and decides the body's framing (st.x.reqChunked).
 func (h *HTTP) appendH2RequestHead(dst []byte, st *h2Stream, u *Upstream) []byte {
-	dst = h1.AppendRequestLine(dst, st.method, st.path, 1)
+	method := st.method
+	if st.x.upgrade {
+		method = "GET" // RFC 8441 §5: the extended CONNECT is a WebSocket handshake
+	}
+	dst = h1.AppendRequestLine(dst, method, st.path, 1)
 	if h.cfg.RewriteHost || st.authority == "" {
 		dst = h1.AppendHeader(dst, "Host", u.host)
 	} else {
@@ -68,7 +72,7 @@ func (h *HTTP) appendH2RequestHead(dst []byte, st *h2Stream, u *Upstream) []byte
 	for _, f := range st.fields {
 		switch f.Name {
 		case "host", "content-length", "te", "trailer", "connection", "keep-alive",
-			"proxy-connection", "transfer-encoding", "upgrade":
+			"proxy-connection", "transfer-encoding", "upgrade", "sec-websocket-key":
 			continue
 		case "cookie":
 			nCookie++
@@ -95,6 +99,8 @@ func (h *HTTP) appendH2RequestHead(dst []byte, st *h2Stream, u *Upstream) []byte
 	}
 	x := &st.x
 	switch {
+	case x.upgrade:
+		dst = st.appendWSUpgrade(dst)
 	case st.reqEnd && len(st.reqTrail) == 0:
 		// The whole body is here (usually in the same read as HEADERS).
 		if n := len(st.reqPend); n > 0 || methodHasBody(st.method) {

@@ -49,6 +49,7 @@ type h2Stream struct {
 
 	// The request, as received; strings from the codec may be kept.
 	method, path, authority string
+	protocol                string              // :protocol of an extended CONNECT (RFC 8441)
 	fields                  []hpack.HeaderField // regular fields, in order
 	reqCL                   int64               // content-length, -1 if none
 
@@ -76,6 +77,12 @@ type h2Stream struct {
 	upDeadline int64 // engine clock: response head or next DATA due, 0 if none
 	retrySent  int   // bytes of x.retryBody sent on this attempt
 	upFields   []hpack.HeaderField
+
+	// WebSocket over HTTP/2 (h2ws.go).
+	wsKey   string // the Sec-WebSocket-Key sent upstream
+	tunnel  bool   // the upstream's 101 came: relaying
+	upEOF   bool   // the upstream's FIN came
+	upWShut bool   // the client's END_STREAM went upstream as a FIN
 }
 
 func newH2Stream(hc *h2Conn, id uint32, hd *h2.Headers) *h2Stream {
@@ -97,7 +104,7 @@ func newH2Stream(hc *h2Conn, id uint32, hd *h2.Headers) *h2Stream {
 	} else {
 		st = new(h2Stream)
 	}
-	st.hc, st.id, st.method, st.path, st.authority = hc, id, hd.Method, hd.Path, hd.Authority
+	st.hc, st.id, st.method, st.path, st.authority, st.protocol = hc, id, hd.Method, hd.Path, hd.Authority, hd.Protocol
 	st.reqCL, st.reqEnd, st.lastIn = hd.ContentLength, hd.EndStream, now
 	x := &st.x
 	x.start = now
@@ -144,8 +151,19 @@ func (st *h2Stream) start() {
 	x := &st.x
 	h := st.hc.h
 	if st.method == "CONNECT" {
-		st.respondError(errMethodErr)
-		return
+		if st.protocol != "websocket" {
+			// Plain CONNECT (sluice is not a forward proxy), or a
+			// :protocol it does not relay.
+			st.respondError(errMethodErr)
+			return
+		}
+		if !wsFieldsOK(st.fields) {
+			st.respondError(&proxyError{kind: errBadRequest})
+			return
+		}
+		x.upgrade = true
+		x.mc = h1.MethodOther // the upstream answers a GET
+		x.idempotent = false
 	}
 	if !validH2Target(st.path) || !validH2Authority(st.authority) || !validH2Values(st.fields) {
 		// What HTTP/2 allows but an HTTP/1.1 request line or field
@@ -178,6 +196,10 @@ func (st *h2Stream) connect(avoid *Upstream) {
 		u = ls.pick(x.rt, avoid, ls.l.Now())
 	}
 	if h.h2c[u.idx] {
+		if x.upgrade {
+			st.respondError(errNotImplErr)
+			return
+		}
 		st.connectH2C(u)
 		return
 	}
@@ -212,6 +234,9 @@ func (st *h2Stream) attach(uc *upConn) {
 	if x.uc != uc {
 		return // the write failed and the attempt is over
 	}
+	if x.upgrade {
+		x.sentAll = true // the rest is the tunnel's, after the 101
+	}
 	if st.hc.capped {
 		uc.pauseRead() // its response waits for the connection's cap
 		st.hc.capWait = append(st.hc.capWait, st)
@@ -230,8 +255,17 @@ func (st *h2Stream) attach(uc *upConn) {
 func (st *h2Stream) pumpRequest() {
 	x := &st.x
 	uc := x.uc
-	if uc == nil || uc.state != ucBusy || uc.cc != upUser(st) {
+	if uc == nil || uc.cc != upUser(st) {
 		return
+	}
+	if st.tunnel {
+		if uc.state == ucTunnel {
+			st.pumpTunnel(uc)
+		}
+		return
+	}
+	if uc.state != ucBusy || x.upgrade {
+		return // a WebSocket's DATA waits for the 101
 	}
 	hc := st.hc
 	if len(st.reqPend) > 0 {
@@ -296,9 +330,6 @@ func (st *h2Stream) writeUp(uc *upConn, p []byte) {
 
 // upstreamWritable: the upstream drained; more body can go.
 func (st *h2Stream) upstreamWritable(*upConn) { st.pumpRequest() }
-
-// upgrade refuses a 101: an HTTP/2 stream never asks for an upgrade.
-func (st *h2Stream) upgrade(*upConn, []byte) bool { return false }
 
 // responseBlocked: the client's window or output takes no more now.
 func (st *h2Stream) responseBlocked() bool { return st.blocked() }
@@ -431,12 +462,6 @@ func (st *h2Stream) afterFailure(u *Upstream, err *proxyError, stale bool) {
 func (st *h2Stream) canRetry(k errKind, stale bool) bool {
 	return retryAllowed(&st.x, st.hc.h.cfg.Retries, k, stale)
 }
-
-// Tunnels are HTTP/1.1 only: an HTTP/2 stream never asks for an upgrade.
-func (st *h2Stream) tunnelFromUpstream(*upConn, []byte) {}
-func (st *h2Stream) tunnelEOF(*upConn)                  {}
-func (st *h2Stream) tunnelIdle()                        {}
-func (st *h2Stream) tunnelClosed(*upConn, bool)         {}
 
 // ---- request body from the client ----
 
@@ -623,7 +648,7 @@ func (st *h2Stream) flushPend() {
 func (st *h2Stream) resumeUp() {
 	x := &st.x
 	uc := x.uc
-	if uc == nil || uc.cc != upUser(st) || !uc.readPaused || uc.state != ucBusy {
+	if uc == nil || uc.cc != upUser(st) || !uc.readPaused || uc.state != ucBusy && uc.state != ucTunnel {
 		return
 	}
 	if st.hc.capped {

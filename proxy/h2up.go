@@ -389,7 +389,7 @@ func (up *h2UpConn) OnTimer(c *engine.Conn, k engine.TimerKind) {
 	up.settle()
 }
 
-// OnCloseNotify sends nothing (upstreams are cleartext).
+// OnCloseNotify sends nothing: a TLS upstream's close_notify comes from the engine.
 func (up *h2UpConn) OnCloseNotify(*engine.Conn) bool { return false }
 
 // OnDrain sends GOAWAY; the connection closes after its last stream.

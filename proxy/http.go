@@ -54,6 +54,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -192,6 +193,12 @@ type HTTPConfig struct {
 	// aborted. Default 60s, the engine's write timeout (which, on its
 	// own, aborts a connection whose socket output makes no progress).
 	WriteTimeout time.Duration
+
+	// NoH2WebSocket stops advertising SETTINGS_ENABLE_CONNECT_PROTOCOL
+	// to HTTP/2 clients, so browsers open WebSockets over HTTP/1.1
+	// instead of as extended CONNECT streams (RFC 8441). It is never
+	// advertised when a route has an h2c or h2 upstream.
+	NoH2WebSocket bool
 
 	// UpstreamTLS configures https:// and h2:// upstreams (HTTP/1.1 and
 	// HTTP/2 over TLS).
@@ -420,6 +427,8 @@ func NewHTTP(cfg HTTPConfig, m *Metrics) (*HTTP, error) {
 	h.h2Tick = min(max(h.h2Tick, int64(10*time.Millisecond)), int64(time.Second))
 	h.h2cfg = cfg.H2
 	h.h2cfg.CountError = h.m.h2Error
+	// WebSocket over HTTP/2 is relayed to HTTP/1.1 upstreams only (h2ws.go).
+	h.h2cfg.EnableConnectProtocol = !cfg.NoH2WebSocket && !slices.Contains(h.h2c, true)
 	h.h2ucfg = cfg.H2Upstream
 	h.h2ucfg.CountError = h.m.h2Error
 	empty := []*loopState{}

@@ -3,7 +3,6 @@ package proxy
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha1"
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
@@ -16,12 +15,7 @@ import (
 // A minimal WebSocket (RFC 6455) written for the test: the upgrade
 // handshake and unfragmented frames, enough for an echo.
 
-const wsGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-func wsAccept(key string) string {
-	h := sha1.Sum([]byte(key + wsGUID))
-	return base64.StdEncoding.EncodeToString(h[:])
-}
+// wsAccept and wsGUID are the proxy's own (h2ws.go).
 
 // wsWriteFrame writes one final frame; mask is non-nil for a client.
 func wsWriteFrame(w io.Writer, op byte, payload []byte, mask []byte) error {

@@ -469,7 +469,7 @@ func (uc *upConn) OnTimer(c *engine.Conn, k engine.TimerKind) {
 	}
 }
 
-// OnCloseNotify sends nothing (upstreams are cleartext).
+// OnCloseNotify sends nothing: a TLS upstream's close_notify comes from the engine.
 func (uc *upConn) OnCloseNotify(*engine.Conn) bool { return false }
 
 // OnDrain closes an idle connection at once and stops pooling on this

@@ -41,6 +41,7 @@ type config struct {
 	h2StreamWindow  int
 	h2ConnWindow    int
 	h2MaxBuffered   int
+	h2WebSocket     bool
 
 	upstreams []string // as given
 
@@ -107,6 +108,7 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs.IntVar(&c.h2StreamWindow, "h2-stream-window", h2.DefaultInitialStreamWindow, "HTTP/2: request body bytes a client may send per stream ahead of the upstream (SETTINGS_INITIAL_WINDOW_SIZE)")
 	fs.IntVar(&c.h2ConnWindow, "h2-conn-window", h2.DefaultConnWindow, "HTTP/2: request body bytes a client may send per connection ahead of the upstreams")
 	fs.IntVar(&c.h2MaxBuffered, "h2-max-buffered", 1<<20, "HTTP/2: response bytes held per client connection for streams the client does not read; past it upstreams are not read")
+	fs.BoolVar(&c.h2WebSocket, "h2-websocket", true, "HTTP/2: accept WebSockets as extended CONNECT streams (RFC 8441) and relay them to HTTP/1.1 upstreams; never offered when a route has an h2c or h2 upstream")
 	fs.StringVar(&c.admin, "admin", "127.0.0.1:9090", "admin listen address: /metrics /healthz /readyz /debug/connections /debug/pprof/ (empty disables)")
 	fs.Var(listFlag{&c.certs}, "cert", "TLS certificate chain PEM file (repeatable, paired in order with -key; chosen by SNI, first is the default; SIGHUP reloads). tcp mode terminates TLS when given; http mode without it uses a self-signed certificate")
 	fs.Var(listFlag{&c.keys}, "key", "TLS private key PEM file (repeatable, paired in order with -cert)")

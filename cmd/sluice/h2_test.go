@@ -253,7 +253,8 @@ func TestH2FlagsDocumentedAndChecked(t *testing.T) {
 		t.Fatalf("-h exit %d", code)
 	}
 	for _, want := range []string{"-h2-max-concurrent-streams", "(default 100)", "-h2-max-header-list-size", "(default 65536)",
-		"-h2-stream-window", "(default 262144)", "-h2-conn-window", "(default 1048576)", "-h2-max-buffered", "h2c://"} {
+		"-h2-stream-window", "(default 262144)", "-h2-conn-window", "(default 1048576)", "-h2-max-buffered", "h2c://",
+		"-h2-websocket", "(default true)"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("-h output lacks %q", want)
 		}

@@ -117,6 +117,7 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 				ConnWindow:           uint32(cfg.h2ConnWindow),
 			},
 			H2MaxBuffered: cfg.h2MaxBuffered,
+			NoH2WebSocket: !cfg.h2WebSocket,
 			UpstreamTLS: proxy.UpstreamTLS{
 				RootCAs:            cfg.upCAs,
 				InsecureSkipVerify: cfg.upInsecure,
