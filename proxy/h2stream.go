@@ -163,7 +163,7 @@ func (st *h2Stream) start() {
 		}
 		x.upgrade = true
 		x.mc = h1.MethodOther // the upstream answers a GET
-		x.idempotent = false
+		x.idempotent = true   // and nothing but the GET goes before its 101
 	}
 	if !validH2Target(st.path) || !validH2Authority(st.authority) || !validH2Values(st.fields) {
 		// What HTTP/2 allows but an HTTP/1.1 request line or field
@@ -662,7 +662,11 @@ func (st *h2Stream) resumeUp() {
 			return
 		}
 	}
-	uc.resumeRead(st.hc.h.readTimeout)
+	idle := st.hc.h.readTimeout
+	if st.tunnel {
+		idle = st.hc.h.tunnelIdle
+	}
+	uc.resumeRead(idle)
 }
 
 // sentEnd: END_STREAM (or trailers) went to the codec.

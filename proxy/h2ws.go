@@ -77,7 +77,8 @@ func (st *h2Stream) upgrade(uc *upConn, rest []byte) bool {
 	fields[0].Value = "200"
 	out := fields[:1]
 	for _, f := range fields[1:] {
-		if f.Name != "sec-websocket-accept" {
+		// RFC 9110 §9.3.6: no Content-Length in a 2xx to CONNECT.
+		if f.Name != "sec-websocket-accept" && f.Name != "content-length" {
 			out = append(out, f)
 		}
 	}

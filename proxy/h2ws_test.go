@@ -31,6 +31,8 @@ type wsStream struct {
 	rst    error // RST_STREAM seen
 	status string
 	fields map[string]string
+	// noGrant: DATA read is not granted back (the test opens windows).
+	noGrant bool
 }
 
 func (s *wsStream) Read(p []byte) (int, error) {
@@ -69,7 +71,7 @@ func (s *wsStream) readFrame() error {
 		s.end = s.end || f.StreamEnded()
 	case *http2.DataFrame:
 		s.buf.Write(f.Data())
-		if n := uint32(len(f.Data())); n > 0 {
+		if n := uint32(len(f.Data())); n > 0 && !s.noGrant {
 			s.r.fr.WriteWindowUpdate(0, n)
 			s.r.fr.WriteWindowUpdate(s.id, n)
 		}
@@ -372,4 +374,44 @@ func TestH2WebSocketBackpressure(t *testing.T) {
 		t.Fatalf("access log: %v", rec)
 	}
 	hpSettled(t, env.hpEnv)
+}
+
+// A tunnel paused by the client's window and resumed keeps the tunnel's
+// idle timeout, not the response read timeout: quiet for longer than
+// ReadTimeout after a burst, it still carries bytes both ways.
+func TestH2WebSocketIdleAfterResume(t *testing.T) {
+	up := hpRawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		fmt.Fprintf(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+			wsAccept(req.Header.Get("Sec-WebSocket-Key")))
+		c.Write(bytes.Repeat([]byte("b"), 100<<10)) // past the client's 64 KiB window: the rest waits, the upstream paused
+		io.Copy(c, br)                              // then an echo
+	})
+	env := h2Start(t, HTTPConfig{ReadTimeout: 150 * time.Millisecond, TunnelIdleTimeout: 10 * time.Second}, up)
+	// A stream window of 0, opened 4 KiB at a time: every upstream read
+	// meets a shut window, so the upstream is paused and resumed again and
+	// again, the last time with nothing more to send.
+	r := rawH2Dial(t, env.addr, false, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	s := openWS(t, r, 1, "/burst")
+	s.noGrant = true
+	s.head(t)
+	got := make([]byte, 4096)
+	for i := 0; i < 25; i++ { // 100 KiB
+		r.fr.WriteWindowUpdate(0, 4096)
+		r.fr.WriteWindowUpdate(1, 4096)
+		if _, err := io.ReadFull(s, got); err != nil {
+			t.Fatalf("chunk %d: %v", i, err)
+		}
+	}
+	r.fr.WriteWindowUpdate(1, 1<<20) // room for the echo
+	time.Sleep(500 * time.Millisecond) // quiet for over three read timeouts
+	s.send(t, []byte("still there?"), false)
+	echo := make([]byte, len("still there?"))
+	if _, err := io.ReadFull(s, echo); err != nil || string(echo) != "still there?" {
+		t.Fatalf("after a quiet spell: %q, %v (the tunnel should be open)", echo, err)
+	}
 }
