@@ -407,7 +407,7 @@ func TestH2WebSocketIdleAfterResume(t *testing.T) {
 			t.Fatalf("chunk %d: %v", i, err)
 		}
 	}
-	r.fr.WriteWindowUpdate(1, 1<<20) // room for the echo
+	r.fr.WriteWindowUpdate(1, 1<<20)   // room for the echo
 	time.Sleep(500 * time.Millisecond) // quiet for over three read timeouts
 	s.send(t, []byte("still there?"), false)
 	echo := make([]byte, len("still there?"))
