@@ -409,15 +409,20 @@ func TestH2DefenseBufferedAcrossStreams(t *testing.T) {
 			frames <- f
 		}
 	}()
+	// Quiet means 300ms without a frame after the first response heads
+	// (a slow machine, or -race, may take longer than that to send any:
+	// measured then, the backend's handlers still hold their buffers).
 	heads := 0
-	for quiet := false; !quiet; {
+	for quiet, deadline := false, time.After(10*time.Second); !quiet; {
 		select {
 		case f := <-frames:
 			if _, ok := f.(*http2.HeadersFrame); ok {
 				heads++
 			}
 		case <-time.After(300 * time.Millisecond):
-			quiet = true
+			quiet = heads > 0
+		case <-deadline:
+			t.Fatal("no response head in 10s")
 		}
 	}
 	grown := int64(heapInUse()) - int64(base)
