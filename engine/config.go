@@ -63,6 +63,10 @@ type Listener struct {
 	Accept func(c *Conn) Handler
 	// TLS, when set, makes this a TLS listener (see tls.go).
 	TLS *tlsio.Server
+	// ProxyProtocol requires a PROXY protocol header (v1 or v2) at the
+	// start of every connection, before TLS; RemoteAddr is then the
+	// client it names (see proxyproto.go).
+	ProxyProtocol bool
 }
 
 func (cfg *Config) setDefaults() error {

@@ -55,6 +55,11 @@ type Conn struct {
 	deadlines      [numTimers]int64
 	tm             timer
 
+	// PROXY protocol (proxyproto.go): pp is set while the header is read;
+	// lb is the balancer's address once it named the client.
+	pp *ppState
+	lb net.Addr
+
 	// TLS (nil on plaintext listeners); see tls.go. Loop-owned.
 	tls        tlsio.Conn
 	hsDone     bool    // handshake completed, handler opened
@@ -177,11 +182,38 @@ func (c *Conn) onRead(b []byte) {
 		}
 		return
 	}
+	if c.pp != nil {
+		c.ppRead(b)
+		return
+	}
+	c.dispatchRead(b)
+}
+
+// dispatchRead hands socket bytes to TLS or, plain, to the handler.
+func (c *Conn) dispatchRead(b []byte) {
 	if c.tls != nil {
 		c.tlsRead(b)
 		return
 	}
 	c.deliver(b)
+}
+
+// acceptFrom makes c a connection of listener ln: TLS starts (false: too
+// many handshakes in flight) and the listener picks the handler.
+func (c *Conn) acceptFrom(ln *Listener) bool {
+	if ln.TLS != nil && !c.startTLS(ln.TLS) {
+		return false
+	}
+	c.h = ln.Accept(c) // after startTLS, so IsTLS is already true
+	return true
+}
+
+// openHandler runs the handler's OnOpen (and OnDrain during a drain).
+func (c *Conn) openHandler() {
+	c.h.OnOpen(c)
+	if c.l.e.draining.Load() && c.state < ShutdownInitiated && !c.socketClosing {
+		c.h.OnDrain(c)
+	}
 }
 
 // deliver hands application bytes (plaintext) to the handler, keeping what
@@ -226,6 +258,11 @@ func (c *Conn) maybeDeliverEOF() {
 	// Kept bytes do not hold EOF back: they were offered and the handler
 	// wants more, which will never come.
 	if !eof || c.eofDelivered || c.paused || c.state == SocketClosed {
+		return
+	}
+	if c.pp != nil {
+		c.eofDelivered = true
+		c.ppFailed("eof", errors.New("EOF before the PROXY protocol header ended"))
 		return
 	}
 	c.eofDelivered = true
@@ -568,7 +605,9 @@ func (c *Conn) onTimer(now int64) {
 				c.setDeadline(timerDelivered, now+deliveredPoll)
 			}
 		case TimerHandshake:
-			if c.tls != nil && !c.hsDone {
+			if c.pp != nil {
+				c.ppFailed("timeout", errors.New("no PROXY protocol header within the handshake timeout"))
+			} else if c.tls != nil && !c.hsDone {
 				c.tlsHandshakeTimeout()
 			} else {
 				c.h.OnTimer(c, k)

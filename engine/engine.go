@@ -466,10 +466,12 @@ func (g *gnetEvents) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		case e.Live() > int64(e.cfg.MaxConns):
 			rejected = true
 			e.met.rejected.Inc()
-		case ln.TLS != nil && !c.startTLS(ln.TLS):
+		case ln.ProxyProtocol:
+			// The handler is chosen once the header is read (proxyproto.go).
+			c.pp = &ppState{ln: ln}
+			c.SetTimer(TimerHandshake, int64(e.cfg.HandshakeTimeout))
+		case !c.acceptFrom(ln):
 			rejected = true
-		default:
-			c.h = ln.Accept(c) // after startTLS, so IsTLS is already true
 		}
 	}
 	gc.SetContext(c)
@@ -478,6 +480,7 @@ func (g *gnetEvents) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	switch {
 	case rejected:
 		c.Abort(Rejected)
+	case c.pp != nil:
 	case c.tls != nil:
 		// OnOpen runs when the handshake is done (tls.go); a client's
 		// starts now.
@@ -485,10 +488,7 @@ func (g *gnetEvents) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 			c.tlsPump(nil)
 		}
 	default:
-		c.h.OnOpen(c)
-		if e.draining.Load() && c.state < ShutdownInitiated && !c.socketClosing {
-			c.h.OnDrain(c)
-		}
+		c.openHandler()
 	}
 	l.exit()
 	l.inTraffic = prev

@@ -30,6 +30,7 @@ type engineMetrics struct {
 	tlsHandshakes      [4]*metrics.Counter
 	tlsHandshakeDur    *metrics.Histogram
 	upTLSHandshakes    [3]*metrics.Counter
+	proxyProtoRes      [len(ppResults)]*metrics.Counter
 	upTLSHandshakeDur  *metrics.Histogram
 	tlsPeerCloseNotify *metrics.Counter
 }
@@ -96,6 +97,9 @@ func newEngineMetrics(e *Engine) *engineMetrics {
 		m.upTLSHandshakes[i] = s.NewCounter(fmt.Sprintf(`sluice_upstream_tls_handshakes_total{result=%q}`, r))
 	}
 	m.upTLSHandshakeDur = s.NewHistogram(`sluice_upstream_tls_handshake_duration_seconds`)
+	for i, r := range ppResults {
+		m.proxyProtoRes[i] = s.NewCounter(fmt.Sprintf(`sluice_proxy_protocol_headers_total{result=%q}`, r))
+	}
 	m.tlsPeerCloseNotify = s.NewCounter(`sluice_tls_peer_close_notify_total`)
 	s.NewGauge(`sluice_tls_handshakes_in_flight`, func() float64 { return float64(e.hsInFlight.Load()) })
 	s.NewGauge(`sluice_upstream_dials_in_flight`, func() float64 { return float64(m.dialsInFlight.Load()) })
@@ -131,6 +135,26 @@ func (m *engineMetrics) closed(t *Trace) {
 	m.lifetime[t.Side].Update(float64(end-t.Entered[Created]) / 1e9)
 	if s := t.Entered[ShutdownInitiated]; s != 0 && t.Side == Downstream {
 		m.closeSeq.Update(float64(end-s) / 1e9)
+	}
+}
+
+// PROXY protocol header results, indexes of proxyProtoRes: the two
+// versions read, then the reasons a header was rejected.
+var ppResults = [...]string{"v1", "v2", "missing", "bad_v1", "bad_v2", "timeout", "eof"}
+
+const (
+	ppV1 = iota
+	ppV2
+)
+
+func (m *engineMetrics) proxyProto(result int) { m.proxyProtoRes[result].Inc() }
+
+func (m *engineMetrics) proxyProtoFailed(reason string) {
+	for i, r := range ppResults {
+		if r == reason {
+			m.proxyProtoRes[i].Inc()
+			return
+		}
 	}
 }
 

@@ -14,6 +14,7 @@ type ConnInfo struct {
 	Loop       int      `json:"loop"`
 	Local      string   `json:"local"`
 	Remote     string   `json:"remote"`
+	Balancer   string   `json:"balancer,omitempty"` // the peer that sent a PROXY protocol header naming Remote
 	State      string   `json:"state"`
 	AgeSeconds float64  `json:"age_seconds"`
 	InStateMs  float64  `json:"in_state_ms"`
@@ -91,6 +92,9 @@ func (e *Engine) Snapshot(ctx context.Context) (Snapshot, error) {
 				}
 				if c.remote != nil {
 					ci.Remote = c.remote.String()
+				}
+				if c.lb != nil {
+					ci.Balancer = c.lb.String()
 				}
 				p.conns = append(p.conns, ci)
 			}
