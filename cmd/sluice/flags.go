@@ -21,20 +21,21 @@ import (
 
 // config is everything the flags say.
 type config struct {
-	listen      string
-	listenPlain string
-	routes      []proxy.Route
-	routeArgs   []string
-	balance     string
-	poolSize    int
-	retries     int
-	maxFails    int
-	healthPath  string
-	accessLog   bool
-	maxHead     int
-	maxFields   int
-	maxLine     int
-	upTimeout   time.Duration
+	listen        string
+	listenPlain   string
+	proxyProtocol bool
+	routes        []proxy.Route
+	routeArgs     []string
+	balance       string
+	poolSize      int
+	retries       int
+	maxFails      int
+	healthPath    string
+	accessLog     bool
+	maxHead       int
+	maxFields     int
+	maxLine       int
+	upTimeout     time.Duration
 
 	h2MaxStreams    int
 	h2MaxHeaderList int
@@ -87,6 +88,7 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("sluice", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are reported in one line by the caller
 	fs.StringVar(&c.listen, "listen", ":8443", "client-facing TLS listen address (host:port); in tcp mode plain TCP unless -cert is given")
+	fs.BoolVar(&c.proxyProtocol, "proxy-protocol", false, "require a PROXY protocol header (v1 or v2, as HAProxy and cloud load balancers send) at the start of every connection on -listen and -listen-plain, and take the client address from it; only for listeners that trusted balancers alone can reach")
 	fs.StringVar(&c.listenPlain, "listen-plain", "", "cleartext HTTP/1.1 and h2c (HTTP/2 with prior knowledge) listen address (http mode), e.g. 127.0.0.1:8080; empty disables")
 	fs.Var(listFlag{&c.routeArgs}, "route", `route "[host][/pathprefix]=URL[,URL...]" (repeatable, http mode; longest prefix wins, exact host before any host; -upstream alone is the catch-all route "/")`)
 	fs.StringVar(&c.balance, "balance", "round_robin", "load balancing across a route's upstreams: round_robin, least_conn or p2c (power of two choices)")

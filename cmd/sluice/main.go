@@ -91,7 +91,7 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 		tcp := proxy.NewTCP(proxy.TCPConfig{
 			Upstream: upstream, DialTimeout: cfg.dialTimeout, IdleTimeout: cfg.idleTimeout, Logger: log,
 		}, pm)
-		listeners = append(listeners, engine.Listener{Name: "main", Addr: cfg.listen, Accept: tcp.Accept, TLS: tlsSrv})
+		listeners = append(listeners, engine.Listener{Name: "main", Addr: cfg.listen, Accept: tcp.Accept, TLS: tlsSrv, ProxyProtocol: cfg.proxyProtocol})
 	case "http":
 		hc := proxy.HTTPConfig{
 			Routes:                cfg.routes,
@@ -143,9 +143,9 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 			return 2
 		}
 		defer httpProxy.Close()
-		listeners = append(listeners, engine.Listener{Name: "main", Addr: cfg.listen, Accept: httpProxy.Accept, TLS: tlsSrv})
+		listeners = append(listeners, engine.Listener{Name: "main", Addr: cfg.listen, Accept: httpProxy.Accept, TLS: tlsSrv, ProxyProtocol: cfg.proxyProtocol})
 		if cfg.listenPlain != "" {
-			listeners = append(listeners, engine.Listener{Name: "plain", Addr: cfg.listenPlain, Accept: httpProxy.Accept})
+			listeners = append(listeners, engine.Listener{Name: "plain", Addr: cfg.listenPlain, Accept: httpProxy.Accept, ProxyProtocol: cfg.proxyProtocol})
 		}
 	}
 	engine.SetProcs(cfg.loops)
