@@ -846,9 +846,10 @@ func (st *h2Stream) checkDeadlines(now int64) {
 			return
 		}
 	}
-	if st.started && !st.reqEnd && !st.upDone && !x.respStarted && len(st.reqPend) == 0 &&
+	if st.started && !st.reqEnd && !st.upDone && !x.respStarted && len(st.reqPend) == 0 && !x.upgrade &&
 		!(x.expect100 && !x.cont100) && now-st.lastIn >= h.idleTimeout {
-		// The client stopped sending its request body.
+		// The client stopped sending its request body (a WebSocket's
+		// sends nothing until its 200: the upstream's timeout runs).
 		st.abortUpstream(errBodyTimeout)
 		st.respondError(errBodyTimeoutErr)
 		return

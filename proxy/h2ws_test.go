@@ -415,3 +415,32 @@ func TestH2WebSocketIdleAfterResume(t *testing.T) {
 		t.Fatalf("after a quiet spell: %q, %v (the tunnel should be open)", echo, err)
 	}
 }
+
+// A WebSocket client sends nothing until its 200: an upstream slower to
+// answer the handshake than IdleTimeout is not the client stalling its
+// body (no 408); the upstream's own header timeout is what runs.
+func TestH2WebSocketSlowHandshake(t *testing.T) {
+	up := hpRawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		time.Sleep(600 * time.Millisecond)
+		fmt.Fprintf(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+			wsAccept(req.Header.Get("Sec-WebSocket-Key")))
+		io.Copy(c, br)
+	})
+	env := h2Start(t, HTTPConfig{IdleTimeout: 150 * time.Millisecond}, up)
+	r := rawH2Dial(t, env.addr, false)
+	s := openWS(t, r, 1, "/slow")
+	s.head(t)
+	if s.status != "200" {
+		t.Fatalf("status %s, want 200 after the slow handshake", s.status)
+	}
+	s.send(t, []byte("ping"), false)
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(s, got); err != nil || string(got) != "ping" {
+		t.Fatalf("echo %q, %v", got, err)
+	}
+}
