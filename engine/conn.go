@@ -23,7 +23,7 @@ type Conn struct {
 	side     Side
 	listener string
 	local    net.Addr
-	remote   net.Addr
+	remote   net.Addr // replaced once, before the handler opens, by a PROXY header's client
 	h        Handler
 
 	// Loop-owned.
