@@ -233,7 +233,15 @@ func TestProxyProtocolRejects(t *testing.T) {
 		}
 		nc.Close()
 	}
-	snap, _ := e.Snapshot(testCtx(t))
+	// The trace is written when the socket closes, after our close ends
+	// the linger: wait for all four.
+	var snap Snapshot
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		snap, _ = e.Snapshot(testCtx(t))
+		if len(snap.Recent) >= 4 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if len(snap.Recent) != 4 {
 		t.Fatalf("%d close traces, want 4", len(snap.Recent))
 	}
