@@ -120,6 +120,25 @@ func openWS(t *testing.T, r *rawH2, id uint32, path string, extra ...string) *ws
 	return &wsStream{r: r, id: id}
 }
 
+// wsRawUpstream is a hand-written HTTP/1.1 upstream: serve runs on each
+// connection's first request.
+func wsRawUpstream(t *testing.T, serve func(c net.Conn, br *bufio.Reader, req *http.Request)) string {
+	return hpRawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		serve(c, br, req)
+	})
+}
+
+// wsAccept101 answers a WebSocket handshake with its 101.
+func wsAccept101(c net.Conn, req *http.Request) {
+	fmt.Fprintf(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+		wsAccept(req.Header.Get("Sec-WebSocket-Key")))
+}
+
 // wsEchoBackend is x/net's WebSocket server echoing each message; it
 // counts connections and records the subprotocol asked for.
 func wsEchoBackend(t *testing.T, conns *atomic.Int64) *hpBackend {
@@ -252,21 +271,15 @@ func TestH2WebSocketRefusals(t *testing.T) {
 // connection, an upstream that dies resets the stream.
 func TestH2WebSocketResets(t *testing.T) {
 	upErr := make(chan error, 4)
-	up := hpRawServer(t, func(c net.Conn) {
-		br := bufio.NewReader(c)
-		req, err := http.ReadRequest(br)
-		if err != nil {
-			return
-		}
-		fmt.Fprintf(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
-			wsAccept(req.Header.Get("Sec-WebSocket-Key")))
+	up := wsRawUpstream(t, func(c net.Conn, br *bufio.Reader, req *http.Request) {
+		wsAccept101(c, req)
 		if req.URL.Path == "/die" {
 			io.WriteString(c, "partial")
 			c.(*net.TCPConn).SetLinger(0)
 			return
 		}
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		_, err = io.Copy(io.Discard, br)
+		_, err := io.Copy(io.Discard, br)
 		upErr <- err
 	})
 	env := h2Start(t, HTTPConfig{}, up)
@@ -339,14 +352,8 @@ func TestH2WebSocketNotAdvertised(t *testing.T) {
 func TestH2WebSocketBackpressure(t *testing.T) {
 	const total = 4 << 20
 	pattern := func(i int) byte { return byte(i*7 + i/4096) }
-	up := hpRawServer(t, func(c net.Conn) {
-		br := bufio.NewReader(c)
-		req, err := http.ReadRequest(br)
-		if err != nil {
-			return
-		}
-		fmt.Fprintf(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
-			wsAccept(req.Header.Get("Sec-WebSocket-Key")))
+	up := wsRawUpstream(t, func(c net.Conn, br *bufio.Reader, req *http.Request) {
+		wsAccept101(c, req)
 		b := make([]byte, total)
 		for i := range b {
 			b[i] = pattern(i)
@@ -380,14 +387,8 @@ func TestH2WebSocketBackpressure(t *testing.T) {
 // idle timeout, not the response read timeout: quiet for longer than
 // ReadTimeout after a burst, it still carries bytes both ways.
 func TestH2WebSocketIdleAfterResume(t *testing.T) {
-	up := hpRawServer(t, func(c net.Conn) {
-		br := bufio.NewReader(c)
-		req, err := http.ReadRequest(br)
-		if err != nil {
-			return
-		}
-		fmt.Fprintf(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
-			wsAccept(req.Header.Get("Sec-WebSocket-Key")))
+	up := wsRawUpstream(t, func(c net.Conn, br *bufio.Reader, req *http.Request) {
+		wsAccept101(c, req)
 		c.Write(bytes.Repeat([]byte("b"), 100<<10)) // past the client's 64 KiB window: the rest waits, the upstream paused
 		io.Copy(c, br)                              // then an echo
 	})
@@ -420,15 +421,9 @@ func TestH2WebSocketIdleAfterResume(t *testing.T) {
 // answer the handshake than IdleTimeout is not the client stalling its
 // body (no 408); the upstream's own header timeout is what runs.
 func TestH2WebSocketSlowHandshake(t *testing.T) {
-	up := hpRawServer(t, func(c net.Conn) {
-		br := bufio.NewReader(c)
-		req, err := http.ReadRequest(br)
-		if err != nil {
-			return
-		}
+	up := wsRawUpstream(t, func(c net.Conn, br *bufio.Reader, req *http.Request) {
 		time.Sleep(600 * time.Millisecond)
-		fmt.Fprintf(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
-			wsAccept(req.Header.Get("Sec-WebSocket-Key")))
+		wsAccept101(c, req)
 		io.Copy(c, br)
 	})
 	env := h2Start(t, HTTPConfig{IdleTimeout: 150 * time.Millisecond}, up)

@@ -64,6 +64,25 @@ func startTLSBackend(t *testing.T, h2 bool, h http.Handler) *tlsBackend {
 // url is the backend as an upstream URL, by IP address.
 func (b *tlsBackend) url() string { return "https://" + b.srv.Listener.Addr().String() }
 
+// postFromBoth POSTs body through env from an HTTP/1.1 client and an h2c
+// one, checks each echo is whole, and returns the responses by client.
+func postFromBoth(t *testing.T, env *h2Env, body string) map[string]*http.Response {
+	t.Helper()
+	out := map[string]*http.Response{}
+	for name, u := range map[string]string{"h1": env.url("/"), "h2": env.h2cURL("/")} {
+		cl := hpClient()
+		if name == "h2" {
+			cl = h2cClient()
+		}
+		resp, got := httpsDo(t, cl, "POST", u, body)
+		if resp.StatusCode != 200 || got != body {
+			t.Fatalf("%s POST: %d, %d bytes back of %d", name, resp.StatusCode, len(got), len(body))
+		}
+		out[name] = resp
+	}
+	return out
+}
+
 func httpsDo(t *testing.T, cl *http.Client, method, url, body string) (*http.Response, string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))
@@ -87,18 +106,9 @@ func httpsDo(t *testing.T, cl *http.Client, method, url, body string) (*http.Res
 func TestHTTPSUpstream(t *testing.T) {
 	be := newTLSBackend(t)
 	env := h2Start(t, HTTPConfig{UpstreamTLS: UpstreamTLS{RootCAs: be.pool}}, be.url())
-	for _, c := range []struct {
-		name string
-		cl   *http.Client
-		url  string
-	}{{"h1", hpClient(), env.url("/")}, {"h2", h2cClient(), env.h2cURL("/")}} {
-		body := strings.Repeat("sealed both ways ", 20000)
-		resp, got := httpsDo(t, c.cl, "POST", c.url, body)
-		if resp.StatusCode != 200 || got != body {
-			t.Fatalf("%s POST: %d, %d bytes back of %d", c.name, resp.StatusCode, len(got), len(body))
-		}
+	for name, resp := range postFromBoth(t, env, strings.Repeat("sealed both ways ", 20000)) {
 		if resp.Header.Get("X-Proto") != "http/1.1" || resp.Header.Get("X-SNI") != "" {
-			t.Fatalf("%s: upstream saw ALPN %q and SNI %q, want http/1.1 and none (an IP address)", c.name,
+			t.Fatalf("%s: upstream saw ALPN %q and SNI %q, want http/1.1 and none (an IP address)", name,
 				resp.Header.Get("X-Proto"), resp.Header.Get("X-SNI"))
 		}
 	}
@@ -257,18 +267,9 @@ func TestH2TLSUpstream(t *testing.T) {
 	be := h2TLSBackend(t)
 	url := "h2://" + be.srv.Listener.Addr().String()
 	env := h2Start(t, HTTPConfig{UpstreamTLS: UpstreamTLS{RootCAs: be.pool}}, url)
-	for _, c := range []struct {
-		name string
-		cl   *http.Client
-		url  string
-	}{{"h1", hpClient(), env.url("/")}, {"h2", h2cClient(), env.h2cURL("/")}} {
-		body := strings.Repeat("over h2 and TLS ", 20000)
-		resp, got := httpsDo(t, c.cl, "POST", c.url, body)
-		if resp.StatusCode != 200 || got != body {
-			t.Fatalf("%s POST: %d, %d bytes back of %d", c.name, resp.StatusCode, len(got), len(body))
-		}
+	for name, resp := range postFromBoth(t, env, strings.Repeat("over h2 and TLS ", 20000)) {
 		if p := resp.Header.Get("X-Proto"); p != "HTTP/2.0 h2" {
-			t.Fatalf("%s: upstream saw %q, want HTTP/2.0 over ALPN h2", c.name, p)
+			t.Fatalf("%s: upstream saw %q, want HTTP/2.0 over ALPN h2", name, p)
 		}
 	}
 	req, _ := http.NewRequest("POST", env.h2cURL("/svc/Echo"), strings.NewReader("m0\nm1\nm2\n"))
