@@ -228,6 +228,9 @@ type UpstreamTLS struct {
 	// SessionCacheSize is the sessions kept per upstream for resumption
 	// (0: 64; negative disables resumption).
 	SessionCacheSize int
+	// ClientCert, when set, is presented to upstreams that ask for a
+	// client certificate (mutual TLS).
+	ClientCert *tlsio.KeyPair
 }
 
 // upstreamTLSClient builds the TLS client of the https or h2 upstream at
@@ -243,6 +246,7 @@ func upstreamTLSClient(t *UpstreamTLS, addr, alpn string) (*tlsio.Client, error)
 		InsecureSkipVerify: t.InsecureSkipVerify,
 		NextProtos:         []string{alpn},
 		SessionCacheSize:   t.SessionCacheSize,
+		Certificate:        t.ClientCert,
 	})
 }
 

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sluice-proxy/sluice/engine"
+	"github.com/sluice-proxy/sluice/tlsio"
 )
 
 // tlsBackend is a net/http server over crypto/tls (httptest's certificate:
@@ -373,4 +375,38 @@ func TestH2TLSUpstreamHealthCheck(t *testing.T) {
 	if _, f := hcChecks(env, url); f != 0 {
 		t.Fatalf("%v failed checks", f)
 	}
+}
+
+// Mutual TLS to an upstream: UpstreamTLS.ClientCert is presented to an
+// upstream that requires a client certificate; without it the upstream
+// refuses and the client gets 502.
+func TestHTTPSUpstreamClientCert(t *testing.T) {
+	kp, err := tlsio.SelfSigned(time.Now(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &tlsBackend{}
+	b.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if pc := r.TLS.PeerCertificates; len(pc) > 0 {
+			fp := tlsio.Fingerprint(pc[0].Raw)
+			io.WriteString(w, tlsio.FormatFingerprint(fp))
+		}
+	}))
+	b.srv.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
+	b.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	b.srv.StartTLS()
+	t.Cleanup(b.srv.Close)
+	pool := x509.NewCertPool()
+	pool.AddCert(b.srv.Certificate())
+
+	env := hpStart(t, HTTPConfig{UpstreamTLS: UpstreamTLS{RootCAs: pool, ClientCert: kp}}, b.url())
+	resp, body := httpsDo(t, hpClient(), "GET", env.url("/"), "")
+	if want := tlsio.FormatFingerprint(kp.Fingerprint()); resp.StatusCode != 200 || body != want {
+		t.Fatalf("%d %q, want 200 and the client certificate's fingerprint %s", resp.StatusCode, body, want)
+	}
+	env2 := hpStart(t, HTTPConfig{UpstreamTLS: UpstreamTLS{RootCAs: pool}, Retries: -1}, b.url())
+	if resp, _ := httpsDo(t, hpClient(), "GET", env2.url("/"), ""); resp.StatusCode != 502 {
+		t.Fatalf("without a client certificate: %d, want 502", resp.StatusCode)
+	}
+	hpSettled(t, env)
 }

@@ -23,6 +23,9 @@ type ClientConfig struct {
 	InsecureSkipVerify bool
 	// NextProtos lists the ALPN protocols to offer; nil offers none.
 	NextProtos []string
+	// Certificate, when set, is presented to a peer that asks for a
+	// client certificate (mutual TLS); otherwise none is.
+	Certificate *KeyPair
 	// MinVersion and MaxVersion bound the protocol version; zero means
 	// VersionTLS12 and VersionTLS13.
 	MinVersion, MaxVersion uint16
@@ -69,6 +72,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	cl.countError = cfg.CountError
 	cl.config = &tls.Config{
 		ServerName:         cfg.ServerName,
+		Certificates:       clientCerts(cfg.Certificate),
 		RootCAs:            cfg.RootCAs,
 		InsecureSkipVerify: cfg.InsecureSkipVerify,
 		NextProtos:         slices.Clone(cfg.NextProtos),
@@ -84,6 +88,13 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		cl.config.ClientSessionCache = tls.NewLRUClientSessionCache(cfg.SessionCacheSize)
 	}
 	return cl, nil
+}
+
+func clientCerts(k *KeyPair) []tls.Certificate {
+	if k == nil {
+		return nil
+	}
+	return []tls.Certificate{k.cert}
 }
 
 // NewConn returns a new client connection in state Handshaking. Its

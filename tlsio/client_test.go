@@ -12,6 +12,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -1129,4 +1130,68 @@ func TestClientCloseMidHandshake(t *testing.T) {
 		t.Fatalf("wake called %d times after Close", n)
 	}
 	h.conn.Close() // idempotent
+}
+
+// clientPair issues a client-auth certificate from ca as a KeyPair.
+func (ca *testCA) clientPair(t testing.TB, cn string) *KeyPair {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(30 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := ParseKeyPair(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kp
+}
+
+// TestClientCertificate: a server that requires a client certificate
+// gets the configured one (and verifies it against its CA); without one
+// configured, the server's handshake fails.
+func TestClientCertificate(t *testing.T) {
+	ca := newTestCA(t, "test CA")
+	clientCA := newTestCA(t, "client CA")
+	for _, v := range versions {
+		t.Run(v.name, func(t *testing.T) {
+			scfg := peerServerConfig(ca.leaf(t, "localhost"), v.v)
+			scfg.ClientAuth = tls.RequireAndVerifyClientCert
+			scfg.ClientCAs = clientCA.pool
+			h := newClientHarness(t, mustClient(t, ClientConfig{ServerName: "localhost", RootCAs: ca.pool,
+				Certificate: clientCA.clientPair(t, "sluice-client")}))
+			h.handshake(scfg)
+			if pc := h.peer.ConnectionState().PeerCertificates; len(pc) == 0 || pc[0].Subject.CommonName != "sluice-client" {
+				t.Fatalf("server saw client certificates %v", pc)
+			}
+			h.seal("mutual")
+			if got, err := h.peerRead(6); err != nil || string(got) != "mutual" {
+				t.Fatalf("peer read %q, %v", got, err)
+			}
+
+			h2 := newClientHarness(t, mustClient(t, ClientConfig{ServerName: "localhost", RootCAs: ca.pool}))
+			scfg2 := peerServerConfig(ca.leaf(t, "localhost"), v.v)
+			scfg2.ClientAuth = tls.RequireAndVerifyClientCert
+			scfg2.ClientCAs = clientCA.pool
+			if err := h2.await("peer handshake", h2.startPeer(scfg2)); err == nil {
+				t.Fatal("the server accepted a client without a certificate")
+			}
+		})
+	}
 }

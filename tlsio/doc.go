@@ -68,8 +68,8 @@
 //
 // # Limits
 //
-//   - TLS 1.2 and 1.3; no client certificates (either way), no 0-RTT,
-//     no renegotiation (crypto/tls refuses it).
+//   - TLS 1.2 and 1.3; a Client may present a certificate, a Server does
+//     not ask for one; no 0-RTT, no renegotiation (crypto/tls refuses it).
 //   - crypto/tls never sends KeyUpdate on its own; the server answers a
 //     client's KeyUpdate that requests one, and that answer comes out of
 //     AppendOutput (or first in the next Seal).

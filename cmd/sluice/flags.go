@@ -17,6 +17,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/httpcodec/h2"
 	"github.com/sluice-proxy/sluice/proxy"
+	"github.com/sluice-proxy/sluice/tlsio"
 )
 
 // config is everything the flags say.
@@ -50,6 +51,9 @@ type config struct {
 	upCAs        *x509.CertPool // from upCAFile; nil: the system roots
 	upInsecure   bool
 	upServerName string
+	upCertFile   string
+	upKeyFile    string
+	upCert       *tlsio.KeyPair // from upCertFile and upKeyFile
 	admin        string
 	certs        []string
 	keys         []string
@@ -104,6 +108,8 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs.Var(listFlag{&c.upstreams}, "upstream", "upstream URL, e.g. http://10.0.0.1:8080, https://api.internal (HTTP/1.1 over TLS, certificate verified), h2c://10.0.0.1:50051 (HTTP/2 cleartext, e.g. gRPC), h2://grpc.internal (HTTP/2 over TLS, ALPN h2) or tcp://10.0.0.1:5432 (repeatable; tcp mode uses the first; default: a built-in demo upstream on loopback)")
 	fs.StringVar(&c.upCAFile, "upstream-ca", "", "PEM file of the CA certificates that verify https:// and h2:// upstreams (default: the system roots)")
 	fs.BoolVar(&c.upInsecure, "upstream-insecure-skip-verify", false, "accept any certificate from https:// and h2:// upstreams (logged as a warning at start-up)")
+	fs.StringVar(&c.upCertFile, "upstream-client-cert", "", "PEM certificate chain presented to https:// and h2:// upstreams that ask for one (mutual TLS); with -upstream-client-key")
+	fs.StringVar(&c.upKeyFile, "upstream-client-key", "", "PEM private key of -upstream-client-cert")
 	fs.StringVar(&c.upServerName, "upstream-server-name", "", "SNI sent to, and name verified for, every https:// and h2:// upstream (default: each upstream's own host)")
 	fs.IntVar(&c.h2MaxStreams, "h2-max-concurrent-streams", h2.DefaultMaxConcurrentStreams, "HTTP/2: streams a client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS; more are refused)")
 	fs.IntVar(&c.h2MaxHeaderList, "h2-max-header-list-size", h2.DefaultMaxHeaderListSize, "HTTP/2: largest request header list in bytes (SETTINGS_MAX_HEADER_LIST_SIZE; more: 431)")
@@ -273,6 +279,22 @@ func (c *config) validate(level string) error {
 		c.upCAs = x509.NewCertPool()
 		if !c.upCAs.AppendCertsFromPEM(pem) {
 			return fmt.Errorf("-upstream-ca %q: no PEM certificate in it", c.upCAFile)
+		}
+	}
+	if (c.upCertFile == "") != (c.upKeyFile == "") {
+		return errors.New("-upstream-client-cert and -upstream-client-key: give both or neither")
+	}
+	if c.upCertFile != "" {
+		cb, err := os.ReadFile(c.upCertFile)
+		if err != nil {
+			return fmt.Errorf("-upstream-client-cert %q: %v", c.upCertFile, errors.Unwrap(err))
+		}
+		kb, err := os.ReadFile(c.upKeyFile)
+		if err != nil {
+			return fmt.Errorf("-upstream-client-key %q: %v", c.upKeyFile, errors.Unwrap(err))
+		}
+		if c.upCert, err = tlsio.ParseKeyPair(cb, kb); err != nil {
+			return fmt.Errorf("-upstream-client-cert %q / -upstream-client-key %q: %v", c.upCertFile, c.upKeyFile, err)
 		}
 	}
 	if c.upServerName != "" && strings.ContainsAny(c.upServerName, " /:") {

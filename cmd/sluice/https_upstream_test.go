@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/rand"
+	"crypto/tls"
 	"encoding/pem"
 	"io"
 	"net/http"
@@ -10,6 +12,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/sluice-proxy/sluice/tlsio"
 )
 
 // The binary proxies to an https:// upstream: with -upstream-ca naming the
@@ -74,6 +79,9 @@ func TestHTTPSUpstreamFlagErrors(t *testing.T) {
 		{[]string{"-upstream-ca", notPEM}, "-upstream-ca"},
 		{[]string{"-upstream-server-name", "a b"}, "-upstream-server-name"},
 		{[]string{"-upstream", "https://x:1/path"}, "-upstream"},
+		{[]string{"-upstream-client-cert", notPEM}, "-upstream-client-cert"},
+		{[]string{"-upstream-client-cert", filepath.Join(dir, "missing.pem"), "-upstream-client-key", notPEM}, "-upstream-client-cert"},
+		{[]string{"-upstream-client-cert", notPEM, "-upstream-client-key", notPEM}, "-upstream-client-cert"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run(tc.args, &stdout, &stderr, nil); code != 2 {
@@ -85,9 +93,41 @@ func TestHTTPSUpstreamFlagErrors(t *testing.T) {
 	}
 	var stdout, stderr bytes.Buffer
 	run([]string{"-h"}, &stdout, &stderr, nil)
-	for _, want := range []string{"-upstream-ca", "-upstream-insecure-skip-verify", "-upstream-server-name", "https://"} {
+	for _, want := range []string{"-upstream-ca", "-upstream-insecure-skip-verify", "-upstream-server-name", "https://",
+		"-upstream-client-cert", "-upstream-client-key", "h2://"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("-h output lacks %q", want)
 		}
+	}
+}
+
+// -upstream-client-cert/-key: the binary presents the certificate to an
+// upstream that requires one.
+func TestUpstreamClientCertFlag(t *testing.T) {
+	be := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "client cert "+r.TLS.PeerCertificates[0].Subject.CommonName)
+	}))
+	be.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
+	be.StartTLS()
+	defer be.Close()
+	dir := t.TempDir()
+	kp, err := tlsio.SelfSigned(time.Now(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, _ := kp.KeyPEM()
+	certFile, keyFile := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
+	os.WriteFile(certFile, kp.CertPEM(), 0o600)
+	os.WriteFile(keyFile, keyPEM, 0o600)
+	p := startSluice(t, "-upstream", "https://"+be.Listener.Addr().String(), "-upstream-insecure-skip-verify",
+		"-upstream-client-cert", certFile, "-upstream-client-key", keyFile)
+	resp, err := insecureClient().Get("https://" + p.addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := "client cert " + kp.Leaf().Subject.CommonName; resp.StatusCode != 200 || string(b) != want {
+		t.Fatalf("%d %q, want 200 %q", resp.StatusCode, b, want)
 	}
 }

@@ -122,6 +122,7 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 				RootCAs:            cfg.upCAs,
 				InsecureSkipVerify: cfg.upInsecure,
 				ServerName:         cfg.upServerName,
+				ClientCert:         cfg.upCert,
 			},
 			Logger: log,
 		}
