@@ -230,3 +230,64 @@ func (c *Conn) ppFailed(reason string, err error) {
 		"reason", reason, "err", err)
 	c.Close(ProtocolError)
 }
+
+// AppendProxyHeader appends to b a PROXY protocol header of version 1 or 2
+// saying that the connection it starts comes from src to dst (what a
+// relay tells its upstream). When either is not a TCP address, the
+// header says so (v1 UNKNOWN, v2 LOCAL) and the receiver keeps its own.
+func AppendProxyHeader(b []byte, version int, src, dst net.Addr) []byte {
+	s, ok1 := tcpAddrPort(src)
+	d, ok2 := tcpAddrPort(dst)
+	if ok1 && ok2 && s.Addr().Is4() != d.Addr().Is4() {
+		// One family for both, as the formats require: IPv4 as mapped IPv6.
+		s = netip.AddrPortFrom(netip.AddrFrom16(s.Addr().As16()), s.Port())
+		d = netip.AddrPortFrom(netip.AddrFrom16(d.Addr().As16()), d.Port())
+	}
+	known := ok1 && ok2
+	if version == 1 {
+		if !known {
+			return append(b, "PROXY UNKNOWN\r\n"...)
+		}
+		fam := "TCP6"
+		if s.Addr().Is4() {
+			fam = "TCP4"
+		}
+		b = append(b, "PROXY "+fam+" "...)
+		b = s.Addr().AppendTo(b)
+		b = append(b, ' ')
+		b = d.Addr().AppendTo(b)
+		b = append(b, ' ')
+		b = strconv.AppendUint(b, uint64(s.Port()), 10)
+		b = append(b, ' ')
+		b = strconv.AppendUint(b, uint64(d.Port()), 10)
+		return append(b, "\r\n"...)
+	}
+	b = append(b, ppV2Sig...)
+	if !known {
+		return append(b, 0x20, 0x00, 0, 0) // LOCAL, UNSPEC
+	}
+	if s.Addr().Is4() {
+		b = append(b, 0x21, 0x11, 0, 12)
+		s4, d4 := s.Addr().As4(), d.Addr().As4()
+		b = append(append(b, s4[:]...), d4[:]...)
+	} else {
+		b = append(b, 0x21, 0x21, 0, 36)
+		s16, d16 := s.Addr().As16(), d.Addr().As16()
+		b = append(append(b, s16[:]...), d16[:]...)
+	}
+	b = binary.BigEndian.AppendUint16(b, s.Port())
+	return binary.BigEndian.AppendUint16(b, d.Port())
+}
+
+// tcpAddrPort is a's address and port, IPv4-mapped addresses unmapped.
+func tcpAddrPort(a net.Addr) (netip.AddrPort, bool) {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok || ta == nil {
+		return netip.AddrPort{}, false
+	}
+	ap := ta.AddrPort()
+	if !ap.Addr().IsValid() {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port()), true
+}

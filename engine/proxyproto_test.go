@@ -284,3 +284,36 @@ func TestProxyProtocolThenTLS(t *testing.T) {
 		t.Fatalf("%q, %v; want %q", got, err, want)
 	}
 }
+
+// AppendProxyHeader writes what parseProxyHeader reads back: both
+// versions, both families, mixed families (as IPv6), and non-TCP
+// addresses as "keep your own".
+func TestAppendProxyHeaderRoundTrip(t *testing.T) {
+	tcp := func(s string) net.Addr { return net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s)) }
+	for _, c := range []struct {
+		src, dst net.Addr
+		want     string // "" keeps the connection's address
+	}{
+		{tcp("192.0.2.7:56324"), tcp("10.0.0.1:443"), "192.0.2.7:56324"},
+		{tcp("[2001:db8::7]:1"), tcp("[2001:db8::1]:443"), "[2001:db8::7]:1"},
+		{tcp("[::ffff:192.0.2.9]:80"), tcp("10.0.0.1:443"), "192.0.2.9:80"},
+		{tcp("192.0.2.7:5"), tcp("[2001:db8::1]:443"), "[::ffff:192.0.2.7]:5"},
+		{&net.UnixAddr{Name: "/x", Net: "unix"}, tcp("10.0.0.1:443"), ""},
+		{nil, nil, ""},
+	} {
+		for _, v := range []int{1, 2} {
+			b := AppendProxyHeader([]byte("x"), v, c.src, c.dst)[1:]
+			h, err := parseProxyHeader(append(b, "after"...))
+			if err != nil || h.n != len(b) || h.version != v {
+				t.Fatalf("v%d %v: %q → %+v, %v", v, c.src, b, h, err)
+			}
+			got := ""
+			if h.src.IsValid() {
+				got = h.src.String()
+			}
+			if got != c.want {
+				t.Errorf("v%d %v: src %q, want %q", v, c.src, got, c.want)
+			}
+		}
+	}
+}

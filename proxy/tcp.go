@@ -12,7 +12,11 @@ type TCPConfig struct {
 	Upstream    string        // host:port
 	DialTimeout time.Duration // connect timeout
 	IdleTimeout time.Duration // no bytes either way for this long closes both sides
-	Logger      *slog.Logger
+	// ProxyProtocol, 1 or 2, starts each upstream connection with a PROXY
+	// protocol header of that version naming the client and the address
+	// it reached (engine.AppendProxyHeader); 0 sends none.
+	ProxyProtocol int
+	Logger        *slog.Logger
 }
 
 // TCP is the layer-4 pass-through: each client connection gets its own
@@ -153,6 +157,9 @@ func (h *relayUp) OnOpen(c *engine.Conn) {
 	}
 	r.up = c
 	c.Advance(engine.DataTransfer)
+	if v := r.t.cfg.ProxyProtocol; v != 0 {
+		c.Write(engine.AppendProxyHeader(nil, v, r.down.RemoteAddr(), r.down.LocalAddr())) // before any client byte
+	}
 	r.touch()
 	r.down.ResumeRead()
 	if r.downEOF {

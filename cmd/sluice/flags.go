@@ -25,6 +25,7 @@ type config struct {
 	listen        string
 	listenPlain   string
 	proxyProtocol bool
+	upProxyProto  string
 	routes        []proxy.Route
 	routeArgs     []string
 	balance       string
@@ -93,6 +94,7 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs.SetOutput(io.Discard) // errors are reported in one line by the caller
 	fs.StringVar(&c.listen, "listen", ":8443", "client-facing TLS listen address (host:port); in tcp mode plain TCP unless -cert is given")
 	fs.BoolVar(&c.proxyProtocol, "proxy-protocol", false, "require a PROXY protocol header (v1 or v2, as HAProxy and cloud load balancers send) at the start of every connection on -listen and -listen-plain, and take the client address from it; only for listeners that trusted balancers alone can reach")
+	fs.StringVar(&c.upProxyProto, "upstream-proxy-protocol", "", "tcp mode: start each upstream connection with a PROXY protocol header naming the client, v1 or v2 (empty: none)")
 	fs.StringVar(&c.listenPlain, "listen-plain", "", "cleartext HTTP/1.1 and h2c (HTTP/2 with prior knowledge) listen address (http mode), e.g. 127.0.0.1:8080; empty disables")
 	fs.Var(listFlag{&c.routeArgs}, "route", `route "[host][/pathprefix]=URL[,URL...]" (repeatable, http mode; longest prefix wins, exact host before any host; -upstream alone is the catch-all route "/")`)
 	fs.StringVar(&c.balance, "balance", "round_robin", "load balancing across a route's upstreams: round_robin, least_conn or p2c (power of two choices)")
@@ -189,7 +191,15 @@ func (c *config) validate(level string) error {
 		if c.listenPlain != "" {
 			return errors.New("-listen-plain: only in -mode http")
 		}
+		switch c.upProxyProto {
+		case "", "v1", "v2":
+		default:
+			return fmt.Errorf("-upstream-proxy-protocol %q: must be v1 or v2", c.upProxyProto)
+		}
 	case "http":
+		if c.upProxyProto != "" {
+			return errors.New("-upstream-proxy-protocol: only in -mode tcp (a pooled HTTP upstream connection carries many clients)")
+		}
 		for _, r := range c.routeArgs {
 			rt, err := proxy.ParseRoute(r)
 			if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -58,18 +59,8 @@ func TestProxyProtocolFlag(t *testing.T) {
 		t.Fatalf("missing headers: %q", v)
 	}
 
-	haproxy, err := exec.LookPath("haproxy")
-	if err != nil {
-		if _, e := os.Stat("/usr/sbin/haproxy"); e != nil {
-			t.Skip("haproxy is not installed (Debian: apt-get install haproxy); .ci/run installs it")
-		}
-		haproxy = "/usr/sbin/haproxy"
-	}
 	front := freePort(t)
-	cfg := filepath.Join(t.TempDir(), "haproxy.cfg")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`global
-  log stderr format raw local0 emerg
-defaults
+	startHAProxy(t, front, fmt.Sprintf(`defaults
   mode tcp
   timeout connect 5s
   timeout client 30s
@@ -79,16 +70,9 @@ frontend fe
   default_backend be
 backend be
   server sluice %s send-proxy-v2
-`, front, p.addr)), 0o644)
-	hp := exec.Command(haproxy, "-db", "-f", cfg)
-	hp.Stderr = os.Stderr
-	if err := hp.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { hp.Process.Kill(); hp.Wait() })
+`, front, p.addr))
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if c, err := exec.Command(curl, "-sk", "-o", "/dev/null", "https://"+front+"/warm").CombinedOutput(); err == nil || time.Now().After(deadline) {
-			_ = c
+		if _, err := exec.Command(curl, "-sk", "-o", "/dev/null", "https://"+front+"/warm").CombinedOutput(); err == nil || time.Now().After(deadline) {
 			break
 		}
 	}
@@ -105,5 +89,74 @@ backend be
 		if time.Now().After(deadline) {
 			t.Fatalf("no log line with the client's own address %s (from the v2 header):\n%s", want, p.stderr)
 		}
+	}
+}
+
+// startHAProxy runs HAProxy with config (after a global section) until the
+// test ends, once addr accepts connections; it skips the test when HAProxy
+// is not installed (.ci/run installs it).
+func startHAProxy(t *testing.T, addr, config string) {
+	t.Helper()
+	haproxy, err := exec.LookPath("haproxy")
+	if err != nil {
+		if _, e := os.Stat("/usr/sbin/haproxy"); e != nil {
+			t.Skip("haproxy is not installed (Debian: apt-get install haproxy); .ci/run installs it")
+		}
+		haproxy = "/usr/sbin/haproxy"
+	}
+	cfg := filepath.Join(t.TempDir(), "haproxy.cfg")
+	os.WriteFile(cfg, []byte("global\n  log stderr format raw local0 emerg\n"+config), 0o644)
+	hp := exec.Command(haproxy, "-db", "-f", cfg)
+	hp.Stderr = os.Stderr
+	if err := hp.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hp.Process.Kill(); hp.Wait() })
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("haproxy did not start: %v", err)
+		}
+	}
+}
+
+// tcp mode passes the client's address on with -upstream-proxy-protocol:
+// curl sends a v1 header to sluice (-proxy-protocol), and HAProxy, with
+// accept-proxy on its bind, reads the header sluice sends and answers
+// with the source address it got from it: curl's own, for v1 and v2.
+func TestUpstreamProxyProtocolTCPMode(t *testing.T) {
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Skip("curl is not installed")
+	}
+	for _, v := range []string{"v1", "v2"} {
+		up := freePort(t)
+		startHAProxy(t, up, fmt.Sprintf(`defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+frontend fe
+  bind %s accept-proxy
+  http-request return status 200 content-type text/plain lf-string "src=%%[src]:%%[src_port]"
+`, up))
+		p := startSluice(t, "-mode", "tcp", "-upstream", "tcp://"+up, "-proxy-protocol", "-upstream-proxy-protocol", v)
+		port := freePort(t)[len("127.0.0.1:"):]
+		out, err := exec.Command(curl, "-sS", "--haproxy-protocol", "--local-port", port, "http://"+p.addr+"/").CombinedOutput()
+		if want := "src=127.0.0.1:" + port; err != nil || string(out) != want {
+			t.Fatalf("%s: %v %q, want %q", v, err, out, want)
+		}
+	}
+	var stdout, stderr strings.Builder
+	if code := run([]string{"-upstream-proxy-protocol", "v2"}, &stdout, &stderr, nil); code != 2 ||
+		!strings.Contains(stderr.String(), "-upstream-proxy-protocol") {
+		t.Fatalf("http mode with -upstream-proxy-protocol: exit %d, %q", code, stderr.String())
+	}
+	if code := run([]string{"-mode", "tcp", "-upstream", "tcp://127.0.0.1:1", "-upstream-proxy-protocol", "v3"}, &stdout, &stderr, nil); code != 2 {
+		t.Fatalf("v3: exit %d", code)
 	}
 }
