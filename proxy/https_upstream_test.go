@@ -410,3 +410,57 @@ func TestHTTPSUpstreamClientCert(t *testing.T) {
 	}
 	hpSettled(t, env)
 }
+
+// Many clients at once through an https upstream whose every other answer
+// closes its connection: a stream of TLS dials, handshakes on their own
+// goroutines and resumptions, and every response whole; nothing is left
+// behind (hpSettled).
+func TestHTTPSUpstreamConcurrent(t *testing.T) {
+	be := newTLSBackend(t)
+	env := hpStart(t, HTTPConfig{UpstreamTLS: UpstreamTLS{RootCAs: be.pool}, PoolSize: 4}, be.url())
+	errs := make(chan error, 40)
+	var resumed atomic.Int64
+	for c := 0; c < 40; c++ {
+		go func() {
+			cl := hpClient()
+			for i := 0; i < 10; i++ {
+				path := "/"
+				if i%2 == 1 {
+					path = "/close"
+				}
+				body := fmt.Sprintf("client %d request %d ", c, i)
+				req, _ := http.NewRequest("POST", env.url(path), strings.NewReader(body))
+				resp, err := cl.Do(req)
+				if err != nil {
+					errs <- err
+					return
+				}
+				got, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != 200 || string(got) != body {
+					errs <- fmt.Errorf("client %d request %d: %d %q %v", c, i, resp.StatusCode, got, err)
+					return
+				}
+				if resp.Header.Get("X-Resumed") == "true" {
+					resumed.Add(1)
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for c := 0; c < 40; c++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	ok := env.metric(`sluice_upstream_tls_handshakes_total{result="ok"}`)
+	if ok < 200 || env.metric(`sluice_upstream_tls_handshakes_total{result="error"}`) != 0 {
+		t.Fatalf("upstream handshakes ok=%v (want one per closed connection, ≥ 200), errors=%v", ok,
+			env.metric(`sluice_upstream_tls_handshakes_total{result="error"}`))
+	}
+	t.Logf("%v upstream handshakes; %d of 400 requests on a resumed session", ok, resumed.Load())
+	if resumed.Load() == 0 {
+		t.Fatal("no request reached the upstream on a resumed session")
+	}
+	hpSettled(t, env)
+}
