@@ -554,6 +554,19 @@ func (g *gnetEvents) OnClose(gc gnet.Conn, err error) gnet.Action {
 }
 
 // onPeerFIN runs inside gnet's OnClose for a read EOF (see gap_fin.go).
+// tcpStateClose is Linux's TCP_CLOSE in tcp_info.tcpi_state: after a
+// peer's FIN (and before ours) a socket is in CLOSE_WAIT; in CLOSE it was
+// reset.
+const tcpStateClose = 7
+
+// resetNotFIN reports whether a socket whose read said EOF was in fact
+// reset. A read returns 0 after an RST when the error was consumed before
+// it (by a getsockopt(SO_ERROR) or a failed write elsewhere).
+func resetNotFIN(fd int) bool {
+	ti, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	return err == nil && ti.State == tcpStateClose
+}
+
 func (c *Conn) onPeerFIN() {
 	c.readEOF = true
 	if c.state >= WriteShut {
@@ -570,6 +583,15 @@ func (c *Conn) onPeerFIN() {
 			}
 			c.finalize()
 		}
+		return
+	}
+	if resetNotFIN(c.fd) {
+		// What read as EOF was an RST whose error something else took
+		// first: a reset must never pass for a clean end.
+		c.l.e.log.Debug("read failed", "conn", connID(c.id), "err", "reset (TCP state CLOSE at EOF)")
+		c.socketClosing = true
+		c.trace.Outcome = ResetByPeer
+		c.finalize()
 		return
 	}
 	if err := c.detach(); err != nil {
