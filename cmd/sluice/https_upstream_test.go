@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/pem"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,9 +24,11 @@ import (
 // with -upstream-insecure-skip-verify it is accepted and a warning says
 // so at start-up.
 func TestHTTPSUpstreamFlags(t *testing.T) {
-	be := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	be := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "tls backend saw "+r.URL.Path+" sni="+r.TLS.ServerName)
 	}))
+	be.Config.ErrorLog = log.New(io.Discard, "", 0) // the failed verification is expected
+	be.StartTLS()
 	defer be.Close()
 	ca := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: be.Certificate().Raw}), 0o600); err != nil {

@@ -120,14 +120,26 @@ type proc struct {
 	waitErr error
 }
 
+// freePort returns a loopback address nothing listens on now. The kernel
+// may offer a port it just freed again, so ports handed out in this
+// process are never handed out twice (two of a test's listeners once got
+// the same one).
 func freePort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	t.Helper()
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if _, dup := portsGiven.LoadOrStore(addr, true); !dup {
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
+
+var portsGiven sync.Map
 
 // syncBuffer is the process's stderr, appended by a reader goroutine.
 type syncBuffer struct {
