@@ -24,16 +24,25 @@ import (
 	"time"
 )
 
-// freePort returns a loopback host:port nothing listens on now.
+// freePort returns a loopback host:port nothing listens on now, never
+// the same one twice in a process (the kernel may offer a freed port
+// again, and a benchmark starts several servers).
 func freePort(tb testing.TB) string {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if _, dup := portsGiven.LoadOrStore(addr, true); !dup {
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
+
+var portsGiven sync.Map
 
 // nginxProc is an nginx started by the benchmark from a generated config,
 // in the foreground (daemon off), in its own process group.
