@@ -431,14 +431,26 @@ func (h *harness) pump() {
 			w()
 		}()
 	}
+	// The state is read before the output is taken (as the engine does):
+	// a failure's alert, queued before the failure shows, then always
+	// goes out ahead of the EOF.
+	closed := h.conn.State() == Closed
+	h.output()
+	h.plain, h.readErr = h.conn.ReadPlaintext(h.plain)
+	if !closed && h.conn.State() == Closed {
+		closed = true
+		h.output()
+	}
+	if h.autoEOF && !h.sentEOF && closed {
+		h.sentEOF = true
+		h.cc.deliverEOF()
+	}
+}
+
+func (h *harness) output() {
 	if out := h.conn.AppendOutput(nil); len(out) > 0 {
 		h.outBytes += len(out)
 		h.cc.deliver(out)
-	}
-	h.plain, h.readErr = h.conn.ReadPlaintext(h.plain)
-	if h.autoEOF && !h.sentEOF && h.conn.State() == Closed {
-		h.sentEOF = true
-		h.cc.deliverEOF()
 	}
 }
 
