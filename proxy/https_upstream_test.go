@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"log"
@@ -463,4 +465,30 @@ func TestHTTPSUpstreamConcurrent(t *testing.T) {
 		t.Fatal("no request reached the upstream on a resumed session")
 	}
 	hpSettled(t, env)
+}
+
+// An HTTP/1.1 WebSocket upgrade to an https upstream: the tunnel's bytes
+// are sealed both ways by the engine (wsEchoServer behind net/http's TLS
+// server), and messages echo whole.
+func TestHTTPSUpstreamWebSocketTunnel(t *testing.T) {
+	be := startTLSBackend(t, false, http.HandlerFunc(wsEchoServer))
+	env := hpStart(t, HTTPConfig{UpstreamTLS: UpstreamTLS{RootCAs: be.pool}}, be.url())
+	c, br := hpRaw(t, env.addr)
+	key := base64.StdEncoding.EncodeToString([]byte("sluice-tls-key!!"))
+	fmt.Fprintf(c, "GET /chat HTTP/1.1\r\nHost: ws.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n", key)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 || resp.Header.Get("Sec-WebSocket-Accept") != wsAccept(key) {
+		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	for i, size := range []int{5, 70000, 1 << 20} {
+		msg := bytes.Repeat([]byte{byte('a' + i)}, size)
+		if err := wsWriteFrame(c, 0x2, msg, []byte{1, 2, 3, 4}); err != nil {
+			t.Fatal(err)
+		}
+		op, p, err := wsReadFrame(br)
+		if err != nil || op != 2 || !bytes.Equal(p, msg) {
+			t.Fatalf("echo of %d bytes: op %d, %d bytes, %v", size, op, len(p), err)
+		}
+	}
 }
