@@ -234,9 +234,13 @@ type UpstreamTLS struct {
 }
 
 // upstreamTLSClient builds the TLS client of the https or h2 upstream at
-// addr, offering one ALPN protocol.
-func upstreamTLSClient(t *UpstreamTLS, addr, alpn string) (*tlsio.Client, error) {
-	name := t.ServerName
+// addr, offering one ALPN protocol. The name verified (and sent as SNI)
+// is the upstream's own ?sni=, else UpstreamTLS.ServerName, else its host.
+func upstreamTLSClient(t *UpstreamTLS, addr, sni, alpn string) (*tlsio.Client, error) {
+	name := sni
+	if name == "" {
+		name = t.ServerName
+	}
 	if name == "" {
 		name, _, _ = net.SplitHostPort(addr)
 	}
@@ -392,8 +396,10 @@ func NewHTTP(cfg HTTPConfig, m *Metrics) (*HTTP, error) {
 				var cl *tlsio.Client
 				for _, s := range []struct{ prefix, alpn string }{{httpsPrefix, "http/1.1"}, {h2Prefix, "h2"}} {
 					if a, ok := strings.CutPrefix(key, s.prefix); ok {
-						addr, isH2C = a, s.alpn == "h2"
-						if cl, err = upstreamTLSClient(&cfg.UpstreamTLS, a, s.alpn); err != nil {
+						var sni string
+						addr, sni = splitSNI(a)
+						isH2C = s.alpn == "h2"
+						if cl, err = upstreamTLSClient(&cfg.UpstreamTLS, addr, sni, s.alpn); err != nil {
 							return nil, fmt.Errorf("http proxy: route %s: upstream %s: %w", r, key, err)
 						}
 					}

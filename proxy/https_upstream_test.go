@@ -492,3 +492,27 @@ func TestHTTPSUpstreamWebSocketTunnel(t *testing.T) {
 		}
 	}
 }
+
+// ?sni= on an upstream URL names what that upstream is asked for and
+// verified as, over UpstreamTLS.ServerName: two upstreams on the same
+// address with different names each reach it with their own SNI.
+func TestHTTPSUpstreamPerUpstreamSNI(t *testing.T) {
+	be := newTLSBackend(t) // httptest's certificate covers example.com and *.example.com
+	a, b := be.url()+"?sni=example.com", be.url()+"?sni=www.example.com"
+	env := hpStart(t, HTTPConfig{UpstreamTLS: UpstreamTLS{RootCAs: be.pool, ServerName: "ignored.example.org"}, MaxFails: -1}, a, b)
+	seen := map[string]int{}
+	for i := 0; i < 6; i++ {
+		resp, _ := httpsDo(t, hpClient(), "GET", env.url("/"), "")
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: %d", i, resp.StatusCode)
+		}
+		seen[resp.Header.Get("X-SNI")]++
+	}
+	if len(seen) != 2 || seen["example.com"] == 0 || seen["www.example.com"] == 0 {
+		t.Fatalf("SNI seen by the upstream: %v, want example.com and www.example.com", seen)
+	}
+	if v := env.metric(`sluice_upstream_requests_total{upstream="` + a + `",result="ok"}`); v < 1 {
+		t.Fatalf("per-upstream metrics for %s: %v", a, v)
+	}
+	hpSettled(t, env)
+}

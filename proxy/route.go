@@ -105,7 +105,9 @@ func ParseRoute(s string) (Route, error) {
 
 // ParseUpstream turns an upstream URL (http://host[:port][/]) or a bare
 // host:port into host:port, h2c://host[:port][/] into h2c://host:port, and
-// https:// and h2:// likewise (port 443 by default).
+// https:// and h2:// likewise (port 443 by default). A TLS upstream may
+// carry ?sni=NAME: the name sent as SNI and verified for it, whatever
+// its host (an IP address, often).
 func ParseUpstream(s string) (string, error) {
 	if s == "" {
 		return "", errors.New("empty upstream")
@@ -126,8 +128,17 @@ func ParseUpstream(s string) (string, error) {
 	default:
 		return "", fmt.Errorf("upstream %q: scheme must be http, https, h2c or h2", s)
 	}
-	if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+	tlsUp := u.Scheme == "https" || u.Scheme == "h2"
+	if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" && !tlsUp || u.Fragment != "" || u.Opaque != "" {
 		return "", fmt.Errorf("upstream %q: only scheme, host and port are allowed", s)
+	}
+	sni := ""
+	if u.RawQuery != "" {
+		q, err := url.ParseQuery(u.RawQuery)
+		if err != nil || len(q) != 1 || len(q["sni"]) != 1 || !validSNI(q.Get("sni")) {
+			return "", fmt.Errorf("upstream %q: the only query allowed is sni=NAME, a host name", s)
+		}
+		sni = "?sni=" + strings.ToLower(q.Get("sni"))
 	}
 	port := u.Port()
 	if port == "" {
@@ -141,11 +152,32 @@ func ParseUpstream(s string) (string, error) {
 	case err != nil || u.Scheme == "http":
 		return hp, err
 	case u.Scheme == "https":
-		return httpsPrefix + hp, nil
+		return httpsPrefix + hp + sni, nil
 	case u.Scheme == "h2":
-		return h2Prefix + hp, nil
+		return h2Prefix + hp + sni, nil
 	}
 	return h2cPrefix + hp, nil
+}
+
+// validSNI: a DNS name as SNI carries it (RFC 6066 §3: no IP literals, no
+// trailing dot), letters, digits, hyphens and dots.
+func validSNI(s string) bool {
+	if s == "" || len(s) > 253 || s[0] == '.' || s[len(s)-1] == '.' || net.ParseIP(s) != nil {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return !strings.Contains(s, "..")
+}
+
+// splitSNI separates a TLS upstream key's ?sni= from its host:port.
+func splitSNI(key string) (hostport, sni string) {
+	hostport, sni, _ = strings.Cut(key, "?sni=")
+	return hostport, sni
 }
 
 // h2cPrefix, httpsPrefix and h2Prefix mark, in Route.Upstreams, an

@@ -21,6 +21,8 @@ func TestParseRoute(t *testing.T) {
 		{"::1/x=a:1", Route{"[::1]", "/x", []string{"a:1"}}},
 		{"/=https://a,https://b:8443/,http://a", Route{"", "/", []string{"https://a:443", "https://b:8443", "a:80"}}},
 		{"/=h2://a,h2c://a:81", Route{"", "/", []string{"h2://a:443", "h2c://a:81"}}},
+		{"/=https://10.0.0.5:8443?sni=api.internal,h2://a/?sni=B.Example,https://10.0.0.5:8443",
+			Route{"", "/", []string{"https://10.0.0.5:8443?sni=api.internal", "h2://a:443?sni=b.example", "https://10.0.0.5:8443"}}},
 	} {
 		got, err := ParseRoute(tc.in)
 		if err != nil {
@@ -40,6 +42,14 @@ func TestParseRoute(t *testing.T) {
 		"bad host/=http://x:1",         // space in host
 		"/=h3://x:1",                   // no such scheme
 		"/=https://x:1/base",           // paths not supported
+		"/=https://x:1?sni=10.0.0.1",   // SNI is a name, never an IP
+		"/=https://x:1?sni=a..b",       // not a name
+		"/=https://x:1?sni=a.b.",       // no trailing dot in SNI
+		"/=https://x:1?sni=",           // empty
+		"/=https://x:1?foo=1",          // sni is the only option
+		"/=https://x:1?sni=a&sni=b",    // once
+		"/=http://x:1?sni=a",           // cleartext: no SNI
+		"/=h2c://x:1?sni=a",            // cleartext: no SNI
 		"/=tcp://x:1",                  // not http
 		"/=http://x:1/base",            // paths not supported
 		"/=http://u:p@x:1",             // userinfo
