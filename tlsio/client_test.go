@@ -284,18 +284,8 @@ func (h *clientHarness) pump() {
 			w()
 		}()
 	}
-	// Look at the state before taking the output: once a Conn method has
-	// observed the end of the handshake, everything the handshake function
-	// wrote (a failure's alert) is in AppendOutput. Taking the output
-	// first and then seeing Closed would race with the handshake function
-	// and could send the EOF ahead of the alert.
-	closed := h.conn.State() == Closed
-	h.output()
-	h.plain, h.readErr = h.conn.ReadPlaintext(h.plain)
-	if !closed && h.conn.State() == Closed {
-		closed = true
-		h.output()
-	}
+	var closed bool
+	h.plain, closed, h.readErr = afterEvent(h.conn, h.output, h.plain)
 	if closed && !h.sentEOF {
 		h.sentEOF = true
 		h.pc.deliverEOF()

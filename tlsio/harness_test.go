@@ -422,6 +422,22 @@ func (h *harness) feed(b []byte) {
 	}
 }
 
+// afterEvent is what a loop does with a Conn after any event: output to
+// send, plaintext to read. The state is read before the output is taken
+// (as the engine does): everything the handshake function wrote before it
+// ended (a failure's alert) is then in the output, so it goes out ahead of
+// any EOF the caller sends once closed is true.
+func afterEvent(c Conn, output func(), plain []byte) ([]byte, bool, error) {
+	closed := c.State() == Closed
+	output()
+	plain, err := c.ReadPlaintext(plain)
+	if !closed && c.State() == Closed {
+		closed = true
+		output()
+	}
+	return plain, closed, err
+}
+
 // pump does what an event loop does after any event on the Conn.
 func (h *harness) pump() {
 	if w := h.conn.HandshakeWork(); w != nil {
@@ -431,16 +447,8 @@ func (h *harness) pump() {
 			w()
 		}()
 	}
-	// The state is read before the output is taken (as the engine does):
-	// a failure's alert, queued before the failure shows, then always
-	// goes out ahead of the EOF.
-	closed := h.conn.State() == Closed
-	h.output()
-	h.plain, h.readErr = h.conn.ReadPlaintext(h.plain)
-	if !closed && h.conn.State() == Closed {
-		closed = true
-		h.output()
-	}
+	var closed bool
+	h.plain, closed, h.readErr = afterEvent(h.conn, h.output, h.plain)
 	if h.autoEOF && !h.sentEOF && closed {
 		h.sentEOF = true
 		h.cc.deliverEOF()
