@@ -811,6 +811,9 @@ func (st *h2Stream) finish() {
 	}
 	st.takePend(len(st.pend))
 	st.releaseH2C()
+	if st.tunnel {
+		hc.h.m.tunnelEnd(tunH2)
+	}
 	st.account()
 	hc.streamDone(st)
 	if !st.inFresh && !st.parked && !st.capWaits && len(hc.free) < maxFreeStreams {

@@ -89,6 +89,7 @@ func (st *h2Stream) upgrade(uc *upConn, rest []byte) bool {
 	x.status = 200
 	x.respStarted = true
 	st.tunnel = true
+	h.m.tunnelStart(tunH2)
 	// The attempt succeeded: like an HTTP/1.1 tunnel it no longer counts
 	// as load for balancing; the connection stays busy.
 	endAttemptOn(uc.u, resOK)

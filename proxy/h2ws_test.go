@@ -210,6 +210,12 @@ func TestH2WebSocket(t *testing.T) {
 	if conns.Load() != 2 {
 		t.Errorf("upstream WebSocket connections %d, want 2", conns.Load())
 	}
+	if v := env.metric(`sluice_http_tunnels_total{proto="h2"}`); v != 2 {
+		t.Errorf("tunnels_total{h2} = %v, want 2", v)
+	}
+	if v := env.metric(`sluice_http_tunnels_active{proto="h2"}`); v != 0 {
+		t.Errorf("tunnels_active{h2} = %v after both ended", v)
+	}
 	hpSettled(t, env.hpEnv)
 }
 

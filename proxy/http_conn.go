@@ -68,6 +68,7 @@ type clientConn struct {
 	draining bool // OnDrain: the next response closes the connection
 	eof      bool // the client half-closed
 	dead     bool // OnClosed ran
+	tunneled bool // an upgrade's tunnel started: OnClosed accounts for it
 	served   int  // exchanges completed
 
 	x   exchange
@@ -315,6 +316,21 @@ func (cc *clientConn) OnClosed(c *engine.Conn, t *engine.Trace) {
 	prev := cc.state
 	cc.state = csClosing
 	x := &cc.x
+	if cc.tunneled {
+		// However the tunnel ended (the client, the idle timeout, the
+		// upstream), it is accounted here, once.
+		cc.h.m.tunnelEnd(tunH1)
+		if uc := x.uc; uc != nil {
+			x.uc = nil
+			if cleanOutcome(t.Outcome) {
+				uc.end(engine.Clean, false)
+			} else {
+				uc.end(engine.Aborted, true)
+			}
+		}
+		cc.account()
+		return
+	}
 	switch prev {
 	case csHead, csBody, csWait:
 		if prev == csHead {
@@ -332,16 +348,6 @@ func (cc *clientConn) OnClosed(c *engine.Conn, t *engine.Trace) {
 			uc.discard(!x.respDone)
 		}
 		cc.cancelH2C(resAborted)
-		cc.account()
-	case csTunnel:
-		if uc := x.uc; uc != nil {
-			x.uc = nil
-			if cleanOutcome(t.Outcome) {
-				uc.end(engine.Clean, false)
-			} else {
-				uc.end(engine.Aborted, true)
-			}
-		}
 		cc.account()
 	}
 }
@@ -947,6 +953,8 @@ func (cc *clientConn) startTunnel(uc *upConn, rest []byte) {
 	uc.c.ClearTimer(engine.TimerProto)
 	uc.state = ucTunnel
 	cc.state = csTunnel
+	cc.tunneled = true
+	cc.h.m.tunnelStart(tunH1)
 	cc.buf = cc.h.appendResponseHead(cc.buf[:0], &uc.resp, respHeadOpts{upgrade: true})
 	cc.c.Write(cc.buf)
 	if len(rest) > 0 {

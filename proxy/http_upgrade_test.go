@@ -7,9 +7,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A minimal WebSocket (RFC 6455) written for the test: the upgrade
@@ -177,5 +179,42 @@ func TestHTTPUpgradeDeclined(t *testing.T) {
 		if resp.StatusCode != 200 || string(b) != want {
 			t.Fatalf("got %d %q", resp.StatusCode, b)
 		}
+	}
+}
+
+// Every tunnel is accounted once, however it ends: a clean close by the
+// client, the tunnel idle timeout, or the upstream dying. Each leaves one
+// access log record, and sluice_http_tunnels_active returns to 0.
+func TestHTTPTunnelAccounting(t *testing.T) {
+	be := hpServe(t, http.HandlerFunc(wsEchoServer))
+	env := hpStart(t, HTTPConfig{TunnelIdleTimeout: 150 * time.Millisecond}, be.addr())
+	open := func() (*net.TCPConn, *bufio.Reader) {
+		c, br := hpRaw(t, env.addr)
+		key := base64.StdEncoding.EncodeToString([]byte("sluice-test-key!"))
+		fmt.Fprintf(c, "GET /chat HTTP/1.1\r\nHost: ws.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+			"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n", key)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != 101 {
+			t.Fatalf("handshake: %v %v", resp, err)
+		}
+		return c, br
+	}
+	c, _ := open()
+	hpEventually(t, "one tunnel active", func() bool { return env.metric(`sluice_http_tunnels_active{proto="http/1.1"}`) == 1 })
+	c.Close() // the client ends it
+	c2, br := open()
+	if _, err := io.ReadAll(br); err != nil { // the idle timeout ends it (FIN)
+		t.Fatalf("idle tunnel: %v", err)
+	}
+	c2.Close() // ends sluice's linger
+	recs := env.log.wait(t, 2)
+	for _, r := range recs {
+		if r["status"] != int64(101) {
+			t.Errorf("access log: %v", r)
+		}
+	}
+	hpEventually(t, "no tunnel active", func() bool { return env.metric(`sluice_http_tunnels_active{proto="http/1.1"}`) == 0 })
+	if v := env.metric(`sluice_http_tunnels_total{proto="http/1.1"}`); v != 2 {
+		t.Fatalf("tunnels_total %v, want 2", v)
 	}
 }

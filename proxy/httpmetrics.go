@@ -26,6 +26,9 @@ import (
 //	sluice_upstream_ejections_total{upstream}              passive health ejections
 //	sluice_upstream_available{upstream}                    1 when the upstream can be picked
 //	sluice_upstream_health_checks_total{upstream,result}   active checks: ok, fail
+//	sluice_http_tunnels_active{proto}                      upgraded connections (HTTP/1.1) and WebSocket
+//	                                                       streams (h2) relaying now (gauge)
+//	sluice_http_tunnels_total{proto}                       tunnels opened
 //
 // HTTP/2 (client connections and h2c upstream connections), every series
 // created at start-up:
@@ -48,11 +51,24 @@ type httpMetrics struct {
 
 	reqErrs, respErrs, h2Errs sync.Map // reason -> *metrics.Counter
 
-	h2Active  atomic.Int64
+	h2Active atomic.Int64
+
+	// Tunnels, by tunH1 and tunH2.
+	tunActive [2]atomic.Int64
+	tunTotal  [2]*metrics.Counter
 	h2GoAways [2][h2CodeSlots]*metrics.Counter // [direction][code]
 	h2Resets  [2][h2CodeSlots]*metrics.Counter
 	h2Stalls  *metrics.Counter
 }
+
+// Tunnel kinds: an upgraded HTTP/1.1 connection, a WebSocket stream.
+const (
+	tunH1 = iota
+	tunH2
+)
+
+func (m *httpMetrics) tunnelStart(k int) { m.tunTotal[k].Inc(); m.tunActive[k].Add(1) }
+func (m *httpMetrics) tunnelEnd(k int)   { m.tunActive[k].Add(-1) }
 
 // HTTP/2 frame directions, the first index of h2GoAways and h2Resets.
 const (
@@ -101,6 +117,10 @@ func (m *Metrics) http() *httpMetrics {
 		h2Stalls:  set.GetOrCreateCounter(`sluice_http2_flow_control_stalls_total`),
 	}
 	set.GetOrCreateGauge(`sluice_http2_streams_active`, func() float64 { return float64(hm.h2Active.Load()) })
+	for i, proto := range [2]string{"http/1.1", "h2"} {
+		hm.tunTotal[i] = set.GetOrCreateCounter(fmt.Sprintf(`sluice_http_tunnels_total{proto=%q}`, proto))
+		set.GetOrCreateGauge(fmt.Sprintf(`sluice_http_tunnels_active{proto=%q}`, proto), func() float64 { return float64(hm.tunActive[i].Load()) })
+	}
 	dirs := [2]string{"sent", "received"}
 	for d, dir := range dirs {
 		for i := range h2CodeSlots {
