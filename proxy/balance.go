@@ -20,8 +20,6 @@ type Upstream struct {
 	host string        // host:port as a Host field value (for RewriteHost)
 	idx  int           // index into HTTP.ups and each loop's pools
 	tls  *tlsio.Client // https or h2 upstream: verification, SNI, session cache; nil: cleartext
-	// scheme is the :scheme of HTTP/2 requests to it: "http" or "https".
-	scheme string
 
 	inflight  atomic.Int64 // requests being served, all loops
 	fails     atomic.Int32 // consecutive passive failures
@@ -56,11 +54,15 @@ func newUpstream(addr string, idx int, tls *tlsio.Client) *Upstream {
 			hv = "[" + host + "]"
 		}
 	}
-	scheme := "http"
-	if tls != nil {
-		scheme = "https"
+	return &Upstream{addr: addr, host: hv, idx: idx, tls: tls}
+}
+
+// scheme is the :scheme of HTTP/2 requests to u.
+func (u *Upstream) scheme() string {
+	if u.tls != nil {
+		return "https"
 	}
-	return &Upstream{addr: addr, host: hv, idx: idx, tls: tls, scheme: scheme}
+	return "http"
 }
 
 // dial connects to u from loop l: over TLS for an https upstream, in

@@ -352,7 +352,7 @@ func (h *HTTP) appendH2CRequestFields(dst []hpack.HeaderField, req *h1.Request, 
 		authority = []byte(u.host)
 	}
 	add([]byte(":method"), req.Method, false)
-	add([]byte(":scheme"), []byte(u.scheme), false)
+	add([]byte(":scheme"), []byte(u.scheme()), false)
 	add([]byte(":authority"), authority, false)
 	add([]byte(":path"), target, false)
 	fw := reqFilter{hdr: hdr, slow: slow, xf: xf}

@@ -73,7 +73,7 @@ func (st *h2Stream) h2cRequestFields(u *Upstream) []hpack.HeaderField {
 	}
 	f := append(st.upFields[:0],
 		hpack.HeaderField{Name: ":method", Value: st.method},
-		hpack.HeaderField{Name: ":scheme", Value: u.scheme},
+		hpack.HeaderField{Name: ":scheme", Value: u.scheme()},
 		hpack.HeaderField{Name: ":authority", Value: authority},
 		hpack.HeaderField{Name: ":path", Value: st.path},
 	)

@@ -15,7 +15,7 @@ import (
 func h2cHealthRequest(h *HTTP, u *Upstream) []hpack.HeaderField {
 	return []hpack.HeaderField{
 		{Name: ":method", Value: "GET"},
-		{Name: ":scheme", Value: u.scheme},
+		{Name: ":scheme", Value: u.scheme()},
 		{Name: ":authority", Value: u.host},
 		{Name: ":path", Value: h.cfg.HealthPath},
 		{Name: "user-agent", Value: "sluice-health-check"},

@@ -221,9 +221,9 @@ type UpstreamTLS struct {
 	// InsecureSkipVerify accepts any upstream certificate.
 	InsecureSkipVerify bool
 	// ServerName, when set, is the SNI sent to and the name verified for
-	// every https upstream; by default each upstream's own host (an IP
-	// address is checked against the certificate's IP SANs and sent no
-	// SNI).
+	// every https or h2 upstream without its own ?sni=; by default each
+	// upstream's own host (an IP address is checked against the
+	// certificate's IP SANs and sent no SNI).
 	ServerName string
 	// SessionCacheSize is the sessions kept per upstream for resumption
 	// (0: 64; negative disables resumption).

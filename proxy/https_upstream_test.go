@@ -205,21 +205,8 @@ func TestHTTPSUpstreamBadCertificate(t *testing.T) {
 // An upstream that accepts and never answers the ClientHello: 504 after
 // the engine's handshake timeout, end dial_timeout.
 func TestHTTPSUpstreamHandshakeTimeout(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(io.Discard, c); c.Close() }()
-		}
-	}()
-	env := hpStartEngine(t, HTTPConfig{Retries: -1}, engine.Config{HandshakeTimeout: 200 * time.Millisecond}, "https://"+ln.Addr().String())
+	silent := hpRawServer(t, func(c net.Conn) { io.Copy(io.Discard, c) })
+	env := hpStartEngine(t, HTTPConfig{Retries: -1}, engine.Config{HandshakeTimeout: 200 * time.Millisecond}, "https://"+silent)
 	start := time.Now()
 	resp, _ := httpsDo(t, hpClient(), "GET", env.url("/"), "")
 	if resp.StatusCode != 504 {
@@ -318,30 +305,17 @@ func TestH2TLSUpstream(t *testing.T) {
 // and a POST goes whole to the next upstream.
 func TestH2TLSUpstreamWithoutALPN(t *testing.T) {
 	be := newTLSBackend(t) // keeps its certificate; a second server without ALPN uses it
-	kp := be.srv.TLS.Certificates[0]
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{kp}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	cfg := &tls.Config{Certificates: []tls.Certificate{be.srv.TLS.Certificates[0]}}
 	var preface atomic.Bool
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 64)
-				c.SetReadDeadline(time.Now().Add(5 * time.Second))
-				if n, _ := c.Read(buf); n > 0 {
-					preface.Store(true)
-				}
-			}()
+	addr := hpRawServer(t, func(c net.Conn) {
+		tc := tls.Server(c, cfg)
+		buf := make([]byte, 64)
+		tc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, _ := tc.Read(buf); n > 0 {
+			preface.Store(true)
 		}
-	}()
-	noALPN := "h2://" + ln.Addr().String()
+	})
+	noALPN := "h2://" + addr
 	env := h2Start(t, HTTPConfig{UpstreamTLS: UpstreamTLS{RootCAs: be.pool}, Retries: -1}, noALPN)
 	resp, _ := httpsDo(t, h2cClient(), "GET", env.h2cURL("/"), "")
 	if resp.StatusCode != 502 {

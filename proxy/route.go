@@ -143,7 +143,7 @@ func ParseUpstream(s string) (string, error) {
 	port := u.Port()
 	if port == "" {
 		port = "80"
-		if u.Scheme == "https" || u.Scheme == "h2" {
+		if tlsUp {
 			port = "443"
 		}
 	}

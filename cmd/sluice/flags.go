@@ -26,6 +26,7 @@ type config struct {
 	listenPlain   string
 	proxyProtocol bool
 	upProxyProto  string
+	upProxyV      int // upProxyProto as a version: 0 (none), 1 or 2
 	routes        []proxy.Route
 	routeArgs     []string
 	balance       string
@@ -192,7 +193,11 @@ func (c *config) validate(level string) error {
 			return errors.New("-listen-plain: only in -mode http")
 		}
 		switch c.upProxyProto {
-		case "", "v1", "v2":
+		case "":
+		case "v1":
+			c.upProxyV = 1
+		case "v2":
+			c.upProxyV = 2
 		default:
 			return fmt.Errorf("-upstream-proxy-protocol %q: must be v1 or v2", c.upProxyProto)
 		}

@@ -88,15 +88,8 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 	var httpProxy *proxy.HTTP
 	switch cfg.mode {
 	case "tcp":
-		ppv := 0
-		switch cfg.upProxyProto {
-		case "v1":
-			ppv = 1
-		case "v2":
-			ppv = 2
-		}
 		tcp := proxy.NewTCP(proxy.TCPConfig{
-			Upstream: upstream, DialTimeout: cfg.dialTimeout, IdleTimeout: cfg.idleTimeout, ProxyProtocol: ppv, Logger: log,
+			Upstream: upstream, DialTimeout: cfg.dialTimeout, IdleTimeout: cfg.idleTimeout, ProxyProtocol: cfg.upProxyV, Logger: log,
 		}, pm)
 		listeners = append(listeners, engine.Listener{Name: "main", Addr: cfg.listen, Accept: tcp.Accept, TLS: tlsSrv, ProxyProtocol: cfg.proxyProtocol})
 	case "http":
