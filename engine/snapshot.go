@@ -8,22 +8,22 @@ import (
 
 // ConnInfo describes one live connection for /debug/connections.
 type ConnInfo struct {
-	ID         string   `json:"id"`
-	Side       string   `json:"side"`
-	Listener   string   `json:"listener,omitempty"`
-	Loop       int      `json:"loop"`
-	Local      string   `json:"local"`
-	Remote     string   `json:"remote"`
-	Balancer   string   `json:"balancer,omitempty"` // the peer that sent a PROXY protocol header naming Remote
-	State      string   `json:"state"`
-	AgeSeconds float64  `json:"age_seconds"`
-	InStateMs  float64  `json:"in_state_ms"`
-	BytesIn    int64    `json:"bytes_in"`
-	BytesOut   int64    `json:"bytes_out"`
-	Pending    int      `json:"bytes_pending"`
-	ReadPaused bool     `json:"read_paused,omitempty"`
-	PeerEOF    bool     `json:"peer_eof,omitempty"`
-	TLS        *TLSInfo `json:"tls,omitempty"`
+	ID             string   `json:"id"`
+	Side           string   `json:"side"`
+	Listener       string   `json:"listener,omitempty"`
+	Loop           int      `json:"loop"`
+	Local          string   `json:"local"`
+	Remote         string   `json:"remote"`
+	Balancer       string   `json:"balancer,omitempty"` // the peer that sent a PROXY protocol header naming Remote
+	State          string   `json:"state"`
+	AgeSeconds     float64  `json:"age_seconds"`
+	InStateSeconds float64  `json:"in_state_seconds"`
+	BytesIn        int64    `json:"bytes_in"`
+	BytesOut       int64    `json:"bytes_out"`
+	Pending        int      `json:"bytes_pending"`
+	ReadPaused     bool     `json:"read_paused,omitempty"`
+	PeerEOF        bool     `json:"peer_eof,omitempty"`
+	TLS            *TLSInfo `json:"tls,omitempty"`
 }
 
 // TLSInfo is what a TLS connection negotiated.
@@ -46,9 +46,9 @@ type TraceInfo struct {
 	BytesIn   int64              `json:"bytes_in"`
 	BytesOut  int64              `json:"bytes_out"`
 	Discarded int64              `json:"bytes_discarded,omitempty"`
-	Duration  float64            `json:"duration_ms"`
-	States    map[string]float64 `json:"states_ms"` // ms after Created
-	Delivered *float64           `json:"delivered_ms,omitempty"`
+	Duration  float64            `json:"duration_seconds"`
+	States    map[string]float64 `json:"states_seconds"` // seconds after Created
+	Delivered *float64           `json:"delivered_seconds,omitempty"`
 	Close     string             `json:"close_sequence,omitempty"`
 }
 
@@ -77,10 +77,10 @@ func (e *Engine) Snapshot(ctx context.Context) (Snapshot, error) {
 			for _, c := range l.conns {
 				ci := ConnInfo{
 					ID: connID(c.id), Side: c.side.String(), Listener: c.listener, Loop: l.idx,
-					State:      c.state.String(),
-					AgeSeconds: float64(now-c.trace.Entered[Created]) / 1e9,
-					InStateMs:  float64(now-c.stateSince) / 1e6,
-					BytesIn:    c.trace.BytesIn, BytesOut: c.trace.BytesOut,
+					State:          c.state.String(),
+					AgeSeconds:     float64(now-c.trace.Entered[Created]) / 1e9,
+					InStateSeconds: float64(now-c.stateSince) / 1e9,
+					BytesIn:        c.trace.BytesIn, BytesOut: c.trace.BytesOut,
 					Pending: c.pending(), ReadPaused: c.paused, PeerEOF: c.readEOF,
 				}
 				if in, ok := c.TLSInfo(); ok {
@@ -135,7 +135,7 @@ func (t *Trace) Info() TraceInfo {
 		ID: connID(t.ID), Side: t.Side.String(), Listener: t.Listener, Remote: t.Remote,
 		Outcome: t.Outcome.String(), BytesIn: t.BytesIn, BytesOut: t.BytesOut,
 		Discarded: t.Discarded,
-		Duration:  float64(t.Entered[SocketClosed]-created) / 1e6,
+		Duration:  float64(t.Entered[SocketClosed]-created) / 1e9,
 		States:    map[string]float64{},
 		Close:     t.CloseSequence(),
 	}
@@ -144,11 +144,11 @@ func (t *Trace) Info() TraceInfo {
 	}
 	for st := State(0); st < numStates; st++ {
 		if at := t.Entered[st]; at != 0 {
-			ti.States[st.String()] = float64(at-created) / 1e6
+			ti.States[st.String()] = float64(at-created) / 1e9
 		}
 	}
 	if t.Delivered != 0 {
-		d := float64(t.Delivered-created) / 1e6
+		d := float64(t.Delivered-created) / 1e9
 		ti.Delivered = &d
 	}
 	return ti

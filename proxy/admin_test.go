@@ -47,9 +47,11 @@ func TestAdminEndpoints(t *testing.T) {
 	}
 	// Wait until the relay is established, then look at it.
 	var snap engine.Snapshot
+	var live string
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		_, body := get("/debug/connections")
+		live = body
 		if err := json.Unmarshal([]byte(body), &snap); err != nil {
 			t.Fatalf("bad JSON: %v\n%s", err, body)
 		}
@@ -86,5 +88,59 @@ func TestAdminEndpoints(t *testing.T) {
 	}
 	if code, _ := get("/debug/pprof/"); code != 200 {
 		t.Fatalf("/debug/pprof/ %d", code)
+	}
+
+	// One unit for every time in /debug/connections: seconds, as floats.
+	c.Close()
+	var raw map[string]any
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		_, body := get("/debug/connections")
+		raw = nil
+		if err := json.Unmarshal([]byte(body), &raw); err != nil {
+			t.Fatalf("bad JSON: %v\n%s", err, body)
+		}
+		if rc, _ := raw["recent_closes"].([]any); len(rc) > 0 {
+			break
+		}
+	}
+	keys := map[string]bool{}
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, e := range v {
+				keys[k] = true
+				walk(e)
+			}
+		case []any:
+			for _, e := range v {
+				walk(e)
+			}
+		}
+	}
+	walk(raw)
+	var liveRaw any
+	json.Unmarshal([]byte(live), &liveRaw)
+	walk(liveRaw)
+	for _, want := range []string{"age_seconds", "in_state_seconds", "duration_seconds", "states_seconds"} {
+		if !keys[want] {
+			t.Errorf("/debug/connections has no %q key", want)
+		}
+	}
+	for k := range keys {
+		if strings.HasSuffix(k, "_ms") || strings.HasSuffix(k, "_us") || strings.HasSuffix(k, "_ns") {
+			t.Errorf("/debug/connections key %q is not in seconds", k)
+		}
+	}
+	rc := raw["recent_closes"].([]any)[0].(map[string]any)
+	d, _ := rc["duration_seconds"].(float64)
+	if d <= 0 || d > 30 {
+		t.Errorf("duration_seconds %v: not a connection's life in seconds", rc["duration_seconds"])
+	}
+	states, _ := rc["states_seconds"].(map[string]any)
+	for st, v := range states {
+		if v, _ := v.(float64); v > d {
+			t.Errorf("states_seconds[%s] %v after the end %v", st, v, d)
+		}
 	}
 }

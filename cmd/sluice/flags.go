@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -143,7 +144,7 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 			usage(fs, stdout)
 			return nil, errHelp
 		}
-		return nil, err
+		return nil, flagError(fs, err)
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (all options are flags; see -h)", fs.Arg(0))
@@ -162,13 +163,21 @@ func usage(fs *flag.FlagSet, w io.Writer) {
 }
 
 func (c *config) validate(level string) error {
-	if _, _, err := net.SplitHostPort(c.listen); err != nil {
+	if err := checkListenAddr(c.listen); err != nil {
 		return fmt.Errorf("-listen %q: %v", c.listen, err)
 	}
 	if c.admin != "" {
-		if _, _, err := net.SplitHostPort(c.admin); err != nil {
+		if err := checkListenAddr(c.admin); err != nil {
 			return fmt.Errorf("-admin %q: %v", c.admin, err)
 		}
+	}
+	if c.listenPlain != "" {
+		if err := checkListenAddr(c.listenPlain); err != nil {
+			return fmt.Errorf("-listen-plain %q: %v", c.listenPlain, err)
+		}
+	}
+	if err := checkAddrClash(c); err != nil {
+		return err
 	}
 	for _, u := range c.upstreams {
 		if _, err := upstreamAddr(u); err != nil {
@@ -213,16 +222,22 @@ func (c *config) validate(level string) error {
 			c.routes = append(c.routes, rt)
 		}
 		if len(c.upstreams) > 0 {
-			rt, err := proxy.ParseRoute("/=" + strings.Join(c.upstreams, ","))
-			if err != nil {
-				return fmt.Errorf("-upstream: %v", err)
+			// The catch-all route the -upstream list stands for: errors
+			// name the upstream, not a route the user never wrote.
+			rt := proxy.Route{PathPrefix: "/"}
+			seen := map[string]bool{}
+			for _, u := range c.upstreams {
+				key, err := proxy.ParseUpstream(u)
+				if err != nil {
+					return fmt.Errorf("-upstream %q: %v", u, upstreamReason(err))
+				}
+				if seen[key] {
+					return fmt.Errorf("-upstream %q: given twice", u)
+				}
+				seen[key] = true
+				rt.Upstreams = append(rt.Upstreams, key)
 			}
 			c.routes = append(c.routes, rt)
-		}
-		if c.listenPlain != "" {
-			if _, _, err := net.SplitHostPort(c.listenPlain); err != nil {
-				return fmt.Errorf("-listen-plain %q: %v", c.listenPlain, err)
-			}
 		}
 	default:
 		return fmt.Errorf("-mode %q: must be http or tcp", c.mode)
@@ -360,6 +375,9 @@ func upstreamAddr(s string) (string, error) {
 	if u.Host == "" {
 		return "", errors.New("no host")
 	}
+	if u.User != nil || (u.Path != "" && u.Path != "/") || u.Fragment != "" {
+		return "", errors.New("only scheme, host and port are allowed (sluice forwards the client's path as is)")
+	}
 	port := u.Port()
 	switch u.Scheme {
 	case "http", "h2c":
@@ -381,4 +399,110 @@ func upstreamAddr(s string) (string, error) {
 		return "", fmt.Errorf("bad port %q", port)
 	}
 	return net.JoinHostPort(u.Hostname(), port), nil
+}
+
+// checkListenAddr accepts host:port with a numeric port (host may be
+// empty: every address). Anything else, a unix socket path included, is
+// refused before a socket is opened.
+func checkListenAddr(a string) error {
+	if strings.HasPrefix(a, "unix:") || strings.HasPrefix(a, "/") {
+		return errors.New("unix sockets are not supported; want host:port, e.g. 127.0.0.1:8443 or :8443")
+	}
+	_, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return fmt.Errorf("want host:port, e.g. 127.0.0.1:8443 or :8443 (%v)", errors.Unwrap(err))
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("port %q: want a number 0..65535", port)
+	}
+	return nil
+}
+
+// checkAddrClash refuses two listeners on one address: with SO_REUSEPORT
+// the kernel would let both bind and share the connections between them.
+// A wildcard host clashes with every host on its port; port 0 (any free
+// port) never clashes.
+func checkAddrClash(c *config) error {
+	type named struct{ flag, addr string }
+	var as []named
+	for _, a := range []named{{"-listen", c.listen}, {"-listen-plain", c.listenPlain}, {"-admin", c.admin}} {
+		if a.addr != "" {
+			as = append(as, a)
+		}
+	}
+	for i := range as {
+		for j := i + 1; j < len(as); j++ {
+			if sameAddr(as[i].addr, as[j].addr) {
+				return fmt.Errorf("%s %q and %s %q: the same address; give each listener its own port", as[i].flag, as[i].addr, as[j].flag, as[j].addr)
+			}
+		}
+	}
+	return nil
+}
+
+func sameAddr(a, b string) bool {
+	ha, pa, _ := net.SplitHostPort(a)
+	hb, pb, _ := net.SplitHostPort(b)
+	na, _ := strconv.Atoi(pa)
+	nb, _ := strconv.Atoi(pb)
+	if na == 0 || na != nb {
+		return false
+	}
+	wild := func(h string) bool {
+		ip := net.ParseIP(h)
+		return h == "" || ip != nil && ip.IsUnspecified()
+	}
+	if wild(ha) || wild(hb) {
+		return true
+	}
+	if ia, ib := net.ParseIP(ha), net.ParseIP(hb); ia != nil && ib != nil {
+		return ia.Equal(ib)
+	}
+	return strings.EqualFold(ha, hb)
+}
+
+// upstreamReason drops ParseUpstream's own quoting of the URL, which the
+// caller's message already names.
+func upstreamReason(err error) string {
+	msg := err.Error()
+	if strings.HasPrefix(msg, "upstream \"") {
+		if i := strings.Index(msg, "\": "); i >= 0 {
+			return msg[i+3:]
+		}
+	}
+	return msg
+}
+
+// flagErrRE matches the flag package's value errors:
+// invalid value "5" for flag -idle-timeout: parse error
+// invalid boolean value "maybe" for -lock-loops: parse error
+var flagErrRE = regexp.MustCompile(`^invalid (?:boolean )?value ("(?:[^"\\]|\\.)*") for (?:flag )?-([^:]+): (.*)$`)
+
+// flagError rewrites the flag package's parse errors that say too little:
+// what a value should look like (a duration its unit) for every flag
+// defined, whoever added it.
+func flagError(fs *flag.FlagSet, err error) error {
+	m := flagErrRE.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	q, name, why := m[1], m[2], m[3]
+	if f := fs.Lookup(name); f != nil {
+		if g, ok := f.Value.(flag.Getter); ok {
+			switch g.Get().(type) {
+			case time.Duration:
+				if v, _ := strconv.Unquote(q); v != "" && strings.Trim(v, "0123456789.") == "" {
+					return fmt.Errorf("-%s %s: a duration needs a unit, e.g. %ss (ns, us, ms, s, m, h)", name, q, v)
+				}
+				return fmt.Errorf("-%s %s: not a duration; write e.g. 5s, 250ms, 2m or 1h30m", name, q)
+			case int, int64, uint, uint64:
+				return fmt.Errorf("-%s %s: want a whole number", name, q)
+			case float64:
+				return fmt.Errorf("-%s %s: want a number", name, q)
+			case bool:
+				return fmt.Errorf("-%s %s: want true or false", name, q)
+			}
+		}
+	}
+	return fmt.Errorf("-%s %s: %s", name, q, why)
 }

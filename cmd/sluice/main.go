@@ -254,6 +254,7 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 func newLogger(cfg *config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.logLevel}
 	if cfg.logFormat == "json" {
+		opts.ReplaceAttr = jsonSeconds
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
@@ -266,4 +267,14 @@ func portOf(addr string) string {
 		}
 	}
 	return addr
+}
+
+// jsonSeconds writes every duration in a JSON log line as seconds (a
+// float), the unit of the metrics and /debug/connections; slog's JSON
+// handler would write bare nanoseconds.
+func jsonSeconds(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.Float64(a.Key, a.Value.Duration().Seconds())
+	}
+	return a
 }
