@@ -70,6 +70,7 @@ type h2Conn struct {
 	tickArmed bool
 	idleArmed bool
 	goingAway bool // Shutdown was called
+	lastDone  bool // the last stream ended: the next flush settles
 	peerGone  bool // the client sent GOAWAY
 	eof       bool // the client half-closed (FIN or close_notify)
 	closing   bool // Close or Abort was called
@@ -352,6 +353,13 @@ func (hc *h2Conn) flush() {
 		hc.sc.DiscardOutput()
 	}
 	hc.syncStats()
+	if hc.lastDone {
+		// The last stream ended from the upstream side, outside the
+		// connection's own callbacks: settle now, after its frames, so a
+		// half-closed or drained connection closes at once.
+		hc.lastDone = false
+		hc.settle()
+	}
 }
 
 func (hc *h2Conn) syncStats() {
@@ -480,6 +488,10 @@ func (hc *h2Conn) abandonAll() {
 func (hc *h2Conn) streamDone(st *h2Stream) {
 	delete(hc.streams, st.id)
 	hc.h.m.h2Active.Add(-1)
+	if len(hc.streams) == 0 && !hc.closing {
+		hc.lastDone = true
+		hc.kick()
+	}
 }
 
 // capPause: the streams of this connection hold more response bytes than
