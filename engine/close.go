@@ -145,13 +145,21 @@ func (c *Conn) abort(o Outcome, rst bool) {
 		c.trace.Cause = o
 	}
 	c.l.e.met.abort(c.side, c.trace.Discarded)
-	c.l.e.log.LogAttrs(context.Background(), slog.LevelWarn, "connection aborted",
-		slog.String("conn", connID(c.id)),
-		slog.String("side", c.side.String()),
-		slog.String("outcome", o.String()),
-		slog.String("state", c.state.String()),
-		slog.Int("discarded_buffer", n),
-		slog.Int("discarded_kernel", kq))
+	// An upstream reset is how a cancelled request ends (a client that
+	// reset its stream): routine, so debug, like upstream closes.
+	lvl := slog.LevelWarn
+	if c.side == Upstream {
+		lvl = slog.LevelDebug
+	}
+	if c.l.e.log.Enabled(context.Background(), lvl) {
+		c.l.e.log.LogAttrs(context.Background(), lvl, "connection aborted",
+			slog.String("conn", connID(c.id)),
+			slog.String("side", c.side.String()),
+			slog.String("outcome", o.String()),
+			slog.String("state", c.state.String()),
+			slog.Int("discarded_buffer", n),
+			slog.Int("discarded_kernel", kq))
+	}
 	c.closeSocket(o)
 }
 

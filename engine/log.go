@@ -12,14 +12,22 @@ import (
 // connID formats a connection id for logs, traces and the admin endpoint.
 func connID(id uint64) string { return "c" + strconv.FormatUint(id, 16) }
 
-// logClose writes the one info line per close: outcome, cause, duration,
+// logClose writes the one line per close: outcome, cause, duration,
 // bytes, and the close sequence as it happened, e.g.
 //
 //	conn=c1f outcome=clean duration=2.1s bytes_in=517 bytes_out=8388608
 //	close="ShutdownInitiated pending=1024 · BufferFlushed +3ms · CloseNotifySent +3ms ·
 //	WriteShut +3ms · Lingering +3ms · SocketClosed +150ms" shutdown=150ms
+//
+// A client connection's close logs at info. An upstream one logs at debug:
+// pooled connections come and go with demand and health probes dial every
+// few seconds: a line each at info would be paid per request on a busy
+// proxy. Their outcomes are counted in the metrics either way.
 func (e *Engine) logClose(t *Trace) {
 	lvl := slog.LevelInfo
+	if t.Side == Upstream {
+		lvl = slog.LevelDebug
+	}
 	if !e.log.Enabled(context.Background(), lvl) {
 		return
 	}

@@ -95,7 +95,8 @@ type HTTPConfig struct {
 	// sends a request body (then 408).
 	IdleTimeout time.Duration
 	// UpstreamIdleTimeout closes a pooled upstream connection unused this
-	// long (default 60s).
+	// long (default 60s): an HTTP/1.1 one idle in the pool, an HTTP/2 one
+	// with no stream.
 	UpstreamIdleTimeout time.Duration
 	// TunnelIdleTimeout closes an upgraded connection (WebSocket, ...)
 	// when no byte moved either way for this long (default 5m).
@@ -105,9 +106,14 @@ type HTTPConfig struct {
 	// (defaults from h1: 32 KiB → 431, 100 fields → 431, 8 KiB → 414).
 	MaxHeadBytes, MaxFields, MaxRequestLine int
 
-	// PoolSize is the number of idle keep-alive connections kept per
-	// upstream per event loop (default 32, nginx's keepalive). Busy
-	// connections are not limited here; engine's MaxConns bounds them.
+	// PoolSize caps the idle keep-alive connections kept per upstream per
+	// event loop (default 1024). The pool follows demand: a connection
+	// freed by a finished request is kept (up to this cap) and closed once
+	// unused for UpstreamIdleTimeout, most recently used reused first, so
+	// a burst keeps what the next burst needs and a quiet spell gives the
+	// connections back (HAProxy keeps every idle server connection and
+	// purges by age; Envoy closes by idle_timeout). A small cap makes
+	// every request over it dial and close a connection.
 	PoolSize int
 
 	// Balance names the load-balancing policy: "round_robin" (default),
@@ -278,7 +284,7 @@ func (cfg *HTTPConfig) setDefaults() error {
 		cfg.H2Upstream.InitialStreamWindow = 64 << 10
 	}
 	if cfg.PoolSize <= 0 {
-		cfg.PoolSize = 32
+		cfg.PoolSize = 1024
 	}
 	if cfg.MaxFails == 0 {
 		cfg.MaxFails = 3

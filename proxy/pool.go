@@ -9,7 +9,11 @@ import (
 //
 // Each loop keeps, per upstream, a stack of idle keep-alive connections
 // (loopState.pools): the last one released is the first one reused, so
-// the warmest connections stay busy and the coldest time out. A
+// the warmest connections stay busy and the coldest time out. The stack
+// follows demand: it holds up to PoolSize (1024 by default, far more
+// than a loop's burst usually needs), and what the load no longer needs
+// is purged by age (UpstreamIdleTimeout). A cap near the concurrency
+// (the old default, 32) made every request over it dial and close. A
 // connection goes back to the pool only when its previous response was
 // read to the end, the whole request was sent, neither side asked to
 // close, and no byte arrived after the response. An idle connection that

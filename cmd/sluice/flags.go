@@ -32,6 +32,7 @@ type config struct {
 	routeArgs     []string
 	balance       string
 	poolSize      int
+	poolIdle      time.Duration
 	retries       int
 	maxFails      int
 	healthPath    string
@@ -100,7 +101,8 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs.StringVar(&c.listenPlain, "listen-plain", "", "cleartext HTTP/1.1 and h2c (HTTP/2 with prior knowledge) listen address (http mode), e.g. 127.0.0.1:8080; empty disables")
 	fs.Var(listFlag{&c.routeArgs}, "route", `route "[host][/pathprefix]=URL[,URL...]" (repeatable, http mode; longest prefix wins, exact host before any host; -upstream alone is the catch-all route "/")`)
 	fs.StringVar(&c.balance, "balance", "round_robin", "load balancing across a route's upstreams: round_robin, least_conn or p2c (power of two choices)")
-	fs.IntVar(&c.poolSize, "pool-size", 32, "idle keep-alive connections kept per upstream per event loop")
+	fs.IntVar(&c.poolSize, "pool-size", 1024, "most idle keep-alive connections kept per upstream per event loop: a connection freed by a finished request is kept up to this cap, and closed after -pool-idle-timeout unused")
+	fs.DurationVar(&c.poolIdle, "pool-idle-timeout", 60*time.Second, "close a pooled upstream connection unused this long (keep it below the upstream's own keep-alive timeout)")
 	fs.IntVar(&c.retries, "retries", 2, "extra attempts when nothing was processed: any method after a failed dial, idempotent ones also after a reused connection failed before any response byte (0 disables)")
 	fs.IntVar(&c.maxFails, "max-fails", 3, "consecutive failures that eject an upstream for 10s (0 disables passive health checks)")
 	fs.StringVar(&c.healthPath, "health-path", "", "active health check path, e.g. /healthz (empty disables; every 5s, 2s timeout; h2c upstreams are checked over HTTP/2)")
@@ -343,6 +345,7 @@ func (c *config) validate(level string) error {
 		"-idle-timeout": c.idleTimeout, "-write-timeout": c.writeTimeout,
 		"-linger-timeout": c.lingerTimeout, "-drain-timeout": c.drainTimeout,
 		"-dial-timeout": c.dialTimeout, "-upstream-timeout": c.upTimeout,
+		"-pool-idle-timeout": c.poolIdle,
 	} {
 		if d <= 0 {
 			return fmt.Errorf("%s %v: must be positive", name, d)

@@ -100,7 +100,7 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 			ReadTimeout:           cfg.upTimeout,
 			HeaderTimeout:         cfg.headerTimeout,
 			IdleTimeout:           cfg.idleTimeout,
-			UpstreamIdleTimeout:   cfg.idleTimeout,
+			UpstreamIdleTimeout:   cfg.poolIdle,
 			MaxHeadBytes:          cfg.maxHead,
 			MaxFields:             cfg.maxFields,
 			MaxRequestLine:        cfg.maxLine,
