@@ -144,6 +144,9 @@ func (c *Conn) tlsPump(feedErr error) {
 			return
 		}
 		c.hsDone = true
+		if !c.hsUpstream {
+			c.quickAck() // the client's Finished: ACK it now (quickack.go)
+		}
 		c.handshakeFinished(hsOK)
 		c.ClearTimer(TimerHandshake)
 		c.setState(HandshakeDone)
