@@ -27,6 +27,9 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv("SLUICE_BENCH_IDLE_CLIENT"); spec != "" {
 		os.Exit(idleClient(spec))
 	}
+	if os.Getenv("SLUICE_BENCH_SLOW_SERVER") != "" {
+		os.Exit(slowServer())
+	}
 	os.Exit(m.Run())
 }
 

@@ -109,7 +109,7 @@ func (tb *tlsBench) handshakes(b testing.TB, addr string, n, conc int, v uint16)
 					return
 				}
 				if c.ConnectionState().DidResume {
-					errs <- errResumed
+					errs <- errSessionResumed
 				}
 				c.Write(one)
 				if _, err := c.Read(one); err != nil {
@@ -127,7 +127,7 @@ func (tb *tlsBench) handshakes(b testing.TB, addr string, n, conc int, v uint16)
 	return time.Since(start)
 }
 
-var errResumed = &net.AddrError{Err: "session resumed: the benchmark needs full handshakes"}
+var errSessionResumed = &net.AddrError{Err: "session resumed: the benchmark needs full handshakes"}
 
 // BenchmarkTLSHandshakes measures full handshakes per second over loopback
 // sockets against sluice's engine (tlsio) and against crypto/tls with a
