@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/json"
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -79,3 +80,58 @@ func TestSnapshotListsConnectionsAndTraces(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// During a drain, /debug/connections says what each connection waits
+// for: its handler's work (a response), the peer reading what is queued,
+// or the peer's FIN after ours.
+func TestSnapshotSaysWhatHoldsTheDrain(t *testing.T) {
+	cl := newCloses()
+	var n atomic.Int64
+	e, addr := startEngine(t, Config{HighWater: 8 << 20, LingerTimeout: 10 * time.Second}, func(c *Conn) Handler {
+		switch n.Add(1) {
+		case 1: // busy: ignores the drain (sender.OnDrain), stays open
+			return &sender{cl: cl, total: 1 << 10, then: func(*Conn) {}}
+		case 2: // closes on the drain, but the peer reads nothing
+			return &drainSender{sender{cl: cl, total: 4 << 20, then: func(*Conn) {}}}
+		}
+		return &echo{cl: cl} // closes on the drain, then lingers for the FIN
+	})
+	names := []string{"response", "peer_read", "fin"}
+	var clients []*net.TCPConn
+	for i := range names {
+		nc := dialT(t, addr)
+		nc.SetReadBuffer(16 << 10)
+		clients = append(clients, nc)
+		for e.Live() != int64(i+1) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	s, _ := e.Snapshot(testCtx(t))
+	for _, ci := range s.Conns {
+		if ci.Draining != "" {
+			t.Fatalf("draining %q before the drain", ci.Draining)
+		}
+	}
+	if err := e.Drain(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	s, _ = e.Snapshot(testCtx(t))
+	got := map[string]string{}
+	for _, ci := range s.Conns {
+		got[ci.Remote] = ci.Draining + " " + ci.State
+	}
+	for i, want := range []string{"response DataTransfer", "peer_read ShutdownInitiated", "fin Lingering"} {
+		if g := got[clients[i].LocalAddr().String()]; g != want {
+			t.Errorf("%s client: %q, want %q (all: %v)", names[i], g, want, got)
+		}
+	}
+	if ci := s.Conns; len(ci) != 3 {
+		t.Fatalf("%d connections", len(ci))
+	}
+}
+
+// drainSender closes when asked to drain, whatever it still has queued.
+type drainSender struct{ sender }
+
+func (d *drainSender) OnDrain(c *Conn) { c.Close(Clean) }

@@ -340,6 +340,16 @@ func (e *Engine) Drain(ctx context.Context) error {
 	if err := e.StopAccepting(ctx); err != nil {
 		return err
 	}
+	return e.DrainConnections(ctx)
+}
+
+// DrainConnections asks every connection to finish and close
+// (Handler.OnDrain); connections that open later (a TLS handshake in
+// flight, or while the listeners still accept) are drained on open.
+// Idle reports when none is left. The process drain (package shutdown)
+// calls StopAccepting first.
+func (e *Engine) DrainConnections(ctx context.Context) error {
+	e.draining.Store(true)
 	err := e.onEachLoop(ctx, func(l *Loop) {
 		for _, c := range l.sortedConns() {
 			if c.state < ShutdownInitiated {
@@ -365,6 +375,34 @@ func (e *Engine) AbortAll(ctx context.Context, o Outcome) error {
 			c.Abort(o)
 		}
 	})
+}
+
+// ForceClose aborts every remaining connection as ForcedAtDeadline, each
+// logged and counted, and reports how many it aborted.
+func (e *Engine) ForceClose(ctx context.Context) (int64, error) {
+	var n atomic.Int64
+	err := e.onEachLoop(ctx, func(l *Loop) {
+		for _, c := range l.sortedConns() {
+			if c.state != SocketClosed && !c.socketClosing {
+				n.Add(1)
+			}
+			c.Abort(ForcedAtDeadline)
+		}
+	})
+	return n.Load(), err
+}
+
+// OpenByState calls fn for each state before SocketClosed, in order,
+// with the number of connections (client and upstream) in it.
+func (e *Engine) OpenByState(fn func(state string, n int64)) {
+	loops := e.Loops()
+	for st := State(0); st < SocketClosed; st++ {
+		var n int64
+		for _, l := range loops {
+			n += l.stateCount[Downstream][st].Load() + l.stateCount[Upstream][st].Load()
+		}
+		fn(st.String(), n)
+	}
 }
 
 // Stop stops the gnet engine and the loops' watchers. Connections still open

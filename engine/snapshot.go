@@ -8,22 +8,28 @@ import (
 
 // ConnInfo describes one live connection for /debug/connections.
 type ConnInfo struct {
-	ID             string   `json:"id"`
-	Side           string   `json:"side"`
-	Listener       string   `json:"listener,omitempty"`
-	Loop           int      `json:"loop"`
-	Local          string   `json:"local"`
-	Remote         string   `json:"remote"`
-	Balancer       string   `json:"balancer,omitempty"` // the peer that sent a PROXY protocol header naming Remote
-	State          string   `json:"state"`
-	AgeSeconds     float64  `json:"age_seconds"`
-	InStateSeconds float64  `json:"in_state_seconds"`
-	BytesIn        int64    `json:"bytes_in"`
-	BytesOut       int64    `json:"bytes_out"`
-	Pending        int      `json:"bytes_pending"`
-	ReadPaused     bool     `json:"read_paused,omitempty"`
-	PeerEOF        bool     `json:"peer_eof,omitempty"`
-	TLS            *TLSInfo `json:"tls,omitempty"`
+	ID             string  `json:"id"`
+	Side           string  `json:"side"`
+	Listener       string  `json:"listener,omitempty"`
+	Loop           int     `json:"loop"`
+	Local          string  `json:"local"`
+	Remote         string  `json:"remote"`
+	Balancer       string  `json:"balancer,omitempty"` // the peer that sent a PROXY protocol header naming Remote
+	State          string  `json:"state"`
+	AgeSeconds     float64 `json:"age_seconds"`
+	InStateSeconds float64 `json:"in_state_seconds"`
+	BytesIn        int64   `json:"bytes_in"`
+	BytesOut       int64   `json:"bytes_out"`
+	Pending        int     `json:"bytes_pending"`
+	ReadPaused     bool    `json:"read_paused,omitempty"`
+	PeerEOF        bool    `json:"peer_eof,omitempty"`
+	KernelQueue    int     `json:"kernel_queue_bytes"` // SIOCOUTQ: sent but not yet ACKed, or not yet sent
+	// Draining, while the process drains, says what this connection
+	// waits for: "handshake", "response" (its handler's work: a request
+	// in flight, HTTP/2 streams, a relay), "peer_read" (bytes the peer
+	// has not read yet) or "fin" (the peer's FIN after ours).
+	Draining string   `json:"draining,omitempty"`
+	TLS      *TLSInfo `json:"tls,omitempty"`
 }
 
 // TLSInfo is what a TLS connection negotiated.
@@ -82,6 +88,10 @@ func (e *Engine) Snapshot(ctx context.Context) (Snapshot, error) {
 					InStateSeconds: float64(now-c.stateSince) / 1e9,
 					BytesIn:        c.trace.BytesIn, BytesOut: c.trace.BytesOut,
 					Pending: c.pending(), ReadPaused: c.paused, PeerEOF: c.readEOF,
+					KernelQueue: max(c.kernelQueue(), 0),
+				}
+				if l.e.draining.Load() {
+					ci.Draining = c.drainWait(ci.KernelQueue)
 				}
 				if in, ok := c.TLSInfo(); ok {
 					ci.TLS = &TLSInfo{Version: tls.VersionName(in.Version), Cipher: tls.CipherSuiteName(in.CipherSuite),
@@ -152,4 +162,18 @@ func (t *Trace) Info() TraceInfo {
 		ti.Delivered = &d
 	}
 	return ti
+}
+
+// drainWait says what holds a connection open during a drain; kq is its
+// kernel send queue.
+func (c *Conn) drainWait(kq int) string {
+	switch {
+	case c.state < HandshakeDone || c.pp != nil:
+		return "handshake"
+	case c.state < ShutdownInitiated:
+		return "response"
+	case c.pending() > 0 || kq > 0:
+		return "peer_read"
+	}
+	return "fin"
 }

@@ -25,6 +25,7 @@ type Admin struct {
 	ready atomic.Bool
 	sets  []*metrics.Set
 	log   *slog.Logger
+	drain atomic.Pointer[func() any]
 }
 
 // NewAdmin listens on addr. sets are written to /metrics after the
@@ -70,6 +71,10 @@ func (a *Admin) Serve() error {
 	return err
 }
 
+// SetDrainStatus gives /debug/connections the process drain's status
+// (its phase and the phases entered), under "drain".
+func (a *Admin) SetDrainStatus(fn func() any) { a.drain.Store(&fn) }
+
 // SetReady sets what /readyz answers: 200 when ready, 503 otherwise.
 func (a *Admin) SetReady(ok bool) { a.ready.Store(ok) }
 
@@ -102,9 +107,16 @@ func (a *Admin) connections(w http.ResponseWriter, r *http.Request) {
 		// Partial: a loop did not answer in time. Say so, keep the rest.
 		w.Header().Set("X-Sluice-Partial", err.Error())
 	}
+	out := struct {
+		engine.Snapshot
+		Drain any `json:"drain,omitempty"`
+	}{Snapshot: snap}
+	if fn := a.drain.Load(); fn != nil {
+		out.Drain = (*fn)()
+	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(snap); err != nil {
+	if err := enc.Encode(out); err != nil {
 		a.log.Debug("admin: writing /debug/connections", "err", err)
 	}
 }

@@ -75,6 +75,7 @@ type config struct {
 	writeTimeout     time.Duration
 	lingerTimeout    time.Duration
 	drainTimeout     time.Duration
+	drainDelay       time.Duration
 	dialTimeout      time.Duration
 }
 
@@ -138,7 +139,8 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", 60*time.Second, "close a connection idle for this long (keep-alive between requests; tcp mode: no bytes either way)")
 	fs.DurationVar(&c.writeTimeout, "write-timeout", 60*time.Second, "abort a connection whose output makes no progress for this long (also bounds the close flush)")
 	fs.DurationVar(&c.lingerTimeout, "linger-timeout", 5*time.Second, "after our FIN, how long to read and discard while waiting for the client's FIN")
-	fs.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long connections get to finish before they are aborted")
+	fs.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long connections get to finish before they are aborted (counted after -drain-delay)")
+	fs.DurationVar(&c.drainDelay, "drain-delay", 0, "lame-duck phase: after SIGTERM/SIGINT, /readyz answers 503 while sluice keeps accepting and serving this long before it stops accepting (Kubernetes: 5s, with -drain-timeout 25s inside the default 30s grace period)")
 	fs.DurationVar(&c.dialTimeout, "dial-timeout", 5*time.Second, "upstream connect timeout")
 	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
@@ -339,6 +341,9 @@ func (c *config) validate(level string) error {
 		if err := readable(c.keys[i]); err != nil {
 			return fmt.Errorf("-key %q: %v", c.keys[i], err)
 		}
+	}
+	if c.drainDelay < 0 {
+		return fmt.Errorf("-drain-delay %v: must not be negative", c.drainDelay)
 	}
 	for name, d := range map[string]time.Duration{
 		"-handshake-timeout": c.handshakeTimeout, "-header-timeout": c.headerTimeout,

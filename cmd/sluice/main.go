@@ -184,6 +184,18 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 	}
 
 	var admin *proxy.Admin
+	drain := shutdown.New(shutdown.Config{
+		Target:  eng,
+		Delay:   cfg.drainDelay,
+		Timeout: cfg.drainTimeout,
+		Logger:  log,
+		Metrics: set,
+		SetReady: func(ok bool) {
+			if admin != nil {
+				admin.SetReady(ok)
+			}
+		},
+	})
 	if cfg.admin != "" {
 		admin, err = proxy.NewAdmin(cfg.admin, eng, log, set)
 		if err != nil {
@@ -196,6 +208,7 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 				log.Error("admin server", "err", err)
 			}
 		}()
+		admin.SetDrainStatus(func() any { return drain.Status() })
 		admin.SetReady(true)
 	}
 
@@ -230,17 +243,7 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 		}
 	}
 	log.Info("signal received: draining", "signal", sig.String())
-	res := shutdown.Drain(shutdown.Config{
-		Engine:  eng,
-		Timeout: cfg.drainTimeout,
-		Logger:  log,
-		Metrics: set,
-		SetReady: func(ok bool) {
-			if admin != nil {
-				admin.SetReady(ok)
-			}
-		},
-	}, sigs)
+	res := drain.Run(sigs)
 	stopEngine()
 	if admin != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)

@@ -68,7 +68,7 @@ func TestDrainForcesAtDeadline(t *testing.T) {
 	waitLive(t, e)
 	var ready []bool
 	set := metrics.NewSet()
-	res := Drain(Config{Engine: e, Timeout: 200 * time.Millisecond, Metrics: set, SetReady: func(ok bool) { ready = append(ready, ok) }}, nil)
+	res := New(Config{Target: e, Timeout: 200 * time.Millisecond, Metrics: set, SetReady: func(ok bool) { ready = append(ready, ok) }}).Run(nil)
 	if !res.Forced || res.Left != 1 {
 		t.Fatalf("result %+v", res)
 	}
@@ -88,6 +88,9 @@ func TestDrainForcesAtDeadline(t *testing.T) {
 	if got := set.GetOrCreateCounter(`sluice_drains_total{result="forced"}`).Get(); got != 1 {
 		t.Fatalf("forced drains %d", got)
 	}
+	if got := set.GetOrCreateCounter(`sluice_drain_forced_total`).Get(); got != 1 {
+		t.Fatalf("forced connections %d", got)
+	}
 	// The listener refuses new clients.
 	if _, err := net.DialTimeout("tcp", e.Addr("t"), time.Second); err == nil {
 		t.Fatal("accepting after drain")
@@ -103,7 +106,7 @@ func TestDrainEndsWhenLastConnectionCloses(t *testing.T) {
 	}
 	waitLive(t, e)
 	go func() { time.Sleep(100 * time.Millisecond); c.Close() }()
-	res := Drain(Config{Engine: e, Timeout: 10 * time.Second}, nil)
+	res := New(Config{Target: e, Timeout: 10 * time.Second}).Run(nil)
 	if res.Forced || res.Left != 0 || res.Duration > 5*time.Second {
 		t.Fatalf("result %+v", res)
 	}
@@ -123,7 +126,7 @@ func TestSecondSignalCutsDrainShort(t *testing.T) {
 	waitLive(t, e)
 	sig := make(chan os.Signal, 1)
 	sig <- syscall.SIGTERM
-	res := Drain(Config{Engine: e, Timeout: time.Minute}, sig)
+	res := New(Config{Target: e, Timeout: time.Minute}).Run(sig)
 	if !res.Forced || res.Duration > 5*time.Second {
 		t.Fatalf("result %+v", res)
 	}
