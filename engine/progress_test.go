@@ -19,14 +19,15 @@ func TestSlowSteadyReaderIsNotWriteTimeout(t *testing.T) {
 			name = "flush"
 		}
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			cl := newCloses()
-			const total = 3 << 19 // 1.5 MiB, more than the send buffer holds
-			const wt = 300 * time.Millisecond
+			const total = 5 << 19 // 2.5 MiB, more than the send buffer holds
+			const wt = 800 * time.Millisecond
 			_, addr := startEngine(t, Config{WriteTimeout: wt, HighWater: 4 << 20}, func(c *Conn) Handler {
-				// A large send buffer, as autotuning makes them (1 MiB with
+				// A large send buffer, as autotuning makes them (2 MiB with
 				// the kernel's doubling; the issue saw 4 MiB): EPOLLOUT
 				// needs about a third of it drained.
-				_ = unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 512<<10)
+				_ = unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 1<<20)
 				s := &sender{cl: cl, total: total}
 				if !closing {
 					// Stay in DataTransfer until the client has read all.
@@ -35,14 +36,18 @@ func TestSlowSteadyReaderIsNotWriteTimeout(t *testing.T) {
 				return s
 			})
 			nc := dialT(t, addr)
-			nc.SetReadBuffer(64 << 10)
+			nc.SetReadBuffer(128 << 10)
 			nc.SetDeadline(time.Now().Add(30 * time.Second))
-			// 16 KiB every 40 ms, ~400 KiB/s: a third of the buffer takes
-			// ~0.85 s, nearly three write timeouts, while bytes arrive all
-			// the time.
+			// 16 KiB every 30 ms, ~530 KiB/s: a third of the buffer takes
+			// ~1.3 s, more than the write timeout, while bytes arrive all
+			// the time. The receiver opens its window a segment (64 KiB on
+			// loopback) at a time, so ACKs come every ~120 ms; the pace
+			// is kept by the clock, so a late wakeup on a loaded machine
+			// is caught up rather than slowing the reader.
 			buf := make([]byte, 16<<10)
 			h := &hashWriter{}
 			n := 0
+			next := time.Now()
 			for n < total {
 				m, err := nc.Read(buf)
 				h.Write(buf[:m])
@@ -50,7 +55,8 @@ func TestSlowSteadyReaderIsNotWriteTimeout(t *testing.T) {
 				if err != nil {
 					t.Fatalf("read: %v after %d of %d bytes", err, n, total)
 				}
-				time.Sleep(40 * time.Millisecond)
+				next = next.Add(30 * time.Millisecond)
+				time.Sleep(time.Until(next))
 			}
 			if h.Sum() != patternSum(total) {
 				t.Fatal("sha256 mismatch")
