@@ -9,6 +9,15 @@ import (
 	"github.com/sluice-proxy/sluice/tlsio"
 )
 
+// Histogram upper bounds, in seconds (Prometheus le buckets):
+// latencyBuckets for handshakes and close sequences (0.5 ms to 1 min),
+// lifetimeBuckets for connection lifetimes and time in a state (1 ms to
+// 4 h: keep-alive and tunnels live long).
+var (
+	latencyBuckets  = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
+	lifetimeBuckets = []float64{.001, .01, .05, .1, .5, 1, 5, 10, 30, 60, 300, 900, 3600, 14400}
+)
+
 // engineMetrics holds pointers to every engine metric, created once at
 // start-up; hot paths never format a metric name. Gauges are callbacks that
 // read per-loop atomics at scrape time.
@@ -21,17 +30,17 @@ type engineMetrics struct {
 	aborts        [2]*metrics.Counter
 	abortBytes    [2]*metrics.Counter
 	in, out       [2]*metrics.Counter
-	phase         [numStates]*metrics.Histogram // time spent in a state, by the state left
-	lifetime      [2]*metrics.Histogram
-	closeSeq      *metrics.Histogram // ShutdownInitiated to SocketClosed
+	phase         [numStates]*metrics.PrometheusHistogram // time spent in a state, by the state left
+	lifetime      [2]*metrics.PrometheusHistogram
+	closeSeq      *metrics.PrometheusHistogram // ShutdownInitiated to SocketClosed
 	dials         [3]*metrics.Counter
 	dialsInFlight atomic.Int64
 
 	tlsHandshakes      [4]*metrics.Counter
-	tlsHandshakeDur    *metrics.Histogram
+	tlsHandshakeDur    *metrics.PrometheusHistogram
 	upTLSHandshakes    [3]*metrics.Counter
 	proxyProtoRes      [len(ppResults)]*metrics.Counter
-	upTLSHandshakeDur  *metrics.Histogram
+	upTLSHandshakeDur  *metrics.PrometheusHistogram
 	tlsPeerCloseNotify *metrics.Counter
 }
 
@@ -63,7 +72,7 @@ func newEngineMetrics(e *Engine) *engineMetrics {
 		}
 		m.aborts[side] = s.NewCounter(prefix[side] + `_aborts_total`)
 		m.abortBytes[side] = s.NewCounter(prefix[side] + `_abort_discarded_bytes_total`)
-		m.lifetime[side] = s.NewHistogram(prefix[side] + `_duration_seconds`)
+		m.lifetime[side] = s.NewPrometheusHistogramExt(prefix[side]+`_duration_seconds`, lifetimeBuckets)
 		dir := [2]string{"sluice_downstream", "sluice_upstream"}[side]
 		m.in[side] = s.NewCounter(dir + `_bytes_read_total`)
 		m.out[side] = s.NewCounter(dir + `_bytes_written_total`)
@@ -83,20 +92,20 @@ func newEngineMetrics(e *Engine) *engineMetrics {
 		}
 	}
 	for st := State(0); st < SocketClosed; st++ {
-		m.phase[st] = s.NewHistogram(fmt.Sprintf(`sluice_connection_state_duration_seconds{state=%q}`, st))
+		m.phase[st] = s.NewPrometheusHistogramExt(fmt.Sprintf(`sluice_connection_state_duration_seconds{state=%q}`, st), lifetimeBuckets)
 	}
-	m.closeSeq = s.NewHistogram(`sluice_close_sequence_duration_seconds`)
+	m.closeSeq = s.NewPrometheusHistogramExt(`sluice_close_sequence_duration_seconds`, latencyBuckets)
 	for i, r := range []string{"ok", "error", "timeout"} {
 		m.dials[i] = s.NewCounter(fmt.Sprintf(`sluice_upstream_dials_total{result=%q}`, r))
 	}
 	for i, r := range []string{"ok", "error", "timeout", "rejected"} {
 		m.tlsHandshakes[i] = s.NewCounter(fmt.Sprintf(`sluice_tls_handshakes_total{result=%q}`, r))
 	}
-	m.tlsHandshakeDur = s.NewHistogram(`sluice_tls_handshake_duration_seconds`)
+	m.tlsHandshakeDur = s.NewPrometheusHistogramExt(`sluice_tls_handshake_duration_seconds`, latencyBuckets)
 	for i, r := range []string{"ok", "error", "timeout"} {
 		m.upTLSHandshakes[i] = s.NewCounter(fmt.Sprintf(`sluice_upstream_tls_handshakes_total{result=%q}`, r))
 	}
-	m.upTLSHandshakeDur = s.NewHistogram(`sluice_upstream_tls_handshake_duration_seconds`)
+	m.upTLSHandshakeDur = s.NewPrometheusHistogramExt(`sluice_upstream_tls_handshake_duration_seconds`, latencyBuckets)
 	for i, r := range ppResults {
 		m.proxyProtoRes[i] = s.NewCounter(fmt.Sprintf(`sluice_proxy_protocol_headers_total{result=%q}`, r))
 	}

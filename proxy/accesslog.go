@@ -19,6 +19,7 @@ import (
 //	bytes_out        response body bytes sent to the client
 //	duration         from the request head being read to the end of the exchange
 //	upstream_header  from the request being sent to the response head (0 if none)
+//	route            the route's name ("" if none matched)
 //	upstream         host:port of the last attempt ("" if none)
 //	attempts         upstream attempts (more than 1 after retries)
 //	end              ok, client_abort, upstream_reset, upstream_timeout,
@@ -59,9 +60,17 @@ func (cc *clientConn) logRequest() {
 		slog.Int64("bytes_out", x.bytesOut),
 		slog.Duration("duration", engine.Dur(engine.Now()-x.start)),
 		slog.Duration("upstream_header", engine.Dur(upHead)),
+		slog.String("route", routeName(x.rt)),
 		slog.String("upstream", x.upAddr),
 		slog.Int("attempts", x.attempts),
 		slog.String("end", x.end.String()),
 	}
 	al.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs[:]...)
+}
+
+func routeName(rt *route) string {
+	if rt == nil {
+		return ""
+	}
+	return rt.name
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -35,6 +36,8 @@ func NewAdmin(addr string, eng *engine.Engine, log *slog.Logger, sets ...*metric
 	if err != nil {
 		return nil, err
 	}
+	// # HELP and # TYPE for every family (metrichelp.go fills in the text).
+	metrics.ExposeMetadata(true)
 	a := &Admin{ln: ln, eng: eng, sets: sets, log: log}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", a.metrics)
@@ -91,11 +94,13 @@ func (a *Admin) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Admin) metrics(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	metrics.WriteProcessMetrics(w)
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	var b bytes.Buffer
+	metrics.WriteProcessMetrics(&b)
 	for _, s := range a.sets {
-		s.WritePrometheus(w)
+		s.WritePrometheus(&b)
 	}
+	w.Write(exposition(b.Bytes()))
 }
 
 func (a *Admin) connections(w http.ResponseWriter, r *http.Request) {

@@ -16,10 +16,11 @@ import (
 // are per origin. The counters are atomics because loops read and write
 // them concurrently; everything else is set at start-up.
 type Upstream struct {
-	addr string        // host:port, dialed and used as the metrics label
-	host string        // host:port as a Host field value (for RewriteHost)
-	idx  int           // index into HTTP.ups and each loop's pools
-	tls  *tlsio.Client // https or h2 upstream: verification, SNI, session cache; nil: cleartext
+	addr  string        // host:port, dialed
+	label string        // the upstream's key (scheme prefix, ?sni=): its metrics label
+	host  string        // host:port as a Host field value (for RewriteHost)
+	idx   int           // index into HTTP.ups and each loop's pools
+	tls   *tlsio.Client // https or h2 upstream: verification, SNI, session cache; nil: cleartext
 
 	inflight  atomic.Int64 // requests being served, all loops
 	fails     atomic.Int32 // consecutive passive failures

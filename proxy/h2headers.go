@@ -319,8 +319,7 @@ func remoteIP(c *engine.Conn) string {
 func (st *h2Stream) account() {
 	x := &st.x
 	m := st.hc.h.m
-	m.request(protoH2, x.status)
-	m.reqDur.Update(engine.Dur(st.hc.ls.l.Now() - x.start).Seconds())
+	m.request(x.rt, x.u, protoH2, x.status, engine.Dur(st.hc.ls.l.Now()-x.start).Seconds())
 	al := st.hc.h.cfg.AccessLog
 	if al == nil || !al.Enabled(context.Background(), slog.LevelInfo) {
 		return
@@ -342,6 +341,7 @@ func (st *h2Stream) account() {
 		slog.Int64("bytes_out", x.bytesOut),
 		slog.Duration("duration", engine.Dur(engine.Now()-x.start)),
 		slog.Duration("upstream_header", engine.Dur(upHead)),
+		slog.String("route", routeName(x.rt)),
 		slog.String("upstream", x.upAddr),
 		slog.Int("attempts", x.attempts),
 		slog.String("end", x.end.String()),

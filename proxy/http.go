@@ -390,7 +390,7 @@ func NewHTTP(cfg HTTPConfig, m *Metrics) (*HTTP, error) {
 			return nil, fmt.Errorf("http proxy: route %s: no upstream", r)
 		}
 		sel, _ := NewSelector(cfg.Balance)
-		rr := &route{Route: r, sel: sel}
+		rr := &route{Route: r, sel: sel, name: r.DisplayName()}
 		for _, a := range r.Upstreams {
 			key, err := ParseUpstream(a)
 			if err != nil {
@@ -411,14 +411,17 @@ func NewHTTP(cfg HTTPConfig, m *Metrics) (*HTTP, error) {
 					}
 				}
 				u = newUpstream(addr, len(h.ups), cl)
+				u.label = key
 				h.m.registerUpstream(u, key)
 				byAddr[key] = u
 				h.ups = append(h.ups, u)
 				h.h2c = append(h.h2c, isH2C)
 			}
 			rr.ups = append(rr.ups, u)
+			rr.m = append(rr.m, h.m.routeUp(r.DisplayName(), u.label))
 			rr.hasH2C = rr.hasH2C || h.h2c[u.idx]
 		}
+		rr.m = append(rr.m, h.m.routeUp(r.DisplayName(), ""))
 		rs = append(rs, rr)
 	}
 	rt, err := newRouter(rs)

@@ -932,8 +932,7 @@ func (cc *clientConn) finish() {
 func (cc *clientConn) account() {
 	x := &cc.x
 	m := cc.h.m
-	m.request(x.minor, x.status)
-	m.reqDur.Update(engine.Dur(cc.ls.l.Now() - x.start).Seconds())
+	m.request(x.rt, x.u, x.minor, x.status, engine.Dur(cc.ls.l.Now()-x.start).Seconds())
 	cc.logRequest()
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -104,18 +105,49 @@ func hpLaunch(t testing.TB, cfg HTTPConfig, ecfg engine.Config, srv *tlsio.Serve
 func (env *hpEnv) url(path string) string { return "http://" + env.addr + path }
 
 // metric returns the value of one sample line of the proxy's metrics, or -1.
+//
+// With labels, name{a="x",b="y"} sums every series of the family that
+// carries those labels (others too: requests also carry route and
+// upstream).
 func (env *hpEnv) metric(name string) float64 {
 	var sb strings.Builder
 	env.set.WritePrometheus(&sb)
+	fam, labels, hasLabels := strings.Cut(strings.TrimSuffix(name, "}"), "{")
+	sum, found := 0.0, false
 	for _, line := range strings.Split(sb.String(), "\n") {
-		if strings.HasPrefix(line, name+" ") {
-			var v float64
-			if _, err := fmt.Sscan(strings.TrimPrefix(line, name+" "), &v); err == nil {
-				return v
+		series, val, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if !hasLabels {
+			if series != name {
+				continue
+			}
+		} else {
+			f, have, _ := strings.Cut(strings.TrimSuffix(series, "}"), "{")
+			if f != fam {
+				continue
+			}
+			all := true
+			for _, l := range strings.Split(labels, ",") {
+				if !slices.Contains(strings.Split(have, ","), l) {
+					all = false
+				}
+			}
+			if !all {
+				continue
 			}
 		}
+		var v float64
+		if _, err := fmt.Sscan(val, &v); err == nil {
+			sum += v
+			found = true
+		}
 	}
-	return -1
+	if !found {
+		return -1
+	}
+	return sum
 }
 
 // hpBackend is a net/http upstream that counts its connections.

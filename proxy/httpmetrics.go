@@ -43,10 +43,8 @@ import (
 type httpMetrics struct {
 	set *metrics.Set
 
-	// [proto][code]; proto 0 is HTTP/1.0, 1 is HTTP/1.1, 2 is HTTP/2.
-	reqs      [3][600]atomic.Pointer[metrics.Counter]
-	reqDur    *metrics.Histogram
-	upHeadDur *metrics.Histogram
+	noRoute   *routeUpMetrics // requests no route matched, or not parsed that far
+	upHeadDur *metrics.PrometheusHistogram
 	retries   *metrics.Counter
 
 	reqErrs, respErrs, h2Errs sync.Map // reason -> *metrics.Counter
@@ -111,11 +109,11 @@ func (m *Metrics) http() *httpMetrics {
 	}
 	hm := &httpMetrics{
 		set:       set,
-		reqDur:    set.GetOrCreateHistogram(`sluice_http_request_duration_seconds`),
-		upHeadDur: set.GetOrCreateHistogram(`sluice_http_upstream_header_duration_seconds`),
+		upHeadDur: set.GetOrCreatePrometheusHistogramExt(`sluice_http_upstream_header_duration_seconds`, requestBuckets),
 		retries:   set.GetOrCreateCounter(`sluice_http_retries_total`),
 		h2Stalls:  set.GetOrCreateCounter(`sluice_http2_flow_control_stalls_total`),
 	}
+	hm.noRoute = hm.routeUp("", "")
 	set.GetOrCreateGauge(`sluice_http2_streams_active`, func() float64 { return float64(hm.h2Active.Load()) })
 	for i, proto := range [2]string{"http/1.1", "h2"} {
 		hm.tunTotal[i] = set.GetOrCreateCounter(fmt.Sprintf(`sluice_http_tunnels_total{proto=%q}`, proto))
@@ -172,23 +170,83 @@ func (hm *httpMetrics) h2Stats(cur *h2.Stats, prev *h2.Stats) {
 // protoH2 is the request metrics' index for HTTP/2 (0 and 1 are HTTP/1.minor).
 const protoH2 = 2
 
+// requestBuckets are the upper bounds, in seconds, of the request and
+// upstream latency histograms: 0.5 ms to 2 minutes.
+var requestBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}
+
+// routeUpMetrics are the request counters and the duration histogram of
+// one route and one of its upstreams: bounded by the configuration, never
+// by what clients send. Counters by (proto, code) are created the first
+// time a pair is seen and kept in a small lock-free table.
+type routeUpMetrics struct {
+	labels string // route="...",upstream="..."
+	set    *metrics.Set
+	dur    *metrics.PrometheusHistogram
+	codes  [32]atomic.Pointer[codeCounter]
+}
+
+type codeCounter struct {
+	key uint32 // proto<<16 | code
+	c   *metrics.Counter
+}
+
+// routeUp creates (or finds, after a reload) the metrics of route name
+// and upstream label up.
+func (hm *httpMetrics) routeUp(name, up string) *routeUpMetrics {
+	l := fmt.Sprintf(`route=%q,upstream=%q`, name, up)
+	return &routeUpMetrics{labels: l, set: hm.set,
+		dur: hm.set.GetOrCreatePrometheusHistogramExt(`sluice_http_request_duration_seconds{`+l+`}`, requestBuckets)}
+}
+
+// counter returns the requests_total counter of (proto, code), without
+// formatting a name once the pair has been seen.
+func (rm *routeUpMetrics) counter(proto, code int) *metrics.Counter {
+	key := uint32(proto)<<16 | uint32(code)
+	h := (key * 2654435761) >> 27 // 5 bits: a slot of 32
+	for i := range uint32(len(rm.codes)) {
+		slot := &rm.codes[(h+i)%uint32(len(rm.codes))]
+		cc := slot.Load()
+		if cc == nil {
+			cc = &codeCounter{key: key, c: rm.newCounter(proto, code)}
+			if slot.CompareAndSwap(nil, cc) {
+				return cc.c
+			}
+			cc = slot.Load() // another loop took the slot first
+		}
+		if cc.key == key {
+			return cc.c
+		}
+	}
+	return rm.newCounter(proto, code) // 32 pairs seen: name formatted each time
+}
+
+func (rm *routeUpMetrics) newCounter(proto, code int) *metrics.Counter {
+	p := [3]string{"http/1.0", "http/1.1", "h2"}[proto]
+	return rm.set.GetOrCreateCounter(fmt.Sprintf(`sluice_http_requests_total{%s,proto=%q,code="%03d"}`, rm.labels, p, code))
+}
+
 // request counts one response of code to a client speaking HTTP/1.minor
-// (minor 0 or 1) or HTTP/2 (protoH2).
-func (hm *httpMetrics) request(minor, code int) {
+// (minor 0 or 1) or HTTP/2 (protoH2), served by route rt (nil: none)
+// from upstream u (nil: none reached), and its duration.
+func (hm *httpMetrics) request(rt *route, u *Upstream, minor, code int, seconds float64) {
 	if minor != 0 && minor != protoH2 {
 		minor = 1
 	}
 	if code < 0 || code >= 600 {
 		code = 0
 	}
-	p := &hm.reqs[minor][code]
-	c := p.Load()
-	if c == nil {
-		proto := [3]string{"http/1.0", "http/1.1", "h2"}[minor]
-		c = hm.set.GetOrCreateCounter(fmt.Sprintf(`sluice_http_requests_total{proto=%q,code="%03d"}`, proto, code))
-		p.Store(c)
+	rm := hm.noRoute
+	if rt != nil {
+		rm = rt.m[len(rt.ups)]
+		for i, ru := range rt.ups {
+			if ru == u {
+				rm = rt.m[i]
+				break
+			}
+		}
 	}
-	c.Inc()
+	rm.counter(minor, code).Inc()
+	rm.dur.Update(seconds)
 }
 
 func countReason(m *sync.Map, set *metrics.Set, name, reason string) {

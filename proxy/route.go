@@ -27,6 +27,10 @@ import (
 //     "/api", "/api/x" and "/apix"; write "/api/" to match only below it.
 //  4. No match: 404.
 type Route struct {
+	// Name labels the route's metrics (sluice_http_requests_total and
+	// sluice_http_request_duration_seconds{route}) and access log lines;
+	// empty: Host+PathPrefix, e.g. "/" or "example.com/api".
+	Name string
 	// Host is a lower-case host name or IP literal without port; empty
 	// matches any host.
 	Host string
@@ -48,12 +52,44 @@ func (r Route) String() string {
 			urls[i] = "http://" + u
 		}
 	}
-	return r.Host + r.PathPrefix + "=" + strings.Join(urls, ",")
+	name := ""
+	if r.Name != "" && r.Name != r.Host+r.PathPrefix {
+		name = r.Name + ":"
+	}
+	return name + r.Host + r.PathPrefix + "=" + strings.Join(urls, ",")
+}
+
+// DisplayName is the route's name: Name, or Host+PathPrefix.
+func (r Route) DisplayName() string {
+	if r.Name != "" {
+		return r.Name
+	}
+	return r.Host + r.PathPrefix
+}
+
+// ValidRouteName reports whether s may name a route: 1 to 64 letters,
+// digits, '_', '-' or '.', starting with a letter or digit.
+func ValidRouteName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		if !alnum && (i == 0 || c != '_' && c != '-' && c != '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // ParseRoute parses the -route flag syntax:
 //
-//	[host][/pathprefix]=URL[,URL...]
+//	[name:][host][/pathprefix]=URL[,URL...]
+//
+// The name (letters, digits, '_', '-', '.') labels the route's metrics;
+// without one it is host/prefix. A host that is an IPv6 literal is never
+// read as a name (write "[::1]/x=..." or "name:[::1]/x=...").
 //
 // for example "example.com/api=http://10.0.0.1:8080,http://10.0.0.2:8080",
 // "/static=http://10.0.0.3" or "example.com=10.0.0.4:8080". An empty host
@@ -67,6 +103,19 @@ func ParseRoute(s string) (Route, error) {
 	match, urls, ok := strings.Cut(s, "=")
 	if !ok {
 		return r, fmt.Errorf("route %q: want [host][/prefix]=URL[,URL...]", s)
+	}
+	if n, rest, ok := strings.Cut(match, ":"); ok && !strings.HasPrefix(match, "[") {
+		h, _, _ := strings.Cut(match, "/")
+		rh, _, _ := strings.Cut(rest, "/")
+		switch {
+		case net.ParseIP(h) != nil: // an IPv6 literal, no name
+		case rh != "" && strings.Trim(rh, "0123456789") == "":
+			return r, fmt.Errorf("route %q: bad host %q (a host name or IP literal, without port)", s, h)
+		case !ValidRouteName(n):
+			return r, fmt.Errorf("route %q: bad name %q (letters, digits, '_', '-' and '.')", s, n)
+		default:
+			r.Name, match = n, rest
+		}
 	}
 	host, path := match, "/"
 	if i := strings.IndexByte(match, '/'); i >= 0 {
@@ -216,6 +265,8 @@ func validRouteHost(h string) bool {
 type route struct {
 	Route
 	ups    []*Upstream
+	name   string            // DisplayName, for the access log
+	m      []*routeUpMetrics // by index in ups; the last: no upstream reached
 	sel    Selector
 	hasH2C bool // some upstream is h2c: HTTP/1.1 requests keep an HTTP/2 form for it
 }
@@ -230,12 +281,18 @@ type router struct {
 func newRouter(rs []*route) (*router, error) {
 	rt := &router{byHost: map[string][]*route{}}
 	seen := map[string]bool{}
+	names := map[string]bool{}
 	for _, r := range rs {
 		key := r.Host + r.PathPrefix
 		if seen[key] {
 			return nil, fmt.Errorf("route %s: host %q and prefix %q are already routed", r.Route, r.Host, r.PathPrefix)
 		}
 		seen[key] = true
+		if n := r.DisplayName(); names[n] {
+			return nil, fmt.Errorf("route %s: name %q is already taken", r.Route, n)
+		} else {
+			names[n] = true
+		}
 		if r.Host == "" {
 			rt.anyHost = append(rt.anyHost, r)
 		} else {

@@ -100,7 +100,7 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs.BoolVar(&c.proxyProtocol, "proxy-protocol", false, "require a PROXY protocol header (v1 or v2, as HAProxy and cloud load balancers send) at the start of every connection on -listen and -listen-plain, and take the client address from it; only for listeners that trusted balancers alone can reach")
 	fs.StringVar(&c.upProxyProto, "upstream-proxy-protocol", "", "tcp mode: start each upstream connection with a PROXY protocol header naming the client, v1 or v2 (empty: none)")
 	fs.StringVar(&c.listenPlain, "listen-plain", "", "cleartext HTTP/1.1 and h2c (HTTP/2 with prior knowledge) listen address (http mode), e.g. 127.0.0.1:8080; empty disables")
-	fs.Var(listFlag{&c.routeArgs}, "route", `route "[host][/pathprefix]=URL[,URL...]" (repeatable, http mode; longest prefix wins, exact host before any host; -upstream alone is the catch-all route "/")`)
+	fs.Var(listFlag{&c.routeArgs}, "route", `route "[name:][host][/pathprefix]=URL[,URL...]" (repeatable, http mode; longest prefix wins, exact host before any host; the name labels its metrics, default host/prefix; -upstream alone is the catch-all route "/")`)
 	fs.StringVar(&c.balance, "balance", "round_robin", "load balancing across a route's upstreams: round_robin, least_conn or p2c (power of two choices)")
 	fs.IntVar(&c.poolSize, "pool-size", 1024, "most idle keep-alive connections kept per upstream per event loop: a connection freed by a finished request is kept up to this cap, and closed after -pool-idle-timeout unused")
 	fs.DurationVar(&c.poolIdle, "pool-idle-timeout", 60*time.Second, "close a pooled upstream connection unused this long (keep it below the upstream's own keep-alive timeout)")
