@@ -83,6 +83,10 @@ var metricHelp = map[string]string{
 	"sluice_upstream_dials_in_flight":                        "Upstream connects under way now.",
 	"sluice_proxy_protocol_headers_total":                    "PROXY protocol headers read (v1, v2) and connections closed for want of a valid one.",
 	"sluice_drains_total":                                    "Process drains, by result (clean, forced).",
+	"sluice_drain_phase":                                     "The process drain's phase now (0: serving; see shutdown.Phase).",
+	"sluice_drain_phase_duration_seconds":                    "Time the last drain spent in each phase.",
+	"sluice_drain_connections":                               "Connections the drain is waiting for, by what holds them.",
+	"sluice_drain_forced_total":                              "Connections aborted by a drain at its deadline.",
 
 	// engine: TLS
 	"sluice_tls_handshakes_total":                    "Client TLS handshakes, by result (ok, error, timeout, rejected over -max-handshakes).",

@@ -12,6 +12,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // runBin runs the real binary to completion (bounded) and returns its exit
@@ -114,6 +118,36 @@ func TestJSONLogDurationsInSeconds(t *testing.T) {
 		// would be thousands at least.
 		if v < 0 || v > 5 || v == float64(int64(v)) && v != 0 {
 			t.Errorf("%s = %v: not seconds", k, v)
+		}
+	}
+}
+
+// The real binary's /metrics, every package's families included (engine,
+// proxy, shutdown, process), read by Prometheus's own text parser: each
+// family typed and described.
+func TestBinaryMetricsParseAsPrometheus(t *testing.T) {
+	p := startSluice(t)
+	resp, err := http.Get("http://" + p.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	tp := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := tp.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("Prometheus text parser: %v", err)
+	}
+	for _, want := range []string{"sluice_connections_accepted_total", "sluice_http_request_duration_seconds", "sluice_drain_phase", "process_resident_memory_bytes"} {
+		if fams[want] == nil {
+			t.Errorf("no family %s", want)
+		}
+	}
+	for name, f := range fams {
+		if f.Type == nil || f.GetType() == dto.MetricType_UNTYPED {
+			t.Errorf("%s: untyped", name)
+		}
+		if strings.TrimSpace(f.GetHelp()) == "" {
+			t.Errorf("%s: no help text (proxy/metrichelp.go)", name)
 		}
 	}
 }
