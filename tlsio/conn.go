@@ -20,7 +20,8 @@ import (
 // queued the alert or last flight just before finishing.
 type Conn interface {
 	// Feed hands ciphertext read from the socket to the connection. It
-	// never retains ciphertext. Before and during the handshake the bytes
+	// never retains ciphertext, but may overwrite it (the native engine
+	// decrypts records in place). Before and during the handshake the bytes
 	// are buffered for the handshake function; after it, records are
 	// decrypted at once on the calling goroutine and their plaintext waits
 	// for ReadPlaintext. After a call, check HandshakeWork, AppendOutput,
@@ -179,4 +180,7 @@ type Info struct {
 	ServerName string
 	// Resumed reports whether the session was resumed from a ticket.
 	Resumed bool
+	// Engine is the implementation that ran the connection: EngineNative
+	// or EngineStdlib.
+	Engine string
 }

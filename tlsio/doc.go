@@ -8,9 +8,15 @@
 // sticky, but the alert that goes with a failure is still handed out by
 // AppendOutput.
 //
-// The per-connection API is the Conn interface. Server.NewConn and
-// Client.NewConn return implementations backed by crypto/tls; a native
-// TLS 1.3 engine can implement Conn without changing callers. A client
+// The per-connection API is the Conn interface. Client.NewConn returns an
+// implementation backed by crypto/tls. Server.NewConn returns one of two
+// engines (ServerConfig.Engine): EngineStdlib, backed by crypto/tls, or
+// EngineNative, sluice's own TLS 1.3 server (native_*.go): record layer,
+// key schedule, ClientHello parser and a handshake state machine on
+// standard-library primitives, whose states are values (after rustls'
+// server/hs.rs). A native Conn that receives a ClientHello not offering
+// TLS 1.3 hands it, with every byte received so far, to a crypto/tls Conn
+// and forwards every method to it; Info.Engine tells which ran. A client
 // Conn is the same state machine with the roles swapped: its handshake
 // function is ready at once (the ClientHello goes first), the first bytes
 // are not sniffed, and a certificate that does not verify fails it with
@@ -53,6 +59,15 @@
 // same Feed as the client's Finished is decrypted as soon as the loop
 // observes HandshakeDone.
 //
+// The native engine runs the whole handshake on the loop, inside Feed,
+// except the certificate's private-key signature: when the server's flight
+// is ready but for CertificateVerify, HandshakeWork returns a function that
+// only signs (it never blocks and never reads input), then calls wake. Until
+// the loop observes its result the connection sends nothing encrypted. A
+// resumed handshake has no such function. The caller may run it on any
+// goroutine, a worker pool included. Close of a native Conn from another
+// goroutine only sets a flag; the loop's next call releases the buffers.
+//
 // Server, CertStore and KeyPair are safe for concurrent use. The
 // ServerConfig.CountError hook is called on the loop goroutine, from inside
 // a Conn method. CertStore is consulted from handshake goroutines.
@@ -76,7 +91,24 @@
 //   - Memory: an established idle Conn holds no tlsio buffer (input is
 //     lent, plaintext buffers are pooled, output is released when taken),
 //     but crypto/tls keeps its own record input buffer, sized by the
-//     largest record received so far.
+//     largest record received so far. A native Conn keeps only its keys and
+//     sequence numbers when idle: complete records are decrypted in place
+//     in the bytes given to Feed, and only a partial record is copied.
+//   - Native engine: TLS 1.3 server only; suites AES-128-GCM, AES-256-GCM,
+//     ChaCha20-Poly1305; groups X25519MLKEM768, X25519, P-256, P-384 (a
+//     HelloRetryRequest asks for one when the client sent no usable
+//     share); signatures ECDSA P-256/P-384/P-521, RSA-PSS, Ed25519. No
+//     client certificates, no 0-RTT (declined: early records are skipped,
+//     up to 16 KiB), psk_dhe_ke resumption only, one stateless ticket per
+//     connection sent after the client's Finished (so it never waits for
+//     a client that sends its first request with Finished), sealed under a
+//     key derived per 24 h epoch from the Server's random seed and taken
+//     for 8 epochs (the ticket lifetime is 7 days). Tickets of one Server
+//     are not valid at another. It sends KeyUpdate after
+//     ServerConfig.KeyUpdateAfter bytes and answers update_requested.
+//     Abuse bounds: 32 records in a row without data (empty records,
+//     change_cipher_spec, user_canceled), 32 KeyUpdates without data,
+//     handshake messages of 64 KiB (1 KiB after the handshake).
 //   - The caller bounds input: Feed buffers what it is given (before and
 //     during the handshake, and plaintext not yet read).
 package tlsio

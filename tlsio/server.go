@@ -1,6 +1,7 @@
 package tlsio
 
 import (
+	"crypto/rand"
 	"crypto/tls"
 	"io"
 	"slices"
@@ -36,7 +37,26 @@ type ServerConfig struct {
 	// connection fails because of its peer's input. It is called on the
 	// goroutine that owns the failing Conn, inside a Conn method.
 	CountError func(reason string)
+	// Engine selects the TLS implementation: EngineNative (sluice's own
+	// TLS 1.3, with crypto/tls for clients that do not offer TLS 1.3) or
+	// EngineStdlib (crypto/tls for everything). "" means DefaultEngine.
+	Engine string
+	// KeyUpdateAfter is how many plaintext bytes the native engine seals
+	// under one key before it sends a KeyUpdate and moves to the next;
+	// 0 means DefaultKeyUpdateAfter, negative never.
+	KeyUpdateAfter int64
 }
+
+// TLS engines for ServerConfig.Engine and Info.Engine.
+const (
+	EngineNative = "native"
+	EngineStdlib = "stdlib"
+)
+
+// DefaultKeyUpdateAfter is the default ServerConfig.KeyUpdateAfter: far
+// below the AEAD limits of RFC 8446, Section 5.5 (about 2^24.5 full
+// records for AES-GCM), and rare enough to cost nothing.
+const DefaultKeyUpdateAfter = 1 << 30
 
 // ConfigError reports an invalid ServerConfig or ClientConfig.
 type ConfigError struct {
@@ -67,6 +87,14 @@ func (e *ConfigError) Error() string {
 type Server struct {
 	endpoint
 	certs *CertStore
+
+	// The native engine's configuration; immutable.
+	native         bool
+	ticketsOff     bool
+	keyUpdateAfter int64
+	entropy        io.Reader
+	ticketSeed     [32]byte
+	onlySuite      uint16 // tests: the one TLS 1.3 suite to accept
 }
 
 // endpoint is what a Server and a Client share with their connections.
@@ -95,7 +123,29 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if err := checkProtos(protos); err != nil {
 		return nil, err
 	}
-	s := &Server{certs: cfg.Certs}
+	s := &Server{certs: cfg.Certs, ticketsOff: cfg.SessionTicketsDisabled, entropy: cfg.Rand}
+	switch cfg.Engine {
+	case "":
+		s.native = DefaultEngine == EngineNative
+	case EngineNative, EngineStdlib:
+		s.native = cfg.Engine == EngineNative
+	default:
+		return nil, &ConfigError{Field: "Engine", Problem: "must be \"native\" or \"stdlib\""}
+	}
+	// A server that cannot speak TLS 1.3 has nothing for the native engine.
+	s.native = s.native && maxV == VersionTLS13
+	switch {
+	case cfg.KeyUpdateAfter == 0:
+		s.keyUpdateAfter = DefaultKeyUpdateAfter
+	case cfg.KeyUpdateAfter > 0:
+		s.keyUpdateAfter = cfg.KeyUpdateAfter
+	}
+	if s.entropy == nil {
+		s.entropy = rand.Reader
+	}
+	if _, err := io.ReadFull(s.entropy, s.ticketSeed[:]); err != nil {
+		return nil, &ConfigError{Field: "Rand", Problem: err.Error()}
+	}
 	s.countError = cfg.CountError
 	s.config = &tls.Config{
 		MinVersion:             minV,
@@ -152,10 +202,27 @@ func checkProtos(protos []string) error {
 // goroutine whenever the Conn has new output, and when the handshake has
 // finished or failed.
 func (s *Server) NewConn(wake func()) Conn {
+	if s.native {
+		return s.newNativeConn(wake)
+	}
+	return s.newStdConn(wake)
+}
+
+// Engine reports the engine the Server's connections start with.
+func (s *Server) Engine() string {
+	if s.native {
+		return EngineNative
+	}
+	return EngineStdlib
+}
+
+func (s *Server) newStdConn(wake func()) Conn {
 	c := &stdConn{ep: &s.endpoint}
 	c.t.init(wake)
 	return c
 }
+
+func (s *Server) rand() io.Reader { return s.entropy }
 
 func (s *Server) getCertificate(chi *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return s.certs.forHello(chi)

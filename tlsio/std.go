@@ -390,6 +390,7 @@ func (c *stdConn) Info() Info {
 		ALPN:        cs.NegotiatedProtocol,
 		ServerName:  cs.ServerName,
 		Resumed:     cs.DidResume,
+		Engine:      EngineStdlib,
 	}
 }
 
