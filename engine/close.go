@@ -212,6 +212,7 @@ func (c *Conn) finalize() {
 		c.handshakeFinished(hsError)
 		c.tls.Close()
 	}
+	c.admLeave()
 	c.setState(SocketClosed)
 	l.timers.remove(&c.tm)
 	delete(l.conns, c.id)

@@ -34,13 +34,23 @@ type Config struct {
 	// Defaults 256 KiB and 64 KiB.
 	HighWater, LowWater int
 	// MaxConns caps live connections, downstream and upstream (default
-	// 16384, under this machine's 20,000-fd limit). Accepted connections
-	// over the cap are reset at once and counted as rejected.
+	// 16384, under this machine's 20,000-fd limit). At the cap, the oldest
+	// client connection still waiting for its first byte is evicted to
+	// make room; when there is none, the new one is reset at once and
+	// counted as rejected.
 	MaxConns int
-	// HandshakeTimeout bounds a TLS handshake (default 10s).
+	// HandshakeTimeout bounds a TLS handshake, from the client's first
+	// byte (default 10s).
 	HandshakeTimeout time.Duration
+	// FirstByteTimeout is how long a TLS client or a balancer that owes a
+	// PROXY header may send nothing; with a PROXY
+	// header, the time from accept to the whole header. Then the
+	// connection is reset (default 5s, see admission.go).
+	FirstByteTimeout time.Duration
 	// MaxHandshakes caps TLS handshakes in flight across all loops
-	// (default 1024); connections over it are reset at accept.
+	// (default 1024). A handshake takes its slot at the client's first
+	// byte; at the cap the one that has gone longest without progress is
+	// evicted to make room (admission.go).
 	MaxHandshakes int
 	// ReadBufferSize is gnet's per-loop read buffer (default 64 KiB).
 	ReadBufferSize int
@@ -67,6 +77,12 @@ type Listener struct {
 	// start of every connection, before TLS; RemoteAddr is then the
 	// client it names (see proxyproto.go).
 	ProxyProtocol bool
+	// ClientFirst says the client speaks first (HTTP): until its first
+	// byte a connection may be evicted when MaxConns is reached
+	// (admission.go). TLS and ProxyProtocol imply it, and add
+	// FirstByteTimeout; leave it off where a server-first protocol may be
+	// relayed.
+	ClientFirst bool
 }
 
 func (cfg *Config) setDefaults() error {
@@ -90,6 +106,9 @@ func (cfg *Config) setDefaults() error {
 	}
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = 10 * time.Second
+	}
+	if cfg.FirstByteTimeout <= 0 {
+		cfg.FirstByteTimeout = 5 * time.Second
 	}
 	if cfg.MaxHandshakes <= 0 {
 		cfg.MaxHandshakes = 1024

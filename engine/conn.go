@@ -61,10 +61,17 @@ type Conn struct {
 	pp *ppState
 	lb net.Addr
 
+	// Admission (admission.go): adm is 1 + the kind of the loop list c is
+	// in (0: none), admKey its key there. Loop-owned.
+	adm              admKind
+	admPrev, admNext *Conn
+	admKey           int64
+
 	// TLS (nil on plaintext listeners); see tls.go. Loop-owned.
 	tls        tlsio.Conn
 	hsDone     bool    // handshake completed, handler opened
 	hsCounted  bool    // counted in the engine's handshakes in flight
+	hsAdmitted bool    // the client's first byte asked for a handshake slot
 	hsUpstream bool    // a DialTLS handshake, not yet counted
 	tlsDead    bool    // TLS failed: no close_notify
 	appEOF     bool    // the peer's plaintext stream ended (close_notify or FIN)
@@ -192,6 +199,9 @@ func (c *Conn) onRead(b []byte) {
 
 // dispatchRead hands socket bytes to TLS or, plain, to the handler.
 func (c *Conn) dispatchRead(b []byte) {
+	if c.admIn(admWaiting) {
+		c.stopWaiting() // the first byte
+	}
 	if c.tls != nil {
 		c.tlsRead(b)
 		return
@@ -199,14 +209,17 @@ func (c *Conn) dispatchRead(b []byte) {
 	c.deliver(b)
 }
 
-// acceptFrom makes c a connection of listener ln: TLS starts (false: too
-// many handshakes in flight) and the listener picks the handler.
-func (c *Conn) acceptFrom(ln *Listener) bool {
-	if ln.TLS != nil && !c.startTLS(ln.TLS) {
-		return false
+// acceptFrom makes c a connection of listener ln: TLS is set up, the
+// first-byte wait starts where the client speaks first, and the listener
+// picks the handler.
+func (c *Conn) acceptFrom(ln *Listener) {
+	if ln.TLS != nil {
+		c.startTLS(ln.TLS)
+	}
+	if ln.TLS != nil || ln.ClientFirst {
+		c.startWaiting()
 	}
 	c.h = ln.Accept(c) // after startTLS, so IsTLS is already true
-	return true
 }
 
 // openHandler runs the handler's OnOpen (and OnDrain during a drain).
@@ -657,10 +670,10 @@ func (c *Conn) onTimer(now int64) {
 			if c.trace.Delivered == 0 && c.state == Lingering {
 				c.setDeadline(timerDelivered, now+deliveredPoll)
 			}
+		case timerFirstByte:
+			c.firstByteTimeout()
 		case TimerHandshake:
-			if c.pp != nil {
-				c.ppFailed("timeout", errors.New("no PROXY protocol header within the handshake timeout"))
-			} else if c.tls != nil && !c.hsDone {
+			if c.tls != nil && !c.hsDone {
 				c.tlsHandshakeTimeout()
 			} else {
 				c.h.OnTimer(c, k)

@@ -11,7 +11,11 @@
 // step. Layers above (TLS, HTTP, the TCP relay) implement Handler. TLS is
 // the engine's own on both sides: listeners with a tlsio.Server (tls.go)
 // and Loop.DialTLS with a tlsio.Client (dial.go). A listener may require
-// a PROXY protocol header before anything else (proxyproto.go).
+// a PROXY protocol header before anything else (proxyproto.go). Admission
+// (admission.go) keeps clients that have proven nothing from holding
+// capacity: a silent connection holds no handshake slot, has a first-byte
+// deadline and is evicted first at MaxConns; at MaxHandshakes the
+// handshake longest without progress is evicted.
 //
 // # Threading model
 //
@@ -42,6 +46,8 @@
 //
 // Output buffers are bounded by the caller through HighWater/NotifyWritable
 // and by WriteTimeout; input is bounded by PauseRead (at most one read,
-// ReadBufferSize, is held per paused connection). MaxConns caps connections.
+// ReadBufferSize, is held per paused connection). MaxConns caps connections
+// and MaxHandshakes TLS handshakes; either may be exceeded for a moment by
+// at most 64 evictions posted to other loops.
 // Linux only (epoll, timerfd, SIOCOUTQ).
 package engine

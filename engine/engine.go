@@ -44,7 +44,8 @@ type Engine struct {
 
 	warmup atomic.Pointer[warmup]
 
-	hsInFlight atomic.Int64 // TLS handshakes in flight, all loops
+	hsInFlight   atomic.Int64              // TLS handshakes in flight, all loops
+	evictPending [numAdmKinds]atomic.Int64 // evictions posted to loops, not run yet (admission.go)
 
 	idleOnce sync.Once
 	idle     chan struct{} // closed when draining and no connection is left
@@ -501,15 +502,16 @@ func (g *gnetEvents) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		c = newConn(l, gc, Downstream, ln.Name, BaseHandler{})
 		e.met.accepted.Inc()
 		switch {
-		case e.Live() > int64(e.cfg.MaxConns):
+		case !e.makeRoom(l, admWaiting, e.Live()-1, int64(e.cfg.MaxConns)):
+			// Full, and no connection waiting for its first byte to evict.
 			rejected = true
 			e.met.rejected.Inc()
 		case ln.ProxyProtocol:
 			// The handler is chosen once the header is read (proxyproto.go).
 			c.pp = &ppState{ln: ln}
-			c.SetTimer(TimerHandshake, int64(e.cfg.HandshakeTimeout))
-		case !c.acceptFrom(ln):
-			rejected = true
+			c.startWaiting()
+		default:
+			c.acceptFrom(ln)
 		}
 	}
 	gc.SetContext(c)

@@ -78,6 +78,7 @@ const (
 	timerWrite = numUserTimers + iota
 	timerLinger
 	timerDelivered
+	timerFirstByte
 	numTimers
 )
 
@@ -110,6 +111,8 @@ func (k TimerKind) String() string {
 		return "linger"
 	case timerDelivered:
 		return "delivered"
+	case timerFirstByte:
+		return "first_byte"
 	}
 	return "timer(?)"
 }

@@ -56,6 +56,8 @@ const (
 	Rejected
 	UpstreamError
 	EngineStopped
+	FirstByteTimeout // nothing (or no whole PROXY header) within FirstByteTimeout
+	Evicted          // made room at MaxConns or MaxHandshakes (admission.go)
 	numOutcomes
 )
 
@@ -63,7 +65,7 @@ var outcomeNames = [numOutcomes]string{
 	"none", "clean", "peer_closed", "linger_timeout", "flush_timeout", "write_timeout",
 	"handshake_timeout", "header_timeout", "idle_timeout", "protocol_error", "tls_error",
 	"reset_by_peer", "aborted", "forced_at_deadline", "rejected", "upstream_error",
-	"engine_stopped",
+	"engine_stopped", "first_byte_timeout", "evicted",
 }
 
 func (o Outcome) String() string {

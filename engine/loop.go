@@ -36,6 +36,7 @@ type Loop struct {
 	plainBuf   []byte  // TLS plaintext staging, reused; never aliases sealBuf
 	recent     []Trace // ring of recent close traces
 	recentNext int
+	adm        [numAdmKinds]admList // waiting connections, handshakes (admission.go); heads' keys readable anywhere
 
 	// Read by metrics scrapes from other goroutines.
 	stateCount [2][numStates]atomic.Int64 // [side][state]

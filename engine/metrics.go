@@ -24,6 +24,7 @@ var (
 type engineMetrics struct {
 	accepted      *metrics.Counter
 	rejected      *metrics.Counter
+	evicted       [numAdmKinds]*metrics.Counter
 	pauses        *metrics.Counter
 	detached      *metrics.Counter
 	closes        [2][numOutcomes]*metrics.Counter
@@ -36,7 +37,7 @@ type engineMetrics struct {
 	dials         [3]*metrics.Counter
 	dialsInFlight atomic.Int64
 
-	tlsHandshakes      [4]*metrics.Counter
+	tlsHandshakes      [len(hsResults)]*metrics.Counter
 	tlsHandshakeDur    *metrics.PrometheusHistogram
 	upTLSHandshakes    [3]*metrics.Counter
 	proxyProtoRes      [len(ppResults)]*metrics.Counter
@@ -50,7 +51,11 @@ const (
 	hsError
 	hsTimeout
 	hsRejected
+	hsFirstByteTimeout
+	hsEvicted
 )
+
+var hsResults = [...]string{"ok", "error", "timeout", "rejected", "first_byte_timeout", "evicted"}
 
 const (
 	dialOK = iota
@@ -63,6 +68,8 @@ func newEngineMetrics(e *Engine) *engineMetrics {
 	m := &engineMetrics{}
 	m.accepted = s.NewCounter(`sluice_connections_accepted_total`)
 	m.rejected = s.NewCounter(`sluice_connections_rejected_total{reason="max_conns"}`)
+	m.evicted[admWaiting] = s.NewCounter(`sluice_connections_evicted_total{reason="max_conns"}`)
+	m.evicted[admHandshake] = s.NewCounter(`sluice_connections_evicted_total{reason="max_handshakes"}`)
 	m.pauses = s.NewCounter(`sluice_read_pauses_total`)
 	m.detached = s.NewCounter(`sluice_half_closed_by_peer_total`)
 	prefix := [2]string{"sluice_connection", "sluice_upstream_connection"}
@@ -98,7 +105,7 @@ func newEngineMetrics(e *Engine) *engineMetrics {
 	for i, r := range []string{"ok", "error", "timeout"} {
 		m.dials[i] = s.NewCounter(fmt.Sprintf(`sluice_upstream_dials_total{result=%q}`, r))
 	}
-	for i, r := range []string{"ok", "error", "timeout", "rejected"} {
+	for i, r := range hsResults {
 		m.tlsHandshakes[i] = s.NewCounter(fmt.Sprintf(`sluice_tls_handshakes_total{result=%q}`, r))
 	}
 	m.tlsHandshakeDur = s.NewPrometheusHistogramExt(`sluice_tls_handshake_duration_seconds`, latencyBuckets)
@@ -149,7 +156,7 @@ func (m *engineMetrics) closed(t *Trace) {
 
 // PROXY protocol header results, indexes of proxyProtoRes: the two
 // versions read, then the reasons a header was rejected.
-var ppResults = [...]string{"v1", "v2", "missing", "bad_v1", "bad_v2", "timeout", "eof"}
+var ppResults = [...]string{"v1", "v2", "missing", "bad_v1", "bad_v2", "timeout", "eof", "first_byte_timeout", "evicted"}
 
 const (
 	ppV1 = iota

@@ -15,7 +15,9 @@ import (
 // than the balancer. A listener with ProxyProtocol set requires the
 // header: the connection's handler is chosen (and a TLS handshake
 // started) only once it has been read, and a connection without a valid
-// header, or that does not send one within HandshakeTimeout, is closed.
+// header, or that does not send one within FirstByteTimeout of accept, is
+// closed; until the header is complete the connection is waiting, as a
+// silent one is (admission.go).
 // Only trusted balancers should be able to reach such a listener: the
 // header is taken at its word.
 
@@ -195,17 +197,16 @@ func (c *Conn) ppRead(b []byte) {
 	}
 	rest := in[h.n:]
 	c.pp = nil
-	c.ClearTimer(TimerHandshake)
+	c.stopWaiting()
 	e := c.l.e
 	e.met.proxyProto(ppResultVersion(h))
 	if h.src.IsValid() {
 		c.lb = c.remote
 		c.remote = net.TCPAddrFromAddrPort(h.src)
 	}
-	if !c.acceptFrom(p.ln) {
-		c.Abort(Rejected)
-		return
-	}
+	// Behind a balancer the client may still say nothing: TLS waits for
+	// its first byte again (acceptFrom).
+	c.acceptFrom(p.ln)
 	if c.tls == nil {
 		c.openHandler()
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -210,7 +211,7 @@ func TestProxyProtocolListener(t *testing.T) {
 // connection closes without the handler ever opening (its close trace
 // never reaches DataTransfer), counted by reason.
 func TestProxyProtocolRejects(t *testing.T) {
-	e, addr, cl := ppEngine(t, Config{HandshakeTimeout: 150 * time.Millisecond}, nil)
+	e, addr, cl := ppEngine(t, Config{FirstByteTimeout: 150 * time.Millisecond}, nil)
 	for _, c := range []struct {
 		reason string
 		send   string
@@ -250,6 +251,17 @@ func TestProxyProtocolRejects(t *testing.T) {
 			t.Errorf("close trace %+v: want protocol_error, never in DataTransfer", tr)
 		}
 	}
+	// Nothing at all: reset at the first-byte timeout.
+	silent := dialT(t, addr)
+	silent.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := silent.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("silent: read %v, want a reset", err)
+	}
+	if !waitFor(5*time.Second, func() bool {
+		return e.met.closes[Downstream][FirstByteTimeout].Get() == 1
+	}) {
+		t.Fatal("first_byte_timeout close not counted")
+	}
 	select {
 	case <-cl.ch:
 		t.Fatal("a handler saw a rejected connection")
@@ -257,7 +269,7 @@ func TestProxyProtocolRejects(t *testing.T) {
 	}
 	for i, r := range ppResults {
 		want := uint64(0)
-		if i >= 2 && r != "bad_v2" {
+		if i >= 2 && r != "bad_v2" && r != "evicted" {
 			want = 1
 		}
 		if got := e.met.proxyProtoRes[i].Get(); got != want {

@@ -28,8 +28,13 @@ type ConnInfo struct {
 	// waits for: "handshake", "response" (its handler's work: a request
 	// in flight, HTTP/2 streams, a relay), "peer_read" (bytes the peer
 	// has not read yet) or "fin" (the peer's FIN after ours).
-	Draining string   `json:"draining,omitempty"`
-	TLS      *TLSInfo `json:"tls,omitempty"`
+	Draining string `json:"draining,omitempty"`
+	// WaitingFor is what admission waits for: "first_byte", "proxy_header"
+	// or "handshake"; StalledSeconds the time since accept (waiting) or
+	// since the handshake's last progress, the keys evictions go by.
+	WaitingFor     string   `json:"waiting_for,omitempty"`
+	StalledSeconds float64  `json:"stalled_seconds,omitempty"`
+	TLS            *TLSInfo `json:"tls,omitempty"`
 }
 
 // TLSInfo is what a TLS connection negotiated.
@@ -92,6 +97,17 @@ func (e *Engine) Snapshot(ctx context.Context) (Snapshot, error) {
 				}
 				if l.e.draining.Load() {
 					ci.Draining = c.drainWait(ci.KernelQueue)
+				}
+				switch {
+				case c.admIn(admHandshake):
+					ci.WaitingFor = "handshake"
+				case c.pp != nil:
+					ci.WaitingFor = "proxy_header"
+				case c.admIn(admWaiting):
+					ci.WaitingFor = "first_byte"
+				}
+				if c.adm != 0 {
+					ci.StalledSeconds = float64(now-c.admKey) / 1e9
 				}
 				if in, ok := c.TLSInfo(); ok {
 					ci.TLS = &TLSInfo{Version: tls.VersionName(in.Version), Cipher: tls.CipherSuiteName(in.CipherSuite),

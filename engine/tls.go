@@ -56,24 +56,14 @@ func itoa(n int) string {
 	return string(b[i:])
 }
 
-// startTLS runs at accept on a TLS listener. It returns false when the
-// connection was rejected (too many handshakes in flight).
-func (c *Conn) startTLS(srv *tlsio.Server) bool {
-	e := c.l.e
-	if e.hsInFlight.Add(1) > int64(e.cfg.MaxHandshakes) {
-		e.hsInFlight.Add(-1)
-		e.met.tlsHandshake(hsRejected, 0)
-		e.log.Info("tls handshake rejected: too many in flight", "conn", connID(c.id), "max", e.cfg.MaxHandshakes)
-		return false
-	}
-	c.hsCounted = true
+// startTLS runs at accept on a TLS listener (after the PROXY header on a
+// listener that wants one). The handshake slot, the Handshake state and
+// the handshake deadline wait for the client's first byte (admission.go).
+func (c *Conn) startTLS(srv *tlsio.Server) {
 	l := c.l
 	c.tls = srv.NewConn(func() {
 		_ = l.Post(c.tlsWake)
 	})
-	c.setState(Handshake)
-	c.SetTimer(TimerHandshake, int64(e.cfg.HandshakeTimeout))
-	return true
 }
 
 // startTLSClient runs when a DialTLS connection is connected. Upstream
@@ -105,6 +95,10 @@ const maxHandshakeInput = 256 << 10
 
 // tlsRead feeds ciphertext to TLS and delivers what comes out.
 func (c *Conn) tlsRead(b []byte) {
+	if !c.hsAdmitted && c.side == Downstream && !c.admitHandshake() {
+		return
+	}
+	c.admTouch()
 	if !c.hsDone && c.trace.BytesIn > maxHandshakeInput {
 		c.handshakeFinished(hsError)
 		c.l.e.log.Info("tls failed", "conn", connID(c.id), "remote", addrString(c.remote),
@@ -134,6 +128,7 @@ func (c *Conn) tlsPump(feedErr error) {
 	if out := t.AppendOutput(c.l.sealBuf[:0]); len(out) > 0 {
 		c.writeRaw(out)
 		c.l.sealBuf = out[:0]
+		c.admTouch() // a handshake flight of ours is progress too
 	}
 	if err != nil {
 		c.tlsFailed(err)
@@ -217,6 +212,7 @@ func (c *Conn) handshakeFinished(result int) {
 		return
 	}
 	c.hsCounted = false
+	c.admLeave()
 	e := c.l.e
 	e.hsInFlight.Add(-1)
 	e.met.tlsHandshake(result, Now()-c.trace.Entered[Handshake])

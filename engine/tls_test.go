@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -212,13 +213,16 @@ func TestTLSSlowReaderSHA256(t *testing.T) {
 	}
 }
 
+// A handshake that starts (one byte of a ClientHello) and stalls is reset
+// at the handshake timeout, counted from that byte.
 func TestTLSHandshakeTimeout(t *testing.T) {
 	f := newTLSFixture(t)
 	cl := newCloses()
 	_, addr := startTLSEngine(t, f, Config{HandshakeTimeout: 150 * time.Millisecond}, func(c *Conn) Handler {
 		return &echo{cl: cl}
 	})
-	raw := dialT(t, addr) // never says hello
+	raw := dialT(t, addr)
+	raw.Write([]byte{22}) // the start of a handshake record, then nothing
 	tr := cl.next(t, 5*time.Second)
 	if tr.Outcome != HandshakeTimeout {
 		t.Fatalf("outcome %v", tr.Outcome)
@@ -232,6 +236,44 @@ func TestTLSHandshakeTimeout(t *testing.T) {
 	}
 	if got := f.set.GetOrCreateCounter(`sluice_tls_handshakes_total{result="timeout"}`).Get(); got != 1 {
 		t.Fatalf("timeouts %d", got)
+	}
+}
+
+// A client that says nothing never enters Handshake, holds no handshake
+// slot, and is reset at the first-byte timeout, counted as such.
+func TestTLSFirstByteTimeout(t *testing.T) {
+	f := newTLSFixture(t)
+	cl := newCloses()
+	e, addr := startTLSEngine(t, f, Config{FirstByteTimeout: 200 * time.Millisecond}, func(c *Conn) Handler {
+		return &echo{cl: cl}
+	})
+	raw := dialT(t, addr) // never says hello
+	if !waitFor(5*time.Second, func() bool { return e.LiveDownstream() == 1 }) {
+		t.Fatal("connection never accepted")
+	}
+	if n := e.hsInFlight.Load(); n != 0 {
+		t.Fatalf("a silent connection holds %d handshake slots", n)
+	}
+	snap, _ := e.Snapshot(testCtx(t))
+	if len(snap.Conns) != 1 || snap.Conns[0].WaitingFor != "first_byte" || snap.Conns[0].State != "Created" {
+		t.Fatalf("snapshot %+v, want one connection in Created waiting for its first byte", snap.Conns)
+	}
+	tr := cl.next(t, 5*time.Second)
+	if tr.Outcome != FirstByteTimeout || tr.Entered[Handshake] != 0 {
+		t.Fatalf("outcome %v, handshake at %d", tr.Outcome, tr.Entered[Handshake])
+	}
+	if d := time.Duration(tr.Entered[SocketClosed] - tr.Entered[Created]); d < 200*time.Millisecond || d > 2*time.Second {
+		t.Fatalf("closed after %v, want the 200ms first-byte timeout", d)
+	}
+	raw.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := raw.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("client read %v, want a reset", err)
+	}
+	if got := f.set.GetOrCreateCounter(`sluice_tls_handshakes_total{result="first_byte_timeout"}`).Get(); got != 1 {
+		t.Fatalf("first_byte_timeout %d", got)
+	}
+	if got := f.set.GetOrCreateCounter(`sluice_connection_closes_total{outcome="first_byte_timeout"}`).Get(); got != 1 {
+		t.Fatalf("closes first_byte_timeout %d", got)
 	}
 }
 
@@ -278,15 +320,114 @@ func TestTLSGarbageGetsAlertThenClose(t *testing.T) {
 	}
 }
 
-func TestMaxHandshakesRejects(t *testing.T) {
+// At -max-handshakes the handshake that has gone longest without progress
+// is evicted and the new client is served; silent connections hold no slot.
+func TestMaxHandshakesEvictsTheStalest(t *testing.T) {
 	f := newTLSFixture(t)
 	cl := newCloses()
-	e, addr := startTLSEngine(t, f, Config{MaxHandshakes: 1}, func(c *Conn) Handler { return &echo{cl: cl} })
-	dialT(t, addr) // holds the only handshake slot
-	if !waitFor(5*time.Second, func() bool { return e.hsInFlight.Load() == 1 }) {
-		t.Fatal("first handshake never started")
+	e, addr := startTLSEngine(t, f, Config{MaxHandshakes: 2}, func(c *Conn) Handler { return &echo{cl: cl} })
+	for i := 0; i < 5; i++ {
+		dialT(t, addr) // silent: no slot
 	}
-	// The reset can beat the client's connect() to completion.
+	stale := dialT(t, addr)
+	stale.Write([]byte{22, 3, 1}) // a handshake starts, then stalls
+	if !waitFor(5*time.Second, func() bool { return e.hsInFlight.Load() == 1 }) {
+		t.Fatalf("%d handshakes in flight, want 1 (silent connections hold none)", e.hsInFlight.Load())
+	}
+	time.Sleep(50 * time.Millisecond)
+	moving := dialT(t, addr)
+	moving.Write([]byte{22})
+	if !waitFor(5*time.Second, func() bool { return e.hsInFlight.Load() == 2 }) {
+		t.Fatal("second handshake never started")
+	}
+	time.Sleep(50 * time.Millisecond)
+	stale.Write([]byte{1}) // stale made progress last: moving is now the stalest
+	time.Sleep(50 * time.Millisecond)
+	good := f.dial(t, addr, nil) // needs a slot: the cap is reached
+	good.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := good.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(good, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("echo %q, %v", buf, err)
+	}
+	moving.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := moving.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("stalest handshake: read %v, want a reset", err)
+	}
+	tr := cl.next(t, 5*time.Second)
+	if tr.Outcome != Evicted || tr.Entered[Handshake] == 0 {
+		t.Fatalf("outcome %v, want evicted after Handshake", tr.Outcome)
+	}
+	stale.SetDeadline(time.Now().Add(100 * time.Millisecond))
+	if _, err := stale.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the handshake that moved last: read %v, want it still open", err)
+	}
+	for name, want := range map[string]uint64{
+		`sluice_tls_handshakes_total{result="evicted"}`:             1,
+		`sluice_connections_evicted_total{reason="max_handshakes"}`: 1,
+		`sluice_connection_closes_total{outcome="evicted"}`:         1,
+		`sluice_tls_handshakes_total{result="rejected"}`:            0,
+	} {
+		if got := f.set.GetOrCreateCounter(name).Get(); got != want {
+			t.Errorf("%s = %d, want %d", name, got, want)
+		}
+	}
+}
+
+// At -max-conns the oldest connection that has sent nothing is evicted and
+// the new client is served; with none waiting, a new one is rejected.
+func TestMaxConnsEvictsTheOldestSilent(t *testing.T) {
+	f := newTLSFixture(t)
+	cl := newCloses()
+	e, addr := startTLSEngine(t, f, Config{MaxConns: 3}, func(c *Conn) Handler { return &echo{cl: cl} })
+	oldest := dialT(t, addr)
+	if !waitFor(5*time.Second, func() bool { return e.Live() == 1 }) {
+		t.Fatal("not accepted")
+	}
+	time.Sleep(20 * time.Millisecond)
+	s1, s2 := dialT(t, addr), dialT(t, addr)
+	if !waitFor(5*time.Second, func() bool { return e.Live() == 3 }) {
+		t.Fatal("not accepted")
+	}
+	good := f.dial(t, addr, nil)
+	good.SetDeadline(time.Now().Add(5 * time.Second))
+	good.Write([]byte("ping"))
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(good, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("echo %q, %v", buf, err)
+	}
+	oldest.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := oldest.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("oldest silent connection: read %v, want a reset", err)
+	}
+	if tr := cl.next(t, 5*time.Second); tr.Outcome != Evicted {
+		t.Fatalf("outcome %v, want evicted", tr.Outcome)
+	}
+	// Fill the rest with connections past their handshakes: nothing is
+	// left to evict, so a new client is refused.
+	s1.Close()
+	s2.Close()
+	if !waitFor(5*time.Second, func() bool { return e.Live() == 1 }) {
+		t.Fatal("silent connections not gone")
+	}
+	for e.Live() < 3 {
+		c := f.dial(t, addr, nil)
+		c.Write([]byte("x"))
+		io.ReadFull(c, buf[:1])
+	}
+	if !waitFor(5*time.Second, func() bool {
+		snap, _ := e.Snapshot(testCtx(t))
+		for _, ci := range snap.Conns {
+			if ci.WaitingFor != "" {
+				return false
+			}
+		}
+		return len(snap.Conns) == 3
+	}) {
+		t.Fatal("connections still waiting")
+	}
 	second, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err == nil {
 		defer second.Close()
@@ -294,16 +435,21 @@ func TestMaxHandshakesRejects(t *testing.T) {
 		_, err = second.Read(make([]byte, 1))
 	}
 	if !errors.Is(err, syscall.ECONNRESET) {
-		t.Fatalf("second connection: %v, want a reset", err)
+		t.Fatalf("connection over the cap: %v, want a reset", err)
 	}
-	// A rejected connection never gets a handler; the metrics tell.
 	if !waitFor(5*time.Second, func() bool {
 		return f.set.GetOrCreateCounter(`sluice_connection_closes_total{outcome="rejected"}`).Get() == 1
 	}) {
 		t.Fatal("rejected close not counted")
 	}
-	if got := f.set.GetOrCreateCounter(`sluice_tls_handshakes_total{result="rejected"}`).Get(); got != 1 {
-		t.Fatalf("rejected %d", got)
+	for name, want := range map[string]uint64{
+		`sluice_tls_handshakes_total{result="evicted"}`:         1,
+		`sluice_connections_evicted_total{reason="max_conns"}`:  1,
+		`sluice_connections_rejected_total{reason="max_conns"}`: 1,
+	} {
+		if got := f.set.GetOrCreateCounter(name).Get(); got != want {
+			t.Errorf("%s = %d, want %d", name, got, want)
+		}
 	}
 }
 
@@ -356,7 +502,7 @@ func TestTLSBadInputDoesNotDisturbOthers(t *testing.T) {
 			c.Write([]byte("GET / HTTP/1.1\r\n\r\n"))
 		case 1:
 			c.Write([]byte{22, 3, 1, 0xff, 0xff, 1, 2, 3})
-		case 2: // silent: holds a handshake slot until the timeout
+		case 2: // silent: holds no handshake slot
 		}
 		echoTLS("during")
 	}

@@ -70,6 +70,7 @@ type config struct {
 	maxHS        int
 
 	handshakeTimeout time.Duration
+	firstByteTimeout time.Duration
 	headerTimeout    time.Duration
 	idleTimeout      time.Duration
 	writeTimeout     time.Duration
@@ -132,9 +133,10 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs.StringVar(&c.mode, "mode", "http", "proxy mode: http (HTTPS reverse proxy on -listen) or tcp (layer-4 pass-through to the first upstream)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
-	fs.IntVar(&c.maxHS, "max-handshakes", 1024, "TLS handshakes in flight, all loops; more are reset at accept")
-	fs.IntVar(&c.maxConns, "max-conns", 16384, "maximum open connections, client and upstream; more are reset at accept")
-	fs.DurationVar(&c.handshakeTimeout, "handshake-timeout", 10*time.Second, "TLS handshake deadline")
+	fs.IntVar(&c.maxHS, "max-handshakes", 1024, "TLS handshakes in flight, all loops, each from the client's first byte; at the cap the one longest without progress is evicted")
+	fs.IntVar(&c.maxConns, "max-conns", 16384, "maximum open connections, client and upstream; at the cap the oldest client connection that has sent nothing is evicted, and with none a new one is reset at accept")
+	fs.DurationVar(&c.handshakeTimeout, "handshake-timeout", 10*time.Second, "TLS handshake deadline, from the client's first byte")
+	fs.DurationVar(&c.firstByteTimeout, "first-byte-timeout", 5*time.Second, "reset a TLS connection that sends nothing for this long after accept; with -proxy-protocol, the time for the whole PROXY header")
 	fs.DurationVar(&c.headerTimeout, "header-timeout", 30*time.Second, "deadline to receive a complete request header")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", 60*time.Second, "close a connection idle for this long (keep-alive between requests; tcp mode: no bytes either way)")
 	fs.DurationVar(&c.writeTimeout, "write-timeout", 60*time.Second, "abort a connection whose output makes no progress for this long (also bounds the close flush)")
@@ -346,7 +348,7 @@ func (c *config) validate(level string) error {
 		return fmt.Errorf("-drain-delay %v: must not be negative", c.drainDelay)
 	}
 	for name, d := range map[string]time.Duration{
-		"-handshake-timeout": c.handshakeTimeout, "-header-timeout": c.headerTimeout,
+		"-handshake-timeout": c.handshakeTimeout, "-first-byte-timeout": c.firstByteTimeout, "-header-timeout": c.headerTimeout,
 		"-idle-timeout": c.idleTimeout, "-write-timeout": c.writeTimeout,
 		"-linger-timeout": c.lingerTimeout, "-drain-timeout": c.drainTimeout,
 		"-dial-timeout": c.dialTimeout, "-upstream-timeout": c.upTimeout,

@@ -146,7 +146,8 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 		defer httpProxy.Close()
 		listeners = append(listeners, engine.Listener{Name: "main", Addr: cfg.listen, Accept: httpProxy.Accept, TLS: tlsSrv, ProxyProtocol: cfg.proxyProtocol})
 		if cfg.listenPlain != "" {
-			listeners = append(listeners, engine.Listener{Name: "plain", Addr: cfg.listenPlain, Accept: httpProxy.Accept, ProxyProtocol: cfg.proxyProtocol})
+			listeners = append(listeners, engine.Listener{Name: "plain", Addr: cfg.listenPlain, Accept: httpProxy.Accept,
+				ProxyProtocol: cfg.proxyProtocol, ClientFirst: true})
 		}
 	}
 	engine.SetProcs(cfg.loops)
@@ -157,6 +158,7 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 		WriteTimeout:     cfg.writeTimeout,
 		LingerTimeout:    cfg.lingerTimeout,
 		HandshakeTimeout: cfg.handshakeTimeout,
+		FirstByteTimeout: cfg.firstByteTimeout,
 		MaxHandshakes:    cfg.maxHS,
 		MaxConns:         cfg.maxConns,
 		Logger:           log,

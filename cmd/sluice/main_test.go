@@ -52,6 +52,7 @@ func TestFlagErrorsAreOneLineNamingTheFlag(t *testing.T) {
 		{[]string{"-max-handshakes", "0"}, "-max-handshakes"},
 		{[]string{"-listen-plain", "x"}, "-listen-plain"},
 		{[]string{"-upstream-timeout", "0s"}, "-upstream-timeout"},
+		{[]string{"-first-byte-timeout", "0s"}, "-first-byte-timeout"},
 	}
 	for _, tc := range cases {
 		var stdout, stderr bytes.Buffer
@@ -81,7 +82,7 @@ func TestHelpDocumentsEveryFlagWithDefault(t *testing.T) {
 		`(default "round_robin")`, "-pool-size", "(default 1024)", "-pool-idle-timeout", "(default 1m0s)", "-retries", "(default 2)", "-max-fails", "-health-path",
 		"-access-log", "(default true)", "-max-header-bytes", "(default 32768)", "-max-header-fields", "(default 100)",
 		"-max-request-line", "(default 8192)", "-upstream-timeout", "-max-handshakes", "(default 1024)", "-log-level", `(default "info")`,
-		"-log-format", `(default "text")`, "-handshake-timeout", "(default 10s)", "-header-timeout",
+		"-log-format", `(default "text")`, "-handshake-timeout", "(default 10s)", "-first-byte-timeout", "(default 5s)", "-header-timeout",
 		"(default 30s)", "-idle-timeout", "(default 1m0s)", "-write-timeout", "-linger-timeout",
 		"(default 5s)", "-drain-timeout", "-dial-timeout", "-max-conns", "(default 16384)",
 	} {

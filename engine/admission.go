@@ -1,0 +1,264 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+)
+
+// Admission: what a client that has proven nothing yet may hold.
+//
+// A connection on a listener where the client speaks first (TLS, a PROXY
+// protocol header, Listener.ClientFirst) is "waiting" from accept until its
+// first byte (with a PROXY header: until the header is complete). A waiting
+// connection holds no handshake slot, is the first to go when MaxConns is
+// reached (the oldest waiting connection on any loop is evicted, outcome
+// evicted, and the new client is accepted), and, for TLS and PROXY
+// headers, is reset at FirstByteTimeout (outcome first_byte_timeout). So
+// silent sockets cost one fd each for at most FirstByteTimeout and can
+// never lock the port.
+//
+// A TLS handshake takes a MaxHandshakes slot at the client's first byte and
+// keeps it until the handshake ends. At the cap, the handshake that has gone
+// longest without progress (no byte from the client and no flight from us)
+// is evicted, on whichever loop it is, rather than the new client refused.
+// Progress, not age, is the key: to push out an honest handshake, which
+// moves every round trip, an attacker would have to make every one of the
+// other slots move more recently than it, i.e. send MaxHandshakes packets
+// per round trip of the honest client; partial ClientHellos left hanging,
+// or trickled slower than that, are always the first to go.
+//
+// Each loop keeps its waiting and handshaking connections in two intrusive
+// lists ordered by key (accept time; last progress), so every operation is
+// O(1) and loop-owned. The key of each list's head is published in an
+// atomic, so an admission on one loop can find the oldest entry on all of
+// them; evicting on another loop is a posted task, and until it runs the
+// cap may be exceeded by at most maxPendingEvictions.
+
+// admKind names a loop's admission lists.
+type admKind uint8
+
+const (
+	admWaiting   admKind = iota // accepted, first byte (or whole PROXY header) not yet read
+	admHandshake                // TLS handshake holding a MaxHandshakes slot
+	numAdmKinds
+)
+
+// admList is a doubly linked list of connections in key order (keys are
+// loop clock readings, appended at the tail, so the head is the oldest).
+type admList struct {
+	head, tail *Conn // loop-owned
+	n          int   // loop-owned
+	oldest     atomic.Int64
+}
+
+func (a *admList) push(c *Conn, key int64) {
+	c.admKey = key
+	c.admPrev, c.admNext = a.tail, nil
+	if a.tail != nil {
+		a.tail.admNext = c
+	} else {
+		a.head = c
+		a.oldest.Store(key)
+	}
+	a.tail = c
+	a.n++
+}
+
+func (a *admList) remove(c *Conn) {
+	if c.admPrev != nil {
+		c.admPrev.admNext = c.admNext
+	} else {
+		a.head = c.admNext
+		if a.head != nil {
+			a.oldest.Store(a.head.admKey)
+		} else {
+			a.oldest.Store(0)
+		}
+	}
+	if c.admNext != nil {
+		c.admNext.admPrev = c.admPrev
+	} else {
+		a.tail = c.admPrev
+	}
+	c.admPrev, c.admNext = nil, nil
+	a.n--
+}
+
+// maxPendingEvictions bounds the evictions posted to other loops and not
+// run yet, i.e. how far a cap may be exceeded for a moment.
+const maxPendingEvictions = 64
+
+// join puts c in the loop's list k, keyed now.
+func (c *Conn) admJoin(k admKind) {
+	c.admLeave()
+	c.adm = k + 1
+	c.l.adm[k].push(c, c.clock())
+}
+
+// admLeave takes c out of whichever list it is in.
+func (c *Conn) admLeave() {
+	if c.adm == 0 {
+		return
+	}
+	c.l.adm[c.adm-1].remove(c)
+	c.adm = 0
+}
+
+// admIn reports whether c is in list k.
+func (c *Conn) admIn(k admKind) bool { return c.adm == k+1 }
+
+// admTouch records progress of a handshake: it moves to the tail.
+func (c *Conn) admTouch() {
+	if c.admIn(admHandshake) {
+		a := &c.l.adm[admHandshake]
+		if a.tail == c {
+			c.admKey = c.l.now()
+			if a.head == c {
+				a.oldest.Store(c.admKey)
+			}
+			return
+		}
+		a.remove(c)
+		a.push(c, c.l.now())
+	}
+}
+
+// startWaiting: c was accepted (or its PROXY header read) and the client
+// must speak first. A TLS client or a balancer has FirstByteTimeout to do
+// so; a cleartext (ClientFirst) one is left to its handler's deadlines: a
+// browser's preconnected TCP socket may rightly stay silent for seconds.
+func (c *Conn) startWaiting() {
+	c.admJoin(admWaiting)
+	if c.tls != nil || c.pp != nil {
+		c.setDeadline(timerFirstByte, c.clock()+int64(c.l.e.cfg.FirstByteTimeout))
+	}
+}
+
+// stopWaiting: the first byte (or the whole PROXY header) came.
+func (c *Conn) stopWaiting() {
+	c.admLeave()
+	c.deadlines[timerFirstByte] = 0
+}
+
+// makeRoom runs when a connection needs a unit of the capacity behind list
+// k, of which used units are taken (not counting the asker) out of limit.
+// The asker must have counted itself first (an atomic add whose result
+// gives used), or two loops could both see room for one.
+// Under the cap it does nothing; at the cap it evicts the oldest entry of
+// list k on any loop (at once if it is on l, posted otherwise). It returns
+// false when nothing could be evicted: the asker must be refused.
+func (e *Engine) makeRoom(l *Loop, k admKind, used, limit int64) bool {
+	pending := e.evictPending[k].Load()
+	if used-pending < limit {
+		return true
+	}
+	var target *Loop
+	var oldest int64
+	for _, o := range e.Loops() {
+		if at := o.adm[k].oldest.Load(); at != 0 && (target == nil || at < oldest) {
+			target, oldest = o, at
+		}
+	}
+	if target != nil && target != l && pending >= maxPendingEvictions {
+		target = nil // too many in flight: only a local eviction now
+		if l.adm[k].head != nil {
+			target = l
+		}
+	}
+	switch {
+	case target == nil:
+		return false
+	case target == l:
+		l.evictHead(k)
+		return true
+	}
+	e.evictPending[k].Add(1)
+	if err := target.Post(func() {
+		// Uncounted before the eviction: an admission in between sees
+		// the slot still taken and evicts for itself. After it, that
+		// admission could take the freed slot and the pending one both.
+		e.evictPending[k].Add(-1)
+		target.evictHead(k)
+	}); err != nil {
+		e.evictPending[k].Add(-1)
+		return false
+	}
+	return true
+}
+
+// evictHead evicts the oldest connection of list k on l, if there is one.
+func (l *Loop) evictHead(k admKind) {
+	if c := l.adm[k].head; c != nil {
+		c.evict(k)
+	}
+}
+
+// evict resets a waiting connection or a handshake to make room.
+func (c *Conn) evict(k admKind) {
+	e := c.l.e
+	now := c.l.now()
+	age := Dur(now - c.trace.Entered[Created])
+	stalled := Dur(now - c.admKey)
+	if k == admHandshake {
+		e.met.evicted[admHandshake].Inc()
+		c.handshakeFinished(hsEvicted)
+		e.log.Info("tls handshake evicted: -max-handshakes reached", "conn", connID(c.id),
+			"remote", addrString(c.remote), "age", age, "stalled", stalled, "bytes_in", c.trace.BytesIn)
+	} else {
+		e.met.evicted[admWaiting].Inc()
+		what := "first_byte"
+		switch {
+		case c.pp != nil:
+			what = "proxy_header"
+			e.met.proxyProtoFailed("evicted")
+		case c.tls != nil:
+			e.met.tlsHandshake(hsEvicted, 0)
+		}
+		e.log.Info("waiting connection evicted: -max-conns reached", "conn", connID(c.id),
+			"remote", addrString(c.remote), "waiting_for", what, "age", age, "bytes_in", c.trace.BytesIn)
+	}
+	c.abort(Evicted, true)
+}
+
+// firstByteTimeout: nothing came, or a PROXY header did not end, in time.
+func (c *Conn) firstByteTimeout() {
+	e := c.l.e
+	if c.pp != nil && (len(c.pp.buf) > 0 || c.trace.BytesIn > 0) {
+		c.ppFailed("timeout", errors.New("PROXY protocol header not complete within the first-byte timeout"))
+		return
+	}
+	switch {
+	case c.pp != nil:
+		e.met.proxyProtoFailed("first_byte_timeout")
+	case c.tls != nil:
+		e.met.tlsHandshake(hsFirstByteTimeout, 0)
+	}
+	if lg := e.log; lg.Enabled(context.Background(), slog.LevelDebug) {
+		lg.Debug("no first byte in time", "conn", connID(c.id), "remote", addrString(c.remote),
+			"timeout", e.cfg.FirstByteTimeout)
+	}
+	c.abort(FirstByteTimeout, true)
+}
+
+// admitHandshake gives a TLS client its handshake slot at its first byte.
+// It returns false when the connection was refused.
+func (c *Conn) admitHandshake() bool {
+	e := c.l.e
+	c.hsAdmitted = true
+	n := e.hsInFlight.Add(1)
+	if !e.makeRoom(c.l, admHandshake, n-1, int64(e.cfg.MaxHandshakes)) {
+		e.hsInFlight.Add(-1)
+		e.met.tlsHandshake(hsRejected, 0)
+		e.log.Info("tls handshake rejected: too many in flight and none to evict", "conn", connID(c.id),
+			"max", e.cfg.MaxHandshakes)
+		c.abort(Rejected, true)
+		return false
+	}
+	c.hsCounted = true
+	c.setState(Handshake)
+	c.SetTimer(TimerHandshake, int64(e.cfg.HandshakeTimeout))
+	c.admJoin(admHandshake)
+	return true
+}
