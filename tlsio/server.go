@@ -15,8 +15,9 @@ const (
 	VersionTLS13 uint16 = 0x0304
 )
 
-// Default ALPN protocols, in server preference order.
-var defaultNextProtos = []string{"h2", "http/1.1"}
+// Default ALPN protocols, in server preference order. http/1.0 is there
+// so a client that offers only it is not refused (no_application_protocol).
+var defaultNextProtos = []string{"h2", "http/1.1", "http/1.0"}
 
 // ServerConfig configures a Server. Only Certs is required.
 type ServerConfig struct {
@@ -24,7 +25,7 @@ type ServerConfig struct {
 	// (CertStore.Replace) without touching the Server.
 	Certs *CertStore
 	// NextProtos lists the ALPN protocols in preference order. nil means
-	// {"h2", "http/1.1"}; an empty non-nil slice disables ALPN.
+	// {"h2", "http/1.1", "http/1.0"}; an empty non-nil slice disables ALPN.
 	NextProtos []string
 	// MinVersion and MaxVersion bound the protocol version; zero means
 	// VersionTLS12 and VersionTLS13. Only those two versions are allowed.

@@ -56,10 +56,13 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 			return 2
 		}
 		// http mode speaks HTTP/2 to clients that ask for it by ALPN;
-		// tcp mode relays bytes and offers only http/1.1, as before.
-		protos := []string{"http/1.1"}
+		// tcp mode relays bytes and offers only HTTP/1.x, as before. A
+		// client offering only http/1.0 (curl --http1.0) is served as
+		// HTTP/1.x: crypto/tls refuses a handshake with no protocol in
+		// common.
+		protos := []string{"http/1.1", "http/1.0"}
 		if cfg.mode == "http" {
-			protos = []string{"h2", "http/1.1"}
+			protos = []string{"h2", "http/1.1", "http/1.0"}
 		}
 		tlsSrv, err = tlsio.NewServer(tlsio.ServerConfig{Certs: store, NextProtos: protos,
 			CountError: engine.TLSErrorCounter(set)})
