@@ -59,7 +59,8 @@ var renamedFamilies = map[string]string{
 var metricHelp = map[string]string{
 	// engine: connections
 	"sluice_connections_accepted_total":                      "Client connections accepted.",
-	"sluice_connections_rejected_total":                      "Client connections reset at accept, by reason (max_conns: over -max-conns).",
+	"sluice_connections_rejected_total":                      "Client connections reset at accept, by reason (max_conns: over -max-conns with no waiting connection to evict).",
+	"sluice_connections_evicted_total":                       "Client connections reset to make room, by reason (max_conns: had sent nothing; max_handshakes: the TLS handshake longest without progress).",
 	"sluice_connections_active":                              "Client connections open now, by lifecycle state.",
 	"sluice_upstream_connections_active":                     "Upstream connections open now, by lifecycle state.",
 	"sluice_connection_closes_total":                         "Client connection closes, by outcome.",
@@ -89,9 +90,9 @@ var metricHelp = map[string]string{
 	"sluice_drain_forced_total":                              "Connections aborted by a drain at its deadline.",
 
 	// engine: TLS
-	"sluice_tls_handshakes_total":                    "Client TLS handshakes, by result (ok, error, timeout, rejected over -max-handshakes).",
-	"sluice_tls_handshake_duration_seconds":          "Client TLS handshakes, accept to handshake done.",
-	"sluice_tls_handshakes_in_flight":                "Client TLS handshakes running now.",
+	"sluice_tls_handshakes_total":                    "Client TLS handshakes, by result (ok, error, timeout, first_byte_timeout, evicted, rejected).",
+	"sluice_tls_handshake_duration_seconds":          "Client TLS handshakes, first byte to handshake done.",
+	"sluice_tls_handshakes_in_flight":                "Client TLS handshakes holding a -max-handshakes slot now.",
 	"sluice_tls_errors_total":                        "Bad TLS input from clients, by reason.",
 	"sluice_tls_peer_close_notify_total":             "Clients that sent close_notify (a half-close).",
 	"sluice_upstream_tls_handshakes_total":           "TLS handshakes with https:// and h2:// upstreams, by result.",
