@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -201,9 +202,9 @@ var drainSignalAt atomic.Int64
 // runDrain loads the target, sends it SIGTERM, and counts what the drain
 // cost the clients.
 func runDrain(ctx context.Context, o *Options, r *Result, tgt *targetWatch) error {
-	after := o.SignalAfter
-	if after == 0 {
-		after = o.Duration / 3
+	sig := o.Signal
+	if sig == 0 {
+		sig = syscall.SIGTERM
 	}
 	drainSignalAt.Store(0)
 	start := time.Now()
@@ -213,14 +214,42 @@ func runDrain(ctx context.Context, o *Options, r *Result, tgt *targetWatch) erro
 	var signalled atomic.Bool
 	var sigAt time.Time
 	var sigErr error
-	timer := time.AfterFunc(after, func() {
+	var sigMu sync.Mutex
+	ended := false
+	stopSig := make(chan struct{})
+	go func() {
+		wait := o.SignalAfter
+		if wait == 0 {
+			// One second after every connection is open and busy.
+			for live.conns.Load() < int64(o.Conns) && time.Since(start) < o.Duration/2 {
+				select {
+				case <-stopSig:
+					return
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+			wait = time.Since(start) + time.Second
+		}
+		select {
+		case <-stopSig:
+			return
+		case <-time.After(time.Until(start.Add(wait))):
+		}
+		sigMu.Lock()
+		defer sigMu.Unlock()
+		if ended {
+			return
+		}
 		sigAt = time.Now()
 		drainSignalAt.Store(sigAt.UnixNano())
 		signalled.Store(true)
-		sigErr = sendSignal(o.PID, syscall.SIGTERM)
-	})
+		sigErr = sendSignal(o.PID, sig)
+	}()
 	t := loadWorkers(hard, o, newDialer(o), src, &signalled)
-	timer.Stop()
+	close(stopSig)
+	sigMu.Lock()
+	ended = true
+	sigMu.Unlock()
 	src.stop()
 	loadEnd := time.Now()
 	// Wait for the exit (sluice's -drain-timeout is 30 s by default).
@@ -229,6 +258,9 @@ func runDrain(ctx context.Context, o *Options, r *Result, tgt *targetWatch) erro
 		time.Sleep(5 * time.Millisecond)
 	}
 	r.fill(t, loadEnd.Sub(start))
+	if sigErr == nil && !signalled.Load() {
+		sigErr = errNotSignalled
+	}
 	dr := &DrainResult{Signalled: signalled.Load(), Lost: t.errs[errLost], Truncated: t.errs[errTruncated],
 		TimedOut: t.errs[errTimeout], Unprocessed: t.errs[errUnprocessed], AfterSignal: t.afterSignal}
 	if sigErr != nil {
@@ -244,6 +276,8 @@ func runDrain(ctx context.Context, o *Options, r *Result, tgt *targetWatch) erro
 	r.Drain = dr
 	return nil
 }
+
+var errNotSignalled = errors.New("the load ended before the signal was due")
 
 // runSlowRead has o.Conns clients each GET the URL once and read the body
 // at o.ReadRate bytes per second, until it ends or o.Duration runs out.

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sluice-proxy/sluice/httpcodec/h1"
@@ -50,9 +51,10 @@ type Options struct {
 	SourceIPs   int
 	Progress    time.Duration // progress line interval on stderr; 0: none
 	JSON        bool
-	SignalAfter time.Duration // drain: load this long before SIGTERM
-	ReadRate    int           // slowread: bytes per second per client
-	OpenRate    float64       // hold: connections opened per second; 0: as fast as they come
+	SignalAfter time.Duration  // drain: load this long before the signal; 0: 1s after all connections are open
+	Signal      syscall.Signal // drain: the target's graceful-stop signal; 0: SIGTERM
+	ReadRate    int            // slowread: bytes per second per client
+	OpenRate    float64        // hold: connections opened per second; 0: as fast as they come
 }
 
 // usage is printed by -h, with the flags after it.
@@ -72,9 +74,10 @@ Modes:
   handshake  full TLS handshakes per second: a new connection per request, no
              session resumption (the client keeps no session cache, and every
              connection is checked: a resumed one counts as an error)
-  drain      rate load, SIGTERM to -pid after -signal-after, then count lost
-             and truncated responses and the time from the last response to
-             the target's exit
+  drain      rate load, SIGTERM (-signal) to -pid once every connection is
+             busy (or after -signal-after), then count lost and truncated
+             responses and the time from the last response to the target's
+             exit
   slowread   -c clients each GET the URL and read the body at -read-rate
              bytes/s; reports the bytes read and the target's RSS
 
@@ -140,7 +143,8 @@ func Parse(args []string, helpOut io.Writer) (*Options, error) {
 	fs.IntVar(&o.SourceIPs, "source-ips", 0, "spread connections to a loopback target over 127.0.0.1..127.0.0.N (0: one per 16,000 connections)")
 	fs.DurationVar(&o.Progress, "progress", time.Second, "live progress line interval on stderr (0: none)")
 	fs.BoolVar(&o.JSON, "json", false, "print the result as JSON instead of a table")
-	fs.DurationVar(&o.SignalAfter, "signal-after", 0, "drain: load this long before SIGTERM (default -d/3)")
+	fs.DurationVar(&o.SignalAfter, "signal-after", 0, "drain: load this long before the signal (0: one second after every connection is open, at the latest -d/2)")
+	sig := fs.String("signal", "TERM", "drain: the signal that stops the target gracefully: TERM, INT, QUIT (nginx) or USR1 (HAProxy)")
 	fs.IntVar(&o.ReadRate, "read-rate", 16384, "slowread: bytes per second each client reads")
 	fs.Float64Var(&o.OpenRate, "open-rate", 0, "hold: connections opened per second (0: as fast as the target accepts)")
 	if err := fs.Parse(args); err != nil {
@@ -157,6 +161,18 @@ func Parse(args []string, helpOut io.Writer) (*Options, error) {
 	}
 	o.Headers = hs
 	o.Mode = Mode(*mode)
+	switch *sig {
+	case "TERM":
+		o.Signal = syscall.SIGTERM
+	case "INT":
+		o.Signal = syscall.SIGINT
+	case "QUIT":
+		o.Signal = syscall.SIGQUIT
+	case "USR1":
+		o.Signal = syscall.SIGUSR1
+	default:
+		return nil, fmt.Errorf("-signal %q: want TERM, INT, QUIT or USR1", *sig)
+	}
 	switch o.Mode {
 	case ModeRate, ModeHold, ModeHandshake, ModeDrain, ModeSlowRead:
 	default:

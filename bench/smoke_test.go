@@ -221,8 +221,11 @@ func TestSmokeDrain(t *testing.T) {
 	for _, h2 := range []string{"-h2=false", "-h2"} {
 		t.Run(h2, func(t *testing.T) {
 			p := startSluice(t)
-			r, code := benchJSON(t, "-mode", "drain", h2, "-url", "https://"+p.tls+"/", "-k", "-c", "20", "-d", "5s",
-				"-signal-after", "700ms", "-pid", fmt.Sprint(p.cmd.Process.Pid))
+			args := []string{"-mode", "drain", h2, "-url", "https://" + p.tls + "/", "-k", "-c", "20", "-d", "5s", "-pid", fmt.Sprint(p.cmd.Process.Pid)}
+			if h2 == "-h2" {
+				args = append(args, "-signal-after", "700ms") // else: 1s after all are open
+			}
+			r, code := benchJSON(t, args...)
 			d := r.Drain
 			if code != 0 || d == nil || !d.Signalled || !d.Exited || d.Losses() != 0 || d.AfterSignal == 0 {
 				t.Fatalf("exit %d, drain %+v, errors %v", code, d, r.Errors)
@@ -260,24 +263,27 @@ func TestDrainCountsLosses(t *testing.T) {
 	}
 	f.Close()
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	r, code := benchJSON(t, "-mode", "drain", "-url", "http://"+ln.Addr().String()+"/", "-c", "5", "-d", "4s",
+	r, code := benchJSON(t, "-mode", "drain", "-h2", "-m", "2", "-url", "http://"+ln.Addr().String()+"/", "-c", "5", "-d", "4s",
 		"-signal-after", "1500ms", "-pid", fmt.Sprint(cmd.Process.Pid))
 	if code != 1 || r.Drain == nil || !r.Drain.Exited || r.Drain.Losses() == 0 {
 		t.Fatalf("exit %d, drain %+v, errors %v", code, r.Drain, r.Errors)
 	}
 }
 
-// slowServer serves on fd 3, each answer after a second, and dies on
-// SIGTERM: every request in flight then is lost (none within raceWindow).
+// slowServer serves h2c on fd 3, each answer after a second, and dies on
+// SIGTERM: every stream in flight then is lost (no GOAWAY says otherwise).
 func slowServer() int {
 	ln, err := net.FileListener(os.NewFile(3, "listener"))
 	if err != nil {
 		return 1
 	}
-	http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Protocols: &p, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(time.Second)
 		w.Write([]byte("ok"))
-	}))
+	})}
+	srv.Serve(ln)
 	return 0
 }
 
