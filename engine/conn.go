@@ -167,6 +167,10 @@ func (c *Conn) setState(s State) {
 	spent := now - c.stateSince
 	c.stateSince = now
 	l.e.met.observeState(c.side, prev, s, spent)
+	if s >= ShutdownInitiated {
+		c.shutdownStep(s, prev, now, spent)
+		return
+	}
 	if lg := l.e.log; lg.Enabled(context.Background(), slog.LevelDebug) {
 		lg.LogAttrs(context.Background(), slog.LevelDebug, "state",
 			slog.String("conn", connID(c.id)),
@@ -597,6 +601,8 @@ func (c *Conn) writeFailed(err error) {
 	o := ResetByPeer
 	if !errors.Is(err, unix.EPIPE) && !errors.Is(err, unix.ECONNRESET) {
 		o = Aborted
+	} else {
+		c.trace.peerEnded(PeerReset, c.l.now())
 	}
 	c.abort(o, false)
 }

@@ -584,6 +584,7 @@ func (g *gnetEvents) OnClose(gc gnet.Conn, err error) gnet.Action {
 		c.onPeerFIN()
 	default: // ECONNRESET and friends
 		c.l.e.log.Debug("read failed", "conn", connID(c.id), "err", err)
+		c.trace.peerEnded(PeerReset, l.now())
 		c.socketClosing = true
 		c.trace.Outcome = ResetByPeer
 		c.finalize()
@@ -609,6 +610,11 @@ func resetNotFIN(fd int) bool {
 
 func (c *Conn) onPeerFIN() {
 	c.readEOF = true
+	how := PeerFIN
+	if c.state < WriteShut && resetNotFIN(c.fd) {
+		how = PeerReset
+	}
+	c.trace.peerEnded(how, c.l.now())
 	if c.state >= WriteShut {
 		// Our FIN is out already: the peer's completes the close.
 		if !c.discardReads && !c.eofDelivered {
@@ -625,7 +631,7 @@ func (c *Conn) onPeerFIN() {
 		}
 		return
 	}
-	if resetNotFIN(c.fd) {
+	if how == PeerReset {
 		// What read as EOF was an RST whose error something else took
 		// first: a reset must never pass for a clean end.
 		c.l.e.log.Debug("read failed", "conn", connID(c.id), "err", "reset (TCP state CLOSE at EOF)")

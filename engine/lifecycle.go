@@ -90,6 +90,47 @@ type Trace struct {
 	BytesIn   int64
 	BytesOut  int64
 	Discarded int64 // bytes thrown away by an abort (engine buffer + kernel send queue)
+
+	// The close, step by step (/debug/shutdowns).
+	PeerEnded   int64   // when the peer first ended its side (FIN, close_notify, RST), 0 if never
+	PeerEndedBy PeerEnd // how
+	// At ShutdownInitiated: bytes in the engine buffer and the kernel
+	// send queue, and bytes read so far (what came after was discarded).
+	PendingAtShutdown int
+	KernelAtShutdown  int
+	InAtShutdown      int64
+	OutAt             [numStates - ShutdownInitiated]int64 // BytesOut when each close state was entered
+}
+
+// PeerEnd says how the peer ended its side of a connection.
+type PeerEnd uint8
+
+// Ways a peer ends.
+const (
+	PeerNotEnded PeerEnd = iota
+	PeerFIN
+	PeerCloseNotify
+	PeerReset
+)
+
+func (p PeerEnd) String() string {
+	return [...]string{"", "fin", "close_notify", "reset"}[min(p, PeerReset)]
+}
+
+// peerEnded records the first way the peer ended, at now.
+func (t *Trace) peerEnded(how PeerEnd, now int64) {
+	if t.PeerEnded == 0 {
+		t.PeerEnded, t.PeerEndedBy = now, how
+	}
+}
+
+// ClosedFirst says who ended the connection first: "peer" when its FIN,
+// close_notify or reset came before sluice began the close, else "sluice".
+func (t *Trace) ClosedFirst() string {
+	if t.PeerEnded != 0 && (t.Entered[ShutdownInitiated] == 0 || t.PeerEnded <= t.Entered[ShutdownInitiated]) {
+		return "peer"
+	}
+	return "sluice"
 }
 
 // Side says which end of the proxy a connection is on.

@@ -16,6 +16,8 @@ import (
 var (
 	latencyBuckets  = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
 	lifetimeBuckets = []float64{.001, .01, .05, .1, .5, 1, 5, 10, 30, 60, 300, 900, 3600, 14400}
+	// pendingBuckets for bytes left to send when a close begins (0 to 16 MiB).
+	pendingBuckets = []float64{0, 1 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20}
 )
 
 // engineMetrics holds pointers to every engine metric, created once at
@@ -34,6 +36,9 @@ type engineMetrics struct {
 	phase         [numStates]*metrics.PrometheusHistogram // time spent in a state, by the state left
 	lifetime      [2]*metrics.PrometheusHistogram
 	closeSeq      *metrics.PrometheusHistogram // ShutdownInitiated to SocketClosed
+	// The close's phases (client connections): flush, close_notify, linger.
+	shutdownDur     [3]*metrics.PrometheusHistogram
+	shutdownPending *metrics.PrometheusHistogram // engine buffer bytes at ShutdownInitiated
 	dials         [3]*metrics.Counter
 	dialsInFlight atomic.Int64
 
@@ -102,6 +107,10 @@ func newEngineMetrics(e *Engine) *engineMetrics {
 		m.phase[st] = s.NewPrometheusHistogramExt(fmt.Sprintf(`sluice_connection_state_duration_seconds{state=%q}`, st), lifetimeBuckets)
 	}
 	m.closeSeq = s.NewPrometheusHistogramExt(`sluice_close_sequence_duration_seconds`, latencyBuckets)
+	for i, ph := range []string{"flush", "close_notify", "linger"} {
+		m.shutdownDur[i] = s.NewPrometheusHistogramExt(fmt.Sprintf(`sluice_shutdown_phase_duration_seconds{phase=%q}`, ph), latencyBuckets)
+	}
+	m.shutdownPending = s.NewPrometheusHistogramExt(`sluice_shutdown_pending_bytes`, pendingBuckets)
 	for i, r := range []string{"ok", "error", "timeout"} {
 		m.dials[i] = s.NewCounter(fmt.Sprintf(`sluice_upstream_dials_total{result=%q}`, r))
 	}
@@ -204,5 +213,26 @@ func TLSErrorCounter(s *metrics.Set) func(reason string) {
 			return
 		}
 		s.GetOrCreateCounter(fmt.Sprintf(`sluice_tls_errors_total{reason=%q}`, reason)).Inc()
+	}
+}
+
+// shutdownPhase observes the close phase that entering s ends: flush
+// (ShutdownInitiated to BufferFlushed), close_notify (BufferFlushed to
+// CloseNotifySent) and linger (Lingering to SocketClosed).
+func (m *engineMetrics) shutdownPhase(t *Trace, s State) {
+	var from State
+	var i int
+	switch s {
+	case BufferFlushed:
+		from, i = ShutdownInitiated, 0
+	case CloseNotifySent:
+		from, i = BufferFlushed, 1
+	case SocketClosed:
+		from, i = Lingering, 2
+	default:
+		return
+	}
+	if at := t.Entered[from]; at != 0 {
+		m.shutdownDur[i].Update(float64(t.Entered[s]-at) / 1e9)
 	}
 }

@@ -61,6 +61,25 @@ type TraceInfo struct {
 	States    map[string]float64 `json:"states_seconds"` // seconds after Created
 	Delivered *float64           `json:"delivered_seconds,omitempty"`
 	Close     string             `json:"close_sequence,omitempty"`
+	// Who ended first: "peer" (its FIN, close_notify or reset came
+	// before sluice began the close) or "sluice".
+	ClosedFirst string        `json:"closed_first"`
+	PeerEnded   string        `json:"peer_ended,omitempty"`         // fin, close_notify or reset
+	PeerEndedAt *float64      `json:"peer_ended_seconds,omitempty"` // after Created
+	Shutdown    *ShutdownInfo `json:"shutdown,omitempty"`
+}
+
+// ShutdownInfo is the close sequence of a trace, with the bytes at each
+// step.
+type ShutdownInfo struct {
+	StateAtShutdown string           `json:"state_at_shutdown"`
+	PendingBytes    int              `json:"pending_bytes"`      // engine buffer at ShutdownInitiated
+	KernelQueue     int              `json:"kernel_queue_bytes"` // kernel send queue then
+	BytesInBefore   int64            `json:"bytes_in_before"`    // read before it; the rest was discarded
+	BytesOutAt      map[string]int64 `json:"bytes_out_at"`       // bytes written when each step began
+	FlushCompleted  bool             `json:"flush_completed"`
+	CloseNotifySent bool             `json:"close_notify_sent"`
+	DurationS       float64          `json:"duration_seconds"`
 }
 
 // Snapshot is the engine's live connections and its recent close traces.
@@ -173,6 +192,32 @@ func (t *Trace) Info() TraceInfo {
 			ti.States[st.String()] = float64(at-created) / 1e9
 		}
 	}
+	ti.ClosedFirst = t.ClosedFirst()
+	if t.PeerEnded != 0 {
+		ti.PeerEnded = t.PeerEndedBy.String()
+		d := float64(t.PeerEnded-created) / 1e9
+		ti.PeerEndedAt = &d
+	}
+	if st := t.Entered[ShutdownInitiated]; st != 0 {
+		si := &ShutdownInfo{PendingBytes: t.PendingAtShutdown, KernelQueue: t.KernelAtShutdown,
+			BytesInBefore: t.InAtShutdown, BytesOutAt: map[string]int64{},
+			FlushCompleted:  t.Entered[BufferFlushed] != 0,
+			CloseNotifySent: t.Entered[CloseNotifySent] != 0,
+			DurationS:       float64(t.Entered[SocketClosed]-st) / 1e9}
+		// The state before ShutdownInitiated: the latest one entered.
+		for p := ShutdownInitiated - 1; ; p-- {
+			if t.Entered[p] != 0 || p == Created {
+				si.StateAtShutdown = p.String()
+				break
+			}
+		}
+		for p := ShutdownInitiated; p < numStates; p++ {
+			if t.Entered[p] != 0 {
+				si.BytesOutAt[p.String()] = t.OutAt[p-ShutdownInitiated]
+			}
+		}
+		ti.Shutdown = si
+	}
 	if t.Delivered != 0 {
 		d := float64(t.Delivered-created) / 1e9
 		ti.Delivered = &d
@@ -192,4 +237,55 @@ func (c *Conn) drainWait(kq int) string {
 		return "peer_read"
 	}
 	return "fin"
+}
+
+// RecentCloses returns the recent close traces of every loop (the last
+// 64 per loop), newest first: those keep accepts (nil: all).
+func (e *Engine) RecentCloses(ctx context.Context, keep func(*Trace) bool) ([]TraceInfo, error) {
+	loops := e.Loops()
+	parts := make(chan []Trace, len(loops))
+	posted := 0
+	for _, l := range loops {
+		l := l
+		if l.Post(func() {
+			var p []Trace
+			for i := range l.recent {
+				if keep == nil || keep(&l.recent[i]) {
+					p = append(p, l.recent[i])
+				}
+			}
+			parts <- p
+		}) == nil {
+			posted++
+		}
+	}
+	var traces []Trace
+	var err error
+	for ; posted > 0; posted-- {
+		select {
+		case p := <-parts:
+			traces = append(traces, p...)
+		case <-ctx.Done():
+			err = ctx.Err()
+			posted = 1
+		}
+	}
+	sort.Slice(traces, func(i, j int) bool {
+		return traces[i].Entered[SocketClosed] > traces[j].Entered[SocketClosed]
+	})
+	out := make([]TraceInfo, 0, len(traces))
+	for i := range traces {
+		out = append(out, traces[i].Info())
+	}
+	return out, err
+}
+
+// ParseOutcome returns the outcome named s (as in logs and metrics).
+func ParseOutcome(s string) (Outcome, bool) {
+	for o := Outcome(1); o < numOutcomes; o++ {
+		if outcomeNames[o] == s {
+			return o, true
+		}
+	}
+	return OutcomeNone, false
 }

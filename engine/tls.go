@@ -172,6 +172,7 @@ func (c *Conn) tlsPump(feedErr error) {
 		c.appEOF = true
 		if ev := t.Events(); ev.Has(tlsio.PeerCloseNotify) {
 			c.l.e.met.tlsPeerCloseNotify.Inc()
+			c.trace.peerEnded(PeerCloseNotify, c.l.now())
 		}
 		c.maybeDeliverEOF()
 	} else if rerr != nil && rerr != io.EOF {

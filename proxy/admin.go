@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -46,6 +48,7 @@ func NewAdmin(addr string, eng *engine.Engine, log *slog.Logger, sets ...*metric
 	})
 	mux.HandleFunc("/readyz", a.readyz)
 	mux.HandleFunc("/debug/connections", a.connections)
+	mux.HandleFunc("/debug/shutdowns", a.shutdowns)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -56,7 +59,7 @@ func NewAdmin(addr string, eng *engine.Engine, log *slog.Logger, sets ...*metric
 			http.NotFound(w, r)
 			return
 		}
-		io.WriteString(w, "sluice admin: /metrics /healthz /readyz /debug/connections /debug/pprof/\n")
+		io.WriteString(w, "sluice admin: /metrics /healthz /readyz /debug/connections /debug/shutdowns /debug/pprof/\n")
 	})
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return a, nil
@@ -123,5 +126,55 @@ func (a *Admin) connections(w http.ResponseWriter, r *http.Request) {
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(out); err != nil {
 		a.log.Debug("admin: writing /debug/connections", "err", err)
+	}
+}
+
+// shutdowns serves the ring of recent close traces on its own: who closed
+// first, the bytes at each step of the close. ?outcome=a,b keeps those
+// outcomes, ?side=downstream|upstream one side; an unknown value is 400.
+func (a *Admin) shutdowns(w http.ResponseWriter, r *http.Request) {
+	var outcomes []engine.Outcome
+	if q := r.URL.Query().Get("outcome"); q != "" {
+		for _, name := range strings.Split(q, ",") {
+			o, ok := engine.ParseOutcome(name)
+			if !ok {
+				http.Error(w, "unknown outcome "+strconv.Quote(name), http.StatusBadRequest)
+				return
+			}
+			outcomes = append(outcomes, o)
+		}
+	}
+	side := r.URL.Query().Get("side")
+	if side != "" && side != "downstream" && side != "upstream" {
+		http.Error(w, "side must be downstream or upstream", http.StatusBadRequest)
+		return
+	}
+	keep := func(t *engine.Trace) bool {
+		if side != "" && t.Side.String() != side {
+			return false
+		}
+		if len(outcomes) == 0 {
+			return true
+		}
+		for _, o := range outcomes {
+			if t.Outcome == o {
+				return true
+			}
+		}
+		return false
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	traces, err := a.eng.RecentCloses(ctx, keep)
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		w.Header().Set("X-Sluice-Partial", err.Error())
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(struct {
+		Closes []engine.TraceInfo `json:"closes"`
+	}{traces}); err != nil {
+		a.log.Debug("admin: writing /debug/shutdowns", "err", err)
 	}
 }

@@ -73,6 +73,8 @@ var metricHelp = map[string]string{
 	"sluice_upstream_connection_duration_seconds":            "Upstream connection lifetimes, dial to socket closed.",
 	"sluice_connection_state_duration_seconds":               "Time client connections spent in a lifecycle state, by the state left.",
 	"sluice_close_sequence_duration_seconds":                 "Client connection close sequences, ShutdownInitiated to SocketClosed.",
+	"sluice_shutdown_phase_duration_seconds":                 "Client connection close phases: flush (to BufferFlushed), close_notify (to CloseNotifySent), linger (Lingering to SocketClosed).",
+	"sluice_shutdown_pending_bytes":                          "Bytes in a client connection's engine buffer when its close began.",
 	"sluice_downstream_bytes_read_total":                     "Bytes read from client sockets.",
 	"sluice_downstream_bytes_written_total":                  "Bytes written to client sockets.",
 	"sluice_upstream_bytes_read_total":                       "Bytes read from upstream sockets.",
@@ -84,10 +86,10 @@ var metricHelp = map[string]string{
 	"sluice_upstream_dials_in_flight":                        "Upstream connects under way now.",
 	"sluice_proxy_protocol_headers_total":                    "PROXY protocol headers read (v1, v2) and connections closed for want of a valid one.",
 	"sluice_drains_total":                                    "Process drains, by result (clean, forced).",
-	"sluice_drain_phase":                                     "The process drain's phase now (0: serving; see shutdown.Phase).",
+	"sluice_drain_phase":                                     "The process drain's phase now: 0 Serving, 1 NotReady, 2 StopAccepting, 3 Draining, 4 Forcing, 5 Done.",
 	"sluice_drain_phase_duration_seconds":                    "Time the last drain spent in each phase.",
-	"sluice_drain_connections":                               "Connections the drain is waiting for, by what holds them.",
-	"sluice_drain_forced_total":                              "Connections aborted by a drain at its deadline.",
+	"sluice_drain_connections":                               "Connections the drain is waiting for (client and upstream), by engine state.",
+	"sluice_drain_forced_total":                              "Connections aborted by a drain at its deadline or on a second signal.",
 
 	// engine: TLS
 	"sluice_tls_handshakes_total":                    "Client TLS handshakes, by result (ok, error, timeout, first_byte_timeout, evicted, rejected).",
