@@ -24,23 +24,23 @@ var (
 // start-up; hot paths never format a metric name. Gauges are callbacks that
 // read per-loop atomics at scrape time.
 type engineMetrics struct {
-	accepted      *metrics.Counter
-	rejected      *metrics.Counter
-	evicted       [numAdmKinds]*metrics.Counter
-	pauses        *metrics.Counter
-	detached      *metrics.Counter
-	closes        [2][numOutcomes]*metrics.Counter
-	aborts        [2]*metrics.Counter
-	abortBytes    [2]*metrics.Counter
-	in, out       [2]*metrics.Counter
-	phase         [numStates]*metrics.PrometheusHistogram // time spent in a state, by the state left
-	lifetime      [2]*metrics.PrometheusHistogram
-	closeSeq      *metrics.PrometheusHistogram // ShutdownInitiated to SocketClosed
+	accepted   *metrics.Counter
+	rejected   *metrics.Counter
+	evicted    [numAdmKinds]*metrics.Counter
+	pauses     *metrics.Counter
+	detached   *metrics.Counter
+	closes     [2][numOutcomes]*metrics.Counter
+	aborts     [2]*metrics.Counter
+	abortBytes [2]*metrics.Counter
+	in, out    [2]*metrics.Counter
+	phase      [numStates]*metrics.PrometheusHistogram // time spent in a state, by the state left
+	lifetime   [2]*metrics.PrometheusHistogram
+	closeSeq   *metrics.PrometheusHistogram // ShutdownInitiated to SocketClosed
 	// The close's phases (client connections): flush, close_notify, linger.
 	shutdownDur     [3]*metrics.PrometheusHistogram
 	shutdownPending *metrics.PrometheusHistogram // engine buffer bytes at ShutdownInitiated
-	dials         [3]*metrics.Counter
-	dialsInFlight atomic.Int64
+	dials           [3]*metrics.Counter
+	dialsInFlight   atomic.Int64
 
 	tlsHandshakes      [len(hsResults)]*metrics.Counter
 	tlsHandshakeDur    *metrics.PrometheusHistogram
