@@ -36,7 +36,7 @@ type config struct {
 	retries       int
 	maxFails      int
 	healthPath    string
-	accessLog     bool
+	accessLog     string // "stderr", "stdout", "off" or a file path
 	maxHead       int
 	maxFields     int
 	maxLine       int
@@ -108,7 +108,7 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs.IntVar(&c.retries, "retries", 2, "extra attempts when nothing was processed: any method after a failed dial, idempotent ones also after a reused connection failed before any response byte (0 disables)")
 	fs.IntVar(&c.maxFails, "max-fails", 3, "consecutive failures that eject an upstream for 10s (0 disables passive health checks)")
 	fs.StringVar(&c.healthPath, "health-path", "", "active health check path, e.g. /healthz (empty disables; every 5s, 2s timeout; h2c upstreams are checked over HTTP/2)")
-	fs.BoolVar(&c.accessLog, "access-log", true, "log one line per HTTP request")
+	fs.StringVar(&c.accessLog, "access-log", "stderr", "one line per HTTP request, to stderr, stdout, a file (a path with a /, appended to; reopened on SIGHUP) or off; buffered, flushed every second and on exit; written whatever -log-level says (true and false still mean stderr and off)")
 	fs.IntVar(&c.maxHead, "max-header-bytes", 32<<10, "largest request head in bytes (more: 431)")
 	fs.IntVar(&c.maxFields, "max-header-fields", 100, "most request header fields (more: 431)")
 	fs.IntVar(&c.maxLine, "max-request-line", 8<<10, "longest request line in bytes (more: 414)")
@@ -300,6 +300,22 @@ func (c *config) validate(level string) error {
 		c.logLevel = slog.LevelError
 	default:
 		return fmt.Errorf("-log-level %q: must be debug, info, warn or error", level)
+	}
+	switch c.accessLog {
+	case "true":
+		c.accessLog = "stderr"
+	case "false":
+		c.accessLog = "off"
+	case "stderr", "stdout", "off":
+	default:
+		if !strings.Contains(c.accessLog, "/") {
+			return fmt.Errorf("-access-log %q: must be stderr, stdout, off or a file path containing a / (e.g. ./access.log)", c.accessLog)
+		}
+		f, err := os.OpenFile(c.accessLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return fmt.Errorf("-access-log %q: %v", c.accessLog, errors.Unwrap(err))
+		}
+		f.Close()
 	}
 	if c.logFormat != "text" && c.logFormat != "json" {
 		return fmt.Errorf("-log-format %q: must be text or json", c.logFormat)

@@ -45,6 +45,17 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
+	access, err := openAccessLog(cfg, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice: -access-log %q: %v\n", cfg.accessLog, err)
+		return 2
+	}
+	defer func() {
+		if err := access.close(); err != nil {
+			fmt.Fprintf(stderr, "sluice: -access-log %q: %v\n", cfg.accessLog, err)
+		}
+	}()
+
 	set := metrics.NewSet()
 	// TLS: always in http mode, in tcp mode when -cert is given.
 	var tlsSrv *tlsio.Server
@@ -138,8 +149,8 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 		if cfg.retries == 0 {
 			hc.Retries = -1
 		}
-		if cfg.accessLog {
-			hc.AccessLog = log
+		if access != nil {
+			hc.AccessLog = access.log
 		}
 		httpProxy, err = proxy.NewHTTP(hc, pm)
 		if err != nil {
@@ -240,10 +251,17 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 		select {
 		case sig = <-sigs:
 		case <-hup:
+			if access != nil && access.file != nil {
+				if err := access.reopen(); err != nil {
+					log.Error("SIGHUP: access log not reopened, still writing to the old file", "path", cfg.accessLog, "err", err)
+				} else {
+					log.Info("SIGHUP: access log reopened", "path", cfg.accessLog)
+				}
+			}
 			if store != nil {
 				reloadCerts(cfg, store, log)
 			} else {
-				log.Info("SIGHUP: no TLS listener, nothing to reload")
+				log.Info("SIGHUP: no TLS listener, no certificates to reload")
 			}
 		}
 	}

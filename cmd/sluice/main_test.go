@@ -80,7 +80,7 @@ func TestHelpDocumentsEveryFlagWithDefault(t *testing.T) {
 		"-listen", `(default ":8443")`, "-upstream", "-admin", `(default "127.0.0.1:9090")`,
 		"-cert", "-key", "-loops", "-lock-loops", "-mode", `(default "http")`, "-listen-plain", "-route", "-balance",
 		`(default "round_robin")`, "-pool-size", "(default 1024)", "-pool-idle-timeout", "(default 1m0s)", "-retries", "(default 2)", "-max-fails", "-health-path",
-		"-access-log", "(default true)", "-max-header-bytes", "(default 32768)", "-max-header-fields", "(default 100)",
+		"-access-log", `(default "stderr")`, "-max-header-bytes", "(default 32768)", "-max-header-fields", "(default 100)",
 		"-max-request-line", "(default 8192)", "-upstream-timeout", "-max-handshakes", "(default 1024)", "-log-level", `(default "info")`,
 		"-log-format", `(default "text")`, "-handshake-timeout", "(default 10s)", "-first-byte-timeout", "(default 5s)", "-header-timeout",
 		"(default 30s)", "-idle-timeout", "(default 1m0s)", "-write-timeout", "-linger-timeout",
