@@ -24,7 +24,8 @@ import (
 //	attempts         upstream attempts (more than 1 after retries)
 //	end              ok, client_abort, upstream_reset, upstream_timeout,
 //	                 dial_error, dial_timeout, bad_response, bad_request,
-//	                 header_timeout, body_timeout, no_route, bad_method
+//	                 header_timeout, body_timeout, no_route, bad_method,
+//	                 queue_full, queue_timeout (503 at -upstream-max-conns)
 //
 // An upgraded exchange (WebSocket) is logged when the tunnel ends, with the
 // bytes relayed each way.

@@ -29,6 +29,11 @@ type Upstream struct {
 	idleConns atomic.Int64 // pooled idle connections, all loops
 	busyConns atomic.Int64 // connections serving a request, all loops
 
+	// The in-use cap (HTTPConfig.UpstreamMaxConns, queue.go); 0: none.
+	maxConns int64
+	inUse    atomic.Int64 // slots held: connections dialing or serving, all loops
+	queued   atomic.Int64 // requests waiting for a slot, all loops
+
 	m upstreamMetrics
 }
 

@@ -46,6 +46,10 @@
 //     HTTP/1.1 upstream as the RFC 6455 handshake and becomes a tunnel
 //     on its stream (h2ws.go).
 //
+// Pools and the in-use cap: pool.go (the idle pool follows demand, purged
+// by age) and queue.go (UpstreamMaxConns: slots over all loops, a FIFO
+// per loop, 503 past its bounds).
+//
 // Upstreams over TLS (https:// for HTTP/1.1, h2:// for HTTP/2) are dialed
 // with engine.Loop.DialTLS: verified against UpstreamTLS, one session
 // cache per upstream; a failed handshake is a failed dial.

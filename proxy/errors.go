@@ -22,6 +22,8 @@ const (
 	errClientAbort            // the client went away or half-closed mid-body
 	errWriteStall             // an HTTP/2 client kept a response stalled by its window past WriteTimeout
 	errNotImplemented         // a request sluice cannot relay to the upstream picked (WebSocket over HTTP/2 to an h2c one)
+	errQueueFull              // the upstream is at its in-use cap and its queue is full (not the upstream's failure)
+	errQueueTimeout           // the request waited its queue timeout for a connection to the upstream
 	errDial                   // connecting to the upstream failed
 	errDialTimeout            // connecting to the upstream timed out (its TLS handshake included)
 	errUpTLS                  // the upstream's TLS handshake failed (certificate, alert, protocol)
@@ -40,6 +42,8 @@ var errKindEnd = [...]string{
 	errClientAbort:    "client_abort",
 	errWriteStall:     "write_timeout",
 	errNotImplemented: "not_implemented",
+	errQueueFull:      "queue_full",
+	errQueueTimeout:   "queue_timeout",
 	errDial:           "dial_error",
 	errDialTimeout:    "dial_timeout",
 	errUpTLS:          "upstream_tls_error",
@@ -90,6 +94,8 @@ var (
 	errNotImplErr       = &proxyError{kind: errNotImplemented}
 	errUpTimeoutErr     = &proxyError{kind: errUpTimeout}
 	errUpResetErr       = &proxyError{kind: errUpReset}
+	errQueueFullErr     = &proxyError{kind: errQueueFull}
+	errQueueTimeoutErr  = &proxyError{kind: errQueueTimeout}
 )
 
 // kindOf classifies any error the exchange can meet.
@@ -128,6 +134,7 @@ var (
 //	404                      no route for the host and path
 //	405                      CONNECT (sluice is not a forward proxy)
 //	501                      WebSocket over HTTP/2 to an upstream that is not HTTP/1.1
+//	503                      the upstream is at its in-use cap: its queue is full, or the wait timed out
 //	408                      the client was too slow sending its head or body
 //	502                      the upstream refused, reset, closed early or sent garbage
 //	504                      the upstream did not connect or answer in time
@@ -145,6 +152,8 @@ func statusFor(err error) int {
 		return 405
 	case errNotImplemented:
 		return 501
+	case errQueueFull, errQueueTimeout:
+		return 503
 	case errHeaderTimeout, errBodyTimeout:
 		return 408
 	case errClientAbort:

@@ -47,6 +47,11 @@ func (cc *clientConn) connectH2C(u *Upstream) {
 	x.attempts++
 	u.inflight.Add(1)
 	up := cc.ls.h2Acquire(u)
+	if up == nil { // at the upstream's in-use cap, every connection full
+		cc.endAttempt(u, resQueueFull)
+		cc.respondError(errQueueFullErr)
+		return
+	}
 	x.bodySent = 0
 	id, err := up.open(cc, x.upFields, x.reqDone)
 	if err != nil {

@@ -25,6 +25,11 @@ func (st *h2Stream) connectH2C(u *Upstream) {
 	x.attempts++
 	u.inflight.Add(1)
 	up := hc.ls.h2Acquire(u)
+	if up == nil { // at the upstream's in-use cap, every connection full
+		endAttemptOn(u, resQueueFull)
+		st.afterFailure(u, errQueueFullErr, false)
+		return
+	}
 	x.bodySent = 0
 	x.sentAll = false
 	st.retrySent = 0

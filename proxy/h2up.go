@@ -94,12 +94,14 @@ type h2UpConn struct {
 	closing   bool // no new streams; closes when the last one ends
 	dead      bool // closed (or the dial failed)
 	settled   bool // the upstream's SETTINGS arrived
+	slot      bool // holds one of the upstream's in-use slots until it closes
 	stats     h2.Stats
 	ids       []uint32
 }
 
 // h2Acquire returns a connection to u with room for one more stream,
-// dialing one when none has.
+// dialing one when none has; nil when that would pass u's in-use cap
+// (UpstreamMaxConns: connections, open or dialing).
 func (ls *loopState) h2Acquire(u *Upstream) *h2UpConn {
 	p := &ls.h2pools[u.idx]
 	for _, up := range p.conns {
@@ -107,8 +109,11 @@ func (ls *loopState) h2Acquire(u *Upstream) *h2UpConn {
 			return up
 		}
 	}
+	if u.maxConns > 0 && !u.takeSlot() {
+		return nil
+	}
 	h := ls.h
-	up := &h2UpConn{ls: ls, u: u, users: make(map[uint32]h2UpUser)}
+	up := &h2UpConn{ls: ls, u: u, users: make(map[uint32]h2UpUser), slot: u.maxConns > 0}
 	up.sc = h2.NewConn(h2.Client, h.h2ucfg, (*h2UpEvents)(up), h2Now())
 	p.conns = append(p.conns, up)
 	u.dial(ls.l, h.cfg.DialTimeout, up, up.dialFailed)
@@ -306,7 +311,16 @@ func (up *h2UpConn) notConnected(err *proxyError) {
 	up.dead = true
 	up.closing = true
 	up.unpool()
+	up.dropSlot() // before the streams go elsewhere: a retry may need it
 	up.fail(err, true)
+}
+
+// dropSlot gives up up's in-use slot (idempotent).
+func (up *h2UpConn) dropSlot() {
+	if up.slot {
+		up.slot = false
+		up.ls.slotFreed(up.u)
+	}
 }
 
 // OnOpen sends what was queued while dialing (preface, SETTINGS, the
@@ -414,6 +428,7 @@ func (up *h2UpConn) OnClosed(c *engine.Conn, t *engine.Trace) {
 		up.dead = true
 		up.unpool()
 	}
+	up.dropSlot()
 	up.fail(errUpResetErr, false)
 	up.flush()
 }

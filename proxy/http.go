@@ -116,6 +116,30 @@ type HTTPConfig struct {
 	// every request over it dial and close a connection.
 	PoolSize int
 
+	// UpstreamMaxConns caps the connections in use per upstream, over all
+	// loops (0, the default: no cap). That, not the idle pool, protects a
+	// backend. For an HTTP/1.1 upstream (http://, https://) a connection
+	// is in use from its dial, or from being taken from the pool, until
+	// it goes back to the pool or closes; idle pooled connections do not
+	// count. A request that finds the cap reached waits in the upstream's
+	// queue (UpstreamQueue, UpstreamQueueTimeout) for a connection another
+	// request frees, first come first served; past either bound it gets a
+	// 503 (access log end=queue_full or queue_timeout, counted in
+	// sluice_upstream_requests_total{result}). It is not retried
+	// elsewhere and does not count against the upstream's health. For an
+	// HTTP/2 upstream (h2c://, h2://) it caps connections, open or
+	// dialing, each carrying up to the peer's SETTINGS_MAX_CONCURRENT_STREAMS
+	// streams; a request that finds every connection full at the cap gets
+	// a 503 at once (end=queue_full): there is no queue for HTTP/2
+	// upstreams.
+	UpstreamMaxConns int
+	// UpstreamQueue bounds the requests waiting per upstream at its cap
+	// (default 1024; negative: no queue, a 503 at once).
+	UpstreamQueue int
+	// UpstreamQueueTimeout bounds how long a request waits there (default
+	// 5s, like HAProxy's timeout queue defaulting to its connect timeout).
+	UpstreamQueueTimeout time.Duration
+
 	// Balance names the load-balancing policy: "round_robin" (default),
 	// "least_conn" or "p2c" (power of two choices). Upstreams ejected by
 	// health checks are skipped; when every upstream of a route is out,
@@ -286,6 +310,16 @@ func (cfg *HTTPConfig) setDefaults() error {
 	if cfg.PoolSize <= 0 {
 		cfg.PoolSize = 1024
 	}
+	if cfg.UpstreamMaxConns < 0 {
+		return fmt.Errorf("upstream max conns %d: must be 0 (no cap) or more", cfg.UpstreamMaxConns)
+	}
+	if cfg.UpstreamQueue == 0 {
+		cfg.UpstreamQueue = 1024
+	}
+	if cfg.UpstreamQueue < 0 {
+		cfg.UpstreamQueue = 0
+	}
+	def(&cfg.UpstreamQueueTimeout, 5*time.Second)
 	if cfg.MaxFails == 0 {
 		cfg.MaxFails = 3
 	}
@@ -353,7 +387,7 @@ type HTTP struct {
 	// Derived once from cfg, in engine-clock nanoseconds.
 	dialTimeout, respHeaderTimeout, readTimeout           int64
 	headerTimeout, idleTimeout, upIdleTimeout, tunnelIdle int64
-	failCooldown, writeTimeout, h2Tick                    int64
+	failCooldown, writeTimeout, h2Tick, queueTimeout      int64
 	viaValue                                              [2]string // "1.0 sluice", "1.1 sluice"
 	via2                                                  string    // "2.0 sluice"
 
@@ -412,6 +446,7 @@ func NewHTTP(cfg HTTPConfig, m *Metrics) (*HTTP, error) {
 				}
 				u = newUpstream(addr, len(h.ups), cl)
 				u.label = key
+				u.maxConns = int64(cfg.UpstreamMaxConns)
 				h.m.registerUpstream(u, key)
 				byAddr[key] = u
 				h.ups = append(h.ups, u)
@@ -438,6 +473,7 @@ func NewHTTP(cfg HTTPConfig, m *Metrics) (*HTTP, error) {
 	h.tunnelIdle = int64(cfg.TunnelIdleTimeout)
 	h.failCooldown = int64(cfg.FailCooldown)
 	h.writeTimeout = int64(cfg.WriteTimeout)
+	h.queueTimeout = int64(cfg.UpstreamQueueTimeout)
 	h.viaValue = [2]string{"1.0 " + cfg.Via, "1.1 " + cfg.Via}
 	h.via2 = "2.0 " + cfg.Via
 	// The HTTP/2 housekeeping tick checks stalled streams; a quarter of
@@ -508,6 +544,7 @@ type loopState struct {
 	h2pools  []h2pool // by Upstream.idx: h2c upstream connections
 	draining bool     // the engine asked to drain: no more pooling
 	cands    []*Upstream
+	queues   []upQueue // by Upstream.idx: requests waiting at the in-use cap (queue.go)
 
 	// HTTP/2 connections (client and h2c upstream) with frames queued,
 	// flushed together once the loop's current batch of events is done
@@ -534,7 +571,8 @@ func (h *HTTP) loopState(l *engine.Loop) *loopState {
 	}
 	ns := make([]*loopState, max(len(old), i+1))
 	copy(ns, old)
-	ls := &loopState{h: h, l: l, pools: make([]pool, len(h.ups)), h2pools: make([]h2pool, len(h.ups))}
+	ls := &loopState{h: h, l: l, pools: make([]pool, len(h.ups)), h2pools: make([]h2pool, len(h.ups)),
+		queues: make([]upQueue, len(h.ups))}
 	ls.flushFn = ls.flushAll
 	ns[i] = ls
 	h.loops.Store(&ns)

@@ -87,10 +87,12 @@ const (
 	resBadResponse
 	resAborted
 	resRetried
+	resQueueFull
+	resQueueTimeout
 	numResults
 )
 
-var resultNames = [numResults]string{"ok", "dial_error", "timeout", "reset", "bad_response", "aborted", "retried"}
+var resultNames = [numResults]string{"ok", "dial_error", "timeout", "reset", "bad_response", "aborted", "retried", "queue_full", "queue_timeout"}
 
 type upstreamMetrics struct {
 	results    [numResults]*metrics.Counter
@@ -281,6 +283,12 @@ func (hm *httpMetrics) registerUpstream(u *Upstream, a string) {
 		func() float64 { return float64(u.idleConns.Load()) })
 	s.GetOrCreateGauge(fmt.Sprintf(`sluice_upstream_pool_connections{upstream=%q,state="busy"}`, a),
 		func() float64 { return float64(u.busyConns.Load()) })
+	if u.maxConns > 0 {
+		s.GetOrCreateGauge(fmt.Sprintf(`sluice_upstream_connections_in_use{upstream=%q}`, a),
+			func() float64 { return float64(u.inUse.Load()) })
+		s.GetOrCreateGauge(fmt.Sprintf(`sluice_upstream_queued_requests{upstream=%q}`, a),
+			func() float64 { return float64(u.queued.Load()) })
+	}
 	s.GetOrCreateGauge(fmt.Sprintf(`sluice_upstream_available{upstream=%q}`, a), func() float64 {
 		if u.Available() {
 			return 1
@@ -302,6 +310,10 @@ func resultFor(k errKind) int {
 		return resBadResponse
 	case errUpReset:
 		return resReset
+	case errQueueFull:
+		return resQueueFull
+	case errQueueTimeout:
+		return resQueueTimeout
 	}
 	return resAborted
 }

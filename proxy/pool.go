@@ -55,13 +55,30 @@ func (ls *loopState) attemptOn(x *exchange, u *Upstream, user upUser) *upConn {
 	u.inflight.Add(1)
 	fresh := x.forceFreshDial
 	x.forceFreshDial = false
+	capped := u.maxConns > 0
+	if capped && !u.takeSlot() {
+		// At the in-use cap: wait for a slot (queue.go), looking to the
+		// user like a connection still dialing.
+		uc := newUpConn(ls, u)
+		uc.cc = user
+		uc.state = ucQueued
+		uc.fresh = fresh
+		x.uc = uc
+		if !ls.enqueue(uc) {
+			uc.state = ucDone
+			user.attemptFailed(uc, errQueueFullErr)
+		}
+		return nil
+	}
 	if !fresh {
 		if uc := ls.get(u); uc != nil {
+			uc.slot = capped
 			user.attach(uc)
 			return nil
 		}
 	}
 	uc := newUpConn(ls, u)
+	uc.slot = capped
 	uc.cc = user
 	x.uc = uc
 	return uc
@@ -117,6 +134,7 @@ const (
 	ucIdle                   // in the pool
 	ucBusy                   // serving cc's exchange
 	ucTunnel                 // relaying an upgraded connection for cc
+	ucQueued                 // a placeholder waiting for an in-use slot (queue.go); no connection yet
 	ucDone                   // closing or closed; never used again
 )
 
@@ -169,11 +187,14 @@ type upConn struct {
 	cc      upUser       // the exchange it serves or is dialed for; nil when idle or orphaned
 
 	state      ucState
-	reused     bool // served an earlier exchange: a failure before any response byte may just be staleness
-	gotByte    bool // a response byte arrived for the current request
-	headDone   bool // the final response head was parsed
-	noReuse    bool // bytes after the response, or an until-close body: close when done
-	readPaused bool // paused because the client is over its high-water mark
+	slot       bool  // holds one of the upstream's in-use slots (queue.go)
+	fresh      bool  // queued: dial a new connection rather than reuse one
+	queuedAt   int64 // queued: when it joined the queue (engine clock)
+	reused     bool  // served an earlier exchange: a failure before any response byte may just be staleness
+	gotByte    bool  // a response byte arrived for the current request
+	headDone   bool  // the final response head was parsed
+	noReuse    bool  // bytes after the response, or an until-close body: close when done
+	readPaused bool  // paused because the client is over its high-water mark
 	in         carry
 
 	mc     h1.MethodClass
@@ -192,6 +213,7 @@ func newUpConn(ls *loopState, u *Upstream) *upConn {
 // dialFailed runs on the loop when the connect failed.
 func (uc *upConn) dialFailed(err error) {
 	uc.state = ucDone
+	uc.dropSlot()
 	if cc := uc.cc; cc != nil {
 		cc.attemptFailed(uc, dialError(err))
 	}
@@ -221,6 +243,7 @@ func (uc *upConn) release(reusable bool) {
 	if !reusable || uc.noReuse || ls.draining || uc.c.Closed() || uc.c.ReadEOF() || len(p.idle) >= ls.h.cfg.PoolSize {
 		uc.state = ucDone
 		uc.c.Close(engine.Clean)
+		uc.dropSlot()
 		return
 	}
 	uc.state = ucIdle
@@ -233,6 +256,7 @@ func (uc *upConn) release(reusable bool) {
 	uc.c.SetTimer(engine.TimerIdle, ls.h.upIdleTimeout)
 	p.idle = append(p.idle, uc)
 	uc.u.idleConns.Add(1)
+	uc.dropSlot() // a request waiting here takes this very connection
 }
 
 // discard ends uc after a failure or an abandoned exchange: an RST when
@@ -255,9 +279,16 @@ func (uc *upConn) end(o engine.Outcome, abort bool) {
 	uc.cc = nil
 	prev := uc.state
 	uc.state = ucDone
-	if uc.c == nil || prev == ucDone {
-		return // still dialing: OnOpen finds no client and pools it, or it already ended
+	if prev == ucQueued {
+		uc.ls.unqueue(uc) // its client went away while it waited
+		return
 	}
+	if uc.c == nil || prev == ucDone {
+		// Still dialing: OnOpen finds no client and pools it (its slot
+		// held until then), or the dial fails; or it already ended.
+		return
+	}
+	uc.dropSlot()
 	if abort {
 		uc.c.Abort(o)
 	} else {
@@ -522,6 +553,7 @@ func (uc *upConn) OnClosed(c *engine.Conn, t *engine.Trace) {
 	}
 	uc.state = ucDone
 	uc.cc = nil
+	uc.dropSlot()
 }
 
 // carry keeps input a handler could not consume yet (a head or chunk-size

@@ -43,12 +43,7 @@ func openAccessLog(cfg *config, stdout, stderr io.Writer) (*accessLog, error) {
 	// 64 KiB holds a few hundred lines: at 40,000 requests a second, one
 	// write every 5 ms or so instead of 40,000.
 	al.lw = proxy.NewLogWriter(w, 64<<10, time.Second)
-	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
-	if cfg.logFormat == "json" {
-		al.log = slog.New(slog.NewJSONHandler(al.lw, opts))
-	} else {
-		al.log = slog.New(slog.NewTextHandler(al.lw, opts))
-	}
+	al.log = newLoggerAt(cfg, al.lw, slog.LevelInfo)
 	return al, nil
 }
 

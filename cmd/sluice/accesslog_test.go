@@ -123,3 +123,32 @@ func TestAccessLogFlagValues(t *testing.T) {
 		}
 	}
 }
+
+// stderrHas waits up to 5 s for s in the process's stderr: the access log
+// is buffered and flushed every second.
+func (p *proc) stderrHas(s string) bool {
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(p.stderr.String(), s) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
+
+// The in-use cap's flags reach the proxy, and bad values are one line.
+func TestUpstreamMaxConnsFlags(t *testing.T) {
+	for _, c := range [][]string{
+		{"-upstream-max-conns", "-1"}, {"-upstream-queue", "-5"}, {"-upstream-queue-timeout", "0s"},
+	} {
+		code, _, stderr := runBin(t, append(c, "-listen", freePort(t), "-admin", "")...)
+		if code != 2 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || !strings.Contains(stderr, c[0]) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and one line naming the flag", c, code, stderr)
+		}
+	}
+	c, err := parseFlags([]string{"-upstream-max-conns", "8", "-upstream-queue", "16", "-upstream-queue-timeout", "2s"}, io.Discard)
+	if err != nil || c.upMaxConns != 8 || c.upQueue != 16 || c.upQueueWait != 2*time.Second {
+		t.Errorf("parsed %+v, %v", c, err)
+	}
+}

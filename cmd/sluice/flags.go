@@ -33,6 +33,9 @@ type config struct {
 	balance       string
 	poolSize      int
 	poolIdle      time.Duration
+	upMaxConns    int
+	upQueue       int
+	upQueueWait   time.Duration
 	retries       int
 	maxFails      int
 	healthPath    string
@@ -105,6 +108,9 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs.StringVar(&c.balance, "balance", "round_robin", "load balancing across a route's upstreams: round_robin, least_conn or p2c (power of two choices)")
 	fs.IntVar(&c.poolSize, "pool-size", 1024, "most idle keep-alive connections kept per upstream per event loop: a connection freed by a finished request is kept up to this cap, and closed after -pool-idle-timeout unused")
 	fs.DurationVar(&c.poolIdle, "pool-idle-timeout", 60*time.Second, "close a pooled upstream connection unused this long (keep it below the upstream's own keep-alive timeout)")
+	fs.IntVar(&c.upMaxConns, "upstream-max-conns", 0, "cap on connections in use per upstream, all loops (0: no cap); requests over it wait in a queue (-upstream-queue, -upstream-queue-timeout), then get 503. HTTP/2 upstreams: connections open, each carrying the streams its peer allows, one per loop at least; no queue")
+	fs.IntVar(&c.upQueue, "upstream-queue", 1024, "requests that may wait per upstream at -upstream-max-conns (0: none wait, 503 at once)")
+	fs.DurationVar(&c.upQueueWait, "upstream-queue-timeout", 5*time.Second, "longest wait in the -upstream-max-conns queue, then 503")
 	fs.IntVar(&c.retries, "retries", 2, "extra attempts when nothing was processed: any method after a failed dial, idempotent ones also after a reused connection failed before any response byte (0 disables)")
 	fs.IntVar(&c.maxFails, "max-fails", 3, "consecutive failures that eject an upstream for 10s (0 disables passive health checks)")
 	fs.StringVar(&c.healthPath, "health-path", "", "active health check path, e.g. /healthz (empty disables; every 5s, 2s timeout; h2c upstreams are checked over HTTP/2)")
@@ -256,6 +262,12 @@ func (c *config) validate(level string) error {
 	if c.poolSize < 1 {
 		return fmt.Errorf("-pool-size %d: must be positive", c.poolSize)
 	}
+	if c.upMaxConns < 0 {
+		return fmt.Errorf("-upstream-max-conns %d: must be 0 (no cap) or more", c.upMaxConns)
+	}
+	if c.upQueue < 0 {
+		return fmt.Errorf("-upstream-queue %d: must be 0 or more", c.upQueue)
+	}
 	if c.retries < 0 {
 		return fmt.Errorf("-retries %d: must be 0 or more", c.retries)
 	}
@@ -368,7 +380,7 @@ func (c *config) validate(level string) error {
 		"-idle-timeout": c.idleTimeout, "-write-timeout": c.writeTimeout,
 		"-linger-timeout": c.lingerTimeout, "-drain-timeout": c.drainTimeout,
 		"-dial-timeout": c.dialTimeout, "-upstream-timeout": c.upTimeout,
-		"-pool-idle-timeout": c.poolIdle,
+		"-pool-idle-timeout": c.poolIdle, "-upstream-queue-timeout": c.upQueueWait,
 	} {
 		if d <= 0 {
 			return fmt.Errorf("%s %v: must be positive", name, d)

@@ -87,7 +87,7 @@ func TestH2OverTLSAndH2C(t *testing.T) {
 			t.Fatalf("curl: %v %s", err, out)
 		}
 	}
-	if !strings.Contains(p.stderr.String(), "proto=HTTP/2.0") {
+	if !p.stderrHas("proto=HTTP/2.0") {
 		t.Fatal("no HTTP/2 access log line")
 	}
 }

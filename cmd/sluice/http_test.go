@@ -77,7 +77,7 @@ func TestHTTPModeOverTLS(t *testing.T) {
 			t.Fatalf("curl: %v %s", err, out)
 		}
 	}
-	if !strings.Contains(p.stderr.String(), "msg=request") {
+	if !p.stderrHas("msg=request") {
 		t.Fatal("no access log line")
 	}
 }

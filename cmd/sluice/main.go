@@ -119,6 +119,9 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 			MaxFields:             cfg.maxFields,
 			MaxRequestLine:        cfg.maxLine,
 			PoolSize:              cfg.poolSize,
+			UpstreamMaxConns:      cfg.upMaxConns,
+			UpstreamQueue:         cfg.upQueue,
+			UpstreamQueueTimeout:  cfg.upQueueWait,
 			Balance:               cfg.balance,
 			MaxFails:              cfg.maxFails,
 			HealthPath:            cfg.healthPath,
@@ -148,6 +151,9 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 		}
 		if cfg.retries == 0 {
 			hc.Retries = -1
+		}
+		if cfg.upQueue == 0 {
+			hc.UpstreamQueue = -1
 		}
 		if access != nil {
 			hc.AccessLog = access.log
@@ -278,7 +284,13 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 }
 
 func newLogger(cfg *config, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.logLevel}
+	return newLoggerAt(cfg, w, cfg.logLevel)
+}
+
+// newLoggerAt is a logger in -log-format at level (the access log has its
+// own).
+func newLoggerAt(cfg *config, w io.Writer, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
 	if cfg.logFormat == "json" {
 		opts.ReplaceAttr = jsonSeconds
 		return slog.New(slog.NewJSONHandler(w, opts))
