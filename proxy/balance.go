@@ -18,6 +18,7 @@ import (
 type Upstream struct {
 	addr  string        // host:port, dialed
 	label string        // the upstream's key (scheme prefix, ?sni=): its metrics label
+	h2    bool          // spoken to in HTTP/2 (h2c:// or h2://)
 	host  string        // host:port as a Host field value (for RewriteHost)
 	idx   int           // index into HTTP.ups and each loop's pools
 	tls   *tlsio.Client // https or h2 upstream: verification, SNI, session cache; nil: cleartext

@@ -175,7 +175,7 @@ func (st *h2Stream) start() {
 	if routePath == "*" {
 		routePath = "/"
 	}
-	x.rt = routeMatch(h.rt, st.authority, routePath)
+	x.rt = routeMatch(h.rt.Load(), st.authority, routePath)
 	if x.rt == nil {
 		st.respondError(errNoRouteErr)
 		return
@@ -195,7 +195,7 @@ func (st *h2Stream) connect(avoid *Upstream) {
 	if !x.forceFreshDial || u == nil {
 		u = ls.pick(x.rt, avoid, ls.l.Now())
 	}
-	if h.h2c[u.idx] {
+	if u.h2 {
 		if x.upgrade {
 			st.respondError(errNotImplErr)
 			return

@@ -103,7 +103,7 @@ type h2UpConn struct {
 // dialing one when none has; nil when that would pass u's in-use cap
 // (UpstreamMaxConns: connections, open or dialing).
 func (ls *loopState) h2Acquire(u *Upstream) *h2UpConn {
-	p := &ls.h2pools[u.idx]
+	p := ls.h2pool(u)
 	for _, up := range p.conns {
 		if !up.closing && !up.dead && up.sc.CanOpenStream() && (up.settled || p.peerMax == 0 || len(up.users) < p.peerMax) {
 			return up
@@ -131,7 +131,7 @@ func (ls *loopState) drainH2C() {
 
 // unpool removes up from its pool.
 func (up *h2UpConn) unpool() {
-	p := &up.ls.h2pools[up.u.idx]
+	p := up.ls.h2pool(up.u)
 	for i, x := range p.conns {
 		if x == up {
 			copy(p.conns[i:], p.conns[i+1:])
@@ -519,5 +519,5 @@ func (e *h2UpEvents) OnPingAck([8]byte, time.Duration) {}
 func (e *h2UpEvents) OnSettings(s h2.Settings) {
 	up := (*h2UpConn)(e)
 	up.settled = true
-	up.ls.h2pools[up.u.idx].peerMax = int(min(s.MaxConcurrentStreams, 1<<20))
+	up.ls.h2pool(up.u).peerMax = int(min(s.MaxConcurrentStreams, 1<<20))
 }

@@ -63,7 +63,7 @@ type checker struct {
 func newChecker(h *HTTP, u *Upstream, l *engine.Loop, i, n int) *checker {
 	k := &checker{h: h, u: u, l: l}
 	k.first = int64(h.cfg.HealthInterval) * int64(i) / int64(n)
-	if h.h2c[u.idx] {
+	if u.h2 {
 		k.h2req = h2cHealthRequest(h, u)
 		return k
 	}

@@ -376,9 +376,8 @@ func (cfg *HTTPConfig) setDefaults() error {
 type HTTP struct {
 	cfg    HTTPConfig
 	m      *httpMetrics
-	rt     *router
-	ups    []*Upstream
-	h2c    []bool // by Upstream.idx: spoken to in h2c
+	rt     atomic.Pointer[router] // replaced whole by SetRoutes
+	ups    []*Upstream            // every upstream ever routed to, by idx; appended under mu
 	h2cfg  h2.Config
 	h2ucfg h2.Config
 	reqCfg h1.Config // client heads: limits and the error counter
@@ -391,11 +390,118 @@ type HTTP struct {
 	viaValue                                              [2]string // "1.0 sluice", "1.1 sluice"
 	via2                                                  string    // "2.0 sluice"
 
-	mu      sync.Mutex // guards creating loop states and the health checkers
-	loops   atomic.Pointer[[]*loopState]
-	checks  []*checker
-	closed  atomic.Bool
-	started bool
+	mu       sync.Mutex // guards creating loop states, ups, SetRoutes and the health checkers
+	loops    atomic.Pointer[[]*loopState]
+	checks   map[*Upstream]*checker
+	engLoops []*engine.Loop // from Start, for the checkers of upstreams added later
+	closed   atomic.Bool
+	started  bool
+}
+
+// buildRoutes binds routes to upstreams: those already known (by their
+// key) are reused with their pools, health and counters; new ones are
+// returned in ups after h.ups. Callers hold h.mu or own h.
+func (h *HTTP) buildRoutes(routes []Route) (*router, []*Upstream, error) {
+	ups := slices.Clone(h.ups)
+	byAddr := map[string]*Upstream{}
+	for _, u := range ups {
+		byAddr[u.label] = u
+	}
+	var rs []*route
+	for _, r := range routes {
+		if r.PathPrefix == "" {
+			r.PathPrefix = "/"
+		}
+		if r.PathPrefix[0] != '/' {
+			return nil, nil, fmt.Errorf("http proxy: route %s: path prefix must start with /", r)
+		}
+		if len(r.Upstreams) == 0 {
+			return nil, nil, fmt.Errorf("http proxy: route %s: no upstream", r)
+		}
+		sel, _ := NewSelector(h.cfg.Balance)
+		rr := &route{Route: r, sel: sel, name: r.DisplayName()}
+		for _, a := range r.Upstreams {
+			key, err := ParseUpstream(a)
+			if err != nil {
+				return nil, nil, fmt.Errorf("http proxy: route %s: %w", r, err)
+			}
+			u := byAddr[key]
+			if u == nil {
+				addr, isH2C := strings.CutPrefix(key, h2cPrefix)
+				var cl *tlsio.Client
+				for _, s := range []struct{ prefix, alpn string }{{httpsPrefix, "http/1.1"}, {h2Prefix, "h2"}} {
+					if a, ok := strings.CutPrefix(key, s.prefix); ok {
+						var sni string
+						addr, sni = splitSNI(a)
+						isH2C = s.alpn == "h2"
+						if cl, err = upstreamTLSClient(&h.cfg.UpstreamTLS, addr, sni, s.alpn); err != nil {
+							return nil, nil, fmt.Errorf("http proxy: route %s: upstream %s: %w", r, key, err)
+						}
+					}
+				}
+				u = newUpstream(addr, len(ups), cl)
+				u.label, u.h2 = key, isH2C
+				u.maxConns = int64(h.cfg.UpstreamMaxConns)
+				h.m.registerUpstream(u, key)
+				byAddr[key] = u
+				ups = append(ups, u)
+			}
+			rr.ups = append(rr.ups, u)
+			rr.m = append(rr.m, h.m.routeUp(r.DisplayName(), u.label))
+			rr.hasH2C = rr.hasH2C || u.h2
+		}
+		rr.m = append(rr.m, h.m.routeUp(r.DisplayName(), ""))
+		rs = append(rs, rr)
+	}
+	rt, err := newRouter(rs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("http proxy: %w", err)
+	}
+	return rt, ups, nil
+}
+
+// SetRoutes replaces the routes (a configuration reload) without touching
+// a connection: a request already routed finishes on its old route and
+// upstream, the next one is matched against the new routes. Upstreams
+// that stay keep their pools, health and counters; new ones get active
+// health checks once Start has run; those no route names any more stop
+// being checked, and their pooled connections close by idle time. The
+// other settings (timeouts, limits, TLS verification) stay as NewHTTP set
+// them. On error nothing changes.
+func (h *HTTP) SetRoutes(routes []Route) error {
+	if len(routes) == 0 {
+		return errors.New("http proxy: no routes")
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	rt, ups, err := h.buildRoutes(routes)
+	if err != nil {
+		return err
+	}
+	h.ups = ups
+	h.rt.Store(rt)
+	if h.started && h.cfg.HealthPath != "" && !h.closed.Load() {
+		used := rt.upstreams()
+		for u, k := range h.checks {
+			if !used[u] {
+				_ = k.l.Post(k.stop)
+				delete(h.checks, u)
+			}
+		}
+		for _, u := range ups {
+			if used[u] && h.checks[u] == nil {
+				h.startChecker(u, len(ups))
+			}
+		}
+	}
+	return nil
+}
+
+// startChecker starts u's active health check on a loop; h.mu is held.
+func (h *HTTP) startChecker(u *Upstream, n int) error {
+	k := newChecker(h, u, h.engLoops[u.idx%len(h.engLoops)], u.idx, n)
+	h.checks[u] = k
+	return k.l.Post(k.start)
 }
 
 // NewHTTP checks cfg and builds the proxy. m may be nil (metrics then go
@@ -411,59 +517,12 @@ func NewHTTP(cfg HTTPConfig, m *Metrics) (*HTTP, error) {
 	h.reqCfg = h1.Config{MaxHeadBytes: cfg.MaxHeadBytes, MaxFields: cfg.MaxFields, MaxRequestLine: cfg.MaxRequestLine,
 		CountError: h.m.requestError}
 	h.resCfg = h1.Config{CountError: h.m.responseError}
-	byAddr := map[string]*Upstream{}
-	var rs []*route
-	for _, r := range cfg.Routes {
-		if r.PathPrefix == "" {
-			r.PathPrefix = "/"
-		}
-		if r.PathPrefix[0] != '/' {
-			return nil, fmt.Errorf("http proxy: route %s: path prefix must start with /", r)
-		}
-		if len(r.Upstreams) == 0 {
-			return nil, fmt.Errorf("http proxy: route %s: no upstream", r)
-		}
-		sel, _ := NewSelector(cfg.Balance)
-		rr := &route{Route: r, sel: sel, name: r.DisplayName()}
-		for _, a := range r.Upstreams {
-			key, err := ParseUpstream(a)
-			if err != nil {
-				return nil, fmt.Errorf("http proxy: route %s: %w", r, err)
-			}
-			u := byAddr[key]
-			if u == nil {
-				addr, isH2C := strings.CutPrefix(key, h2cPrefix)
-				var cl *tlsio.Client
-				for _, s := range []struct{ prefix, alpn string }{{httpsPrefix, "http/1.1"}, {h2Prefix, "h2"}} {
-					if a, ok := strings.CutPrefix(key, s.prefix); ok {
-						var sni string
-						addr, sni = splitSNI(a)
-						isH2C = s.alpn == "h2"
-						if cl, err = upstreamTLSClient(&cfg.UpstreamTLS, addr, sni, s.alpn); err != nil {
-							return nil, fmt.Errorf("http proxy: route %s: upstream %s: %w", r, key, err)
-						}
-					}
-				}
-				u = newUpstream(addr, len(h.ups), cl)
-				u.label = key
-				u.maxConns = int64(cfg.UpstreamMaxConns)
-				h.m.registerUpstream(u, key)
-				byAddr[key] = u
-				h.ups = append(h.ups, u)
-				h.h2c = append(h.h2c, isH2C)
-			}
-			rr.ups = append(rr.ups, u)
-			rr.m = append(rr.m, h.m.routeUp(r.DisplayName(), u.label))
-			rr.hasH2C = rr.hasH2C || h.h2c[u.idx]
-		}
-		rr.m = append(rr.m, h.m.routeUp(r.DisplayName(), ""))
-		rs = append(rs, rr)
-	}
-	rt, err := newRouter(rs)
+	rt, ups, err := h.buildRoutes(cfg.Routes)
 	if err != nil {
-		return nil, fmt.Errorf("http proxy: %w", err)
+		return nil, err
 	}
-	h.rt = rt
+	h.rt.Store(rt)
+	h.ups = ups
 	h.dialTimeout = int64(cfg.DialTimeout)
 	h.respHeaderTimeout = int64(cfg.ResponseHeaderTimeout)
 	h.readTimeout = int64(cfg.ReadTimeout)
@@ -483,7 +542,7 @@ func NewHTTP(cfg HTTPConfig, m *Metrics) (*HTTP, error) {
 	h.h2cfg = cfg.H2
 	h.h2cfg.CountError = h.m.h2Error
 	// WebSocket over HTTP/2 is relayed to HTTP/1.1 upstreams only (h2ws.go).
-	h.h2cfg.EnableConnectProtocol = !cfg.NoH2WebSocket && !slices.Contains(h.h2c, true)
+	h.h2cfg.EnableConnectProtocol = !cfg.NoH2WebSocket && !slices.ContainsFunc(h.ups, func(u *Upstream) bool { return u.h2 })
 	h.h2ucfg = cfg.H2Upstream
 	h.h2ucfg.CountError = h.m.h2Error
 	empty := []*loopState{}
@@ -491,8 +550,13 @@ func NewHTTP(cfg HTTPConfig, m *Metrics) (*HTTP, error) {
 	return h, nil
 }
 
-// Upstreams lists the proxy's upstreams, one per distinct address.
-func (h *HTTP) Upstreams() []*Upstream { return h.ups }
+// Upstreams lists the proxy's upstreams, one per distinct address, those
+// a reload took out of every route included.
+func (h *HTTP) Upstreams() []*Upstream {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.ups
+}
 
 // Start begins active health checks on e's loops (nothing to do without
 // HealthPath). Call it once, after e.Start.
@@ -510,10 +574,14 @@ func (h *HTTP) Start(e *engine.Engine) error {
 		return errors.New("http proxy: already started")
 	}
 	h.started = true
-	for i, u := range h.ups {
-		k := newChecker(h, u, loops[i%len(loops)], i, len(h.ups))
-		h.checks = append(h.checks, k)
-		if err := k.l.Post(k.start); err != nil {
+	h.engLoops = loops
+	h.checks = map[*Upstream]*checker{}
+	used := h.rt.Load().upstreams()
+	for _, u := range h.ups {
+		if !used[u] {
+			continue
+		}
+		if err := h.startChecker(u, len(h.ups)); err != nil {
 			return fmt.Errorf("http proxy: start health checks: %w", err)
 		}
 	}
@@ -528,9 +596,8 @@ func (h *HTTP) Close() {
 		return
 	}
 	h.mu.Lock()
-	checks := h.checks
-	h.mu.Unlock()
-	for _, k := range checks {
+	defer h.mu.Unlock()
+	for _, k := range h.checks {
 		_ = k.l.Post(k.stop)
 	}
 }
@@ -544,7 +611,7 @@ type loopState struct {
 	h2pools  []h2pool // by Upstream.idx: h2c upstream connections
 	draining bool     // the engine asked to drain: no more pooling
 	cands    []*Upstream
-	queues   []upQueue // by Upstream.idx: requests waiting at the in-use cap (queue.go)
+	queues   atomic.Pointer[[]*upQueue] // by Upstream.idx: requests waiting at the in-use cap (queue.go)
 
 	// HTTP/2 connections (client and h2c upstream) with frames queued,
 	// flushed together once the loop's current batch of events is done
@@ -571,8 +638,12 @@ func (h *HTTP) loopState(l *engine.Loop) *loopState {
 	}
 	ns := make([]*loopState, max(len(old), i+1))
 	copy(ns, old)
-	ls := &loopState{h: h, l: l, pools: make([]pool, len(h.ups)), h2pools: make([]h2pool, len(h.ups)),
-		queues: make([]upQueue, len(h.ups))}
+	ls := &loopState{h: h, l: l, pools: make([]pool, len(h.ups)), h2pools: make([]h2pool, len(h.ups))}
+	qs := make([]*upQueue, len(h.ups))
+	for i := range qs {
+		qs[i] = &upQueue{}
+	}
+	ls.queues.Store(&qs)
 	ls.flushFn = ls.flushAll
 	ns[i] = ls
 	h.loops.Store(&ns)

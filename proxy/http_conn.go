@@ -421,7 +421,7 @@ func (cc *clientConn) startExchange() {
 	if req.Form == h1.AsteriskForm {
 		routePath = slash
 	}
-	x.rt = h.rt.match(host, routePath)
+	x.rt = h.rt.Load().match(host, routePath)
 	if x.rt == nil {
 		cc.respondError(errNoRouteErr)
 		return
@@ -465,7 +465,7 @@ func (cc *clientConn) connect(avoid *Upstream, host, target []byte) {
 	case cc.h.cfg.RewriteHost && u != x.u:
 		x.head = replaceHost(x.head, u.host)
 	}
-	if cc.h.h2c[u.idx] {
+	if u.h2 {
 		cc.connectH2C(u)
 		return
 	}

@@ -27,9 +27,25 @@ type pool struct {
 	idle []*upConn
 }
 
+// pool is u's pool on this loop, grown when a reload added upstreams.
+func (ls *loopState) pool(u *Upstream) *pool {
+	if u.idx >= len(ls.pools) {
+		ls.pools = append(ls.pools, make([]pool, u.idx+1-len(ls.pools))...)
+	}
+	return &ls.pools[u.idx]
+}
+
+// h2pool is u's HTTP/2 connections on this loop, grown like pool.
+func (ls *loopState) h2pool(u *Upstream) *h2pool {
+	if u.idx >= len(ls.h2pools) {
+		ls.h2pools = append(ls.h2pools, make([]h2pool, u.idx+1-len(ls.h2pools))...)
+	}
+	return &ls.h2pools[u.idx]
+}
+
 // get pops a usable idle connection to u, or returns nil.
 func (ls *loopState) get(u *Upstream) *upConn {
-	p := &ls.pools[u.idx]
+	p := ls.pool(u)
 	for n := len(p.idle); n > 0; n = len(p.idle) {
 		uc := p.idle[n-1]
 		p.idle[n-1] = nil
@@ -91,7 +107,7 @@ func (ls *loopState) dial(uc *upConn) {
 
 // unpool removes uc from its pool (it is closing).
 func (ls *loopState) unpool(uc *upConn) {
-	p := &ls.pools[uc.u.idx]
+	p := ls.pool(uc.u)
 	for i, x := range p.idle {
 		if x == uc {
 			copy(p.idle[i:], p.idle[i+1:])
@@ -239,7 +255,7 @@ func (uc *upConn) release(reusable bool) {
 	}
 	uc.cc = nil
 	ls := uc.ls
-	p := &ls.pools[uc.u.idx]
+	p := ls.pool(uc.u)
 	if !reusable || uc.noReuse || ls.draining || uc.c.Closed() || uc.c.ReadEOF() || len(p.idle) >= ls.h.cfg.PoolSize {
 		uc.state = ucDone
 		uc.c.Close(engine.Clean)

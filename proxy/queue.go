@@ -41,6 +41,32 @@ type upQueue struct {
 	wake  atomic.Bool  // a serve task is posted to this loop
 }
 
+// queue is u's queue on this loop (the loop's own goroutine), created
+// for an upstream a reload added. Other loops read the slice (peekQueue),
+// so it is replaced whole, never appended to in place.
+func (ls *loopState) queue(u *Upstream) *upQueue {
+	qs := *ls.queues.Load()
+	if u.idx < len(qs) {
+		return qs[u.idx]
+	}
+	ns := make([]*upQueue, u.idx+1)
+	copy(ns, qs)
+	for i := len(qs); i < len(ns); i++ {
+		ns[i] = &upQueue{}
+	}
+	ls.queues.Store(&ns)
+	return ns[u.idx]
+}
+
+// peekQueue is u's queue on loop ls, read from another loop; nil when ls
+// has none yet.
+func (ls *loopState) peekQueue(u *Upstream) *upQueue {
+	if qs := *ls.queues.Load(); u.idx < len(qs) {
+		return qs[u.idx]
+	}
+	return nil
+}
+
 // takeSlot claims one of u's in-use slots.
 func (u *Upstream) takeSlot() bool {
 	for {
@@ -62,7 +88,7 @@ func (ls *loopState) enqueue(uc *upConn) bool {
 		u.queued.Add(-1)
 		return false
 	}
-	q := &ls.queues[u.idx]
+	q := ls.queue(u)
 	uc.queuedAt = ls.l.Now()
 	q.w = append(q.w, uc)
 	q.n.Add(1)
@@ -75,7 +101,7 @@ func (ls *loopState) enqueue(uc *upConn) bool {
 
 // armQueue sets u's queue timer on this loop to fire in d.
 func (ls *loopState) armQueue(u *Upstream, d int64) {
-	q := &ls.queues[u.idx]
+	q := ls.queue(u)
 	if q.timer == nil {
 		q.timer = ls.l.AfterFunc(d, func() { ls.expireQueue(u) })
 		return
@@ -85,7 +111,7 @@ func (ls *loopState) armQueue(u *Upstream, d int64) {
 
 // pop takes the oldest waiter out of u's queue on this loop.
 func (ls *loopState) pop(u *Upstream) *upConn {
-	q := &ls.queues[u.idx]
+	q := ls.queue(u)
 	w := q.w[0]
 	copy(q.w, q.w[1:])
 	q.w[len(q.w)-1] = nil
@@ -98,7 +124,7 @@ func (ls *loopState) pop(u *Upstream) *upConn {
 // unqueue removes uc, whose client went away, from its queue.
 func (ls *loopState) unqueue(uc *upConn) {
 	u := uc.u
-	q := &ls.queues[u.idx]
+	q := ls.queue(u)
 	for i, w := range q.w {
 		if w == uc {
 			copy(q.w[i:], q.w[i+1:])
@@ -113,7 +139,7 @@ func (ls *loopState) unqueue(uc *upConn) {
 
 // serveQueue starts this loop's waiters for u while slots are free.
 func (ls *loopState) serveQueue(u *Upstream) {
-	for len(ls.queues[u.idx].w) > 0 && u.takeSlot() {
+	for len(ls.queue(u).w) > 0 && u.takeSlot() {
 		ls.startQueued(ls.pop(u))
 	}
 }
@@ -139,7 +165,7 @@ func (ls *loopState) startQueued(w *upConn) {
 // slotFreed hands a slot of u given up on this loop to the oldest waiter
 // here, or returns it and wakes the loops where requests wait.
 func (ls *loopState) slotFreed(u *Upstream) {
-	if len(ls.queues[u.idx].w) > 0 {
+	if len(ls.queue(u).w) > 0 {
 		ls.startQueued(ls.pop(u))
 		return
 	}
@@ -151,8 +177,8 @@ func (ls *loopState) slotFreed(u *Upstream) {
 		if o == nil || o == ls {
 			continue
 		}
-		q := &o.queues[u.idx]
-		if q.n.Load() > 0 && q.wake.CompareAndSwap(false, true) {
+		q := o.peekQueue(u)
+		if q != nil && q.n.Load() > 0 && q.wake.CompareAndSwap(false, true) {
 			if o.l.Post(func() { q.wake.Store(false); o.serveQueue(u) }) != nil {
 				q.wake.Store(false)
 			}
@@ -163,7 +189,7 @@ func (ls *loopState) slotFreed(u *Upstream) {
 // expireQueue answers the waiters of u that waited UpstreamQueueTimeout
 // with a 503, and re-arms the timer for the next one.
 func (ls *loopState) expireQueue(u *Upstream) {
-	q := &ls.queues[u.idx]
+	q := ls.queue(u)
 	now := ls.l.Now()
 	for len(q.w) > 0 {
 		w := q.w[0]

@@ -272,7 +272,7 @@ type route struct {
 }
 
 // router finds the route for a request. Built once, read-only afterwards,
-// shared by every loop.
+// shared by every loop; a reload builds a new one (HTTP.SetRoutes).
 type router struct {
 	byHost  map[string][]*route // by Host, longest prefix first
 	anyHost []*route            // Host "", longest prefix first
@@ -307,6 +307,24 @@ func newRouter(rs []*route) (*router, error) {
 		byLen(s)
 	}
 	return rt, nil
+}
+
+// upstreams is the set of upstreams some route of rt names.
+func (rt *router) upstreams() map[*Upstream]bool {
+	m := map[*Upstream]bool{}
+	for _, rs := range rt.byHost {
+		for _, r := range rs {
+			for _, u := range r.ups {
+				m[u] = true
+			}
+		}
+	}
+	for _, r := range rt.anyHost {
+		for _, u := range r.ups {
+			m[u] = true
+		}
+	}
+	return m
 }
 
 // match returns the route for host (as received: may carry a port and any
