@@ -10,6 +10,8 @@ require (
 	golang.org/x/sys v0.50.0
 )
 
+require github.com/BurntSushi/toml v1.6.0 // indirect
+
 require (
 	codeberg.org/go-fonts/liberation v0.5.0 // indirect
 	codeberg.org/go-latex/latex v0.2.0 // indirect

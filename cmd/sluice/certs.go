@@ -54,23 +54,3 @@ func certStore(cfg *config, log *slog.Logger) (*tlsio.CertStore, error) {
 	}
 	return tlsio.NewCertStore(pairs...)
 }
-
-// reloadCerts re-reads the files on SIGHUP. Connections are untouched; new
-// handshakes see the new set. A bad file keeps the old set.
-func reloadCerts(cfg *config, store *tlsio.CertStore, log *slog.Logger) {
-	if len(cfg.certs) == 0 {
-		log.Info("SIGHUP: no -cert files to reload (self-signed certificate kept)")
-		return
-	}
-	pairs, err := loadPairs(cfg.certs, cfg.keys)
-	if err == nil {
-		err = store.Replace(pairs...)
-	}
-	if err != nil {
-		log.Error("SIGHUP: certificate reload failed, keeping the current certificates", "err", err)
-		return
-	}
-	for _, kp := range pairs {
-		log.Info("SIGHUP: certificate reloaded", "names", kp.Names(), "sha256", tlsio.FormatFingerprint(kp.Fingerprint()))
-	}
-}

@@ -33,8 +33,15 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "sluice: %v\n", err)
+		printErr(stderr, err)
 		return 2
+	}
+	if cfg.version {
+		fmt.Fprintln(stdout, versionLine())
+		return 0
+	}
+	if cfg.check {
+		return check(cfg, stdout, stderr)
 	}
 	log := newLogger(cfg, stderr)
 
@@ -57,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 	}()
 
 	set := metrics.NewSet()
+	registerBuildInfo(set)
+	reload := newReloader(args, cfg, set, log)
 	// TLS: always in http mode, in tcp mode when -cert is given.
 	var tlsSrv *tlsio.Server
 	var store *tlsio.CertStore
@@ -92,6 +101,7 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 		defer demo.Close()
 		upstream = demo.Addr()
 		cfg.routes = append(cfg.routes, proxy.Route{PathPrefix: "/", Upstreams: []string{upstream}})
+		reload.demo = cfg.routes
 		log.Info("no -upstream given: started the built-in demo upstream", "addr", upstream)
 	} else if len(cfg.upstreams) > 0 {
 		upstream, _ = upstreamAddr(cfg.upstreams[0])
@@ -264,11 +274,8 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 					log.Info("SIGHUP: access log reopened", "path", cfg.accessLog)
 				}
 			}
-			if store != nil {
-				reloadCerts(cfg, store, log)
-			} else {
-				log.Info("SIGHUP: no TLS listener, no certificates to reload")
-			}
+			reload.http, reload.store = httpProxy, store
+			reload.reload()
 		}
 	}
 	log.Info("signal received: draining", "signal", sig.String())

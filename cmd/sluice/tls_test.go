@@ -104,7 +104,7 @@ func TestTLSTerminationSNIAndSIGHUPReload(t *testing.T) {
 	// A broken file keeps the current certificates.
 	os.WriteFile(aCert, []byte("not a certificate"), 0o600)
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	waitLog(t, p, "certificate reload failed, keeping the current certificates")
+	waitLog(t, p, "SIGHUP: reload failed, keeping the current configuration")
 	if got, c := peerCert(t, p.addr, "a.example"); !got.Equal(a2) {
 		t.Fatal("a failed reload changed the certificates")
 	} else {

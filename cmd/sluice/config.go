@@ -1,0 +1,233 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/sluice-proxy/sluice/proxy"
+)
+
+// The configuration file (-config sluice.toml) holds the same settings as
+// the flags: each flag is a top-level key of the same name, whoever
+// defined it (the keys come from the flag set, not from a list here), and
+// a flag given on the command line wins over the file. A repeatable flag
+// (-route, -upstream, -cert, -key) takes an array. Routes are also
+// first-class tables:
+//
+//	admin = "127.0.0.1:9090"
+//	idle-timeout = "75s"
+//	cert = ["/etc/sluice/site.pem"]
+//	key = ["/etc/sluice/site.key"]
+//
+//	[[routes]]
+//	name = "api"                # metrics label; default host/prefix
+//	host = "example.com"        # default: any host
+//	prefix = "/api/"            # default "/"
+//	upstreams = ["http://10.0.0.1:8080", "http://10.0.0.2:8080"]
+//
+// Command-line -route flags replace the file's routes (both kinds).
+// SIGHUP reads the file again and applies its routes and upstreams (and
+// the certificate files); other settings need a restart.
+
+// routeKeys are the keys of a [[routes]] table.
+var routeKeys = map[string]bool{"name": true, "host": true, "prefix": true, "upstreams": true}
+
+// fileProblem is one thing wrong in the file, as one line.
+type fileProblem struct{ msg string }
+
+func (p fileProblem) Error() string { return p.msg }
+
+// applyFile sets the flags not given on the command line (given) from the
+// file at path, and returns its routes. Every problem is one error.
+func applyFile(fs *flag.FlagSet, path string, given map[string]bool) ([]proxy.Route, []error) {
+	var raw map[string]any
+	if _, err := toml.DecodeFile(path, &raw); err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, []error{fmt.Errorf("%s: line %d: %s", path, pe.Position.Line, pe.Message)}
+		}
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
+			return nil, []error{fmt.Errorf("-config %q: %v", path, errors.Unwrap(err))}
+		}
+		return nil, []error{fmt.Errorf("%s: %v", path, err)}
+	}
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(path+": "+format, a...)) }
+	keys := make([]string, 0, len(raw))
+	for k := range raw {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var routes []proxy.Route
+	for _, k := range keys {
+		v := raw[k]
+		if k == "routes" {
+			rs, rerrs := fileRoutes(path, v)
+			routes = rs
+			errs = append(errs, rerrs...)
+			continue
+		}
+		f := fs.Lookup(k)
+		if f == nil || k == "config" || k == "check" || k == "version" {
+			bad("unknown key %q (keys are the flag names without the dash, and [[routes]])", k)
+			continue
+		}
+		if given[k] {
+			continue // the command line wins
+		}
+		vals, err := keyValues(f, v)
+		if err != nil {
+			bad("%s: %v", k, err)
+			continue
+		}
+		if _, isList := f.Value.(listFlag); isList {
+			// The file's list replaces the default, like repeated flags.
+			if l := f.Value.(listFlag); l.v != nil {
+				*l.v = nil
+			}
+		}
+		for _, s := range vals {
+			if err := f.Value.Set(s); err != nil {
+				bad("%s = %s: %s", k, tomlQuote(v, s), valueReason(f, s, err))
+				break
+			}
+		}
+	}
+	return routes, errs
+}
+
+// keyValues turns a TOML value into the strings the flag's Set takes.
+func keyValues(f *flag.Flag, v any) ([]string, error) {
+	_, isList := f.Value.(listFlag)
+	one := func(v any) (string, error) {
+		switch v := v.(type) {
+		case string:
+			return v, nil
+		case bool:
+			return strconv.FormatBool(v), nil
+		case int64:
+			return strconv.FormatInt(v, 10), nil
+		case float64:
+			return strconv.FormatFloat(v, 'g', -1, 64), nil
+		}
+		return "", fmt.Errorf("a %s is not a value this key takes", tomlType(v))
+	}
+	if arr, ok := v.([]any); ok {
+		if !isList {
+			return nil, errors.New("takes one value, not an array")
+		}
+		out := make([]string, 0, len(arr))
+		for _, e := range arr {
+			s, err := one(e)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	}
+	s, err := one(v)
+	if err != nil {
+		return nil, err
+	}
+	return []string{s}, nil
+}
+
+func tomlType(v any) string {
+	switch v.(type) {
+	case map[string]any:
+		return "table"
+	case []map[string]any:
+		return "array of tables"
+	case time.Time:
+		return "date"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+func tomlQuote(v any, s string) string {
+	if _, ok := v.(string); ok {
+		return strconv.Quote(s)
+	}
+	return s
+}
+
+// fileRoutes reads the [[routes]] tables.
+func fileRoutes(path string, v any) ([]proxy.Route, []error) {
+	tables, ok := v.([]map[string]any)
+	if !ok {
+		return nil, []error{fmt.Errorf("%s: routes: want [[routes]] tables", path)}
+	}
+	var rs []proxy.Route
+	var errs []error
+	for i, t := range tables {
+		where := fmt.Sprintf("%s: routes[%d]", path, i)
+		if n, ok := t["name"].(string); ok {
+			where += fmt.Sprintf(" (%s)", n)
+		}
+		bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(where+": "+format, a...)) }
+		str := func(k string) string {
+			if t[k] == nil {
+				return ""
+			}
+			s, ok := t[k].(string)
+			if !ok {
+				bad("%s: want a string, not a %s", k, tomlType(t[k]))
+			}
+			return s
+		}
+		for k := range t {
+			if !routeKeys[k] {
+				bad("unknown key %q (name, host, prefix, upstreams)", k)
+			}
+		}
+		name, host, prefix := str("name"), str("host"), str("prefix")
+		if prefix == "" {
+			prefix = "/"
+		}
+		var ups []string
+		switch u := t["upstreams"].(type) {
+		case nil:
+			bad("no upstreams")
+		case []any:
+			for _, e := range u {
+				s, ok := e.(string)
+				if !ok {
+					bad("upstreams: want URL strings")
+					continue
+				}
+				ups = append(ups, s)
+			}
+		default:
+			bad("upstreams: want an array of URLs")
+		}
+		if len(ups) == 0 {
+			continue
+		}
+		if name != "" && !proxy.ValidRouteName(name) {
+			bad("name %q: letters, digits, '_', '-' and '.'", name)
+			continue
+		}
+		spec := host + prefix + "=" + strings.Join(ups, ",")
+		if !strings.HasPrefix(prefix, "/") {
+			bad("prefix %q: must start with /", prefix)
+			continue
+		}
+		r, err := proxy.ParseRoute(spec)
+		if err != nil {
+			bad("%v", err)
+			continue
+		}
+		r.Name = name
+		rs = append(rs, r)
+	}
+	return rs, errs
+}

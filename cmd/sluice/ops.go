@@ -1,0 +1,189 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strings"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/sluice-proxy/sluice/proxy"
+	"github.com/sluice-proxy/sluice/tlsio"
+)
+
+// buildInfo is what the binary knows of its build (debug.ReadBuildInfo):
+// the module version ("(devel)" for a build from a checkout), the VCS
+// revision and time, and whether the tree had uncommitted changes.
+type buildInfo struct {
+	version, revision, time string
+	modified                bool
+}
+
+func readBuildInfo() buildInfo {
+	b := buildInfo{version: "(unknown)"}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return b
+	}
+	b.version = bi.Main.Version
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			b.revision = s.Value
+		case "vcs.time":
+			b.time = s.Value
+		case "vcs.modified":
+			b.modified = s.Value == "true"
+		}
+	}
+	return b
+}
+
+// versionLine is what -version prints.
+func versionLine() string {
+	b := readBuildInfo()
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "sluice %s", b.version)
+	if b.revision != "" {
+		fmt.Fprintf(&sb, " revision %s", b.revision)
+		if b.modified {
+			sb.WriteString(" (modified)")
+		}
+		if b.time != "" {
+			fmt.Fprintf(&sb, " committed %s", b.time)
+		}
+	} else {
+		sb.WriteString(" revision unknown (built without VCS information)")
+	}
+	fmt.Fprintf(&sb, " %s %s/%s", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return sb.String()
+}
+
+// registerBuildInfo adds sluice_build_info{version,revision,modified,goversion} 1.
+func registerBuildInfo(set *metrics.Set) {
+	b := readBuildInfo()
+	set.NewGauge(fmt.Sprintf(`sluice_build_info{version=%q,revision=%q,modified="%t",goversion=%q}`,
+		b.version, b.revision, b.modified, runtime.Version()), func() float64 { return 1 })
+}
+
+// printErr writes err as lines, each "sluice: ...": a configuration file
+// can have several problems, one line each.
+func printErr(w io.Writer, err error) {
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(w, "sluice: %s\n", line)
+	}
+}
+
+// check is -check: the flags and the file were parsed and validated;
+// here the parts that need building are tried without opening a socket
+// (certificates, the routes bound to upstreams). 0 when good, else 2.
+func check(cfg *config, stdout, stderr io.Writer) int {
+	var errs []error
+	if _, err := loadPairs(cfg.certs, cfg.keys); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.mode == "http" && len(cfg.routes) > 0 {
+		_, err := proxy.NewHTTP(proxy.HTTPConfig{Routes: cfg.routes, Balance: cfg.balance,
+			UpstreamTLS: proxy.UpstreamTLS{RootCAs: cfg.upCAs, ServerName: cfg.upServerName}}, nil)
+		if err != nil {
+			errs = append(errs, errors.New(strings.TrimPrefix(err.Error(), "http proxy: ")))
+		}
+	}
+	if len(errs) > 0 {
+		printErr(stderr, errors.Join(errs...))
+		return 2
+	}
+	what := fmt.Sprintf("%d routes", len(cfg.routes))
+	if cfg.mode == "tcp" {
+		what = "tcp mode"
+	} else if len(cfg.routes) == 0 {
+		what = "no routes: the demo upstream"
+	}
+	src := "flags"
+	if cfg.configFile != "" {
+		src = cfg.configFile
+	}
+	fmt.Fprintf(stdout, "sluice: configuration OK (%s, %s)\n", src, what)
+	return 0
+}
+
+// reloadable are the flags (and file keys) a SIGHUP applies; a change to
+// any other is logged as needing a restart.
+var reloadable = []string{"route", "upstream", "cert", "key"}
+
+// reloader applies SIGHUP: it parses the flags and the -config file again
+// and, if all is well, swaps the routes and upstreams (requests in flight
+// finish on the old ones) and the certificates. Anything wrong keeps the
+// whole old configuration and logs why.
+type reloader struct {
+	args      []string
+	cfg       *config // what runs now
+	http      *proxy.HTTP
+	store     *tlsio.CertStore
+	demo      []proxy.Route // the demo upstream's route, when no route is configured
+	log       *slog.Logger
+	ok, error *metrics.Counter
+}
+
+func newReloader(args []string, cfg *config, set *metrics.Set, log *slog.Logger) *reloader {
+	return &reloader{args: args, cfg: cfg, log: log,
+		ok:    set.NewCounter(`sluice_config_reloads_total{result="ok"}`),
+		error: set.NewCounter(`sluice_config_reloads_total{result="error"}`)}
+}
+
+func (r *reloader) reload() {
+	if err := r.apply(); err != nil {
+		r.error.Inc()
+		r.log.Error("SIGHUP: reload failed, keeping the current configuration", "err", strings.ReplaceAll(err.Error(), "\n", "; "))
+		return
+	}
+	r.ok.Inc()
+}
+
+func (r *reloader) apply() error {
+	nc, err := parseFlags(r.args, io.Discard)
+	if err != nil {
+		return err
+	}
+	var restart []string
+	for k, v := range nc.values {
+		live := slices.Contains(reloadable, k) && !(k == "upstream" && nc.mode == "tcp")
+		if r.cfg.values[k] != v && !live {
+			restart = append(restart, k)
+		}
+	}
+	slices.Sort(restart)
+	var pairs []*tlsio.KeyPair
+	if r.store != nil && len(nc.certs) > 0 {
+		if pairs, err = loadPairs(nc.certs, nc.keys); err != nil {
+			return err
+		}
+	}
+	routes := nc.routes
+	if r.http != nil {
+		if len(routes) == 0 {
+			routes = r.demo
+		}
+		if err := r.http.SetRoutes(routes); err != nil {
+			return errors.New(strings.TrimPrefix(err.Error(), "http proxy: "))
+		}
+	}
+	if len(pairs) > 0 {
+		if err := r.store.Replace(pairs...); err != nil {
+			return fmt.Errorf("certificates (routes already reloaded): %v", err)
+		}
+		for _, kp := range pairs {
+			r.log.Info("SIGHUP: certificate reloaded", "names", kp.Names(), "sha256", tlsio.FormatFingerprint(kp.Fingerprint()))
+		}
+	}
+	if len(restart) > 0 {
+		r.log.Warn("SIGHUP: these settings changed but apply only after a restart", "keys", strings.Join(restart, ","))
+	}
+	r.log.Info("SIGHUP: configuration reloaded", "config", nc.configFile, "routes", len(routes), "certificates", len(pairs))
+	return nil
+}
