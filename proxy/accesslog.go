@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"log/slog"
 
 	"github.com/sluice-proxy/sluice/engine"
@@ -30,8 +29,7 @@ import (
 // An upgraded exchange (WebSocket) is logged when the tunnel ends, with the
 // bytes relayed each way.
 func (cc *clientConn) logRequest() {
-	al := cc.h.cfg.AccessLog
-	if al == nil || !al.Enabled(context.Background(), slog.LevelInfo) {
+	if !cc.h.accessOn() {
 		return
 	}
 	x := &cc.x
@@ -66,7 +64,7 @@ func (cc *clientConn) logRequest() {
 		slog.Int("attempts", x.attempts),
 		slog.String("end", x.end.String()),
 	}
-	al.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs[:]...)
+	cc.h.logAccess(attrs[:])
 }
 
 func routeName(rt *route) string {

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"log/slog"
 	"net"
 	"strconv"
@@ -320,8 +319,7 @@ func (st *h2Stream) account() {
 	x := &st.x
 	m := st.hc.h.m
 	m.request(x.rt, x.u, protoH2, x.status, engine.Dur(st.hc.ls.l.Now()-x.start).Seconds())
-	al := st.hc.h.cfg.AccessLog
-	if al == nil || !al.Enabled(context.Background(), slog.LevelInfo) {
+	if !st.hc.h.accessOn() {
 		return
 	}
 	var upHead int64
@@ -346,5 +344,5 @@ func (st *h2Stream) account() {
 		slog.Int("attempts", x.attempts),
 		slog.String("end", x.end.String()),
 	}
-	al.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs[:]...)
+	st.hc.h.logAccess(attrs[:])
 }

@@ -12,11 +12,14 @@ import (
 
 // accessLog is the -access-log stream: its own writer, buffered
 // (proxy.LogWriter), its own level (every request line is written whatever
-// -log-level says), in the -log-format of the main log.
+// -log-level says), in the -log-format of the main log. The proxy writes
+// the lines with its own encoder (HTTPConfig.AccessLogWriter); log is the
+// slog form of the same stream.
 type accessLog struct {
 	lw   *proxy.LogWriter
 	file *reopenFile // nil unless it is a file
 	log  *slog.Logger
+	json bool
 }
 
 // openAccessLog opens the stream cfg names; nil for "off" or tcp mode.
@@ -44,6 +47,7 @@ func openAccessLog(cfg *config, stdout, stderr io.Writer) (*accessLog, error) {
 	// write every 5 ms or so instead of 40,000.
 	al.lw = proxy.NewLogWriter(w, 64<<10, time.Second)
 	al.log = newLoggerAt(cfg, al.lw, slog.LevelInfo)
+	al.json = cfg.logFormat == "json"
 	return al, nil
 }
 

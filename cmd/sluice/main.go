@@ -166,7 +166,7 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 			hc.UpstreamQueue = -1
 		}
 		if access != nil {
-			hc.AccessLog = access.log
+			hc.AccessLogWriter, hc.AccessLogJSON = access.lw, access.json
 		}
 		httpProxy, err = proxy.NewHTTP(hc, pm)
 		if err != nil {
