@@ -29,6 +29,13 @@ import (
 // per round trip of the honest client; partial ClientHellos left hanging,
 // or trickled slower than that, are always the first to go.
 //
+// A handshake evicted before its ClientHello is complete is not closed but
+// parked: it loses its slot, waits among the waiting connections (evictable
+// at MaxConns; its handshake deadline still runs) and asks for a slot again
+// when more bytes come. It holds only the bytes it sent (one record at
+// most) and no goroutine, and a reset would bring the same client straight
+// back for another eviction. A handshake already under way is reset.
+//
 // Each loop keeps its waiting and handshaking connections in two intrusive
 // lists ordered by key (accept time; last progress), so every operation is
 // O(1) and loop-owned. The key of each list's head is published in an
@@ -195,31 +202,68 @@ func (l *Loop) evictHead(k admKind) {
 	}
 }
 
+// admissionOutcome: the resets admission makes, logged by their close line
+// at info (outcome, remote, age, bytes) and in detail at debug only, since
+// a flood makes thousands a second.
+func admissionOutcome(o Outcome) bool {
+	return o == Evicted || o == FirstByteTimeout || o == Rejected
+}
+
 // evict resets a waiting connection or a handshake to make room.
 func (c *Conn) evict(k admKind) {
 	e := c.l.e
-	now := c.l.now()
-	age := Dur(now - c.trace.Entered[Created])
-	stalled := Dur(now - c.admKey)
+	what := "handshake"
 	if k == admHandshake {
+		if !c.hsStarted {
+			c.park()
+			return
+		}
 		e.met.evicted[admHandshake].Inc()
 		c.handshakeFinished(hsEvicted)
-		e.log.Info("tls handshake evicted: -max-handshakes reached", "conn", connID(c.id),
-			"remote", addrString(c.remote), "age", age, "stalled", stalled, "bytes_in", c.trace.BytesIn)
 	} else {
 		e.met.evicted[admWaiting].Inc()
-		what := "first_byte"
+		what = "first_byte"
 		switch {
 		case c.pp != nil:
 			what = "proxy_header"
 			e.met.proxyProtoFailed("evicted")
+		case c.hsParked:
+			what = "handshake_slot"
+			c.handshakeFinished(hsEvicted)
 		case c.tls != nil:
 			e.met.tlsHandshake(hsEvicted, 0)
 		}
-		e.log.Info("waiting connection evicted: -max-conns reached", "conn", connID(c.id),
-			"remote", addrString(c.remote), "waiting_for", what, "age", age, "bytes_in", c.trace.BytesIn)
+	}
+	if lg := e.log; lg.Enabled(context.Background(), slog.LevelDebug) {
+		now := c.l.now()
+		cap := "-max-conns"
+		if k == admHandshake {
+			cap = "-max-handshakes"
+		}
+		lg.Debug("evicted to make room", "conn", connID(c.id), "remote", addrString(c.remote),
+			"cap", cap, "waiting_for", what, "age", Dur(now-c.trace.Entered[Created]),
+			"stalled", Dur(now-c.admKey), "bytes_in", c.trace.BytesIn)
 	}
 	c.abort(Evicted, true)
+}
+
+// park takes the slot of a handshake whose ClientHello is not complete
+// yet (no handshake goroutine, only the bytes it sent) without closing it:
+// it waits among the waiting connections (evictable at MaxConns, its
+// handshake deadline still running) and asks for a slot again when more
+// bytes come. A reset would only bring the same client straight back: a
+// flood of partial ClientHellos that reconnects at once made the engine
+// reset and accept ~6,000 connections a second to no one's benefit.
+func (c *Conn) park() {
+	e := c.l.e
+	e.met.parked.Inc()
+	e.hsInFlight.Add(-1)
+	c.hsCounted, c.hsParked = false, true
+	c.admJoin(admWaiting)
+	if lg := e.log; lg.Enabled(context.Background(), slog.LevelDebug) {
+		lg.Debug("tls handshake parked: -max-handshakes reached", "conn", connID(c.id),
+			"remote", addrString(c.remote), "bytes_in", c.trace.BytesIn)
+	}
 }
 
 // firstByteTimeout: nothing came, or a PROXY header did not end, in time.
@@ -246,19 +290,22 @@ func (c *Conn) firstByteTimeout() {
 // It returns false when the connection was refused.
 func (c *Conn) admitHandshake() bool {
 	e := c.l.e
-	c.hsAdmitted = true
 	n := e.hsInFlight.Add(1)
 	if !e.makeRoom(c.l, admHandshake, n-1, int64(e.cfg.MaxHandshakes)) {
 		e.hsInFlight.Add(-1)
 		e.met.tlsHandshake(hsRejected, 0)
-		e.log.Info("tls handshake rejected: too many in flight and none to evict", "conn", connID(c.id),
+		e.log.Debug("tls handshake rejected: too many in flight and none to evict", "conn", connID(c.id),
 			"max", e.cfg.MaxHandshakes)
 		c.abort(Rejected, true)
 		return false
 	}
 	c.hsCounted = true
-	c.setState(Handshake)
-	c.SetTimer(TimerHandshake, int64(e.cfg.HandshakeTimeout))
+	if c.hsParked {
+		c.hsParked = false // back with more bytes: its deadline stays the first byte's
+	} else {
+		c.setState(Handshake)
+		c.SetTimer(TimerHandshake, int64(e.cfg.HandshakeTimeout))
+	}
 	c.admJoin(admHandshake)
 	return true
 }

@@ -147,8 +147,10 @@ func (c *Conn) abort(o Outcome, rst bool) {
 	c.l.e.met.abort(c.side, c.trace.Discarded)
 	// An upstream reset is how a cancelled request ends (a client that
 	// reset its stream): routine, so debug, like upstream closes.
+	// Admission's resets (admission.go) throw nothing away and come by
+	// the thousand under a flood: their close line says enough.
 	lvl := slog.LevelWarn
-	if c.side == Upstream {
+	if c.side == Upstream || c.trace.Discarded == 0 && admissionOutcome(o) {
 		lvl = slog.LevelDebug
 	}
 	if c.l.e.log.Enabled(context.Background(), lvl) {

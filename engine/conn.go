@@ -71,7 +71,8 @@ type Conn struct {
 	tls        tlsio.Conn
 	hsDone     bool    // handshake completed, handler opened
 	hsCounted  bool    // counted in the engine's handshakes in flight
-	hsAdmitted bool    // the client's first byte asked for a handshake slot
+	hsStarted  bool    // the first record was complete: the handshake goroutine runs
+	hsParked   bool    // lost its slot with its ClientHello incomplete (admission.go)
 	hsUpstream bool    // a DialTLS handshake, not yet counted
 	tlsDead    bool    // TLS failed: no close_notify
 	appEOF     bool    // the peer's plaintext stream ended (close_notify or FIN)

@@ -27,6 +27,7 @@ type engineMetrics struct {
 	accepted   *metrics.Counter
 	rejected   *metrics.Counter
 	evicted    [numAdmKinds]*metrics.Counter
+	parked     *metrics.Counter
 	pauses     *metrics.Counter
 	detached   *metrics.Counter
 	closes     [2][numOutcomes]*metrics.Counter
@@ -75,6 +76,7 @@ func newEngineMetrics(e *Engine) *engineMetrics {
 	m.rejected = s.NewCounter(`sluice_connections_rejected_total{reason="max_conns"}`)
 	m.evicted[admWaiting] = s.NewCounter(`sluice_connections_evicted_total{reason="max_conns"}`)
 	m.evicted[admHandshake] = s.NewCounter(`sluice_connections_evicted_total{reason="max_handshakes"}`)
+	m.parked = s.NewCounter(`sluice_tls_handshakes_parked_total`)
 	m.pauses = s.NewCounter(`sluice_read_pauses_total`)
 	m.detached = s.NewCounter(`sluice_half_closed_by_peer_total`)
 	prefix := [2]string{"sluice_connection", "sluice_upstream_connection"}

@@ -122,6 +122,8 @@ func (e *Engine) Snapshot(ctx context.Context) (Snapshot, error) {
 					ci.WaitingFor = "handshake"
 				case c.pp != nil:
 					ci.WaitingFor = "proxy_header"
+				case c.hsParked:
+					ci.WaitingFor = "handshake_slot"
 				case c.admIn(admWaiting):
 					ci.WaitingFor = "first_byte"
 				}

@@ -95,7 +95,7 @@ const maxHandshakeInput = 256 << 10
 
 // tlsRead feeds ciphertext to TLS and delivers what comes out.
 func (c *Conn) tlsRead(b []byte) {
-	if !c.hsAdmitted && c.side == Downstream && !c.admitHandshake() {
+	if c.side == Downstream && !c.hsDone && !c.hsCounted && !c.admitHandshake() {
 		return
 	}
 	c.admTouch()
@@ -116,6 +116,7 @@ func (c *Conn) tlsRead(b []byte) {
 func (c *Conn) tlsPump(feedErr error) {
 	t := c.tls
 	if w := t.HandshakeWork(); w != nil {
+		c.hsStarted = true
 		go w()
 	}
 	// The failure is read before the output is taken: the handshake
@@ -209,13 +210,15 @@ func (c *Conn) handshakeFinished(result int) {
 		c.l.e.met.upTLSHandshake(result, Now()-c.trace.Entered[Handshake])
 		return
 	}
-	if !c.hsCounted {
+	if !c.hsCounted && !c.hsParked {
 		return
 	}
-	c.hsCounted = false
-	c.admLeave()
 	e := c.l.e
-	e.hsInFlight.Add(-1)
+	if c.hsCounted {
+		e.hsInFlight.Add(-1)
+	}
+	c.hsCounted, c.hsParked = false, false
+	c.admLeave()
 	e.met.tlsHandshake(result, Now()-c.trace.Entered[Handshake])
 }
 

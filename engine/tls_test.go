@@ -321,8 +321,10 @@ func TestTLSGarbageGetsAlertThenClose(t *testing.T) {
 }
 
 // At -max-handshakes the handshake that has gone longest without progress
-// is evicted and the new client is served; silent connections hold no slot.
-func TestMaxHandshakesEvictsTheStalest(t *testing.T) {
+// gives up its slot and the new client is served; silent connections hold
+// no slot. One whose ClientHello is incomplete is parked, not closed, and
+// gets a slot again when more bytes come.
+func TestMaxHandshakesParksTheStalest(t *testing.T) {
 	f := newTLSFixture(t)
 	cl := newCloses()
 	e, addr := startTLSEngine(t, f, Config{MaxHandshakes: 2}, func(c *Conn) Handler { return &echo{cl: cl} })
@@ -330,7 +332,7 @@ func TestMaxHandshakesEvictsTheStalest(t *testing.T) {
 		dialT(t, addr) // silent: no slot
 	}
 	stale := dialT(t, addr)
-	stale.Write([]byte{22, 3, 1}) // a handshake starts, then stalls
+	stale.Write([]byte{22, 3, 1}) // a ClientHello starts, then stalls
 	if !waitFor(5*time.Second, func() bool { return e.hsInFlight.Load() == 1 }) {
 		t.Fatalf("%d handshakes in flight, want 1 (silent connections hold none)", e.hsInFlight.Load())
 	}
@@ -352,23 +354,79 @@ func TestMaxHandshakesEvictsTheStalest(t *testing.T) {
 	if _, err := io.ReadFull(good, buf); err != nil || string(buf) != "ping" {
 		t.Fatalf("echo %q, %v", buf, err)
 	}
-	moving.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := moving.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
-		t.Fatalf("stalest handshake: read %v, want a reset", err)
+	waiting := func() map[string]string {
+		snap, _ := e.Snapshot(testCtx(t))
+		w := map[string]string{}
+		for _, ci := range snap.Conns {
+			w[ci.Remote] = ci.WaitingFor
+		}
+		return w
+	}
+	if w := waiting(); w[moving.LocalAddr().String()] != "handshake_slot" || w[stale.LocalAddr().String()] != "handshake" {
+		t.Fatalf("moving waits for %q, stale for %q; want handshake_slot (parked) and handshake",
+			w[moving.LocalAddr().String()], w[stale.LocalAddr().String()])
+	}
+	for _, c := range []net.Conn{moving, stale} {
+		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("%s: read %v, want it still open", c.LocalAddr(), err)
+		}
+	}
+	// More bytes from the parked one: it takes the slot good's finished
+	// handshake freed.
+	moving.Write([]byte{3})
+	if !waitFor(5*time.Second, func() bool { return waiting()[moving.LocalAddr().String()] == "handshake" }) {
+		t.Fatal("the parked handshake did not get its slot back")
+	}
+	if n := e.hsInFlight.Load(); n != 2 {
+		t.Fatalf("%d handshakes in flight, want 2", n)
+	}
+	for name, want := range map[string]uint64{
+		`sluice_tls_handshakes_parked_total`:                        1,
+		`sluice_tls_handshakes_total{result="evicted"}`:             0,
+		`sluice_connections_evicted_total{reason="max_handshakes"}`: 0,
+		`sluice_tls_handshakes_total{result="rejected"}`:            0,
+	} {
+		if got := f.set.GetOrCreateCounter(name).Get(); got != want {
+			t.Errorf("%s = %d, want %d", name, got, want)
+		}
+	}
+}
+
+// A handshake already under way (a whole ClientHello, answered, then
+// nothing) that is the stalest at -max-handshakes is reset.
+func TestMaxHandshakesEvictsAStalledHandshake(t *testing.T) {
+	f := newTLSFixture(t)
+	cl := newCloses()
+	e, addr := startTLSEngine(t, f, Config{MaxHandshakes: 1}, func(c *Conn) Handler { return &echo{cl: cl} })
+	stalled := dialT(t, addr)
+	stalled.Write(clientHello(t))
+	stalled.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := stalled.Read(make([]byte, 1)); err != nil { // the server's flight
+		t.Fatal(err)
+	}
+	if n := e.hsInFlight.Load(); n != 1 {
+		t.Fatalf("%d handshakes in flight, want 1", n)
+	}
+	good := f.dial(t, addr, nil)
+	good.SetDeadline(time.Now().Add(5 * time.Second))
+	good.Write([]byte("ping"))
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(good, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("echo %q, %v", buf, err)
+	}
+	if _, err := io.Copy(io.Discard, stalled); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("stalled handshake: %v, want a reset", err)
 	}
 	tr := cl.next(t, 5*time.Second)
 	if tr.Outcome != Evicted || tr.Entered[Handshake] == 0 {
 		t.Fatalf("outcome %v, want evicted after Handshake", tr.Outcome)
 	}
-	stale.SetDeadline(time.Now().Add(100 * time.Millisecond))
-	if _, err := stale.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("the handshake that moved last: read %v, want it still open", err)
-	}
 	for name, want := range map[string]uint64{
 		`sluice_tls_handshakes_total{result="evicted"}`:             1,
 		`sluice_connections_evicted_total{reason="max_handshakes"}`: 1,
 		`sluice_connection_closes_total{outcome="evicted"}`:         1,
-		`sluice_tls_handshakes_total{result="rejected"}`:            0,
+		`sluice_tls_handshakes_parked_total`:                        0,
 	} {
 		if got := f.set.GetOrCreateCounter(name).Get(); got != want {
 			t.Errorf("%s = %d, want %d", name, got, want)
