@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 )
 
 // clientHello returns the first flight of a crypto/tls client: a real
@@ -179,5 +181,106 @@ func TestSilentAndPartialHandshakeFlood(t *testing.T) {
 	}
 	if n := e.LiveDownstream(); n != partialN {
 		t.Errorf("%d connections open after the silent resets, want the %d partial handshakes", n, partialN)
+	}
+}
+
+// Behind a balancer: the PROXY header ends the first wait, and the TLS
+// client behind it gets its own first-byte deadline; at -max-conns a
+// connection still owing its header is evicted first.
+func TestProxyProtocolWaits(t *testing.T) {
+	f := newTLSFixture(t)
+	e, addr, _ := ppEngine(t, Config{FirstByteTimeout: 300 * time.Millisecond, MaxConns: 2, Metrics: f.set}, f.srv)
+	hdr := ppV2TCP4([4]byte{198, 51, 100, 7}, [4]byte{10, 0, 0, 1}, 4000, 443, nil)
+
+	quiet := dialT(t, addr)
+	quiet.Write(hdr) // the header, then a client that says nothing
+	start := time.Now()
+	quiet.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := quiet.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("silent client behind the header: read %v, want a reset", err)
+	}
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Fatalf("reset after %v, before its own first-byte deadline", d)
+	}
+	if got := f.set.GetOrCreateCounter(`sluice_tls_handshakes_total{result="first_byte_timeout"}`).Get(); got != 1 {
+		t.Fatalf("tls first_byte_timeout %d, want 1", got)
+	}
+
+	// MaxConns 2: a connection with half a header is evicted for a new one.
+	half := dialT(t, addr)
+	half.Write(hdr[:10])
+	if !waitFor(5*time.Second, func() bool { return e.LiveDownstream() == 1 }) {
+		t.Fatal("not accepted")
+	}
+	busy := dialT(t, addr)
+	busy.Write(hdr)
+	tc := tls.Client(busy, &tls.Config{InsecureSkipVerify: true})
+	tc.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	next := dialT(t, addr) // the third: over MaxConns
+	next.Write(hdr)
+	tn := tls.Client(next, &tls.Config{InsecureSkipVerify: true})
+	tn.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := tn.Handshake(); err != nil {
+		t.Fatalf("new connection at -max-conns: %v", err)
+	}
+	half.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := half.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("half a header: read %v, want a reset (evicted)", err)
+	}
+	for name, want := range map[string]uint64{
+		`sluice_proxy_protocol_headers_total{result="evicted"}`: 1,
+		`sluice_connections_evicted_total{reason="max_conns"}`:  1,
+		`sluice_connections_rejected_total{reason="max_conns"}`: 0,
+	} {
+		if got := f.set.GetOrCreateCounter(name).Get(); got != want {
+			t.Errorf("%s = %d, want %d", name, got, want)
+		}
+	}
+}
+
+// A cleartext ClientFirst listener: a silent connection has no first-byte
+// deadline (the handler's own apply) but is evicted first at -max-conns.
+func TestClientFirstPlainEvictsSilent(t *testing.T) {
+	cl := newCloses()
+	set := metrics.NewSet()
+	e, err := New(Config{Loops: 2, MaxConns: 2, FirstByteTimeout: 100 * time.Millisecond, Metrics: set, Logger: testLogger(t),
+		Listeners: []Listener{{Name: "plain", Addr: "127.0.0.1:0", ClientFirst: true,
+			Accept: func(c *Conn) Handler { return &echo{cl: cl} }}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Stop(testCtx(t)) })
+	addr := e.Addr("plain")
+	silent := dialT(t, addr)
+	talker := dialT(t, addr)
+	talker.SetDeadline(time.Now().Add(5 * time.Second))
+	talker.Write([]byte("a"))
+	io.ReadFull(talker, make([]byte, 1))
+	time.Sleep(300 * time.Millisecond) // past FirstByteTimeout: not for cleartext
+	if n := e.LiveDownstream(); n != 2 {
+		t.Fatalf("%d connections, want both: cleartext has no first-byte deadline", n)
+	}
+	third := dialT(t, addr)
+	third.SetDeadline(time.Now().Add(5 * time.Second))
+	third.Write([]byte("b"))
+	if _, err := io.ReadFull(third, make([]byte, 1)); err != nil {
+		t.Fatalf("new connection at -max-conns: %v", err)
+	}
+	silent.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := silent.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("silent connection: read %v, want a reset (evicted)", err)
+	}
+	if tr := cl.next(t, 5*time.Second); tr.Outcome != Evicted {
+		t.Fatalf("outcome %v, want evicted", tr.Outcome)
+	}
+	talker.Write([]byte("c"))
+	if _, err := io.ReadFull(talker, make([]byte, 1)); err != nil {
+		t.Fatalf("the connection that had spoken: %v", err)
 	}
 }

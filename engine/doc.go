@@ -15,7 +15,8 @@
 // (admission.go) keeps clients that have proven nothing from holding
 // capacity: a silent connection holds no handshake slot, has a first-byte
 // deadline and is evicted first at MaxConns; at MaxHandshakes the
-// handshake longest without progress is evicted.
+// handshake longest without progress gives up its slot (parked while its
+// ClientHello is incomplete, else reset).
 //
 // # Threading model
 //
