@@ -34,10 +34,9 @@ import (
 // (the figures are request handling and record encryption, not
 // handshakes). Both proxies run one thread (sluice -loops 1, HAProxy
 // nbthread 1); HAProxy's maxconn is set to 4096, under the fd limit.
-// sluice runs with its defaults otherwise: the loop locked to its thread
-// and GOMAXPROCS the CPUs plus one.
-// Both keep every upstream connection the 500 streams in flight need
-// (sluice -pool-size 1024; HAProxy's idle pool is unlimited).
+// sluice runs with its defaults otherwise (the loop locked to its thread,
+// GOMAXPROCS the CPUs plus one, the idle pool following demand, the
+// access log on, to a file), beside "sluice-tuned" (-access-log=off).
 //
 // Knobs: SLUICE_BENCH_ROUNDS (default 6, even), SLUICE_BENCH_H2_REQUESTS
 // (default 20000), SLUICE_BENCH_WORKERS (threads of each proxy, default 1).
@@ -95,13 +94,21 @@ func benchH2VsHAProxy(b *testing.B, upTLS bool) {
     location / { default_type application/octet-stream; return 200 "%s"; }
   }`, listen, strings.Repeat("x", size)), backend)
 
-	slAddr := freePort(b)
-	// -pool-size 1024: 50 connections x 10 streams keep up to 500 upstream
-	// requests in flight; HAProxy keeps every idle server connection
-	// (pool-max-conn unlimited), so sluice gets an idle pool that holds
-	// them too (its default, 32, is nginx's keepalive and would redial).
-	sl := startProc(b, "sluice", slAddr, buildSluice(b, dir), "-listen", slAddr, "-admin", "", "-loops", strconv.Itoa(workers),
-		"-pool-size", "1024", "-upstream", upURL, "-upstream-ca", certFile, "-access-log=false", "-log-level", "warn", "-cert", certFile, "-key", keyFile)
+	// sluice on its defaults: only -loops (one thread, as HAProxy), the
+	// certificate, the upstream and its CA, -admin off (free ports), and
+	// its access log to a file (HAProxy here logs nothing). The idle pool
+	// follows demand by default (1024 per upstream per loop), as HAProxy
+	// keeps every idle server connection. "sluice-tuned" is the same with
+	// -access-log=off.
+	bin := buildSluice(b, dir)
+	runSluice := func(name string, extra ...string) *h2target {
+		addr := freePort(b)
+		args := append([]string{"-listen", addr, "-admin", "", "-loops", strconv.Itoa(workers),
+			"-upstream", upURL, "-upstream-ca", certFile, "-cert", certFile, "-key", keyFile,
+			"-access-log", filepath.Join(dir, name+"-access.log")}, extra...)
+		p := startProc(b, name, addr, bin, args...)
+		return &h2target{name: name, url: "https://" + addr + "/1k", pid: p.Process.Pid}
+	}
 
 	hpAddr := freePort(b)
 	cfg := filepath.Join(dir, "haproxy.cfg")
@@ -128,7 +135,8 @@ backend be
 	hp := startProc(b, "haproxy", hpAddr, haproxy, "-db", "-f", cfg)
 
 	targets := []*h2target{
-		{name: "sluice", url: "https://" + slAddr + "/1k", pid: sl.Process.Pid},
+		runSluice("sluice"),
+		runSluice("sluice-tuned", "-access-log=off"),
 		{name: "haproxy", url: "https://" + hpAddr + "/1k", pid: hp.Process.Pid},
 	}
 	for _, t := range targets {
@@ -137,13 +145,10 @@ backend be
 		}
 	}
 	b.ResetTimer()
-	var rpsRatio, cpuRatio []float64
+	var rpsRatio, cpuRatio, tunedRps, tunedCPU []float64
 	for r := 0; r < rounds; r++ {
-		order := targets
-		if r%2 == 1 {
-			order = []*h2target{targets[1], targets[0]}
-		}
-		for _, t := range order {
+		for i := range targets {
+			t := targets[(i+r)%len(targets)] // rotate who goes first
 			c0 := cpuTime(t.pid)
 			rps, err := runH2load(h2load, t.url, requests)
 			c1 := cpuTime(t.pid)
@@ -153,19 +158,23 @@ backend be
 			t.rps = append(t.rps, rps)
 			t.cpr = append(t.cpr, float64((c1-c0).Microseconds())/float64(requests))
 		}
-		s, h := targets[0], targets[1]
+		s, st, h := targets[0], targets[1], targets[2]
 		rpsRatio = append(rpsRatio, s.rps[r]/h.rps[r])
 		cpuRatio = append(cpuRatio, s.cpr[r]/h.cpr[r])
-		b.Logf("round %d: sluice %.0f req/s %.1f µs CPU/req, haproxy %.0f req/s %.1f µs CPU/req; req/s ratio %.3f, CPU ratio %.3f",
-			r+1, s.rps[r], s.cpr[r], h.rps[r], h.cpr[r], rpsRatio[r], cpuRatio[r])
+		tunedRps = append(tunedRps, st.rps[r]/h.rps[r])
+		tunedCPU = append(tunedCPU, st.cpr[r]/h.cpr[r])
+		b.Logf("round %d: sluice %.0f req/s %.1f µs CPU/req, sluice-tuned %.0f req/s %.1f µs, haproxy %.0f req/s %.1f µs; req/s ratio %.3f (tuned %.3f), CPU ratio %.3f (tuned %.3f)",
+			r+1, s.rps[r], s.cpr[r], st.rps[r], st.cpr[r], h.rps[r], h.cpr[r], rpsRatio[r], tunedRps[r], cpuRatio[r], tunedCPU[r])
 	}
 	b.StopTimer()
-	b.ReportMetric(median(targets[0].rps), "sluice_req/s")
-	b.ReportMetric(median(targets[1].rps), "haproxy_req/s")
+	for _, t := range targets {
+		b.ReportMetric(median(t.rps), t.name+"_req/s")
+		b.ReportMetric(median(t.cpr), t.name+"_cpu_µs/req")
+	}
 	reportSpread(b, "rps_ratio", rpsRatio)
-	b.ReportMetric(median(targets[0].cpr), "sluice_cpu_µs/req")
-	b.ReportMetric(median(targets[1].cpr), "haproxy_cpu_µs/req")
 	reportSpread(b, "cpu_ratio", cpuRatio)
+	reportSpread(b, "tuned_rps_ratio", tunedRps)
+	reportSpread(b, "tuned_cpu_ratio", tunedCPU)
 	b.ReportMetric(0, "ns/op")
 }
 

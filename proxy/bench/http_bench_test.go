@@ -1,60 +1,18 @@
 package bench
 
 import (
-	"context"
 	"crypto/rand"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
-
-	"github.com/sluice-proxy/sluice/engine"
-	"github.com/sluice-proxy/sluice/proxy"
 	"github.com/sluice-proxy/sluice/tlsio"
 )
-
-// startSluice runs sluice's HTTP proxy in-process in front of backend,
-// on a TLS listener when tlsSrv is set.
-func startSluice(tb testing.TB, backend string, loops int, tlsSrv *tlsio.Server) string {
-	tb.Helper()
-	set := metrics.NewSet()
-	h, err := proxy.NewHTTP(proxy.HTTPConfig{
-		Routes:   []proxy.Route{{PathPrefix: "/", Upstreams: []string{backend}}},
-		PoolSize: 64,
-	}, proxy.NewMetrics(set))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	// As the sluice binary runs: loops locked to threads, a P per loop.
-	engine.SetProcs(loops)
-	e, err := engine.New(engine.Config{
-		Loops:       loops,
-		LockThreads: true,
-		Listeners:   []engine.Listener{{Name: "bench", Addr: "127.0.0.1:0", Accept: h.Accept, TLS: tlsSrv}},
-		Logger:      slog.New(slog.DiscardHandler),
-		Metrics:     set,
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		h.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		e.Stop(ctx)
-	})
-	return e.Addr("bench")
-}
 
 type target struct {
 	name string
@@ -80,9 +38,14 @@ func median(v []float64) float64 {
 // BenchmarkHTTPProxyVsNginx: 1 KiB responses from an nginx backend through
 // sluice and through nginx as a reverse proxy, 50 keep-alive connections,
 // HTTP/1.1 over cleartext and over TLS (the client side; both proxies
-// reach the backend in cleartext). Each sub-benchmark reports each proxy's
-// median req/s and CPU time per request, sluice's allocations per request,
-// and the median and range of the per-round ratio sluice/nginx.
+// reach the backend in cleartext). sluice is the binary users run, on its
+// defaults (only -loops to match nginx's workers, the certificate, the
+// upstream, and -admin off to keep ports free), with its access log to a
+// file (nginx has access_log off); "sluice-tuned" is the same with
+// -access-log=off. Rounds alternate the three targets; each sub-benchmark
+// reports each one's median req/s and CPU time per request (the process's
+// own utime+stime from /proc), and the median and range of the per-round
+// ratios sluice/nginx and sluice-tuned/nginx.
 func BenchmarkHTTPProxyVsNginx(b *testing.B) {
 	workers := envInt("SLUICE_BENCH_WORKERS", 1)
 	const size = 1024
@@ -91,47 +54,38 @@ func BenchmarkHTTPProxyVsNginx(b *testing.B) {
     listen %s;
     location / { default_type application/octet-stream; return 200 "%s"; }
   }`, backend, strings.Repeat("x", size)), backend)
-
-	b.Run("cleartext", func(b *testing.B) { compare(b, backend, workers, nil) })
-	b.Run("tls", func(b *testing.B) {
-		kp, err := tlsio.SelfSigned(time.Now(), rand.Reader)
-		if err != nil {
-			b.Fatal(err)
-		}
-		compare(b, backend, workers, kp)
-	})
+	kp, err := tlsio.SelfSigned(time.Now(), rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	bin := buildSluice(b, dir)
+	b.Run("cleartext", func(b *testing.B) { compare(b, bin, backend, workers, kp, false) })
+	b.Run("tls", func(b *testing.B) { compare(b, bin, backend, workers, kp, true) })
 }
 
-// compare runs the alternating rounds against both proxies; kp, when set,
-// puts both client-facing listeners on TLS with that key pair.
-func compare(b *testing.B, backend string, workers int, kp *tlsio.KeyPair) {
+// compare runs the alternating rounds against sluice (defaults and tuned)
+// and nginx; with useTLS both client-facing listeners are TLS with kp.
+func compare(b *testing.B, bin, backend string, workers int, kp *tlsio.KeyPair, useTLS bool) {
 	rounds := envInt("SLUICE_BENCH_ROUNDS", 6)
 	secs := envInt("SLUICE_BENCH_SECONDS", 3)
 	const conns, size = 50, 1024
 	scheme, listenOpt, tlsConf := "http", "", ""
-	var tlsSrv *tlsio.Server
-	if kp != nil {
+	dir := b.TempDir()
+	keyPEM, err := kp.KeyPEM()
+	if err != nil {
+		b.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, kp.CertPEM(), 0o644)
+	os.WriteFile(keyFile, keyPEM, 0o600)
+	if useTLS {
 		scheme, listenOpt = "https", " ssl"
-		dir := b.TempDir()
-		keyPEM, err := kp.KeyPEM()
-		if err != nil {
-			b.Fatal(err)
-		}
-		os.WriteFile(filepath.Join(dir, "cert.pem"), kp.CertPEM(), 0o644)
-		os.WriteFile(filepath.Join(dir, "key.pem"), keyPEM, 0o600)
 		// Same offer as sluice: TLS 1.2 and 1.3 (nginx 1.22 defaults to 1.2 only).
 		tlsConf = fmt.Sprintf(`
-    ssl_certificate %s/cert.pem;
-    ssl_certificate_key %s/key.pem;
-    ssl_protocols TLSv1.2 TLSv1.3;`, dir, dir)
-		store, err := tlsio.NewCertStore(kp)
-		if err != nil {
-			b.Fatal(err)
-		}
-		tlsSrv, err = tlsio.NewServer(tlsio.ServerConfig{Certs: store, NextProtos: []string{"http/1.1"}})
-		if err != nil {
-			b.Fatal(err)
-		}
+    ssl_certificate %s;
+    ssl_certificate_key %s;
+    ssl_protocols TLSv1.2 TLSv1.3;`, certFile, keyFile)
 	}
 
 	// nginx as the proxy, configured to do what sluice does: keep-alive
@@ -150,11 +104,23 @@ func compare(b *testing.B, backend string, workers int, kp *tlsio.KeyPair) {
       proxy_set_header X-Forwarded-Host $host;
     }
   }`, backend, ngxAddr, listenOpt, tlsConf), ngxAddr)
-	slAddr := startSluice(b, backend, workers, tlsSrv)
 
-	self := os.Getpid()
+	// sluice serves TLS on -listen and cleartext on -listen-plain.
+	runSluice := func(name string, extra ...string) *target {
+		tlsAddr, plainAddr := freePort(b), freePort(b)
+		args := append([]string{"-listen", tlsAddr, "-listen-plain", plainAddr, "-admin", "", "-loops", strconv.Itoa(workers),
+			"-cert", certFile, "-key", keyFile, "-upstream", "http://" + backend,
+			"-access-log", filepath.Join(dir, name+"-access.log")}, extra...)
+		addr := plainAddr
+		if useTLS {
+			addr = tlsAddr
+		}
+		p := startProc(b, name, addr, bin, args...)
+		return &target{name: name, url: scheme + "://" + addr + "/1k", cpu: func() time.Duration { return cpuTime(p.Process.Pid) }}
+	}
 	targets := []*target{
-		{name: "sluice", url: scheme + "://" + slAddr + "/1k", cpu: func() time.Duration { return cpuTime(self) }},
+		runSluice("sluice"),
+		runSluice("sluice-tuned", "-access-log=off"),
 		{name: "nginx", url: scheme + "://" + ngxAddr + "/1k", cpu: func() time.Duration {
 			var d time.Duration
 			for _, pid := range ngx.workerPIDs() {
@@ -170,42 +136,33 @@ func compare(b *testing.B, backend string, workers int, kp *tlsio.KeyPair) {
 		runLoad(b, t.url, conns, time.Second) // warm up: connections, pools, caches
 	}
 	b.ResetTimer()
-	var ratios, allocs []float64
+	var ratios, tunedRatios, cpuRatios []float64
 	for r := 0; r < rounds; r++ {
-		order := targets
-		if r%2 == 1 {
-			order = []*target{targets[1], targets[0]}
-		}
-		var got [2]float64
-		for _, t := range order {
-			var m0, m1 runtime.MemStats
-			runtime.ReadMemStats(&m0)
+		for i := range targets {
+			t := targets[(i+r)%len(targets)] // rotate who goes first
 			c0 := t.cpu()
 			res := runLoad(b, t.url, conns, time.Duration(secs)*time.Second)
 			c1 := t.cpu()
-			runtime.ReadMemStats(&m1)
 			if res.errors > 0 {
 				b.Fatalf("%s: %d errors or non-2xx responses", t.name, res.errors)
 			}
-			reqs := res.rps * float64(secs)
 			t.rps = append(t.rps, res.rps)
-			t.cpr = append(t.cpr, float64((c1-c0).Microseconds())/reqs)
-			if t == targets[0] {
-				got[0] = res.rps
-				allocs = append(allocs, float64(m1.Mallocs-m0.Mallocs)/reqs)
-			} else {
-				got[1] = res.rps
-			}
+			t.cpr = append(t.cpr, float64((c1-c0).Microseconds())/(res.rps*float64(secs)))
 		}
-		ratios = append(ratios, got[0]/got[1])
-		b.Logf("round %d: sluice %.0f req/s, nginx %.0f req/s, ratio %.3f", r+1, got[0], got[1], got[0]/got[1])
+		s, st, n := targets[0], targets[1], targets[2]
+		ratios = append(ratios, s.rps[r]/n.rps[r])
+		tunedRatios = append(tunedRatios, st.rps[r]/n.rps[r])
+		cpuRatios = append(cpuRatios, s.cpr[r]/n.cpr[r])
+		b.Logf("round %d: sluice %.0f req/s %.1f µs CPU/req, sluice-tuned %.0f req/s %.1f µs, nginx %.0f req/s %.1f µs; ratios %.3f (tuned %.3f), CPU ratio %.3f",
+			r+1, s.rps[r], s.cpr[r], st.rps[r], st.cpr[r], n.rps[r], n.cpr[r], ratios[r], tunedRatios[r], cpuRatios[r])
 	}
 	b.StopTimer()
-	b.ReportMetric(median(targets[0].rps), "sluice_req/s")
-	b.ReportMetric(median(targets[1].rps), "nginx_req/s")
+	for _, t := range targets {
+		b.ReportMetric(median(t.rps), t.name+"_req/s")
+		b.ReportMetric(median(t.cpr), t.name+"_cpu_µs/req")
+	}
 	reportSpread(b, "ratio", ratios)
-	b.ReportMetric(median(targets[0].cpr), "sluice_cpu_µs/req")
-	b.ReportMetric(median(targets[1].cpr), "nginx_cpu_µs/req")
-	b.ReportMetric(median(allocs), "sluice_allocs/req")
+	reportSpread(b, "tuned_ratio", tunedRatios)
+	reportSpread(b, "cpu_ratio", cpuRatios)
 	b.ReportMetric(0, "ns/op") // one run of the whole comparison: ns/op means nothing
 }
