@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -73,7 +72,9 @@ func BenchmarkHandshakeFloodVsNginx(b *testing.B) {
       proxy_set_header Connection "";
     }
   }`, backend, ngxAddr, certFile, keyFile), ngxAddr)
-	slAddr := startSluiceBinary(b, "-loops", "1", "-upstream", "http://"+backend, "-cert", certFile, "-key", keyFile)
+	slAddr := freePort(b)
+	startProc(b, "sluice", slAddr, buildSluice(b, dir), "-listen", slAddr, "-admin", "",
+		"-loops", "1", "-upstream", "http://"+backend, "-cert", certFile, "-key", keyFile)
 
 	hello := clientHelloBytes(b)
 	targets := []struct {
@@ -239,33 +240,4 @@ func clientHelloBytes(tb testing.TB) []byte {
 		tb.Fatal(err)
 	}
 	return append(hdr, body...)
-}
-
-// startSluiceBinary builds cmd/sluice and runs it on its defaults plus
-// args, its admin listener off, until the benchmark ends; it returns the
-// TLS listen address once it accepts.
-func startSluiceBinary(tb testing.TB, args ...string) string {
-	tb.Helper()
-	bin := filepath.Join(tb.TempDir(), "sluice")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/sluice-proxy/sluice/cmd/sluice").CombinedOutput(); err != nil {
-		tb.Fatalf("building sluice: %v\n%s", err, out)
-	}
-	addr := freePort(tb)
-	cmd := exec.Command(bin, append([]string{"-listen", addr, "-admin", ""}, args...)...)
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			tb.Fatal("sluice did not start")
-		}
-	}
 }
