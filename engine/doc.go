@@ -27,8 +27,10 @@
 // goroutine, its watcher (watcher.go), which blocks in epoll_wait on a
 // timerfd (the loop's earliest deadline) and on sockets waiting to become
 // writable, and posts what fired to the loop; it never touches connection
-// state. Metrics gauges read per-loop atomics; the admin snapshot runs as a
-// task on each loop.
+// state. An engine with a TLS listener also runs a sign pool (signpool.go):
+// one worker per CPU that computes native TLS 1.3 handshakes' signatures
+// and wakes the loop through Post. Metrics gauges read per-loop atomics;
+// the admin snapshot runs as a task on each loop.
 //
 // # gnet v2.9.7 gaps and where each workaround lives
 //

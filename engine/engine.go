@@ -46,6 +46,7 @@ type Engine struct {
 
 	hsInFlight   atomic.Int64              // TLS handshakes in flight, all loops
 	evictPending [numAdmKinds]atomic.Int64 // evictions posted to loops, not run yet (admission.go)
+	sign         *signPool                 // native TLS signatures; nil without a TLS listener
 
 	idleOnce sync.Once
 	idle     chan struct{} // closed when draining and no connection is left
@@ -118,6 +119,11 @@ func (e *Engine) Start() error {
 		gnet.WithLoadBalancing(gnet.RoundRobin),
 		gnet.WithLogger(gnetLogger{e.log}),
 		gnet.WithLockOSThread(e.cfg.LockThreads),
+	}
+	for _, ln := range e.cfg.Listeners {
+		if ln.TLS != nil && e.sign == nil {
+			e.sign = newSignPool(e.cfg.MaxHandshakes + 64)
+		}
 	}
 	go func() {
 		e.runErr = gnet.Rotate(&gnetEvents{e: e}, protoAddrs, opts...)
@@ -448,6 +454,9 @@ func (e *Engine) Stop(ctx context.Context) error {
 		}
 		l.runq, l.dirty = nil, nil // no flushing: the sockets are closed
 		l.depth--
+	}
+	if e.sign != nil {
+		e.sign.stop()
 	}
 	return err
 }

@@ -49,6 +49,20 @@ type engineMetrics struct {
 	proxyProtoRes      [len(ppResults)]*metrics.Counter
 	upTLSHandshakeDur  *metrics.PrometheusHistogram
 	tlsPeerCloseNotify *metrics.Counter
+	// By TLS engine (tlsio.EngineOf): [path][hsOK..hsTimeout], and
+	// failures by reason.
+	tlsByPath    [2][3]*metrics.Counter
+	tlsErrByPath [2]map[string]*metrics.Counter
+}
+
+// tlsPaths are the label values of path, indexes of tlsByPath.
+var tlsPaths = [2]string{tlsio.EngineNative, tlsio.EngineStdlib}
+
+func pathIndex(engine string) int {
+	if engine == tlsio.EngineNative {
+		return 0
+	}
+	return 1
 }
 
 // TLS handshake results, indexes of tlsHandshakes.
@@ -120,6 +134,15 @@ func newEngineMetrics(e *Engine) *engineMetrics {
 		m.tlsHandshakes[i] = s.NewCounter(fmt.Sprintf(`sluice_tls_handshakes_total{result=%q}`, r))
 	}
 	m.tlsHandshakeDur = s.NewPrometheusHistogramExt(`sluice_tls_handshake_duration_seconds`, latencyBuckets)
+	for p, path := range tlsPaths {
+		for i, r := range []string{"ok", "error", "timeout"} {
+			m.tlsByPath[p][i] = s.NewCounter(fmt.Sprintf(`sluice_tls_engine_handshakes_total{path=%q,result=%q}`, path, r))
+		}
+		m.tlsErrByPath[p] = make(map[string]*metrics.Counter)
+		for _, r := range tlsReasons {
+			m.tlsErrByPath[p][r] = s.NewCounter(fmt.Sprintf(`sluice_tls_engine_errors_total{path=%q,reason=%q}`, path, r))
+		}
+	}
 	for i, r := range []string{"ok", "error", "timeout"} {
 		m.upTLSHandshakes[i] = s.NewCounter(fmt.Sprintf(`sluice_upstream_tls_handshakes_total{result=%q}`, r))
 	}
@@ -189,6 +212,24 @@ func (m *engineMetrics) upTLSHandshake(result int, ns int64) {
 	m.upTLSHandshakes[result].Inc()
 	if result == hsOK {
 		m.upTLSHandshakeDur.Update(float64(ns) / 1e9)
+	}
+}
+
+// tlsReasons are the tlsio reasons a client connection can fail with.
+var tlsReasons = []string{tlsio.ReasonNotTLS, tlsio.ReasonBadRecord, tlsio.ReasonHandshake,
+	tlsio.ReasonHandshakeEOF, tlsio.ReasonPeerAlert, tlsio.ReasonTruncated}
+
+// tlsPath counts a client handshake's end by the engine that ran it.
+func (m *engineMetrics) tlsPath(engine string, result int) {
+	if result <= hsTimeout {
+		m.tlsByPath[pathIndex(engine)][result].Inc()
+	}
+}
+
+// tlsPathError counts a client connection's TLS failure by engine.
+func (m *engineMetrics) tlsPathError(engine, reason string) {
+	if c := m.tlsErrByPath[pathIndex(engine)][reason]; c != nil {
+		c.Inc()
 	}
 }
 

@@ -12,9 +12,10 @@ import (
 
 // TLS on a listener is a property of the connection, not a layer the
 // handler sees: OnData receives plaintext, Write seals, and the close
-// sequence's second step is the engine's own close_notify. The handshake
-// runs on a short-lived goroutine (tlsio.Conn.HandshakeWork) that wakes the
-// loop through Post; its CPU work never runs on the loop. The handler's
+// sequence's second step is the engine's own close_notify. A crypto/tls
+// handshake runs on a short-lived goroutine (tlsio.Conn.HandshakeWork) that
+// wakes the loop through Post; a native one runs on the loop except for its
+// signature, which goes to the engine's sign pool (signpool.go). The handler's
 // OnOpen runs once the handshake is done, so it can pick a protocol by ALPN
 // (Conn.TLSInfo).
 //
@@ -117,7 +118,14 @@ func (c *Conn) tlsPump(feedErr error) {
 	t := c.tls
 	if w := t.HandshakeWork(); w != nil {
 		c.hsStarted = true
-		go w()
+		if sp := c.l.e.sign; sp == nil || tlsio.EngineOf(t) != tlsio.EngineNative || !sp.submit(w) {
+			go w()
+		}
+	}
+	if !c.hsStarted && tlsio.HelloComplete(t) {
+		// A native handshake hands out work only for its signature (none
+		// when resumed), but is under way once its ClientHello is in.
+		c.hsStarted = true
 	}
 	// The failure is read before the output is taken: the handshake
 	// goroutine queues its alert before it fails, so the alert of a
@@ -195,6 +203,9 @@ func (c *Conn) tlsFailed(err error) {
 	if !c.hsDone {
 		c.handshakeFinished(hsError)
 	}
+	if c.side == Downstream && te != nil {
+		c.l.e.met.tlsPathError(tlsio.EngineOf(c.tls), te.Reason)
+	}
 	if errors.Is(err, tlsio.ErrNotTLS) {
 		c.writeRaw(plainHTTPResponse)
 	}
@@ -220,6 +231,9 @@ func (c *Conn) handshakeFinished(result int) {
 	c.hsCounted, c.hsParked = false, false
 	c.admLeave()
 	e.met.tlsHandshake(result, Now()-c.trace.Entered[Handshake])
+	if c.tls != nil {
+		e.met.tlsPath(tlsio.EngineOf(c.tls), result)
+	}
 }
 
 // tlsHandshakeTimeout: no close_notify and no waiting on a peer that could

@@ -97,6 +97,8 @@ var metricHelp = map[string]string{
 	"sluice_tls_handshake_duration_seconds":          "Client TLS handshakes, first byte to handshake done.",
 	"sluice_tls_handshakes_in_flight":                "Client TLS handshakes holding a -max-handshakes slot now.",
 	"sluice_tls_errors_total":                        "Bad TLS input from clients, by reason.",
+	"sluice_tls_engine_handshakes_total":             "Client TLS handshakes by the engine that ran them (path: native or stdlib, the crypto/tls fallback included) and result (ok, error, timeout).",
+	"sluice_tls_engine_errors_total":                 "Client TLS connections that failed, by engine (path) and reason.",
 	"sluice_tls_peer_close_notify_total":             "Clients that sent close_notify (a half-close).",
 	"sluice_upstream_tls_handshakes_total":           "TLS handshakes with https:// and h2:// upstreams, by result.",
 	"sluice_upstream_tls_handshake_duration_seconds": "TLS handshakes with https:// and h2:// upstreams, connect to handshake done.",

@@ -184,3 +184,29 @@ type Info struct {
 	// or EngineStdlib.
 	Engine string
 }
+
+// EngineOf reports the engine running c: EngineNative, or EngineStdlib
+// (a crypto/tls Conn, a client one or a native Conn that fell back). A
+// native Conn reports EngineNative until its ClientHello is judged.
+func EngineOf(c Conn) string {
+	if nc, ok := c.(*nativeConn); ok && nc.fb == nil {
+		return EngineNative
+	}
+	return EngineStdlib
+}
+
+// HelloComplete reports whether a server Conn has its client's first
+// complete record (crypto/tls: its handshake goroutine may start) or, for
+// the native engine, a whole ClientHello it is acting on.
+func HelloComplete(c Conn) bool {
+	switch x := c.(type) {
+	case *nativeConn:
+		if x.fb != nil {
+			return HelloComplete(x.fb)
+		}
+		return x.decided || x.state != Handshaking
+	case *stdConn:
+		return x.ready
+	}
+	return false
+}

@@ -77,6 +77,8 @@ type config struct {
 	logFormat    string
 	maxConns     int
 	maxHS        int
+	tlsEngine    string // tlsio.EngineNative or EngineStdlib
+	tlsKeyUpdate int64  // -tls-key-update-bytes
 
 	handshakeTimeout time.Duration
 	firstByteTimeout time.Duration
@@ -171,6 +173,12 @@ func (c *config) validate(level string) error {
 	}
 	if c.maxHS < 1 {
 		return fmt.Errorf("-max-handshakes %d: must be positive", c.maxHS)
+	}
+	if c.tlsEngine != tlsio.EngineNative && c.tlsEngine != tlsio.EngineStdlib {
+		return fmt.Errorf("-tls-engine %q: must be native or stdlib", c.tlsEngine)
+	}
+	if c.tlsKeyUpdate == 0 || c.tlsKeyUpdate < -1 || (c.tlsKeyUpdate > 0 && c.tlsKeyUpdate < 1<<14) {
+		return fmt.Errorf("-tls-key-update-bytes %d: must be -1 (never) or at least 16384", c.tlsKeyUpdate)
 	}
 	if c.maxConns < 1 {
 		return fmt.Errorf("-max-conns %d: must be positive", c.maxConns)
@@ -577,6 +585,8 @@ func newFlagSet(c *config) (fs *flag.FlagSet, level *string) {
 	fs.IntVar(&c.maxHS, "max-handshakes", 1024, "TLS handshakes in flight, all loops, each from the client's first byte; at the cap the one longest without progress is evicted")
 	fs.IntVar(&c.maxConns, "max-conns", 16384, "maximum open connections, client and upstream; at the cap the oldest client connection that has sent nothing is evicted, and with none a new one is reset at accept")
 	fs.DurationVar(&c.handshakeTimeout, "handshake-timeout", 10*time.Second, "TLS handshake deadline, from the client's first byte")
+	fs.StringVar(&c.tlsEngine, "tls-engine", tlsio.DefaultEngine, "client-facing TLS implementation: native (sluice's own TLS 1.3, crypto/tls for clients without TLS 1.3) or stdlib (crypto/tls for everything)")
+	fs.Int64Var(&c.tlsKeyUpdate, "tls-key-update-bytes", tlsio.DefaultKeyUpdateAfter, "native engine: send a TLS 1.3 KeyUpdate after sealing this many bytes under one key (-1: never)")
 	fs.DurationVar(&c.firstByteTimeout, "first-byte-timeout", 5*time.Second, "reset a TLS connection that sends nothing for this long after accept; with -proxy-protocol, the time for the whole PROXY header")
 	fs.DurationVar(&c.headerTimeout, "header-timeout", 30*time.Second, "deadline to receive a complete request header")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", 60*time.Second, "close a connection idle for this long (keep-alive between requests; tcp mode: no bytes either way)")

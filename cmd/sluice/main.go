@@ -85,7 +85,7 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 			protos = []string{"h2", "http/1.1", "http/1.0"}
 		}
 		tlsSrv, err = tlsio.NewServer(tlsio.ServerConfig{Certs: store, NextProtos: protos,
-			CountError: engine.TLSErrorCounter(set)})
+			CountError: engine.TLSErrorCounter(set), Engine: cfg.tlsEngine, KeyUpdateAfter: cfg.tlsKeyUpdate})
 		if err != nil {
 			fmt.Fprintf(stderr, "sluice: tls: %v\n", err)
 			return 2
