@@ -408,3 +408,27 @@ func TestNativeRecordLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestHelloComplete: both engines report a complete ClientHello only once
+// its last byte is in, the native one also after a fallback.
+func TestHelloComplete(t *testing.T) {
+	localPair(t)
+	for _, tc := range []struct {
+		engine  string
+		version uint16
+	}{{EngineNative, tls.VersionTLS13}, {EngineNative, tls.VersionTLS12}, {EngineStdlib, tls.VersionTLS13}} {
+		srv := newTestServer(t, ServerConfig{Engine: tc.engine})
+		rec := recordClientHello(t, clientConfig(tc.version))
+		c := srv.NewConn(nil)
+		for i := range rec {
+			if HelloComplete(c) {
+				t.Fatalf("%s/%x: complete after %d of %d bytes", tc.engine, tc.version, i, len(rec))
+			}
+			c.Feed(time.Now(), rec[i:i+1])
+		}
+		if !HelloComplete(c) {
+			t.Fatalf("%s/%x: not complete after the whole hello", tc.engine, tc.version)
+		}
+		c.Close()
+	}
+}
