@@ -110,3 +110,33 @@ func TestAccessLogWriterLines(t *testing.T) {
 		t.Errorf("lines also went to AccessLog: %v", env.log.all())
 	}
 }
+
+// BenchmarkAccessLine: one request line through the encoder into a
+// LogWriter, against slog's TextHandler on the same LogWriter.
+func BenchmarkAccessLine(b *testing.B) {
+	attrs := []slog.Attr{
+		slog.String("conn", "c1f3a"), slog.String("client", "127.0.0.1"), slog.String("method", "GET"),
+		slog.String("host", "example.com"), slog.String("path", "/index.html"), slog.String("proto", "HTTP/1.1"),
+		slog.Int("status", 200), slog.Int64("bytes_in", 0), slog.Int64("bytes_out", 1024),
+		slog.Duration("duration", 1349231*time.Nanosecond), slog.Duration("upstream_header", 1347839*time.Nanosecond),
+		slog.String("route", "/"), slog.String("upstream", "127.0.0.1:8080"), slog.Int("attempts", 1), slog.String("end", "ok"),
+	}
+	b.Run("encoder", func(b *testing.B) {
+		lw := NewLogWriter(io.Discard, 64<<10, time.Hour)
+		defer lw.Close()
+		e := &accessEncoder{w: lw}
+		b.ReportAllocs()
+		for b.Loop() {
+			e.write(attrs)
+		}
+	})
+	b.Run("slog", func(b *testing.B) {
+		lw := NewLogWriter(io.Discard, 64<<10, time.Hour)
+		defer lw.Close()
+		l := slog.New(slog.NewTextHandler(lw, nil))
+		b.ReportAllocs()
+		for b.Loop() {
+			l.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
+		}
+	})
+}

@@ -132,7 +132,9 @@ type HTTPConfig struct {
 	// dialing, each carrying up to the peer's SETTINGS_MAX_CONCURRENT_STREAMS
 	// streams; a request that finds every connection full at the cap gets
 	// a 503 at once (end=queue_full): there is no queue for HTTP/2
-	// upstreams.
+	// upstreams. Each loop keeps its own HTTP/2 connections, so a cap
+	// under the number of loops leaves some loops without any (cmd
+	// refuses that).
 	UpstreamMaxConns int
 	// UpstreamQueue bounds the requests waiting per upstream at its cap
 	// (default 1024; negative: no queue, a 503 at once).

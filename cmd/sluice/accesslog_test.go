@@ -147,6 +147,14 @@ func TestUpstreamMaxConnsFlags(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and one line naming the flag", c, code, stderr)
 		}
 	}
+	// An HTTP/2 upstream needs a connection per loop.
+	if _, err := parseFlags([]string{"-loops", "2", "-upstream-max-conns", "1", "-upstream", "h2c://127.0.0.1:1"}, io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "-upstream-max-conns") || !strings.Contains(err.Error(), "-loops") {
+		t.Errorf("h2c upstream, cap 1 under 2 loops: %v", err)
+	}
+	if _, err := parseFlags([]string{"-loops", "2", "-upstream-max-conns", "1", "-upstream", "http://127.0.0.1:1"}, io.Discard); err != nil {
+		t.Errorf("HTTP/1.1 upstream, cap 1 under 2 loops: %v", err)
+	}
 	c, err := parseFlags([]string{"-upstream-max-conns", "8", "-upstream-queue", "16", "-upstream-queue-timeout", "2s"}, io.Discard)
 	if err != nil || c.upMaxConns != 8 || c.upQueue != 16 || c.upQueueWait != 2*time.Second {
 		t.Errorf("parsed %+v, %v", c, err)

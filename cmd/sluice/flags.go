@@ -244,6 +244,17 @@ func (c *config) validate(level string) error {
 	if c.upMaxConns < 0 {
 		return fmt.Errorf("-upstream-max-conns %d: must be 0 (no cap) or more", c.upMaxConns)
 	}
+	if c.upMaxConns > 0 && c.upMaxConns < c.loops {
+		// Each loop keeps its own HTTP/2 upstream connections: under the
+		// loop count, some loops could never open one.
+		for _, r := range c.routes {
+			for _, u := range r.Upstreams {
+				if strings.HasPrefix(u, "h2c://") || strings.HasPrefix(u, "h2://") {
+					return fmt.Errorf("-upstream-max-conns %d: must be at least -loops (%d) with an HTTP/2 upstream (%s): each loop needs a connection of its own", c.upMaxConns, c.loops, u)
+				}
+			}
+		}
+	}
 	if c.upQueue < 0 {
 		return fmt.Errorf("-upstream-queue %d: must be 0 or more", c.upQueue)
 	}
