@@ -1,12 +1,16 @@
 package engine
 
 import (
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/tlsio"
 )
 
 // A client that leaves Nagle on (Python's ssl, many HTTP libraries) sends
@@ -17,9 +21,26 @@ import (
 // response on a fresh connection must still come back at once. Median
 // of 9 connections, each a full handshake, one write, one read.
 func TestTLSFirstResponseWithoutNoDelay(t *testing.T) {
-	for _, v := range []uint16{tls.VersionTLS13, tls.VersionTLS12} {
-		t.Run(tls.VersionName(v), func(t *testing.T) {
+	for _, c := range []struct {
+		engine string
+		v      uint16
+	}{{tlsio.EngineStdlib, tls.VersionTLS13}, {tlsio.EngineStdlib, tls.VersionTLS12}, {tlsio.EngineNative, tls.VersionTLS13}} {
+		v := c.v
+		t.Run(c.engine+"/"+tls.VersionName(v), func(t *testing.T) {
 			f := newTLSFixture(t)
+			kp, err := tlsio.SelfSigned(time.Now(), rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			store, err := tlsio.NewCertStore(kp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.srv, err = tlsio.NewServer(tlsio.ServerConfig{Certs: store, Engine: c.engine}); err != nil {
+				t.Fatal(err)
+			}
+			f.pool = x509.NewCertPool()
+			f.pool.AddCert(kp.Leaf())
 			cl := newCloses()
 			_, addr := startTLSEngine(t, f, Config{Loops: 1}, func(c *Conn) Handler { return &echo{cl: cl} })
 			var lat []time.Duration
