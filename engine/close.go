@@ -115,6 +115,7 @@ func (c *Conn) advance() {
 	}
 	c.setState(Lingering)
 	now := c.clock() // the Lingering timestamp: the trace never shows a short linger
+	c.lastProgress, c.ackQ = now, c.kernelQueue()
 	c.setDeadline(timerLinger, now+int64(c.l.e.cfg.LingerTimeout))
 	if c.trace.Delivered == 0 {
 		c.setDeadline(timerDelivered, now+deliveredPoll)
@@ -231,4 +232,39 @@ func (c *Conn) finalize() {
 	l.e.logClose(&c.trace)
 	c.h.OnClosed(c, &c.trace)
 	l.e.connGone()
+}
+
+// lingerWaits reports whether the linger goes on at now, re-arming its
+// timer. The linger is the wait for the peer's FIN after it has
+// everything. If, when it is due, the kernel still holds bytes the peer
+// has not ACKed, the peer is still reading (a slow reader behind a large
+// send buffer can take many seconds after our last write), and closing
+// now would leave them to an orphaned socket that answers any later
+// client byte with a reset. So the linger goes on while the queue keeps
+// shrinking, and ends -linger-timeout after delivery (or, should the
+// queue stop moving for WriteTimeout, at once: closed, not reset, so
+// the kernel may still deliver what it holds).
+func (c *Conn) lingerWaits(now int64) bool {
+	lt := int64(c.l.e.cfg.LingerTimeout)
+	if d := c.trace.Delivered; d != 0 {
+		end := c.trace.Entered[Lingering] + lt
+		if c.lingerLong {
+			end = max(end, d+lt)
+		}
+		if now < end {
+			c.setDeadline(timerLinger, end)
+			return true
+		}
+		return false
+	}
+	c.lingerLong = true
+	if c.acked() {
+		c.lastProgress = now
+	}
+	wt := int64(c.l.e.cfg.WriteTimeout)
+	if now >= c.lastProgress+wt {
+		return false
+	}
+	c.setDeadline(timerLinger, now+min(lt, ackPoll(wt), c.lastProgress+wt-now))
+	return true
 }

@@ -42,6 +42,7 @@ type Conn struct {
 	fullClose      bool // Close (not just CloseWrite) was asked for
 	cnDone         bool // the close_notify hook has run
 	cnPending      bool // the hook wrote bytes that are not flushed yet
+	lingerLong     bool // the linger outlived its timeout: the peer was still reading
 	wshut          bool // shutdown(SHUT_WR) done
 	wArmed         bool // waiting for the watcher's EPOLLOUT
 	wRegistered    bool // fd is in the watcher's epoll set
@@ -671,7 +672,9 @@ func (c *Conn) onTimer(now int64) {
 			}
 		case timerLinger:
 			c.checkDelivered()
-			c.closeSocket(LingerTimeout)
+			if !c.lingerWaits(now) {
+				c.closeSocket(LingerTimeout)
+			}
 		case timerDelivered:
 			c.checkDelivered()
 			if c.trace.Delivered == 0 && c.state == Lingering {

@@ -72,3 +72,52 @@ func TestSlowSteadyReaderIsNotWriteTimeout(t *testing.T) {
 		})
 	}
 }
+
+// The linger is the wait for the peer's FIN once it has everything. A
+// response that fits in a large send buffer is flushed at once, and the
+// close reaches Lingering while a slow reader still has most of it to
+// read: the linger must go on while the kernel queue shrinks, not close
+// at -linger-timeout and leave the bytes to an orphaned socket (which
+// answers any late client byte with a reset). Found by the fault matrix.
+func TestLingerWaitsForASlowReaderToGetEverything(t *testing.T) {
+	cl := newCloses()
+	const total = 384 << 10
+	const lt = 200 * time.Millisecond
+	_, addr := startEngine(t, Config{LingerTimeout: lt, HighWater: 4 << 20}, func(c *Conn) Handler {
+		_ = unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 1<<20)
+		return &sender{cl: cl, total: total}
+	})
+	nc := dialT(t, addr)
+	nc.SetReadBuffer(16 << 10)
+	nc.SetDeadline(time.Now().Add(30 * time.Second))
+	// 8 KiB every 30 ms, ~270 KiB/s: ~1.4 s, seven linger timeouts.
+	buf := make([]byte, 8<<10)
+	h := &hashWriter{}
+	n := 0
+	next := time.Now()
+	for {
+		m, err := nc.Read(buf)
+		h.Write(buf[:m])
+		n += m
+		if err != nil {
+			if n != total {
+				t.Fatalf("read %d of %d bytes: %v", n, total, err)
+			}
+			break
+		}
+		next = next.Add(30 * time.Millisecond)
+		time.Sleep(time.Until(next))
+	}
+	if h.Sum() != patternSum(total) {
+		t.Fatal("sha256 mismatch")
+	}
+	nc.Close()
+	tr := cl.next(t, 10*time.Second)
+	if tr.Outcome != Clean || tr.Delivered == 0 || tr.Delivered > tr.Entered[SocketClosed] {
+		t.Fatalf("outcome %v, delivered %v (closed %v after Lingering); close %q", tr.Outcome, tr.Delivered != 0,
+			time.Duration(tr.Entered[SocketClosed]-tr.Entered[Lingering]), tr.CloseSequence())
+	}
+	if d := time.Duration(tr.Entered[SocketClosed] - tr.Entered[Lingering]); d < lt {
+		t.Fatalf("lingered %v: the test did not cover a long linger", d)
+	}
+}
