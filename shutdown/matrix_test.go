@@ -11,6 +11,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/sluice-proxy/sluice/engine"
+	"github.com/sluice-proxy/sluice/shutdown"
 )
 
 // The fault matrix of issue #12: each case over HTTP/1.1 and HTTP/2 on
@@ -167,10 +168,16 @@ func TestMatrixNeverReads(t *testing.T) {
 		if !res.Forced || res.Left < 1 {
 			t.Fatalf("drain %+v, want forced", res)
 		}
-		t.Logf("drain phases %v (a late close with Draining at 1s means the loops ran late)", res.Phases)
 		tr := m.raw(localOf(tc))
 		outcomeIs(t, tr, engine.ForcedAtDeadline)
-		m.within(tr, engine.SocketClosed, m.drainAt, time.Second)
+		// Never before the deadline; the reset within 50 ms of the
+		// deadline's timer firing. The timer's own lateness is the
+		// machine's: at load average 22 on 2 cores Draining once lasted
+		// 1.081 s for a 1 s deadline, the abort then taking 0.2 ms.
+		if d := res.Phases[shutdown.StopAccepting] + res.Phases[shutdown.Draining]; d < time.Second {
+			t.Fatalf("forced after %v, before the 1s deadline", d)
+		}
+		m.within(tr, engine.SocketClosed, m.drainAt+int64(res.Phases[shutdown.Draining]), 0)
 		// What arrived ends in a reset, never as a whole response.
 		if !h2 {
 			b, err := io.ReadAll(c)
