@@ -18,6 +18,10 @@ import (
 //	bytes_out        response body bytes sent to the client
 //	duration         from the request head being read to the end of the exchange
 //	upstream_header  from the request being sent to the response head (0 if none)
+//	user_agent       the request's User-Agent ("" if none)
+//	tls_version      TLS 1.2 or TLS 1.3 ("" on cleartext)
+//	alpn             h2, http/1.1 or "" (cleartext, or no ALPN)
+//	request_id       X-Request-Id as sent upstream: the client's or generated
 //	route            the route's name ("" if none matched)
 //	upstream         host:port of the last attempt ("" if none)
 //	attempts         upstream attempts (more than 1 after retries)
@@ -37,7 +41,7 @@ func (cc *clientConn) logRequest() {
 	if x.mEnd > 0 {
 		method = string(x.logb[:x.mEnd])
 		path = string(x.logb[x.mEnd:x.tEnd])
-		host = string(x.logb[x.tEnd:])
+		host = string(x.logb[x.tEnd:x.hEnd])
 	}
 	proto := "HTTP/1.1"
 	if x.minor == 0 {
@@ -59,12 +63,24 @@ func (cc *clientConn) logRequest() {
 		slog.Int64("bytes_out", x.bytesOut),
 		slog.Duration("duration", engine.Dur(engine.Now()-x.start)),
 		slog.Duration("upstream_header", engine.Dur(upHead)),
+		slog.String("user_agent", userAgent(x)),
+		slog.String("tls_version", cc.tlsVer),
+		slog.String("alpn", cc.alpn),
+		slog.String("request_id", string(x.reqID)),
 		slog.String("route", routeName(x.rt)),
 		slog.String("upstream", x.upAddr),
 		slog.Int("attempts", x.attempts),
 		slog.String("end", x.end.String()),
 	}
 	cc.h.logAccess(attrs[:])
+}
+
+// userAgent is the exchange's User-Agent, kept in logb after the host.
+func userAgent(x *exchange) string {
+	if x.hEnd == 0 || x.hEnd > len(x.logb) {
+		return ""
+	}
+	return string(x.logb[x.hEnd:])
 }
 
 func routeName(rt *route) string {

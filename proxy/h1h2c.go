@@ -332,7 +332,7 @@ func (cc *clientConn) releaseH2C() {
 // appendH2CRequestFields translates an HTTP/1.1 request head into the
 // fields of an h2c request. Names and values share one allocation.
 func (h *HTTP) appendH2CRequestFields(dst []hpack.HeaderField, req *h1.Request, host, target []byte,
-	u *Upstream, clientIP, scheme string) []hpack.HeaderField {
+	u *Upstream, clientIP, scheme string, trusted bool, reqID []byte) []hpack.HeaderField {
 	hdr := &req.Headers
 	slow := nominatesOthers(hdr)
 	xf := !h.cfg.NoXForwarded
@@ -360,27 +360,28 @@ func (h *HTTP) appendH2CRequestFields(dst []hpack.HeaderField, req *h1.Request, 
 	add([]byte(":scheme"), []byte(u.scheme()), false)
 	add([]byte(":authority"), authority, false)
 	add([]byte(":path"), target, false)
-	fw := reqFilter{hdr: hdr, slow: slow, xf: xf}
+	fw := reqFilter{hdr: hdr, slow: slow, xf: xf, trusted: trusted}
 	for _, f := range hdr.Fields() {
 		if sp, ok := fw.keep(f.Name); ok && (sp != spContentLength || req.Body == h1.BodyLength) {
 			add(f.Name, f.Value, true)
 		}
 	}
-	nXFF, nVia := fw.nXFF, fw.nVia
+	nVia := fw.nVia
 	if xf {
 		start := len(b)
 		b = append(b, "x-forwarded-for"...)
 		nameEnd := len(b)
-		if nXFF > 0 {
-			b = appendJoined(b, hdr, spXFF, slow)
-			b = append(b, ", "...)
-		}
-		b = append(b, clientIP...)
+		b = fw.appendXFF(b, clientIP, func(d []byte) []byte { return appendJoined(d, hdr, spXFF, slow) })
 		sp = append(sp, span{name: nameEnd - start, end: len(b)})
-		add([]byte("x-forwarded-proto"), []byte(scheme), false)
-		if len(host) > 0 {
+		if fw.nXFProto == 0 {
+			add([]byte("x-forwarded-proto"), []byte(scheme), false)
+		}
+		if len(host) > 0 && fw.nXFHost == 0 {
 			add([]byte("x-forwarded-host"), host, false)
 		}
+	}
+	if len(reqID) > 0 {
+		add([]byte("x-request-id"), reqID, false)
 	}
 	start := len(b)
 	b = append(b, "via"...)

@@ -48,8 +48,10 @@ type h2Conn struct {
 	c  *engine.Conn
 	sc *h2.Conn
 
-	ip     string // client address for X-Forwarded-For and the log
-	scheme string // http or https, for X-Forwarded-Proto
+	ip           string // client address for X-Forwarded-For and the log
+	trusted      bool   // ip is in TrustedProxies
+	tlsVer, alpn string // for the access log
+	scheme       string // http or https, for X-Forwarded-Proto
 
 	streams map[uint32]*h2Stream // streams with work left
 	fresh   []*h2Stream          // opened during the Feed in progress; started after it
@@ -94,6 +96,10 @@ func newH2Conn(h *HTTP, ls *loopState, c *engine.Conn) *h2Conn {
 		hc.scheme = "https"
 	}
 	hc.ip = remoteIP(c)
+	hc.trusted = trustedAddr(h.cfg.TrustedProxies, hc.ip)
+	if c.IsTLS() {
+		hc.tlsVer, hc.alpn = tlsLogInfo(c)
+	}
 	return hc
 }
 

@@ -67,7 +67,8 @@ func (h *HTTP) appendH2RequestHead(dst []byte, st *h2Stream, u *Upstream) []byte
 		dst = h1.AppendHeader(dst, "Host", st.authority)
 	}
 	xf := !h.cfg.NoXForwarded
-	var nXFF, nVia, nCookie int
+	fw := reqFilter{xf: xf, trusted: st.hc.trusted}
+	var nCookie int
 	for _, f := range st.fields {
 		switch f.Name {
 		case "host", "content-length", "te", "trailer", "connection", "keep-alive",
@@ -76,21 +77,13 @@ func (h *HTTP) appendH2RequestHead(dst []byte, st *h2Stream, u *Upstream) []byte
 		case "cookie":
 			nCookie++
 			continue
-		case "via":
-			nVia++
+		}
+		if !fw.policy(specialName(f.Name)) {
 			continue
-		case "x-forwarded-for":
-			if xf {
-				nXFF++
-				continue
-			}
-		case "x-forwarded-proto", "x-forwarded-host":
-			if xf {
-				continue
-			}
 		}
 		dst = h1.AppendHeader(dst, f.Name, f.Value)
 	}
+	nVia := fw.nVia
 	if nCookie > 0 {
 		dst = append(dst, "Cookie: "...)
 		dst = appendJoinedH2(dst, st.fields, "cookie", "; ")
@@ -113,17 +106,19 @@ func (h *HTTP) appendH2RequestHead(dst []byte, st *h2Stream, u *Upstream) []byte
 	}
 	if xf {
 		dst = append(dst, "X-Forwarded-For: "...)
-		if nXFF > 0 {
-			dst = appendJoinedH2(dst, st.fields, "x-forwarded-for", ", ")
-			dst = append(dst, ", "...)
-		}
-		dst = append(dst, st.hc.ip...)
-		dst = append(dst, "\r\nX-Forwarded-Proto: "...)
-		dst = append(dst, st.hc.scheme...)
+		dst = fw.appendXFF(dst, st.hc.ip, func(d []byte) []byte { return appendJoinedH2(d, st.fields, "x-forwarded-for", ", ") })
 		dst = append(dst, "\r\n"...)
-		if st.authority != "" {
+		if fw.nXFProto == 0 {
+			dst = append(dst, "X-Forwarded-Proto: "...)
+			dst = append(dst, st.hc.scheme...)
+			dst = append(dst, "\r\n"...)
+		}
+		if st.authority != "" && fw.nXFHost == 0 {
 			dst = h1.AppendHeader(dst, "X-Forwarded-Host", st.authority)
 		}
+	}
+	if len(x.reqID) > 0 {
+		dst = h1.AppendHeader(dst, "X-Request-Id", x.reqID)
 	}
 	dst = append(dst, "Via: "...)
 	if nVia > 0 {
@@ -331,7 +326,7 @@ func (st *h2Stream) account() {
 		slog.Uint64("stream", uint64(st.id)),
 		slog.String("client", st.hc.ip),
 		slog.String("method", string(x.logb[:x.mEnd])),
-		slog.String("host", string(x.logb[x.tEnd:])),
+		slog.String("host", string(x.logb[x.tEnd:x.hEnd])),
 		slog.String("path", string(x.logb[x.mEnd:x.tEnd])),
 		slog.String("proto", "HTTP/2.0"),
 		slog.Int("status", x.status),
@@ -339,6 +334,10 @@ func (st *h2Stream) account() {
 		slog.Int64("bytes_out", x.bytesOut),
 		slog.Duration("duration", engine.Dur(engine.Now()-x.start)),
 		slog.Duration("upstream_header", engine.Dur(upHead)),
+		slog.String("user_agent", userAgent(x)),
+		slog.String("tls_version", st.hc.tlsVer),
+		slog.String("alpn", st.hc.alpn),
+		slog.String("request_id", string(x.reqID)),
 		slog.String("route", routeName(x.rt)),
 		slog.String("upstream", x.upAddr),
 		slog.Int("attempts", x.attempts),

@@ -100,7 +100,7 @@ func newH2Stream(hc *h2Conn, id uint32, hd *h2.Headers) *h2Stream {
 		clear(old.upFields)
 		st.x.reset()
 		st.x.head, st.x.retryBody, st.x.logb = old.x.head[:0], old.x.retryBody[:0], old.x.logb[:0]
-		st.x.upFields, st.x.upPend = old.x.upFields[:0], old.x.upPend[:0]
+		st.x.upFields, st.x.upPend, st.x.reqID = old.x.upFields[:0], old.x.upPend[:0], old.x.reqID[:0]
 	} else {
 		st = new(h2Stream)
 	}
@@ -134,6 +134,18 @@ func newH2Stream(hc *h2Conn, id uint32, hd *h2.Headers) *h2Stream {
 	x.logb = append(x.logb, st.path...)
 	x.tEnd = len(x.logb)
 	x.logb = append(x.logb, st.authority...)
+	x.hEnd = len(x.logb)
+	for _, f := range st.fields {
+		switch {
+		case f.Name == "user-agent" && len(x.logb) == x.hEnd:
+			x.logb = append(x.logb, f.Value...)
+		case f.Name == "x-request-id" && len(x.reqID) == 0 && validRequestID(f.Value):
+			x.reqID = append(x.reqID, f.Value...)
+		}
+	}
+	if len(x.reqID) == 0 {
+		x.reqID = hc.ls.appendRequestID(x.reqID)
+	}
 	return st
 }
 

@@ -83,40 +83,26 @@ func (st *h2Stream) h2cRequestFields(u *Upstream) []hpack.HeaderField {
 		hpack.HeaderField{Name: ":path", Value: st.path},
 	)
 	xf := !h.cfg.NoXForwarded
-	var nXFF, nVia int
+	fw := reqFilter{xf: xf, trusted: hc.trusted}
 	for _, fl := range st.fields {
-		switch fl.Name {
-		case "host":
+		if !fw.policy(specialName(fl.Name)) {
 			continue
-		case "via":
-			nVia++
-			continue
-		case "x-forwarded-for":
-			if xf {
-				nXFF++
-				continue
-			}
-		case "x-forwarded-proto", "x-forwarded-host":
-			if xf {
-				continue
-			}
 		}
 		f = append(f, fl)
 	}
+	nVia := fw.nVia
 	if xf {
-		b := hc.tmp[:0]
-		if nXFF > 0 {
-			b = appendJoinedH2(b, st.fields, "x-forwarded-for", ", ")
-			b = append(b, ", "...)
+		b := fw.appendXFF(hc.tmp[:0], hc.ip, func(d []byte) []byte { return appendJoinedH2(d, st.fields, "x-forwarded-for", ", ") })
+		f = append(f, hpack.HeaderField{Name: "x-forwarded-for", Value: string(b)})
+		if fw.nXFProto == 0 {
+			f = append(f, hpack.HeaderField{Name: "x-forwarded-proto", Value: hc.scheme})
 		}
-		b = append(b, hc.ip...)
-		f = append(f, hpack.HeaderField{Name: "x-forwarded-for", Value: string(b)},
-			hpack.HeaderField{Name: "x-forwarded-proto", Value: hc.scheme})
-		if st.authority != "" {
+		if st.authority != "" && fw.nXFHost == 0 {
 			f = append(f, hpack.HeaderField{Name: "x-forwarded-host", Value: st.authority})
 		}
 		hc.tmp = b[:0]
 	}
+	f = append(f, hpack.HeaderField{Name: "x-request-id", Value: string(st.x.reqID)})
 	via := h.via2
 	if nVia > 0 {
 		b := appendJoinedH2(hc.tmp[:0], st.fields, "via", ", ")

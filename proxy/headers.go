@@ -27,10 +27,19 @@ import (
 //     the client sent none (HTTP/1.0), when it is the upstream's host[:port].
 //   - The target is sent in origin form (absolute form is reduced to its
 //     path and query; "OPTIONS *" stays "*").
-//   - Unless NoXForwarded: X-Forwarded-For is the client's list with the
-//     client's address appended (one field), X-Forwarded-Proto is http or
-//     https and X-Forwarded-Host the host the client asked for, both
-//     replacing whatever the client sent (it could lie).
+//   - Unless NoXForwarded, by whether the client's address is in
+//     TrustedProxies (forward.go):
+//     trusted: X-Forwarded-For is the client's list with the client's
+//     address appended (one field); X-Forwarded-Proto, X-Forwarded-Host
+//     and Forwarded are passed on as sent (sluice's own X-Forwarded-Proto
+//     and -Host only when absent);
+//     not trusted (the default: anyone): X-Forwarded-For is the client's
+//     address alone, X-Forwarded-Proto is http or https and
+//     X-Forwarded-Host the host the client asked for, and Forwarded is
+//     dropped: whatever the client sent could lie.
+//   - X-Request-Id is the client's when it sent a usable one (1 to 128
+//     visible ASCII characters), else one sluice generates; always one
+//     field, written in the access log (request_id).
 
 // special names the proxy rewrites rather than copies.
 type special uint8
@@ -43,6 +52,8 @@ const (
 	spXFF
 	spXFProto
 	spXFHost
+	spForwarded
+	spRequestID
 )
 
 // reqFilter passes the fields of a client request on to an upstream,
@@ -51,9 +62,11 @@ const (
 // X-Forwarded-* go but are counted, for the caller to append to or
 // replace. The caller applies its own Content-Length rule.
 type reqFilter struct {
-	hdr        *h1.Headers
-	slow, xf   bool // slow: Connection names other fields
-	nXFF, nVia int
+	hdr               *h1.Headers
+	slow, xf          bool // slow: Connection names other fields
+	trusted           bool // the client is a trusted proxy: its X-Forwarded-* and Forwarded stand
+	nXFF, nVia        int
+	nXFProto, nXFHost int // passed on from a trusted client
 }
 
 func (r *reqFilter) keep(name []byte) (special, bool) {
@@ -61,26 +74,51 @@ func (r *reqFilter) keep(name []byte) (special, bool) {
 		return spNone, false
 	}
 	sp := specialName(name)
+	return sp, r.policy(sp)
+}
+
+// policy decides whether a field of kind sp is passed on as sent, and
+// counts what the caller appends to or adds. The same for every protocol
+// pair (HTTP/1.1 or HTTP/2 on either side).
+func (r *reqFilter) policy(sp special) bool {
 	switch sp {
-	case spHost:
-		return sp, false
+	case spHost, spRequestID:
+		return false // the caller sends its own
 	case spVia:
 		r.nVia++
-		return sp, false
+		return false
 	case spXFF:
 		if r.xf {
 			r.nXFF++
-			return sp, false
+			return false
 		}
-	case spXFProto, spXFHost:
-		if r.xf {
-			return sp, false
+	case spXFProto:
+		if r.xf && !r.trusted {
+			return false
 		}
+		r.nXFProto++
+	case spXFHost:
+		if r.xf && !r.trusted {
+			return false
+		}
+		r.nXFHost++
+	case spForwarded:
+		return !r.xf || r.trusted
 	}
-	return sp, true
+	return true
 }
 
-func specialName(name []byte) special {
+// appendXFF appends X-Forwarded-For's value: a trusted client's list
+// (joined by join) then the client's address, or the address alone.
+func (r *reqFilter) appendXFF(dst []byte, clientIP string, join func([]byte) []byte) []byte {
+	if r.trusted && r.nXFF > 0 {
+		dst = join(dst)
+		dst = append(dst, ", "...)
+	}
+	return append(dst, clientIP...)
+}
+
+func specialName[T ~string | ~[]byte](name T) special {
 	switch len(name) {
 	case 3:
 		if eqFold(name, "via") {
@@ -98,6 +136,14 @@ func specialName(name []byte) special {
 		if eqFold(name, "x-forwarded-for") {
 			return spXFF
 		}
+	case 9:
+		if eqFold(name, "forwarded") {
+			return spForwarded
+		}
+	case 12:
+		if eqFold(name, "x-request-id") {
+			return spRequestID
+		}
 	case 16:
 		if eqFold(name, "x-forwarded-host") {
 			return spXFHost
@@ -111,7 +157,7 @@ func specialName(name []byte) special {
 }
 
 // eqFold compares b with the lower-case ASCII string s, ignoring case.
-func eqFold(b []byte, s string) bool {
+func eqFold[T ~string | ~[]byte](b T, s string) bool {
 	if len(b) != len(s) {
 		return false
 	}
@@ -172,6 +218,8 @@ type reqHeadInfo struct {
 	upstream *Upstream
 	clientIP string
 	scheme   string
+	trusted  bool   // the client is a trusted proxy
+	reqID    []byte // X-Request-Id
 }
 
 // appendRequestHead appends the head sent to the upstream for req.
@@ -184,7 +232,7 @@ func (h *HTTP) appendRequestHead(dst []byte, req *h1.Request, in *reqHeadInfo) [
 	}
 	xf := !h.cfg.NoXForwarded
 	hdr := &req.Headers
-	fw := reqFilter{hdr: hdr, slow: nominatesOthers(hdr), xf: xf}
+	fw := reqFilter{hdr: hdr, slow: nominatesOthers(hdr), xf: xf, trusted: in.trusted}
 	seenCL := false
 	for _, f := range hdr.Fields() {
 		sp, ok := fw.keep(f.Name)
@@ -194,7 +242,7 @@ func (h *HTTP) appendRequestHead(dst []byte, req *h1.Request, in *reqHeadInfo) [
 		seenCL = seenCL || sp == spContentLength
 		dst = h1.AppendHeader(dst, f.Name, f.Value)
 	}
-	slow, nXFF, nVia := fw.slow, fw.nXFF, fw.nVia
+	slow, nVia := fw.slow, fw.nVia
 	if req.Body == h1.BodyChunked {
 		dst = append(dst, "Transfer-Encoding: chunked\r\n"...)
 	}
@@ -208,17 +256,19 @@ func (h *HTTP) appendRequestHead(dst []byte, req *h1.Request, in *reqHeadInfo) [
 	}
 	if xf {
 		dst = append(dst, "X-Forwarded-For: "...)
-		if nXFF > 0 {
-			dst = appendJoined(dst, hdr, spXFF, slow)
-			dst = append(dst, ", "...)
-		}
-		dst = append(dst, in.clientIP...)
-		dst = append(dst, "\r\nX-Forwarded-Proto: "...)
-		dst = append(dst, in.scheme...)
+		dst = fw.appendXFF(dst, in.clientIP, func(b []byte) []byte { return appendJoined(b, hdr, spXFF, slow) })
 		dst = append(dst, "\r\n"...)
-		if len(in.host) > 0 {
+		if fw.nXFProto == 0 {
+			dst = append(dst, "X-Forwarded-Proto: "...)
+			dst = append(dst, in.scheme...)
+			dst = append(dst, "\r\n"...)
+		}
+		if len(in.host) > 0 && fw.nXFHost == 0 {
 			dst = h1.AppendHeader(dst, "X-Forwarded-Host", in.host)
 		}
+	}
+	if len(in.reqID) > 0 {
+		dst = h1.AppendHeader(dst, "X-Request-Id", in.reqID)
 	}
 	dst = append(dst, "Via: "...)
 	if nVia > 0 {

@@ -55,6 +55,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -191,6 +192,11 @@ type HTTPConfig struct {
 	// NoXForwarded disables X-Forwarded-For (appended to), X-Forwarded-Proto
 	// and X-Forwarded-Host (replaced).
 	NoXForwarded bool
+	// TrustedProxies are the client addresses whose X-Forwarded-For,
+	// X-Forwarded-Proto, X-Forwarded-Host and Forwarded fields are
+	// believed: kept and appended to. Anyone else's are replaced (the
+	// default: nobody is trusted). See headers.go.
+	TrustedProxies []netip.Prefix
 	// RewriteHost sends the upstream's host[:port] as Host instead of the
 	// client's (which is preserved by default).
 	RewriteHost bool
@@ -621,6 +627,7 @@ func (h *HTTP) Close() {
 type loopState struct {
 	h        *HTTP
 	l        *engine.Loop
+	reqSeq   uint64   // request ids generated on this loop (forward.go)
 	pools    []pool   // by Upstream.idx
 	h2pools  []h2pool // by Upstream.idx: h2c upstream connections
 	draining bool     // the engine asked to drain: no more pooling

@@ -56,8 +56,10 @@ type clientConn struct {
 	ls *loopState
 	c  *engine.Conn
 
-	ip     string // client address for X-Forwarded-For and the log
-	scheme string // http or https, for X-Forwarded-Proto
+	ip           string // client address for X-Forwarded-For and the log
+	trusted      bool   // ip is in TrustedProxies
+	tlsVer, alpn string // for the access log; "" on cleartext
+	scheme       string // http or https, for X-Forwarded-Proto
 
 	parser h1.Parser
 	req    h1.Request     // valid only during the OnData that parsed it
@@ -115,8 +117,10 @@ type exchange struct {
 
 	start, sentAt, headAt int64 // engine clock: head read, request sent, response head
 
-	logb           []byte // method, target and host, copied for the access log
+	logb           []byte // method, target, host and user agent, copied for the access log
 	mEnd, tEnd     int
+	hEnd           int    // end of the host in logb; the user agent follows
+	reqID          []byte // X-Request-Id: the client's, or generated
 	upAddr         string
 	forceFreshDial bool
 
@@ -131,7 +135,7 @@ type exchange struct {
 }
 
 func (x *exchange) reset() {
-	*x = exchange{head: x.head[:0], retryBody: x.retryBody[:0], logb: x.logb[:0],
+	*x = exchange{head: x.head[:0], retryBody: x.retryBody[:0], logb: x.logb[:0], reqID: x.reqID[:0],
 		upFields: x.upFields[:0], upPend: x.upPend[:0]}
 }
 
@@ -140,6 +144,7 @@ func newClientConn(h *HTTP, ls *loopState, c *engine.Conn) *clientConn {
 	cc.parser.Config = h.reqCfg
 	cc.body.Config = h.reqCfg
 	cc.ip = remoteIP(c)
+	cc.trusted = trustedAddr(h.cfg.TrustedProxies, cc.ip)
 	return cc
 }
 
@@ -181,6 +186,7 @@ func (cc *clientConn) OnOpen(c *engine.Conn) {
 	// the engine attached the TLS state.
 	if c.IsTLS() {
 		cc.scheme = "https"
+		cc.tlsVer, cc.alpn = tlsLogInfo(c)
 	}
 	c.Advance(engine.DataTransfer)
 	c.SetTimer(engine.TimerHeader, cc.h.headerTimeout)
@@ -407,6 +413,18 @@ func (cc *clientConn) startExchange() {
 	x.logb = append(x.logb, target...)
 	x.tEnd = len(x.logb)
 	x.logb = append(x.logb, host...)
+	x.hEnd = len(x.logb)
+	for _, f := range req.Headers.Fields() {
+		switch {
+		case len(f.Name) == 10 && eqFold(f.Name, "user-agent") && len(x.logb) == x.hEnd:
+			x.logb = append(x.logb, f.Value...)
+		case len(f.Name) == 12 && eqFold(f.Name, "x-request-id") && len(x.reqID) == 0 && validRequestID(f.Value):
+			x.reqID = append(x.reqID, f.Value...)
+		}
+	}
+	if len(x.reqID) == 0 {
+		x.reqID = cc.ls.appendRequestID(x.reqID)
+	}
 	cc.body.ForRequest(req)
 	x.reqDone = cc.body.Done()
 	cc.state = csBody
@@ -457,10 +475,10 @@ func (cc *clientConn) connect(avoid *Upstream, host, target []byte) {
 	switch {
 	case target != nil:
 		x.head = cc.h.appendRequestHead(x.head[:0], &cc.req, &reqHeadInfo{
-			target: target, host: host, upstream: u, clientIP: cc.ip, scheme: cc.scheme,
+			target: target, host: host, upstream: u, clientIP: cc.ip, scheme: cc.scheme, trusted: cc.trusted, reqID: x.reqID,
 		})
 		if x.rt.hasH2C {
-			x.upFields = cc.h.appendH2CRequestFields(x.upFields[:0], &cc.req, host, target, u, cc.ip, cc.scheme)
+			x.upFields = cc.h.appendH2CRequestFields(x.upFields[:0], &cc.req, host, target, u, cc.ip, cc.scheme, cc.trusted, x.reqID)
 		}
 	case cc.h.cfg.RewriteHost && u != x.u:
 		x.head = replaceHost(x.head, u.host)

@@ -71,7 +71,7 @@ func TestHTTPHeaderRewriting(t *testing.T) {
 		"_Host":             "Example.TEST:8080",
 		"_URI":              "/p?q=1",
 		"_Proto":            "HTTP/1.1",
-		"X-Forwarded-For":   "203.0.113.7, 198.51.100.1, 127.0.0.1",
+		"X-Forwarded-For":   "127.0.0.1", // the client is no trusted proxy: its list is replaced
 		"X-Forwarded-Proto": "http",
 		"X-Forwarded-Host":  "Example.TEST:8080",
 		"Via":               "1.0 corp-proxy, 1.1 sluice",

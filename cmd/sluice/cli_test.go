@@ -60,6 +60,7 @@ func TestCLIMistakesExit2WithOneLine(t *testing.T) {
 		{[]string{"-drain-timeout", "soon"}, []string{"-drain-timeout", "not a duration"}},
 		{[]string{"-loops", "two"}, []string{"-loops", "whole number"}},
 		{[]string{"-lock-loops=maybe"}, []string{"-lock-loops", "true or false"}},
+		{[]string{"-trusted-proxies", "10.0.0.0/8,bogus"}, []string{"-trusted-proxies", `"bogus"`}},
 		{[]string{"-upstream", "http://127.0.0.1:1/path"}, []string{`-upstream "http://127.0.0.1:1/path"`, "only scheme, host and port"}},
 	}
 	for _, tc := range cases {
@@ -85,7 +86,7 @@ func TestCLIMistakesExit2WithOneLine(t *testing.T) {
 // JSON logs write durations as seconds (floats), not bare nanoseconds.
 func TestJSONLogDurationsInSeconds(t *testing.T) {
 	p := startSluice(t, "-log-format", "json")
-	cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}}}}
 	resp, err := cl.Get("https://" + p.addr + "/")
 	if err != nil {
 		t.Fatal(err)
@@ -108,6 +109,15 @@ func TestJSONLogDurationsInSeconds(t *testing.T) {
 	}
 	if line == nil {
 		t.Fatalf("no access log line\n%s", p.stderr)
+	}
+	// The access log's fields for operators (proxy/accesslog.go).
+	for k, want := range map[string]string{"user_agent": "Go-http-client/1.1", "tls_version": "TLS 1.3", "alpn": "http/1.1", "route": "/"} {
+		if line[k] != want {
+			t.Errorf("access log %s = %v, want %q", k, line[k], want)
+		}
+	}
+	if id, _ := line["request_id"].(string); len(id) != 24 {
+		t.Errorf("access log request_id = %v, want a generated id", line["request_id"])
 	}
 	for _, k := range []string{"duration", "upstream_header"} {
 		v, ok := line[k].(float64)

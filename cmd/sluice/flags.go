@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -64,6 +65,8 @@ type config struct {
 	upCAs        *x509.CertPool // from upCAFile; nil: the system roots
 	upInsecure   bool
 	upServerName string
+	trustedArg   string
+	trusted      []netip.Prefix // from trustedArg
 	upCertFile   string
 	upKeyFile    string
 	upCert       *tlsio.KeyPair // from upCertFile and upKeyFile
@@ -351,6 +354,20 @@ func (c *config) validate(level string) error {
 			return fmt.Errorf("-upstream-client-cert %q / -upstream-client-key %q: %v", c.upCertFile, c.upKeyFile, err)
 		}
 	}
+	for _, s := range strings.Split(c.trustedArg, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, err2 := netip.ParseAddr(s)
+			if err2 != nil {
+				return fmt.Errorf("-trusted-proxies %q: %q is not a CIDR (10.0.0.0/8) or an address", c.trustedArg, s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		c.trusted = append(c.trusted, p.Masked())
+	}
 	if c.upServerName != "" && strings.ContainsAny(c.upServerName, " /:") {
 		return fmt.Errorf("-upstream-server-name %q: must be a host name or an IP address", c.upServerName)
 	}
@@ -578,6 +595,7 @@ func newFlagSet(c *config) (fs *flag.FlagSet, level *string) {
 	fs.BoolVar(&c.upInsecure, "upstream-insecure-skip-verify", false, "accept any certificate from https:// and h2:// upstreams (logged as a warning at start-up)")
 	fs.StringVar(&c.upCertFile, "upstream-client-cert", "", "PEM certificate chain presented to https:// and h2:// upstreams that ask for one (mutual TLS); with -upstream-client-key")
 	fs.StringVar(&c.upKeyFile, "upstream-client-key", "", "PEM private key of -upstream-client-cert")
+	fs.StringVar(&c.trustedArg, "trusted-proxies", "", "comma-separated CIDRs or addresses of clients (load balancers, CDNs) whose X-Forwarded-For is appended to and whose X-Forwarded-Proto, X-Forwarded-Host and Forwarded are kept; anyone else's are replaced (default: nobody)")
 	fs.StringVar(&c.upServerName, "upstream-server-name", "", "SNI sent to, and name verified for, every https:// and h2:// upstream without its own ?sni=NAME (default: each upstream's own host)")
 	fs.IntVar(&c.h2MaxStreams, "h2-max-concurrent-streams", h2.DefaultMaxConcurrentStreams, "HTTP/2: streams a client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS; more are refused)")
 	fs.IntVar(&c.h2MaxHeaderList, "h2-max-header-list-size", h2.DefaultMaxHeaderListSize, "HTTP/2: largest request header list in bytes (SETTINGS_MAX_HEADER_LIST_SIZE; more: 431)")

@@ -143,8 +143,9 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 				InitialStreamWindow:  uint32(cfg.h2StreamWindow),
 				ConnWindow:           uint32(cfg.h2ConnWindow),
 			},
-			H2MaxBuffered: cfg.h2MaxBuffered,
-			NoH2WebSocket: !cfg.h2WebSocket,
+			H2MaxBuffered:  cfg.h2MaxBuffered,
+			NoH2WebSocket:  !cfg.h2WebSocket,
+			TrustedProxies: cfg.trusted,
 			UpstreamTLS: proxy.UpstreamTLS{
 				RootCAs:            cfg.upCAs,
 				InsecureSkipVerify: cfg.upInsecure,

@@ -1,0 +1,111 @@
+package proxy
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+// Forwarding headers by trust, for every protocol pair (client HTTP/1.1
+// or HTTP/2, upstream HTTP/1.1 or h2c): a trusted proxy's
+// X-Forwarded-For is appended to and its X-Forwarded-Proto, -Host and
+// Forwarded pass; anyone else's are replaced or dropped. X-Request-Id is
+// the client's when usable, else generated, and never duplicated.
+func TestForwardingHeadersByTrust(t *testing.T) {
+	h1Up := hpServe(t, http.HandlerFunc(headerEcho))
+	// Request fields only: headerEcho's hop-by-hop response fields are
+	// for the HTTP/1.1 tests.
+	h2Up := h2cServe(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { json.NewEncoder(w).Encode(r.Header) }))
+	loopback := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	other := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	sent := map[string]string{
+		"X-Forwarded-For":   "203.0.113.7, 198.51.100.1",
+		"X-Forwarded-Proto": "https",
+		"X-Forwarded-Host":  "public.example",
+		"Forwarded":         "for=203.0.113.7;proto=https",
+	}
+	type want struct{ xff, proto, host, fwd string }
+	trusted := want{"203.0.113.7, 198.51.100.1, 127.0.0.1", "https", "public.example", "for=203.0.113.7;proto=https"}
+	untrusted := want{"127.0.0.1", "http", "app.test", ""}
+	cases := []struct {
+		name    string
+		trust   []netip.Prefix
+		headers map[string]string
+		reqID   string // sent; "" none
+		want    want
+		keepID  bool
+	}{
+		{"untrusted by default", nil, sent, "", untrusted, false},
+		{"untrusted: not in the list", other, sent, "abc-123", untrusted, true},
+		{"trusted", loopback, sent, "abc-123", trusted, true},
+		{"trusted, nothing sent", loopback, nil, "", want{"127.0.0.1", "http", "app.test", ""}, false},
+		{"unusable request id replaced", nil, nil, strings.Repeat("x", 129), untrusted, false},
+	}
+	for _, up := range []struct{ name, url string }{{"h1 upstream", h1Up.addr()}, {"h2c upstream", h2Up.url()}} {
+		for _, tc := range cases {
+			env := h2Start(t, HTTPConfig{TrustedProxies: tc.trust}, up.url)
+			for _, client := range []struct {
+				name string
+				cl   *http.Client
+			}{{"HTTP/1.1", &http.Client{}}, {"h2c", h2cClient()}} {
+				name := up.name + "/" + tc.name + "/" + client.name
+				req, _ := http.NewRequest("GET", env.h2cURL("/x"), nil)
+				req.Host = "app.test"
+				for k, v := range tc.headers {
+					req.Header.Set(k, v)
+				}
+				if tc.reqID != "" {
+					req.Header.Set("X-Request-Id", tc.reqID)
+				}
+				resp, err := client.cl.Do(req)
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				var got map[string][]string
+				err = json.NewDecoder(resp.Body).Decode(&got)
+				resp.Body.Close()
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				one := func(k string) string { return strings.Join(got[k], "|") }
+				if g := (want{one("X-Forwarded-For"), one("X-Forwarded-Proto"), one("X-Forwarded-Host"), one("Forwarded")}); g != tc.want {
+					t.Errorf("%s: upstream saw %+v, want %+v", name, g, tc.want)
+				}
+				ids := got["X-Request-Id"]
+				switch {
+				case len(ids) != 1:
+					t.Errorf("%s: X-Request-Id %q, want one", name, ids)
+				case tc.keepID && ids[0] != tc.reqID:
+					t.Errorf("%s: X-Request-Id %q, want the client's %q", name, ids[0], tc.reqID)
+				case !tc.keepID && (len(ids[0]) != 24 || strings.Trim(ids[0], "0123456789abcdef") != ""):
+					t.Errorf("%s: generated X-Request-Id %q, want 24 hex digits", name, ids[0])
+				}
+			}
+		}
+	}
+}
+
+// Generated request ids differ, request after request and loop after loop.
+func TestRequestIDsUnique(t *testing.T) {
+	be := hpServe(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(r.Header.Get("X-Request-Id"))) }))
+	env := hpStart(t, HTTPConfig{}, be.addr())
+	seen := map[string]bool{}
+	for i := range 50 {
+		cl := &http.Client{Transport: &http.Transport{DisableKeepAlives: i%2 == 0}}
+		resp, err := cl.Get(env.url("/"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		buf := make([]byte, 64)
+		n, _ := resp.Body.Read(buf)
+		b.Write(buf[:n])
+		resp.Body.Close()
+		if seen[b.String()] || b.Len() != 24 {
+			t.Fatalf("request %d: id %q repeated or malformed", i, b.String())
+		}
+		seen[b.String()] = true
+	}
+}
