@@ -41,8 +41,6 @@ var reqIDPrefix = func() uint32 {
 	return binary.BigEndian.Uint32(b[:])
 }()
 
-const hexDigits = "0123456789abcdef"
-
 // appendRequestID appends a new id, 24 hex digits: process prefix (8),
 // loop (4), sequence (12). Loop-owned (ls.reqSeq).
 func (ls *loopState) appendRequestID(dst []byte) []byte {
