@@ -35,15 +35,22 @@ var shutdownPing = [8]byte{'s', 'l', 'u', 'i', 'c', 'e', 'g', 'a'}
 //     actually processed.
 //
 // Streams up to that id carry on; Drained reports when the last one ends.
-// In the client role one GOAWAY(0, NO_ERROR) suffices (servers open no
-// streams here) and OpenStream is refused from now on.
+// In the client role one GOAWAY(NO_ERROR) suffices and OpenStream is
+// refused from now on. Its last stream id is the highest stream this
+// client opened: the RFC's id counts server-opened streams (none here,
+// so 0 would do), but hyperium h2 (hyper's) resets every stream above it,
+// whoever opened it, and so failed every request in flight at a drain.
 func (c *Conn) Shutdown(now time.Time) {
 	c.now = now
 	if c.err != nil || c.goAway.sent || c.goAway.phase != 0 {
 		return
 	}
 	if c.role == Client {
-		c.sendGoAway(0, ErrCodeNo, nil)
+		var last uint32
+		if c.nextLocalID > 2 {
+			last = c.nextLocalID - 2
+		}
+		c.sendGoAway(last, ErrCodeNo, nil)
 		return
 	}
 	c.goAway.phase = 1
