@@ -688,12 +688,17 @@ func (st *h2Stream) sentEnd() {
 }
 
 // maybeDone finishes the stream once both the response is out and the
-// upstream exchange is over. A client still sending is told to stop.
+// upstream exchange is over. A client still sending is told to stop
+// (RST_STREAM NO_ERROR), unless its whole declared body is in and only
+// END_STREAM is on its way: a reset then only races it, and hyper's h2
+// (0.3) turns it into an error on a response it already holds whole. The
+// codec keeps such a stream half-closed until END_STREAM, within the
+// client's own stream limit.
 func (st *h2Stream) maybeDone() {
 	if st.done || !st.fin || !st.upDone {
 		return
 	}
-	if !st.reqEnd {
+	if !st.reqEnd && !(st.reqCL >= 0 && st.x.bytesIn >= st.reqCL) {
 		st.hc.sc.ResetStream(st.id, h2.ErrCodeNo)
 		st.hc.kick()
 	}
