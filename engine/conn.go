@@ -74,6 +74,7 @@ type Conn struct {
 	hsCounted  bool    // counted in the engine's handshakes in flight
 	hsStarted  bool    // the first record was complete: the handshake goroutine runs
 	hsParked   bool    // lost its slot with its ClientHello incomplete (admission.go)
+	hsPaused   bool    // reads paused by maxHandshakeInput until the handshake is done
 	hsUpstream bool    // a DialTLS handshake, not yet counted
 	tlsDead    bool    // TLS failed: no close_notify
 	appEOF     bool    // the peer's plaintext stream ended (close_notify or FIN)

@@ -89,9 +89,13 @@ func (c *Conn) tlsWake() {
 	c.tlsPump(nil)
 }
 
-// maxHandshakeInput bounds what a client may send before its handshake is
-// done: tlsio buffers everything fed during a handshake, and an honest
-// client's first flights are a few KiB.
+// maxHandshakeInput bounds what a peer may send before its handshake is
+// done: tlsio buffers everything fed during a handshake. Past it, reads
+// pause until the handshake is done (the handshake timeout ends one that
+// never is). An honest client's first flights are a few KiB, but a TLS 1.3
+// client may send application data right after its Finished, before the
+// handshake goroutine has read it: a hyper/rustls client's 1 MiB upload
+// did, and was cut as a flood when the machine was busy.
 const maxHandshakeInput = 256 << 10
 
 // tlsRead feeds ciphertext to TLS and delivers what comes out.
@@ -100,13 +104,9 @@ func (c *Conn) tlsRead(b []byte) {
 		return
 	}
 	c.admTouch()
-	if !c.hsDone && c.trace.BytesIn > maxHandshakeInput {
-		c.handshakeFinished(hsError)
-		c.l.e.log.Info("tls failed", "conn", connID(c.id), "remote", addrString(c.remote),
-			"reason", "handshake_flood", "bytes", c.trace.BytesIn)
-		c.tlsDead = true
-		c.abort(TLSError, true)
-		return
+	if !c.hsDone && !c.paused && c.trace.BytesIn > maxHandshakeInput {
+		c.PauseRead()
+		c.hsPaused = true
 	}
 	err := c.tls.Feed(time.Now(), b)
 	c.tlsPump(err)
@@ -150,6 +150,10 @@ func (c *Conn) tlsPump(feedErr error) {
 		c.hsDone = true
 		if !c.hsUpstream {
 			c.quickAck() // the client's Finished: ACK it now (quickack.go)
+		}
+		if c.hsPaused {
+			c.hsPaused = false
+			c.ResumeRead()
 		}
 		c.handshakeFinished(hsOK)
 		c.ClearTimer(TimerHandshake)

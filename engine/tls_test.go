@@ -594,8 +594,8 @@ func TestTLSEchoManyRoundTrips(t *testing.T) {
 }
 
 // A client that floods bytes during its handshake is cut off, not buffered:
-// crypto/tls rejects the records, or, while the handshake goroutine lags
-// behind, the engine's maxHandshakeInput does.
+// crypto/tls rejects the records; while the handshake goroutine lags
+// behind, reads pause at the engine's maxHandshakeInput until it does.
 func TestTLSHandshakeInputIsBounded(t *testing.T) {
 	f := newTLSFixture(t)
 	cl := newCloses()
