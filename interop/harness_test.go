@@ -66,6 +66,10 @@ func buildPeers() error {
 		noPeers = "cargo not found on PATH or in ~/.cargo/bin: the hyper/rustls peers cannot be built (run interop/setup.sh, as CI does)"
 		return nil
 	}
+	// The cache of go test must see the Rust sources too.
+	if err := testutil.ConsultTree("hyper", ".rs", ".toml"); err != nil {
+		return err
+	}
 	start := time.Now()
 	cmd := exec.Command(cargo, "build", "--release", "--quiet")
 	cmd.Dir = "hyper"

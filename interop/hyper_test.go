@@ -75,7 +75,7 @@ func TestHyperUpstreamConnectionClose(t *testing.T) {
 // client waits past it between requests; sluice closes with close_notify
 // (after a GOAWAY on h2), the client sees a clean end and reconnects.
 // Over TLS every close must carry close_notify; on h2c a FIN.
-// The same timeout closes sluice's pooled upstream connections, which
+// -pool-idle-timeout closes sluice's pooled upstream connections, which
 // the server must see end with close_notify or FIN while sluice runs.
 func TestHyperIdleTimeoutClose(t *testing.T) {
 	needPeers(t)
@@ -84,7 +84,7 @@ func TestHyperIdleTimeoutClose(t *testing.T) {
 		for _, up := range []string{"http", "h2"} {
 			t.Run(cl+"_to_"+up, func(t *testing.T) {
 				srv := startServer(t, serverProto(up), c)
-				s := startSluice(t, c, upstreamURL(up, srv.addr), "-idle-timeout", "700ms")
+				s := startSluice(t, c, upstreamURL(up, srv.addr), "-idle-timeout", "700ms", "-pool-idle-timeout", "700ms")
 				sum := runClient(t, time.Minute, append(clientArgs(s, cl, c), "--mix", "bytes", "--size", "20000",
 					"--requests", "8", "--concurrency", "2", "--conns", "2", "--idle-ms", "1500")...)
 				// 2 workers, 4 rounds, a wait before each after the first:
@@ -121,7 +121,7 @@ func TestHyperDrainMidFlight(t *testing.T) {
 		for _, up := range []string{"h2c", "h2", "https"} {
 			t.Run(cl+"_to_"+up, func(t *testing.T) {
 				srv := startServer(t, serverProto(up), c)
-				s := startSluice(t, c, upstreamURL(up, srv.addr), "-pool-size", "256")
+				s := startSluice(t, c, upstreamURL(up, srv.addr))
 				args := append(clientArgs(s, cl, c), "--mix", "slow", "--requests", "200", "--concurrency", "200", "--conns", "4")
 				p := startClient(t, args...)
 				p.WaitLine(t, "HEADS 200", time.Minute)

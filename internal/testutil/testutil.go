@@ -108,10 +108,16 @@ func WriteCerts(t testing.TB, dir string) Certs {
 }
 
 // BuildSluice builds ./cmd/sluice (found from the module root above the
-// working directory) into dir and returns the binary's path.
+// working directory) into dir and returns the binary's path. It opens
+// every Go source of the module first: go test caches a package's result
+// by the files its test process consulted, and the binary built here
+// would otherwise be invisible to it (a stale pass after a change).
 func BuildSluice(dir string) (string, error) {
 	root, err := moduleRoot()
 	if err != nil {
+		return "", err
+	}
+	if err := ConsultTree(root, ".go", "go.mod", "go.sum"); err != nil {
 		return "", err
 	}
 	bin := filepath.Join(dir, "sluice")
@@ -121,6 +127,33 @@ func BuildSluice(dir string) (string, error) {
 		return "", fmt.Errorf("building sluice: %v\n%s", err, out)
 	}
 	return bin, nil
+}
+
+// ConsultTree opens every file under root whose name ends in one of
+// suffixes, so go test's cache knows the result depends on them.
+func ConsultTree(root string, suffixes ...string) error {
+	return filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if n := d.Name(); path != root && (strings.HasPrefix(n, ".") || n == "target" || n == "testdata") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		for _, s := range suffixes {
+			if strings.HasSuffix(path, s) {
+				f, err := os.Open(path)
+				if err != nil {
+					return err
+				}
+				f.Close()
+				return nil
+			}
+		}
+		return nil
+	})
 }
 
 func moduleRoot() (string, error) {
