@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -66,10 +67,6 @@ func buildPeers() error {
 		noPeers = "cargo not found on PATH or in ~/.cargo/bin: the hyper/rustls peers cannot be built (run interop/setup.sh, as CI does)"
 		return nil
 	}
-	// The cache of go test must see the Rust sources too.
-	if err := testutil.ConsultTree("hyper", ".rs", ".toml"); err != nil {
-		return err
-	}
 	start := time.Now()
 	cmd := exec.Command(cargo, "build", "--release", "--quiet")
 	cmd.Dir = "hyper"
@@ -86,10 +83,26 @@ func buildPeers() error {
 
 func needPeers(t *testing.T) {
 	t.Helper()
+	consultOnce.Do(func() {
+		// go test caches this package's result by the files its tests
+		// opened: sluice's sources and the crate's, both built at run time.
+		consultErr = testutil.ConsultModule()
+		if consultErr == nil {
+			consultErr = testutil.ConsultTree("hyper", ".rs", ".toml")
+		}
+	})
+	if consultErr != nil {
+		t.Fatal(consultErr)
+	}
 	if noPeers != "" {
 		t.Skip(noPeers)
 	}
 }
+
+var (
+	consultOnce sync.Once
+	consultErr  error
+)
 
 // ---- the hyper server ----
 

@@ -108,16 +108,13 @@ func WriteCerts(t testing.TB, dir string) Certs {
 }
 
 // BuildSluice builds ./cmd/sluice (found from the module root above the
-// working directory) into dir and returns the binary's path. It opens
-// every Go source of the module first: go test caches a package's result
-// by the files its test process consulted, and the binary built here
-// would otherwise be invisible to it (a stale pass after a change).
+// working directory) into dir and returns the binary's path. go test
+// caches a package's result by the files its test process opened while
+// tests ran (not in TestMain before m.Run): a test using the binary calls
+// ConsultModule, or a change to sluice would leave a stale cached pass.
 func BuildSluice(dir string) (string, error) {
 	root, err := moduleRoot()
 	if err != nil {
-		return "", err
-	}
-	if err := ConsultTree(root, ".go", "go.mod", "go.sum"); err != nil {
 		return "", err
 	}
 	bin := filepath.Join(dir, "sluice")
@@ -154,6 +151,16 @@ func ConsultTree(root string, suffixes ...string) error {
 		}
 		return nil
 	})
+}
+
+// ConsultModule opens the module's Go sources, go.mod and go.sum (see
+// BuildSluice).
+func ConsultModule() error {
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	return ConsultTree(root, ".go", "go.mod", "go.sum")
 }
 
 func moduleRoot() (string, error) {
