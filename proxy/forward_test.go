@@ -109,3 +109,38 @@ func TestRequestIDsUnique(t *testing.T) {
 		seen[b.String()] = true
 	}
 }
+
+// A route's HostHeader is the Host (or :authority) every upstream of the
+// route gets, for every protocol pair, retries included; X-Forwarded-Host
+// still names what the client asked for.
+func TestRouteHostHeader(t *testing.T) {
+	echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]string{"host": r.Host, "xfh": r.Header.Get("X-Forwarded-Host")})
+	})
+	h1Up, h2Up := hpServe(t, echo), h2cServe(t, echo)
+	for _, up := range []string{h1Up.addr(), h2Up.url()} {
+		r, err := ParseRoute("saas:/=" + up)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.HostHeader = "api.saas.example"
+		env := h2Start(t, HTTPConfig{Routes: []Route{r}, RewriteHost: true})
+		for _, cl := range []*http.Client{{}, h2cClient()} {
+			req, _ := http.NewRequest("GET", env.h2cURL("/v1"), nil)
+			req.Host = "app.test"
+			resp, err := cl.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got map[string]string
+			err = json.NewDecoder(resp.Body).Decode(&got)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got["host"] != "api.saas.example" || got["xfh"] != "app.test" {
+				t.Errorf("%s via %s: upstream saw Host %q, X-Forwarded-Host %q", up, resp.Proto, got["host"], got["xfh"])
+			}
+		}
+	}
+}

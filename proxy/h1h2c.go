@@ -332,7 +332,7 @@ func (cc *clientConn) releaseH2C() {
 // appendH2CRequestFields translates an HTTP/1.1 request head into the
 // fields of an h2c request. Names and values share one allocation.
 func (h *HTTP) appendH2CRequestFields(dst []hpack.HeaderField, req *h1.Request, host, target []byte,
-	u *Upstream, clientIP, scheme string, trusted bool, reqID []byte) []hpack.HeaderField {
+	u *Upstream, clientIP, scheme string, trusted bool, reqID []byte, hostHdr string) []hpack.HeaderField {
 	hdr := &req.Headers
 	slow := nominatesOthers(hdr)
 	xf := !h.cfg.NoXForwarded
@@ -353,7 +353,9 @@ func (h *HTTP) appendH2CRequestFields(dst []hpack.HeaderField, req *h1.Request, 
 		sp = append(sp, span{name: nameEnd - start, end: len(b)})
 	}
 	authority := host
-	if h.cfg.RewriteHost || len(host) == 0 {
+	if hostHdr != "" {
+		authority = []byte(hostHdr)
+	} else if h.cfg.RewriteHost || len(host) == 0 {
 		authority = []byte(u.host)
 	}
 	add([]byte(":method"), req.Method, false)

@@ -61,7 +61,9 @@ func (h *HTTP) appendH2RequestHead(dst []byte, st *h2Stream, u *Upstream) []byte
 		method = "GET" // RFC 8441 §5: the extended CONNECT is a WebSocket handshake
 	}
 	dst = h1.AppendRequestLine(dst, method, st.path, 1)
-	if h.cfg.RewriteHost || st.authority == "" {
+	if hh := st.x.rt.HostHeader; hh != "" {
+		dst = h1.AppendHeader(dst, "Host", hh)
+	} else if h.cfg.RewriteHost || st.authority == "" {
 		dst = h1.AppendHeader(dst, "Host", u.host)
 	} else {
 		dst = h1.AppendHeader(dst, "Host", st.authority)

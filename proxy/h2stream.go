@@ -219,7 +219,7 @@ func (st *h2Stream) connect(avoid *Upstream) {
 	switch {
 	case len(x.head) == 0:
 		x.head = h.appendH2RequestHead(x.head[:0], st, u)
-	case h.cfg.RewriteHost && u != x.u:
+	case h.cfg.RewriteHost && x.rt.HostHeader == "" && u != x.u:
 		x.head = replaceHost(x.head, u.host)
 	}
 	if uc := ls.attemptOn(x, u, st); uc != nil {

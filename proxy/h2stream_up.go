@@ -73,7 +73,9 @@ func (st *h2Stream) h2cRequestFields(u *Upstream) []hpack.HeaderField {
 	hc := st.hc
 	h := hc.h
 	authority := st.authority
-	if h.cfg.RewriteHost || authority == "" {
+	if hh := st.x.rt.HostHeader; hh != "" {
+		authority = hh
+	} else if h.cfg.RewriteHost || authority == "" {
 		authority = u.host
 	}
 	f := append(st.upFields[:0],

@@ -219,13 +219,16 @@ type reqHeadInfo struct {
 	clientIP string
 	scheme   string
 	trusted  bool   // the client is a trusted proxy
+	hostHdr  string // the route's Host override, if any
 	reqID    []byte // X-Request-Id
 }
 
 // appendRequestHead appends the head sent to the upstream for req.
 func (h *HTTP) appendRequestHead(dst []byte, req *h1.Request, in *reqHeadInfo) []byte {
 	dst = h1.AppendRequestLine(dst, req.Method, in.target, 1)
-	if h.cfg.RewriteHost || len(in.host) == 0 {
+	if in.hostHdr != "" {
+		dst = h1.AppendHeader(dst, "Host", in.hostHdr)
+	} else if h.cfg.RewriteHost || len(in.host) == 0 {
 		dst = h1.AppendHeader(dst, "Host", in.upstream.host)
 	} else {
 		dst = h1.AppendHeader(dst, "Host", in.host)

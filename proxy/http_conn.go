@@ -476,11 +476,12 @@ func (cc *clientConn) connect(avoid *Upstream, host, target []byte) {
 	case target != nil:
 		x.head = cc.h.appendRequestHead(x.head[:0], &cc.req, &reqHeadInfo{
 			target: target, host: host, upstream: u, clientIP: cc.ip, scheme: cc.scheme, trusted: cc.trusted, reqID: x.reqID,
+			hostHdr: x.rt.HostHeader,
 		})
 		if x.rt.hasH2C {
-			x.upFields = cc.h.appendH2CRequestFields(x.upFields[:0], &cc.req, host, target, u, cc.ip, cc.scheme, cc.trusted, x.reqID)
+			x.upFields = cc.h.appendH2CRequestFields(x.upFields[:0], &cc.req, host, target, u, cc.ip, cc.scheme, cc.trusted, x.reqID, x.rt.HostHeader)
 		}
-	case cc.h.cfg.RewriteHost && u != x.u:
+	case cc.h.cfg.RewriteHost && x.rt.HostHeader == "" && u != x.u:
 		x.head = replaceHost(x.head, u.host)
 	}
 	if u.h2 {

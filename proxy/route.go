@@ -40,6 +40,10 @@ type Route struct {
 	// HTTP/1.1 upstream, h2c://host:port for one spoken to in HTTP/2 over
 	// cleartext (prior knowledge, RFC 9113 §3.3).
 	Upstreams []string
+	// HostHeader, when set, is the Host (HTTP/2: :authority) sent to this
+	// route's upstreams instead of the client's, e.g. the name an https://
+	// SaaS upstream serves. X-Forwarded-Host still carries the client's.
+	HostHeader string
 }
 
 // String formats the route the way ParseRoute reads it.

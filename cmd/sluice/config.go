@@ -32,13 +32,14 @@ import (
 //	host = "example.com"        # default: any host
 //	prefix = "/api/"            # default "/"
 //	upstreams = ["http://10.0.0.1:8080", "http://10.0.0.2:8080"]
+//	host-header = "api.example"  # Host sent upstream; default the client's
 //
 // Command-line -route flags replace the file's routes (both kinds).
 // SIGHUP reads the file again and applies its routes and upstreams (and
 // the certificate files); other settings need a restart.
 
 // routeKeys are the keys of a [[routes]] table.
-var routeKeys = map[string]bool{"name": true, "host": true, "prefix": true, "upstreams": true}
+var routeKeys = map[string]bool{"name": true, "host": true, "prefix": true, "upstreams": true, "host-header": true}
 
 // fileProblem is one thing wrong in the file, as one line.
 type fileProblem struct{ msg string }
@@ -186,10 +187,10 @@ func fileRoutes(path string, v any) ([]proxy.Route, []error) {
 		}
 		for k := range t {
 			if !routeKeys[k] {
-				bad("unknown key %q (name, host, prefix, upstreams)", k)
+				bad("unknown key %q (name, host, prefix, upstreams, host-header)", k)
 			}
 		}
-		name, host, prefix := str("name"), str("host"), str("prefix")
+		name, host, prefix, hostHdr := str("name"), str("host"), str("prefix"), str("host-header")
 		if prefix == "" {
 			prefix = "/"
 		}
@@ -226,8 +227,27 @@ func fileRoutes(path string, v any) ([]proxy.Route, []error) {
 			bad("%v", err)
 			continue
 		}
-		r.Name = name
+		if hostHdr != "" && !validHostHeader(hostHdr) {
+			bad("host-header %q: a host name or IP, with an optional port", hostHdr)
+			continue
+		}
+		r.Name, r.HostHeader = name, hostHdr
 		rs = append(rs, r)
 	}
 	return rs, errs
+}
+
+// validHostHeader: what a Host field may carry (RFC 9110 §7.2): a
+// host name or IP literal, an optional port; no spaces, no path.
+func validHostHeader(s string) bool {
+	if len(s) > 255 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-.:[]_", c) >= 0) {
+			return false
+		}
+	}
+	return s != ""
 }

@@ -84,6 +84,7 @@ name = "api"
 host = "example.com"
 prefix = "/api/"
 upstreams = ["http://10.0.0.1:8080", "https://10.0.0.2?sni=api.internal"]
+host-header = "api.saas.example"
 
 [[routes]]
 upstreams = ["10.0.0.3:80"]
@@ -96,7 +97,7 @@ upstreams = ["10.0.0.3:80"]
 		t.Errorf("file values not applied: idle %v loops %d access-log %v balance %s level %v", c.idleTimeout, c.loops, c.accessLog, c.balance, c.logLevel)
 	}
 	if len(c.routes) != 2 || c.routes[0].Name != "api" || c.routes[0].Host != "example.com" || c.routes[0].PathPrefix != "/api/" ||
-		len(c.routes[0].Upstreams) != 2 || c.routes[0].Upstreams[1] != "https://10.0.0.2:443?sni=api.internal" || c.routes[1].PathPrefix != "/" {
+		len(c.routes[0].Upstreams) != 2 || c.routes[0].HostHeader != "api.saas.example" || c.routes[0].Upstreams[1] != "https://10.0.0.2:443?sni=api.internal" || c.routes[1].PathPrefix != "/" {
 		t.Errorf("routes %+v", c.routes)
 	}
 	c, err = parseFlags([]string{"-config", f, "-idle-timeout", "10s", "-route", "web:/=10.0.0.9:80"}, io.Discard)
@@ -134,6 +135,11 @@ upstreams = ["http://10.0.0.1:8080/base"]
 prefix = "/x"
 upstreams = ["10.0.0.1:80"]
 colour = "blue"
+
+[[routes]]
+prefix = "/y"
+upstreams = ["10.0.0.1:80"]
+host-header = "a b"
 `)
 	code, _, stderr = runBin(t, "-check", "-config", bad)
 	if code != 2 {
@@ -141,7 +147,7 @@ colour = "blue"
 	}
 	lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
 	for _, want := range []string{"idle-timeout = 5: a duration needs a unit", `loops = "many": want a whole number`,
-		`unknown key "no-such-key"`, "access-log: takes one value", `routes[0] (api)`, `unknown key "colour"`} {
+		`unknown key "no-such-key"`, "access-log: takes one value", `routes[0] (api)`, `unknown key "colour"`, `routes[2]: host-header "a b"`} {
 		found := 0
 		for _, l := range lines {
 			if strings.Contains(l, want) {
@@ -152,8 +158,8 @@ colour = "blue"
 			t.Errorf("want one line saying %q, got %d in\n%s", want, found, stderr)
 		}
 	}
-	if len(lines) != 6 {
-		t.Errorf("want 6 lines, one per problem, got %d:\n%s", len(lines), stderr)
+	if len(lines) != 7 {
+		t.Errorf("want 7 lines, one per problem, got %d:\n%s", len(lines), stderr)
 	}
 	syntax := writeFile(t, "listen = \":8443\"\nloops = = 2\n")
 	code, _, stderr = runBin(t, "-check", "-config", syntax)
@@ -166,7 +172,7 @@ colour = "blue"
 	}
 	// The same checks run at start-up: a bad file never serves.
 	code, _, stderr = runBin(t, "-config", bad)
-	if code != 2 || len(strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")) != 6 {
+	if code != 2 || len(strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")) != 7 {
 		t.Errorf("start with a bad file: exit %d\n%s", code, stderr)
 	}
 }
