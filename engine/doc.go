@@ -48,7 +48,11 @@
 // # Limits
 //
 // Output buffers are bounded by the caller through HighWater/NotifyWritable
-// and by WriteTimeout; input is bounded by PauseRead (at most one read,
+// and by WriteTimeout, whose progress is what the peer ACKs (the kernel
+// send queue shrinking, looked at every WriteTimeout/16 while output
+// waits), so a reader behind a receive buffer of B bytes at R bytes/s
+// needs WriteTimeout above B/R; the linger likewise waits while the peer
+// still reads what the kernel holds (close.go lingerWaits); input is bounded by PauseRead (at most one read,
 // ReadBufferSize, is held per paused connection). MaxConns caps connections
 // and MaxHandshakes TLS handshakes; either may be exceeded for a moment by
 // at most 64 evictions posted to other loops.
