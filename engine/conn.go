@@ -521,7 +521,7 @@ func (c *Conn) progress(n int) {
 	now := c.clock()
 	c.lastProgress = now
 	c.trace.Delivered = 0
-	c.ackQ = -1 // the kernel queue grew: read it again when the wait begins
+	c.ackQ = -1 // the kernel queue grew: the next look takes a new baseline
 	if c.out.len() > 0 {
 		c.armWriteTimer(now)
 	}
@@ -588,9 +588,8 @@ func (c *Conn) armWritable() {
 		c.lastProgress = now
 		c.armWriteTimer(now)
 	}
-	if c.ackQ < 0 {
-		c.ackQ = c.kernelQueue()
-	}
+	// The kernel queue's baseline is read at the first look (timerWrite),
+	// not here: a socket-full event costs no extra syscall.
 	if err := c.l.w.watchWritable(c.fd, c.id, c.wRegistered); err != nil {
 		c.writeFailed(err)
 		return
