@@ -46,23 +46,50 @@ func TestTimerHeapOrder(t *testing.T) {
 	}
 }
 
-// Deadlines fire on the loop within ±10 ms. They are never early; lateness
-// is measured against the loop's clock. A loaded machine can only make
-// timers later, so a late run is retried (up to 3 runs); an early one fails
-// at once.
+// Deadlines fire on the loop within 10 ms of the Go runtime's own timers.
+// They are never early; lateness is measured against the loop's clock. The
+// same delays are armed with time.AfterFunc at the same moment, so a loaded
+// machine (which makes every timer late) raises both: the engine's p90 may
+// exceed the runtime's p90 by at most 10 ms. On an idle machine the runtime's
+// lateness is about zero and the bound is the absolute 10 ms. A late run is
+// retried (up to 3 runs); an early timer fails at once.
 func TestTimerPrecision(t *testing.T) {
 	e, _ := startEngine(t, Config{}, func(c *Conn) Handler { return BaseHandler{} })
 	l := e.Loops()[0]
-	var p90 time.Duration
+	var p90, base time.Duration
 	for attempt := 1; attempt <= 3; attempt++ {
+		rt := make(chan []time.Duration, 1)
+		go func() { rt <- runtimeLateness() }()
 		late := timerLateness(t, l)
-		p90 = late[len(late)*9/10]
-		t.Logf("run %d lateness: min %v median %v p90 %v max %v", attempt, late[0], late[len(late)/2], p90, late[len(late)-1])
-		if p90 <= 10*time.Millisecond {
+		ref := <-rt
+		p90, base = late[len(late)*9/10], ref[len(ref)*9/10]
+		t.Logf("run %d lateness: min %v median %v p90 %v max %v; runtime timers p90 %v",
+			attempt, late[0], late[len(late)/2], p90, late[len(late)-1], base)
+		if p90 <= base+10*time.Millisecond {
 			return
 		}
 	}
-	t.Fatalf("p90 lateness %v exceeds 10ms in 3 runs", p90)
+	t.Fatalf("p90 lateness %v exceeds the runtime's %v by more than 10ms in 3 runs", p90, base)
+}
+
+// runtimeLateness arms the delays timerLateness uses with time.AfterFunc:
+// the baseline of what the scheduler delivers on this machine right now.
+func runtimeLateness() []time.Duration {
+	delays := []time.Duration{1, 5, 10, 20, 35, 50, 75, 100, 150, 200}
+	out := make(chan time.Duration, 3*len(delays))
+	for rep := 0; rep < 3; rep++ {
+		for _, d := range delays {
+			d := d * time.Millisecond
+			start := time.Now()
+			time.AfterFunc(d, func() { out <- time.Since(start) - d })
+		}
+	}
+	late := make([]time.Duration, 0, 3*len(delays))
+	for i := 0; i < 3*len(delays); i++ {
+		late = append(late, max(0, <-out))
+	}
+	sort.Slice(late, func(i, j int) bool { return late[i] < late[j] })
+	return late
 }
 
 func timerLateness(t *testing.T, l *Loop) []time.Duration {
