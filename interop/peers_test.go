@@ -214,3 +214,40 @@ func TestOpenSSLAndGnuTLSThroughSluiceToHyper(t *testing.T) {
 	s.drain(t, 30*time.Second)
 	checkUpstreamEnds(t, srv.stop(t), false)
 }
+
+// python3 with python3-h2 (Debian's; a pyenv python on PATH may lack it).
+func h2Python(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"python3", "/usr/bin/python3"} {
+		if path, err := exec.LookPath(p); err == nil && exec.Command(path, "-c", "import h2").Run() == nil {
+			return path
+		}
+	}
+	t.Skip("no python3 with the h2 module (Debian python3-h2; .ci/run installs it)")
+	return ""
+}
+
+// The python3-h2 edge cases through sluice (TLS, ALPN h2) to the hyper h2
+// server: a zero initial window then WINDOW_UPDATEs, request and response
+// trailers end to end, and a client RST_STREAM mid-response after which
+// the connection goes on (h2edge.py).
+func TestPythonH2EdgeCasesThroughSluiceToHyper(t *testing.T) {
+	needPeers(t)
+	py := h2Python(t)
+	c := testutil.WriteCerts(t, t.TempDir())
+	for _, kind := range []string{"h2", "h2c"} {
+		t.Run("to_"+kind, func(t *testing.T) {
+			srv := startServer(t, serverProto(kind), c)
+			s := startSluice(t, c, upstreamURL(kind, srv.addr))
+			host, port, _ := net.SplitHostPort(s.Addr)
+			for _, cs := range []string{"zero-window", "trailers", "rst"} {
+				out, err := tool(t, nil, py, "h2edge.py", host, port, c.CA, cs)
+				if err != nil || !strings.HasSuffix(strings.TrimSpace(out), "OK") {
+					t.Errorf("%s: %v\n%s", cs, err, out)
+				}
+			}
+			s.drain(t, 30*time.Second)
+			checkUpstreamEnds(t, srv.stop(t), srv.tls)
+		})
+	}
+}
