@@ -89,19 +89,27 @@
 //	empty DATA, PRIORITY, unknown frames 1000 / 10 s       then ENHANCE_YOUR_CALM
 //	response bytes held per connection  1 MiB (H2MaxBuffered)  past it HTTP/1.1 upstreams are not read
 //	response bytes held per stream      one upstream read (64 KiB), or the h2c stream window (64 KiB)
-//	stalled window (zero or trickling)  WriteTimeout (60 s)    then RST_STREAM CANCEL, upstream aborted,
-//	                                                          access log end=write_timeout
+//	upstreams held per connection       16 HTTP/1.1 upstream connections, 100 h2c/h2 stream slots (budget.go)
+//	                                    more streams wait, with no upstream work, up to 30 s: then REFUSED_STREAM
+//	stalled window (zero or trickling)  StallTimeout (15 s, at most WriteTimeout)  then RST_STREAM CANCEL; the
+//	                                    HTTP/1.1 upstream is drained and pooled (256 KiB left at most) or reset;
+//	                                    access log end=stall_timeout
 //	request body stall                  IdleTimeout (60 s)     then 408 on that stream
+//	request body deadline, rate         5 min; 500 B/s on average after 10 s (time sluice holds it back not counted)
+//	                                    then 408 on that stream, or RST_STREAM CANCEL after a response head
 //	client preface                      HeaderTimeout (30 s)   then close
 //
 // A client that half-closes can open no window any more: its streams that
 // are stalled, or whose requests are incomplete, are abandoned. A client
 // that does not read its socket meets the engine's write timeout.
 //
-// Metrics (httpmetrics.go), all created at start-up:
+// Metrics (httpmetrics.go, budget.go), all created at start-up:
 // sluice_http2_streams_active, sluice_http2_goaways_total{direction,code},
 // sluice_http2_rst_streams_total{direction,code},
 // sluice_http2_flow_control_stalls_total, sluice_http2_errors_total{reason}
-// (codec errors and tripped defenses), and the HTTP request metrics with
-// proto="h2".
+// (codec errors and tripped defenses), sluice_http2_upstream_slots_held,
+// sluice_http2_upstream_slot_waits_total, _slot_refusals_total,
+// sluice_http2_stall_resets_total, sluice_upstream_discards_total{result},
+// sluice_http_body_timeouts_total{proto,reason}, and the HTTP request
+// metrics with proto="h2".
 package proxy

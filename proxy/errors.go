@@ -19,8 +19,11 @@ const (
 	errMethod                 // a method the proxy does not forward (CONNECT)
 	errHeaderTimeout          // the client did not send a whole head in time
 	errBodyTimeout            // the client stalled while sending the body
+	errBodyDeadline           // the client did not send the whole body within BodyTimeout
+	errBodyRate               // the client sent its body slower than BodyMinRate after BodyGrace
 	errClientAbort            // the client went away or half-closed mid-body
-	errWriteStall             // an HTTP/2 client kept a response stalled by its window past WriteTimeout
+	errWriteStall             // an HTTP/2 client kept a response stalled by its window past StallTimeout
+	errRefused                // an HTTP/2 stream waited for an upstream slot past ClientUpstreamWait (REFUSED_STREAM)
 	errNotImplemented         // a request sluice cannot relay to the upstream picked (WebSocket over HTTP/2 to an h2c one)
 	errQueueFull              // the upstream is at its in-use cap and its queue is full (not the upstream's failure)
 	errQueueTimeout           // the request waited its queue timeout for a connection to the upstream
@@ -39,8 +42,11 @@ var errKindEnd = [...]string{
 	errMethod:         "bad_method",
 	errHeaderTimeout:  "header_timeout",
 	errBodyTimeout:    "body_timeout",
+	errBodyDeadline:   "body_deadline",
+	errBodyRate:       "body_min_rate",
 	errClientAbort:    "client_abort",
-	errWriteStall:     "write_timeout",
+	errWriteStall:     "stall_timeout",
+	errRefused:        "refused",
 	errNotImplemented: "not_implemented",
 	errQueueFull:      "queue_full",
 	errQueueTimeout:   "queue_timeout",
@@ -90,6 +96,8 @@ var (
 	errMethodErr        = &proxyError{kind: errMethod}
 	errHeaderTimeoutErr = &proxyError{kind: errHeaderTimeout}
 	errBodyTimeoutErr   = &proxyError{kind: errBodyTimeout}
+	errBodyDeadlineErr  = &proxyError{kind: errBodyDeadline}
+	errBodyRateErr      = &proxyError{kind: errBodyRate}
 	errClientAbortErr   = &proxyError{kind: errClientAbort}
 	errNotImplErr       = &proxyError{kind: errNotImplemented}
 	errUpTimeoutErr     = &proxyError{kind: errUpTimeout}
@@ -135,7 +143,7 @@ var (
 //	405                      CONNECT (sluice is not a forward proxy)
 //	501                      WebSocket over HTTP/2 to an upstream that is not HTTP/1.1
 //	503                      the upstream is at its in-use cap: its queue is full, or the wait timed out
-//	408                      the client was too slow sending its head or body
+//	408                      the client was too slow sending its head or body (stall, deadline, rate)
 //	502                      the upstream refused, reset, closed early or sent garbage
 //	504                      the upstream did not connect or answer in time
 func statusFor(err error) int {
@@ -154,7 +162,7 @@ func statusFor(err error) int {
 		return 501
 	case errQueueFull, errQueueTimeout:
 		return 503
-	case errHeaderTimeout, errBodyTimeout:
+	case errHeaderTimeout, errBodyTimeout, errBodyDeadline, errBodyRate:
 		return 408
 	case errClientAbort:
 		return 400

@@ -105,6 +105,8 @@ func (cc *clientConn) bodyDoneH2C() {
 	x := &cc.x
 	x.reqDone = true
 	cc.c.ClearTimer(engine.TimerIdle)
+	cc.c.ClearTimer(engine.TimerHeader)
+	x.body.stop()
 	if cc.state == csBody {
 		cc.state = csWait
 	}

@@ -109,7 +109,9 @@ func TestH2DefenseMaxConcurrentStreams(t *testing.T) {
 			close(release)
 		}
 	})
-	env := h2Start(t, HTTPConfig{}, be.addr())
+	// The upstream budget raised to the stream limit: this is about the
+	// limit (TestH2BudgetStalledStreams is about the budget).
+	env := h2Start(t, HTTPConfig{ClientMaxUpstreams: 100}, be.addr())
 	r := rawH2Dial(t, env.addr, false)
 	for i := 0; i < 101; i++ {
 		r.get(uint32(2*i+1), "/")
@@ -299,7 +301,8 @@ func TestH2DefenseControlFloods(t *testing.T) {
 }
 
 // A client that opens its window not at all (SETTINGS_INITIAL_WINDOW_SIZE
-// 0), or a byte at a time, stalls its response: after WriteTimeout the
+// 0), or a byte at a time, stalls its response: after StallTimeout (here
+// capped by WriteTimeout) the
 // stream is reset (RST_STREAM CANCEL) and its upstream exchange aborted;
 // sluice holds at most one upstream read for it meanwhile.
 func TestH2DefenseWindowStall(t *testing.T) {
@@ -368,7 +371,7 @@ func TestH2DefenseWindowStall(t *testing.T) {
 			hpEventually(t, "the upstream write aborted", func() bool { return aborted.Load() > before })
 			hpSettled(t, env.hpEnv)
 			recs := env.log.wait(t, 1)
-			if recs[0]["end"] != "write_timeout" {
+			if recs[0]["end"] != "stall_timeout" {
 				t.Errorf("access log end %v", recs[0]["end"])
 			}
 		})

@@ -38,8 +38,8 @@ func TestH2GracefulGoAwayDrain(t *testing.T) {
 	}))
 	t.Cleanup(open) // runs before the backend's Close waits for its handlers
 	// Room for one stream above the 100 in flight: the one opened between
-	// the two GOAWAYs.
-	env := h2Start(t, HTTPConfig{H2: h2.Config{MaxConcurrentStreams: 128}}, be.addr())
+	// the two GOAWAYs; an upstream budget to match, so all are in flight.
+	env := h2Start(t, HTTPConfig{H2: h2.Config{MaxConcurrentStreams: 128}, ClientMaxUpstreams: 128}, be.addr())
 	r := rawH2Dial(t, env.tlsAddr, true)
 	const n = 100
 	for i := 0; i < n; i++ {

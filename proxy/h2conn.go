@@ -28,8 +28,9 @@ import (
 //
 // Timers. TimerHeader: the client preface must arrive within the header
 // timeout; afterwards it is the housekeeping tick that checks streams'
-// deadlines (write stall, request body stall, h2c upstream response
-// timeouts) while streams exist. TimerIdle: no stream for the idle
+// deadlines (window stall, request body stall, deadline and rate, h2c
+// upstream response timeouts, the wait for an upstream slot) while
+// streams exist. TimerIdle: no stream for the idle
 // timeout starts the graceful GOAWAY. TimerProto: the codec's deadline
 // (SETTINGS ACK, the second GOAWAY).
 //
@@ -63,6 +64,11 @@ type h2Conn struct {
 	pendBytes int
 	capped    bool
 	capWait   []*h2Stream
+
+	// The upstream budget (budget.go): streams holding an upstream slot,
+	// and those waiting for one, oldest first.
+	upHeld [2]int         // by slotKind
+	upWait [2][]*h2Stream // by slotKind
 
 	fed     int   // bytes consumed by the codec, up to the end of the preface+SETTINGS
 	protoAt int64 // engine clock of the armed TimerProto, 0 if none
@@ -354,6 +360,9 @@ func (hc *h2Conn) flush() {
 		return // flushed when it closed
 	}
 	hc.kicked = false
+	if len(hc.upWait[0])+len(hc.upWait[1]) > 0 && !hc.closing {
+		hc.startQueued()
+	}
 	if hc.sc.OutputLen() > 0 && !hc.dead {
 		hc.c.Write(hc.sc.Output()) // the engine copies (or seals) it now
 		hc.sc.DiscardOutput()
@@ -429,7 +438,7 @@ func (hc *h2Conn) armTick() {
 	}
 }
 
-// tick checks every stream's deadlines.
+// tick checks every stream's deadlines (stall, body, upstream, slot wait).
 func (hc *h2Conn) tick() {
 	now := engine.Now()
 	for _, st := range hc.streams {
@@ -471,6 +480,7 @@ func (hc *h2Conn) closeConn(o engine.Outcome) {
 	if hc.closing {
 		return
 	}
+	hc.dropQueue() // abandoned below: none may start in the flush
 	hc.flush()
 	hc.closing = true
 	hc.abandonAll()

@@ -62,13 +62,17 @@ type h2Stream struct {
 	pend      []byte // response body bytes not taken by WriteData yet
 	pendEnd   bool   // END_STREAM (or trailers) follows pend
 	pendTrail []hpack.HeaderField
-	outEnd    bool // the response's end is sent or queued behind pend
-	fin       bool // our side of the stream is over (END_STREAM or RST sent)
-	parked    bool // in hc.parked, waiting for OnWritable
-	capWaits  bool // in hc.capWait
-	inFresh   bool // in hc.fresh
-	upDone    bool // the upstream exchange is over
-	done      bool // accounted and forgotten
+	outEnd    bool  // the response's end is sent or queued behind pend
+	fin       bool  // our side of the stream is over (END_STREAM or RST sent)
+	parked    bool  // in hc.parked, waiting for OnWritable
+	capWaits  bool  // in hc.capWait
+	inFresh   bool  // in hc.fresh
+	upDone    bool  // the upstream exchange is over
+	done      bool  // accounted and forgotten
+	slot      bool  // holds one of hc's upstream slots (budget.go)
+	queued    bool  // in hc.upWait
+	slotKind  uint8 // slotConn or slotStream, by the route
+	queuedAt  int64
 
 	// h2c upstream (h2stream_up.go).
 	up         *h2UpConn // set from the first h2c attempt on (pend credits it)
@@ -193,6 +197,12 @@ func (st *h2Stream) start() {
 		return
 	}
 	x.retryOK = h.cfg.Retries > 0 && x.idempotent
+	if !st.reqEnd && !x.upgrade {
+		x.body.begin(x.start)
+	}
+	if !st.hc.takeSlot(st) {
+		return // startQueued connects it
+	}
 	st.connect(nil)
 }
 
@@ -409,6 +419,7 @@ func (st *h2Stream) endResponse(uc *upConn, trailers *h1.Headers) {
 		uc.release(x.sentAll && !uc.resp.Close)
 	}
 	st.upDone = true
+	hc.freeSlot(st)
 	if !st.outEnd {
 		var tf []hpack.HeaderField
 		if trailers != nil && trailers.Len() > 0 {
@@ -716,6 +727,7 @@ func (st *h2Stream) respondError(err error) {
 	x.respStarted, x.respDone = true, true
 	st.upDone = true
 	st.dropUpstream()
+	hc.freeSlot(st)
 	st.up = nil // pend holds sluice's own bytes now: nothing to credit upstream
 	text := h1.StatusText(code)
 	var clen [20]byte
@@ -800,6 +812,7 @@ func (st *h2Stream) abortUpstream(kind errKind) {
 	}
 	st.abortH2C(kind)
 	st.upDone = true
+	st.hc.freeSlot(st)
 }
 
 // dropUpstream forgets an upstream exchange that already failed.
@@ -828,6 +841,7 @@ func (st *h2Stream) finish() {
 	}
 	st.takePend(len(st.pend))
 	st.releaseH2C()
+	hc.freeSlot(st)
 	if st.tunnel {
 		hc.h.m.tunnelEnd(tunH2)
 	}
@@ -857,26 +871,69 @@ func (st *h2Stream) checkDeadlines(now int64) {
 	x := &st.x
 	hc := st.hc
 	h := hc.h
+	if st.queued {
+		if now-st.queuedAt >= h.upWait {
+			st.refuse()
+		}
+		return
+	}
 	if len(st.pend) > 0 && !st.parked {
-		if since, ok := hc.sc.BlockedSince(st.id); ok && now-since.UnixNano() >= h.writeTimeout {
+		if since, ok := hc.sc.BlockedSince(st.id); ok && now-since.UnixNano() >= h.stallTimeout {
 			// The client's window kept the response stalled too long.
-			x.end = errWriteStall
-			st.abortUpstream(errWriteStall)
-			st.resetStream(h2.ErrCodeCancel)
+			st.stallReset()
 			return
 		}
 	}
-	if st.started && !st.reqEnd && !st.upDone && !x.respStarted && len(st.reqPend) == 0 && !x.upgrade &&
-		!(x.expect100 && !x.cont100) && now-st.lastIn >= h.idleTimeout {
-		// The client stopped sending its request body (a WebSocket's
-		// sends nothing until its 200: the upstream's timeout runs).
-		st.abortUpstream(errBodyTimeout)
-		st.respondError(errBodyTimeoutErr)
-		return
+	if st.started && !st.reqEnd && !st.upDone && !x.upgrade {
+		hc.bodyHold(st)
+		if k, _ := x.body.check(&h.body, now, x.bytesIn); k != errNone {
+			st.bodyFailed(k)
+			return
+		}
+		if !x.respStarted && len(st.reqPend) == 0 && !(x.expect100 && !x.cont100) && now-st.lastIn >= h.idleTimeout {
+			// The client stopped sending its request body (a WebSocket's
+			// sends nothing until its 200: the upstream's timeout runs).
+			st.bodyFailed(errBodyTimeout)
+			return
+		}
 	}
 	if st.up != nil && !st.upDone && st.upDeadline != 0 && now >= st.upDeadline {
 		st.h2cTimeout()
 	}
+}
+
+// bodyFailed ends a stream whose request body broke a deadline (k): 408
+// on the stream while no response head went out, else RST_STREAM(CANCEL);
+// the upstream attempt is cancelled either way.
+func (st *h2Stream) bodyFailed(k errKind) {
+	x := &st.x
+	st.hc.h.bm.bodyTimeout(true, k)
+	x.body.stop()
+	st.abortUpstream(k)
+	if x.respStarted {
+		x.end = k
+		st.resetStream(h2.ErrCodeCancel)
+		return
+	}
+	switch k {
+	case errBodyDeadline:
+		st.respondError(errBodyDeadlineErr)
+	case errBodyRate:
+		st.respondError(errBodyRateErr)
+	default:
+		st.respondError(errBodyTimeoutErr)
+	}
+}
+
+// refuse ends a stream that waited for an upstream slot too long:
+// REFUSED_STREAM says nothing of it was processed.
+func (st *h2Stream) refuse() {
+	hc := st.hc
+	hc.unqueue(st)
+	hc.h.bm.slotRefusals.Inc()
+	st.x.end = errRefused
+	st.upDone = true
+	st.resetStream(h2.ErrCodeRefusedStream)
 }
 
 // endAttemptOn accounts for the end of an attempt on u.

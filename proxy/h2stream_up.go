@@ -295,6 +295,7 @@ func (st *h2Stream) h2cDone() {
 	endAttemptOn(x.u, resOK)
 	st.hc.h.succeeded(x.u)
 	st.up.release(st.upID)
+	st.hc.freeSlot(st)
 }
 
 // h2cTimeout: no response head, or no DATA, in time.

@@ -225,13 +225,53 @@ type HTTPConfig struct {
 	// stream alone holds at most one upstream read (64 KiB) for an
 	// HTTP/1.1 upstream, its upstream window for an h2c one.
 	H2MaxBuffered int
-	// WriteTimeout bounds how long an HTTP/2 stream's response may stay
+	// WriteTimeout is the engine's write timeout (default 60s: a
+	// connection whose socket output makes no progress that long is
+	// aborted); it caps StallTimeout.
+	WriteTimeout time.Duration
+
+	// StallTimeout bounds how long one HTTP/2 stream's response may stay
 	// stalled by the client's flow-control window (h2.Conn.BlockedSince;
 	// window updates a byte at a time do not restart it). Past it the
-	// stream is reset with RST_STREAM(CANCEL) and its upstream exchange
-	// aborted. Default 60s, the engine's write timeout (which, on its
-	// own, aborts a connection whose socket output makes no progress).
-	WriteTimeout time.Duration
+	// stream is reset with RST_STREAM(CANCEL) and the upstream it held is
+	// freed: an HTTP/1.1 upstream connection whose response has at most
+	// DiscardBytes left (Content-Length) is read to its end and pooled
+	// again, any other is reset; an h2c/h2 upstream stream gets
+	// RST_STREAM(CANCEL). Default 15s, and never more than WriteTimeout.
+	StallTimeout time.Duration
+
+	// ClientMaxUpstreams and ClientMaxUpstreamStreams are the budget of
+	// one HTTP/2 client connection: how many of its streams may hold an
+	// HTTP/1.1 upstream connection (dialing or busy) at once (default
+	// 16), and how many may hold a stream of an h2c/h2 upstream
+	// connection (default 100, the default concurrent stream limit: such
+	// a slot is a share of a multiplexed connection, which gRPC clients
+	// keep many of). A route with any HTTP/1.1 upstream counts against
+	// the first. A stream over the budget waits, before any upstream
+	// work, for a slot (oldest first) for up to ClientUpstreamWait
+	// (default 30s), then is refused with RST_STREAM(REFUSED_STREAM),
+	// which says it was not processed. An HTTP/1.1 client connection
+	// holds one upstream at most, by construction.
+	ClientMaxUpstreams       int
+	ClientMaxUpstreamStreams int
+	ClientUpstreamWait       time.Duration
+
+	// Request body deadlines (HTTP/1.1 and HTTP/2 clients), as Apache's
+	// mod_reqtimeout body=BodyGrace,MinRate=BodyMinRate with a cap: a
+	// body must be whole within BodyTimeout (default 5m), and after
+	// BodyGrace (default 10s) it must have come at BodyMinRate bytes a
+	// second on average (default 500): the deadline is BodyGrace plus one
+	// second per BodyMinRate bytes received. Time the client cannot send
+	// because sluice holds it back (dialing, an upstream slower than the
+	// client, waiting for a slot or a 100 Continue) does not count.
+	// Past either: 408 (HTTP/1.1: then close; HTTP/2: on the stream, or
+	// RST_STREAM(CANCEL) once a response head went out), the upstream
+	// attempt is cancelled, access log end=body_deadline or
+	// body_min_rate. Negative disables each. IdleTimeout still bounds a
+	// stall between two body reads (end=body_timeout).
+	BodyTimeout time.Duration
+	BodyGrace   time.Duration
+	BodyMinRate int
 
 	// NoH2WebSocket stops advertising SETTINGS_ENABLE_CONNECT_PROTOCOL
 	// to HTTP/2 clients, so browsers open WebSockets over HTTP/1.1
@@ -317,6 +357,24 @@ func (cfg *HTTPConfig) setDefaults() error {
 	def(&cfg.HealthInterval, 5*time.Second)
 	def(&cfg.HealthTimeout, 2*time.Second)
 	def(&cfg.WriteTimeout, 60*time.Second)
+	def(&cfg.StallTimeout, 15*time.Second)
+	cfg.StallTimeout = min(cfg.StallTimeout, cfg.WriteTimeout)
+	def(&cfg.ClientUpstreamWait, 30*time.Second)
+	if cfg.ClientMaxUpstreams <= 0 {
+		cfg.ClientMaxUpstreams = 16
+	}
+	if cfg.ClientMaxUpstreamStreams <= 0 {
+		cfg.ClientMaxUpstreamStreams = 100
+	}
+	if cfg.BodyTimeout == 0 {
+		cfg.BodyTimeout = 5 * time.Minute
+	}
+	if cfg.BodyGrace == 0 {
+		cfg.BodyGrace = 10 * time.Second
+	}
+	if cfg.BodyMinRate == 0 {
+		cfg.BodyMinRate = 500
+	}
 	if cfg.H2MaxBuffered <= 0 {
 		cfg.H2MaxBuffered = 1 << 20
 	}
@@ -392,6 +450,7 @@ func (cfg *HTTPConfig) setDefaults() error {
 type HTTP struct {
 	cfg    HTTPConfig
 	m      *httpMetrics
+	bm     *budgetMetrics
 	rt     atomic.Pointer[router] // replaced whole by SetRoutes
 	ups    []*Upstream            // every upstream ever routed to, by idx; appended under mu
 	h2cfg  h2.Config
@@ -403,6 +462,8 @@ type HTTP struct {
 	dialTimeout, respHeaderTimeout, readTimeout           int64
 	headerTimeout, idleTimeout, upIdleTimeout, tunnelIdle int64
 	failCooldown, writeTimeout, h2Tick, queueTimeout      int64
+	stallTimeout, upWait                                  int64
+	body                                                  bodyLimits
 	viaValue                                              [2]string // "1.0 sluice", "1.1 sluice"
 	via2                                                  string    // "2.0 sluice"
 
@@ -436,7 +497,7 @@ func (h *HTTP) buildRoutes(routes []Route) (*router, []*Upstream, error) {
 			return nil, nil, fmt.Errorf("http proxy: route %s: no upstream", r)
 		}
 		sel, _ := NewSelector(h.cfg.Balance)
-		rr := &route{Route: r, sel: sel, name: r.DisplayName()}
+		rr := &route{Route: r, sel: sel, name: r.DisplayName(), allH2: true}
 		for _, a := range r.Upstreams {
 			key, err := ParseUpstream(a)
 			if err != nil {
@@ -466,6 +527,7 @@ func (h *HTTP) buildRoutes(routes []Route) (*router, []*Upstream, error) {
 			rr.ups = append(rr.ups, u)
 			rr.m = append(rr.m, h.m.routeUp(r.DisplayName(), u.label))
 			rr.hasH2C = rr.hasH2C || u.h2
+			rr.allH2 = rr.allH2 && u.h2
 		}
 		rr.m = append(rr.m, h.m.routeUp(r.DisplayName(), ""))
 		rs = append(rs, rr)
@@ -531,6 +593,7 @@ func NewHTTP(cfg HTTPConfig, m *Metrics) (*HTTP, error) {
 		return nil, fmt.Errorf("http proxy: %w", err)
 	}
 	h := &HTTP{cfg: cfg, m: m.http()}
+	h.bm = newBudgetMetrics(h.m.set)
 	if cfg.AccessLogWriter != nil {
 		h.alw = &accessEncoder{w: cfg.AccessLogWriter, json: cfg.AccessLogJSON}
 	}
@@ -553,11 +616,17 @@ func NewHTTP(cfg HTTPConfig, m *Metrics) (*HTTP, error) {
 	h.failCooldown = int64(cfg.FailCooldown)
 	h.writeTimeout = int64(cfg.WriteTimeout)
 	h.queueTimeout = int64(cfg.UpstreamQueueTimeout)
+	h.stallTimeout = int64(cfg.StallTimeout)
+	h.upWait = int64(cfg.ClientUpstreamWait)
+	h.body = newBodyLimits(&cfg)
 	h.viaValue = [2]string{"1.0 " + cfg.Via, "1.1 " + cfg.Via}
 	h.via2 = "2.0 " + cfg.Via
 	// The HTTP/2 housekeeping tick checks stalled streams; a quarter of
 	// the shortest timeout it enforces, between 10ms and 1s.
-	h.h2Tick = int64(min(cfg.WriteTimeout, cfg.IdleTimeout, cfg.ResponseHeaderTimeout, cfg.ReadTimeout) / 4)
+	h.h2Tick = int64(min(cfg.StallTimeout, cfg.IdleTimeout, cfg.ResponseHeaderTimeout, cfg.ReadTimeout, cfg.ClientUpstreamWait) / 4)
+	if b := h.body.shortest(); b > 0 {
+		h.h2Tick = min(h.h2Tick, b/4)
+	}
 	h.h2Tick = min(max(h.h2Tick, int64(10*time.Millisecond)), int64(time.Second))
 	h.h2cfg = cfg.H2
 	h.h2cfg.CountError = h.m.h2Error

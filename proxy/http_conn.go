@@ -116,6 +116,7 @@ type exchange struct {
 	bytesOut int64 // response body bytes to the client
 
 	start, sentAt, headAt int64 // engine clock: head read, request sent, response head
+	body                  bodyClock
 
 	logb           []byte // method, target, host and user agent, copied for the access log
 	mEnd, tEnd     int
@@ -158,6 +159,8 @@ func (cc *clientConn) pause(r uint8) {
 	cc.paused |= r
 	if cc.state == csBody {
 		cc.c.ClearTimer(engine.TimerIdle)
+		cc.x.body.hold(cc.ls.l.Now()) // sluice, not the client, stops the body
+		cc.c.ClearTimer(engine.TimerHeader)
 	}
 }
 
@@ -173,6 +176,10 @@ func (cc *clientConn) unpause(r uint8) {
 	switch cc.state {
 	case csBody:
 		cc.c.SetTimer(engine.TimerIdle, cc.h.idleTimeout)
+		if !cc.x.expect100 || cc.x.cont100 {
+			cc.x.body.unhold(cc.ls.l.Now())
+		}
+		cc.armBody()
 	case csTunnel:
 		cc.c.SetTimer(engine.TimerIdle, cc.h.tunnelIdle)
 	}
@@ -288,7 +295,10 @@ func (cc *clientConn) OnTimer(c *engine.Conn, k engine.TimerKind) {
 		cc.state = csClosing
 		c.Close(engine.IdleTimeout)
 	case k == engine.TimerIdle && cc.state == csBody:
+		cc.h.bm.bodyTimeout(false, errBodyTimeout)
 		cc.clientFailed(errBodyTimeoutErr)
+	case k == engine.TimerHeader && cc.state == csBody:
+		cc.armBody()
 	case k == engine.TimerIdle && cc.state == csTunnel:
 		cc.tunnelIdle()
 	case k == engine.TimerProto && cc.x.upOpen:
@@ -430,6 +440,11 @@ func (cc *clientConn) startExchange() {
 	cc.state = csBody
 	if x.reqDone {
 		cc.state = csWait
+	} else if !x.upgrade {
+		x.body.begin(x.start)
+		if x.expect100 {
+			x.body.hold(x.start) // the client waits for our 100 Continue
+		}
 	}
 	if x.mc == h1.MethodCONNECT {
 		cc.respondError(errMethodErr)
@@ -449,6 +464,9 @@ func (cc *clientConn) startExchange() {
 	// then (connect does).
 	x.retryOK = h.cfg.Retries > 0 && x.idempotent
 	cc.connect(nil, host, target)
+	if cc.state == csBody && cc.paused == 0 {
+		cc.armBody() // attached at once: the body clock runs
+	}
 }
 
 // idempotent reports whether a method may be retried (RFC 9110 §9.2.2,
@@ -669,6 +687,8 @@ func (cc *clientConn) requestDone() {
 	x := &cc.x
 	x.reqDone = true
 	cc.c.ClearTimer(engine.TimerIdle)
+	cc.c.ClearTimer(engine.TimerHeader)
+	x.body.stop()
 	if cc.state == csBody {
 		cc.state = csWait
 	}
@@ -686,6 +706,27 @@ func (cc *clientConn) requestDone() {
 	}
 }
 
+// armBody checks the request body's deadlines (bodyClock) and arms
+// TimerHeader, which has no other use while a body is read, for the next
+// check; a body past one fails with 408.
+func (cc *clientConn) armBody() {
+	x := &cc.x
+	k, due := x.body.check(&cc.h.body, cc.ls.l.Now(), x.bytesIn)
+	switch {
+	case k != errNone:
+		cc.h.bm.bodyTimeout(false, k)
+		if k == errBodyDeadline {
+			cc.clientFailed(errBodyDeadlineErr)
+		} else {
+			cc.clientFailed(errBodyRateErr)
+		}
+	case due > 0:
+		cc.c.SetTimer(engine.TimerHeader, due)
+	default:
+		cc.c.ClearTimer(engine.TimerHeader)
+	}
+}
+
 // clientFailed ends an exchange the client broke (bad body framing, a
 // stall, a FIN mid-body). The upstream connection is reset.
 func (cc *clientConn) clientFailed(err *proxyError) {
@@ -699,7 +740,7 @@ func (cc *clientConn) clientFailed(err *proxyError) {
 	}
 	cc.cancelH2C(resAborted)
 	switch err.kind {
-	case errBodyTimeout:
+	case errBodyTimeout, errBodyDeadline, errBodyRate:
 		x.closeCause = engine.IdleTimeout
 	case errClientAbort:
 		x.closeCause = engine.PeerClosed
@@ -741,6 +782,10 @@ func (cc *clientConn) interim(uc *upConn, resp *h1.Response) {
 		if x.expect100 && !x.cont100 && !x.reqDone {
 			x.cont100 = true
 			cc.c.Write(continue100)
+			if cc.paused == 0 && cc.state == csBody {
+				x.body.unhold(cc.ls.l.Now()) // the client's turn now
+				cc.armBody()
+			}
 		}
 		return
 	}
@@ -911,6 +956,8 @@ func (cc *clientConn) respondError(err error) {
 // then either wait for the next request or close.
 func (cc *clientConn) finish() {
 	x := &cc.x
+	x.body.stop()
+	cc.c.ClearTimer(engine.TimerHeader) // the body deadline's, if it ran
 	cc.releaseH2C()
 	if uc := x.uc; uc != nil {
 		x.uc = nil

@@ -273,6 +273,7 @@ type route struct {
 	m      []*routeUpMetrics // by index in ups; the last: no upstream reached
 	sel    Selector
 	hasH2C bool // some upstream is h2c: HTTP/1.1 requests keep an HTTP/2 form for it
+	allH2  bool // every upstream is h2c or h2: a stream costs a stream slot, not a connection
 }
 
 // router finds the route for a request. Built once, read-only afterwards,

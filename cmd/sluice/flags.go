@@ -58,6 +58,14 @@ type config struct {
 	h2ConnWindow    int
 	h2MaxBuffered   int
 	h2WebSocket     bool
+	h2StallTimeout  time.Duration
+
+	clientMaxUps     int
+	clientMaxStreams int
+	clientUpWait     time.Duration
+	bodyTimeout      time.Duration
+	bodyGrace        time.Duration
+	bodyMinRate      int
 
 	upstreams []string // as given
 
@@ -293,6 +301,27 @@ func (c *config) validate(level string) error {
 	}
 	if c.h2MaxBuffered < 64<<10 {
 		return fmt.Errorf("-h2-max-buffered %d: must be at least 65536", c.h2MaxBuffered)
+	}
+	if c.h2StallTimeout <= 0 || c.h2StallTimeout > c.writeTimeout {
+		return fmt.Errorf("-h2-stall-timeout %v: must be positive and at most -write-timeout (%v)", c.h2StallTimeout, c.writeTimeout)
+	}
+	if c.clientMaxUps < 1 {
+		return fmt.Errorf("-client-max-upstreams %d: must be positive", c.clientMaxUps)
+	}
+	if c.clientMaxStreams < 1 {
+		return fmt.Errorf("-client-max-upstream-streams %d: must be positive", c.clientMaxStreams)
+	}
+	if c.clientUpWait <= 0 {
+		return fmt.Errorf("-client-upstream-wait %v: must be positive", c.clientUpWait)
+	}
+	if c.bodyTimeout < 0 {
+		return fmt.Errorf("-body-timeout %v: must be 0 (off) or more", c.bodyTimeout)
+	}
+	if c.bodyGrace <= 0 {
+		return fmt.Errorf("-body-grace %v: must be positive", c.bodyGrace)
+	}
+	if c.bodyMinRate < 0 {
+		return fmt.Errorf("-body-min-rate %d: must be 0 (off) or more", c.bodyMinRate)
 	}
 	switch strings.ToLower(level) {
 	case "debug":
@@ -603,6 +632,13 @@ func newFlagSet(c *config) (fs *flag.FlagSet, level *string) {
 	fs.IntVar(&c.h2ConnWindow, "h2-conn-window", h2.DefaultConnWindow, "HTTP/2: request body bytes a client may send per connection ahead of the upstreams")
 	fs.IntVar(&c.h2MaxBuffered, "h2-max-buffered", 1<<20, "HTTP/2: response bytes held per client connection for streams the client does not read; past it upstreams are not read")
 	fs.BoolVar(&c.h2WebSocket, "h2-websocket", true, "HTTP/2: accept WebSockets as extended CONNECT streams (RFC 8441) and relay them to HTTP/1.1 upstreams; never offered when a route has an h2c or h2 upstream")
+	fs.DurationVar(&c.h2StallTimeout, "h2-stall-timeout", 15*time.Second, "HTTP/2: reset a stream whose response the client's flow-control window keeps stalled this long, and free the upstream it held (at most -write-timeout)")
+	fs.IntVar(&c.clientMaxUps, "client-max-upstreams", 16, "HTTP/2: HTTP/1.1 upstream connections one client connection's streams may hold at once; more streams wait for a slot")
+	fs.IntVar(&c.clientMaxStreams, "client-max-upstream-streams", 100, "HTTP/2: streams of h2c/h2 upstream connections one client connection's streams may hold at once; more wait for a slot")
+	fs.DurationVar(&c.clientUpWait, "client-upstream-wait", 30*time.Second, "HTTP/2: how long a stream waits for an upstream slot of its client connection's budget before it is refused (REFUSED_STREAM)")
+	fs.DurationVar(&c.bodyTimeout, "body-timeout", 5*time.Minute, "deadline for a whole request body, the time sluice holds it back not counted (then 408; 0 disables)")
+	fs.DurationVar(&c.bodyGrace, "body-grace", 10*time.Second, "after this long a request body must have come at -body-min-rate on average (then 408)")
+	fs.IntVar(&c.bodyMinRate, "body-min-rate", 500, "minimum average request body rate in bytes per second after -body-grace, as Apache's mod_reqtimeout MinRate (0 disables)")
 	fs.StringVar(&c.admin, "admin", "127.0.0.1:9090", "admin listen address: /metrics /healthz /readyz /debug/connections /debug/pprof/ (empty disables)")
 	fs.Var(listFlag{&c.certs}, "cert", "TLS certificate chain PEM file (repeatable, paired in order with -key; chosen by SNI, first is the default; SIGHUP reloads). tcp mode terminates TLS when given; http mode without it uses a self-signed certificate")
 	fs.Var(listFlag{&c.keys}, "key", "TLS private key PEM file (repeatable, paired in order with -cert)")

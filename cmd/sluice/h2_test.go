@@ -254,7 +254,9 @@ func TestH2FlagsDocumentedAndChecked(t *testing.T) {
 	}
 	for _, want := range []string{"-h2-max-concurrent-streams", "(default 100)", "-h2-max-header-list-size", "(default 65536)",
 		"-h2-stream-window", "(default 262144)", "-h2-conn-window", "(default 1048576)", "-h2-max-buffered", "h2c://",
-		"-h2-websocket", "(default true)"} {
+		"-h2-websocket", "(default true)", "-h2-stall-timeout", "(default 15s)", "-client-max-upstreams", "(default 16)",
+		"-client-max-upstream-streams", "-client-upstream-wait", "(default 30s)", "-body-timeout", "(default 5m0s)",
+		"-body-grace", "(default 10s)", "-body-min-rate", "(default 500)"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("-h output lacks %q", want)
 		}
@@ -269,6 +271,13 @@ func TestH2FlagsDocumentedAndChecked(t *testing.T) {
 		{[]string{"-h2-conn-window", "3000000000"}, "-h2-conn-window"},
 		{[]string{"-h2-max-buffered", "1"}, "-h2-max-buffered"},
 		{[]string{"-upstream", "h3://x:1"}, "-upstream"},
+		{[]string{"-h2-stall-timeout", "2m"}, "-h2-stall-timeout"},
+		{[]string{"-client-max-upstreams", "0"}, "-client-max-upstreams"},
+		{[]string{"-client-max-upstream-streams", "-1"}, "-client-max-upstream-streams"},
+		{[]string{"-client-upstream-wait", "0s"}, "-client-upstream-wait"},
+		{[]string{"-body-timeout", "-1s"}, "-body-timeout"},
+		{[]string{"-body-grace", "0s"}, "-body-grace"},
+		{[]string{"-body-min-rate", "-5"}, "-body-min-rate"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run(tc.args, &stdout, &stderr, nil); code != 2 {

@@ -143,9 +143,17 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 				InitialStreamWindow:  uint32(cfg.h2StreamWindow),
 				ConnWindow:           uint32(cfg.h2ConnWindow),
 			},
-			H2MaxBuffered:  cfg.h2MaxBuffered,
-			NoH2WebSocket:  !cfg.h2WebSocket,
-			TrustedProxies: cfg.trusted,
+			H2MaxBuffered: cfg.h2MaxBuffered,
+			StallTimeout:  cfg.h2StallTimeout,
+
+			ClientMaxUpstreams:       cfg.clientMaxUps,
+			ClientMaxUpstreamStreams: cfg.clientMaxStreams,
+			ClientUpstreamWait:       cfg.clientUpWait,
+			BodyTimeout:              offIfZero(cfg.bodyTimeout),
+			BodyGrace:                cfg.bodyGrace,
+			BodyMinRate:              offIfZero(cfg.bodyMinRate),
+			NoH2WebSocket:            !cfg.h2WebSocket,
+			TrustedProxies:           cfg.trusted,
 			UpstreamTLS: proxy.UpstreamTLS{
 				RootCAs:            cfg.upCAs,
 				InsecureSkipVerify: cfg.upInsecure,
@@ -323,4 +331,13 @@ func jsonSeconds(_ []string, a slog.Attr) slog.Attr {
 		return slog.Float64(a.Key, a.Value.Duration().Seconds())
 	}
 	return a
+}
+
+// offIfZero maps a flag's 0 ("off") to proxy's negative ("disabled"; 0
+// there means the default).
+func offIfZero[T time.Duration | int](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
 }
