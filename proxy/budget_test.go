@@ -22,7 +22,7 @@ import (
 // counts the successes; a failure is reported on errs (once per worker).
 func goodClient(t *testing.T, url string, workers int, n *atomic.Int64, stop <-chan struct{}) *sync.WaitGroup {
 	t.Helper()
-	cl := h2cClient()
+	cl := hpClient() // HTTP/1.1 keep-alive: fewer goroutine hand-offs than x/net's client, less noise
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
@@ -136,7 +136,7 @@ func TestH2BudgetStalledStreams(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	var good atomic.Int64
 	stop := make(chan struct{})
-	wg := goodClient(t, env.h2cURL("/small"), 8, &good, stop)
+	wg := goodClient(t, env.url("/small"), 8, &good, stop)
 	stopGood := sync.OnceFunc(func() { close(stop); wg.Wait() })
 	defer stopGood()
 	time.Sleep(300 * time.Millisecond) // warm: connections, pool
@@ -245,9 +245,9 @@ func TestH2BudgetStalledStreams(t *testing.T) {
 		t.Errorf("%d upstream connections busy at once, want at most %d (%d per client connection, 8 for the well-behaved one)",
 			maxBusy.Load(), conns*budget+8, budget)
 	}
-	// A connection is dialed only when none is idle: the backend never
-	// sees more than were in use at once.
-	if maxOpen.Load() > conns*budget+8 {
+	// A connection is dialed only when none is idle on its loop: beyond
+	// those in use, at most the well-behaved client's idle on the other.
+	if maxOpen.Load() > conns*budget+2*8 {
 		t.Errorf("%d backend connections open at once", maxOpen.Load())
 	}
 	var cancel, refused int
