@@ -472,8 +472,12 @@ func TestMatrixMidHandshakeAtDrain(t *testing.T) {
 // (k) HTTP/2 with 100 streams in flight at SIGTERM: every one completes
 // whole, then GOAWAY and a clean close.
 func TestMatrixH2HundredStreamsAtDrain(t *testing.T) {
-	m := start(t, matrixKnobs())
 	const streams = 100
+	// All 100 at the backend at once: a client connection's upstream
+	// budget (16 HTTP/1.1 connections by default) raised to match.
+	k := matrixKnobs()
+	k.hcfg.ClientMaxUpstreams = streams
+	m := start(t, k)
 	const n = 16 << 10
 	r := m.dialH2()
 	for i := 0; i < streams; i++ {
