@@ -295,8 +295,24 @@ func TestSourceAddressesSpread(t *testing.T) {
 		mu.Lock()
 		seen[host] = true
 		mu.Unlock()
+		// Slow answers, so every worker's connection is needed: with fast
+		// ones, one worker can take all the requests before the others run.
+		time.Sleep(20 * time.Millisecond)
 	}))
 	defer srv.Close()
+	// The dialer itself: connection i comes from 127.0.0.(1 + i%4).
+	u, _ := ParseURL(srv.URL)
+	d := newDialer(&Options{URL: u, Conns: 8, SourceIPs: 4, Timeout: time.Second})
+	for i := 0; i < 8; i++ {
+		c, err := d.dial(t.Context(), u.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := c.LocalAddr().(*net.TCPAddr).IP.String(), fmt.Sprintf("127.0.0.%d", 1+i%4); got != want {
+			t.Fatalf("connection %d from %s, want %s", i, got, want)
+		}
+		c.Close()
+	}
 	r, code := benchJSON(t, "-url", srv.URL+"/", "-c", "8", "-n", "80", "-source-ips", "4")
 	if code != 0 || r.Requests != 80 {
 		t.Fatalf("exit %d: %+v", code, r)
