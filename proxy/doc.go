@@ -14,6 +14,18 @@
 // state only through Engine.Snapshot (a task on each loop) and metrics
 // (atomics read at scrape time).
 //
+// Routes live behind an atomic pointer: HTTP.SetRoutes (a reload, from
+// any goroutine) builds a new router and swaps it; an exchange keeps the
+// route it matched, so requests in flight finish on the old routes.
+// Upstreams are kept by key across reloads; a loop grows its per-upstream
+// pools and queues when it first meets a new one.
+//
+// Forwarding headers (headers.go, forward.go): one policy for every
+// protocol pair, by whether the client's address is in TrustedProxies;
+// X-Request-Id kept or generated per loop without locks. Metrics
+// (httpmetrics.go, metrichelp.go): requests by route name and upstream,
+// Prometheus le histograms, HELP text for every family /metrics shows.
+//
 // # HTTP/1.1
 //
 // http.go and http_conn.go: one exchange at a time per client connection,

@@ -348,3 +348,36 @@ func listenLoopback(t *testing.T) net.Listener {
 	t.Cleanup(func() { ln.Close() })
 	return ln
 }
+
+// The Kubernetes ConfigMap's sluice.toml in deploy/ is a valid
+// configuration (its certificate paths pointed at real files).
+func TestDeployConfigMapIsValid(t *testing.T) {
+	y, err := os.ReadFile("../../deploy/kubernetes/sluice.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(y), "sluice.toml: |\n")
+	if !ok {
+		t.Fatal("no sluice.toml in the ConfigMap")
+	}
+	var toml strings.Builder
+	for _, line := range strings.Split(rest, "\n") {
+		if line != "" && !strings.HasPrefix(line, "    ") {
+			break
+		}
+		toml.WriteString(strings.TrimPrefix(line, "    ") + "\n")
+	}
+	cert, key, _ := writeCert(t, t.TempDir(), "tls", "sluice.example")
+	body := strings.NewReplacer("/etc/sluice/tls/tls.crt", cert, "/etc/sluice/tls/tls.key", key).Replace(toml.String())
+	f := writeFile(t, body)
+	c, err := parseFlags([]string{"-config", f}, io.Discard)
+	if err != nil {
+		t.Fatalf("deploy/kubernetes/sluice.yaml's sluice.toml: %v\n%s", err, body)
+	}
+	if len(c.routes) != 2 || !c.proxyProtocol || c.drainTimeout != 30*time.Second {
+		t.Errorf("ConfigMap config: routes %v proxy-protocol %v drain-timeout %v", c.routes, c.proxyProtocol, c.drainTimeout)
+	}
+	if code := check(c, io.Discard, io.Discard); code != 0 {
+		t.Errorf("-check of the ConfigMap config: exit %d", code)
+	}
+}

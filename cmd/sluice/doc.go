@@ -5,4 +5,13 @@
 // main parses flags into a config, starts the engine with the chosen mode's
 // handler, serves the admin endpoints, and on SIGTERM/SIGINT hands over to
 // package shutdown. It holds no proxy logic. See README.md for every flag.
+//
+// flags.go defines the flags (newFlagSet) and checks them; config.go reads
+// the -config TOML file, whose keys are the flag names (from the flag set,
+// so a new flag is a key with no code) plus [[routes]] tables; ops.go holds
+// -version, -check and the SIGHUP reloader, which parses everything again
+// on the main goroutine and hands the routes to proxy.HTTP.SetRoutes and
+// the certificates to the TLS store, or keeps all of the old configuration.
+// Limits: a reload changes routes, upstreams and certificates only; every
+// other setting needs a restart (logged when it changed).
 package main
