@@ -2,10 +2,12 @@ package proxy
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Forwarding headers by trust, for every protocol pair (client HTTP/1.1
@@ -142,5 +144,63 @@ func TestRouteHostHeader(t *testing.T) {
 				t.Errorf("%s via %s: upstream saw Host %q, X-Forwarded-Host %q", up, resp.Proto, got["host"], got["xfh"])
 			}
 		}
+	}
+}
+
+// A route's own UpstreamTimeout and Retries replace the proxy-wide ones
+// for its requests only.
+func TestRouteTimeoutAndRetries(t *testing.T) {
+	slow := hpServe(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(700 * time.Millisecond)
+		w.Write([]byte("late"))
+	}))
+	live := hpServe(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+	// Nothing listens there: a failed dial, which any method may retry.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	route := func(s string) Route {
+		r, err := ParseRoute(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	quick := route("quick:/quick/=" + slow.addr())
+	quick.UpstreamTimeout = 150 * time.Millisecond
+	patient := route("patient:/patient/=" + slow.addr())
+	noRetry := route("noretry:/noretry/=" + dead + "," + live.addr())
+	noRetry.Retries = -1
+	retry := route("retry:/retry/=" + dead + "," + live.addr())
+	env := hpStart(t, HTTPConfig{Routes: []Route{quick, patient, noRetry, retry}, ResponseHeaderTimeout: 5 * time.Second, MaxFails: -1})
+	cl := &http.Client{Timeout: 10 * time.Second}
+	status := func(path string) int {
+		resp, err := cl.Get(env.url(path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	start := time.Now()
+	if c := status("/quick/x"); c != 504 || time.Since(start) > 600*time.Millisecond {
+		t.Errorf("route with a 150ms upstream timeout: %d after %v, want 504 well before the upstream answers", c, time.Since(start))
+	}
+	if c := status("/patient/x"); c != 200 {
+		t.Errorf("route with the proxy's 5s timeout: %d, want 200", c)
+	}
+	fails := map[string]int{}
+	for range 8 {
+		for _, p := range []string{"/noretry/x", "/retry/x"} {
+			if status(p) != 200 {
+				fails[p]++
+			}
+		}
+	}
+	if fails["/retry/x"] != 0 || fails["/noretry/x"] == 0 {
+		t.Errorf("failed requests %v: want none with retries and some with retries off", fails)
 	}
 }

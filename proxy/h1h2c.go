@@ -77,7 +77,7 @@ func (cc *clientConn) upReady() {
 	}
 	x.sentAt = engine.Now()
 	if x.reqDone || x.expect100 {
-		cc.c.SetTimer(engine.TimerProto, cc.h.respHeaderTimeout)
+		cc.c.SetTimer(engine.TimerProto, cc.x.respHT(cc.h))
 	}
 	cc.unpause(pauseDial)
 }
@@ -129,7 +129,7 @@ func (cc *clientConn) endRequestH2C() {
 	}
 	x.sentAll = true
 	if !x.respStarted {
-		cc.c.SetTimer(engine.TimerProto, cc.h.respHeaderTimeout)
+		cc.c.SetTimer(engine.TimerProto, cc.x.respHT(cc.h))
 	}
 }
 
@@ -158,7 +158,7 @@ func (cc *clientConn) upWindowOpen() {
 func (cc *clientConn) upHeaders(hd *h2.Headers) {
 	x := &cc.x
 	if hd.Status < 200 {
-		cc.c.SetTimer(engine.TimerProto, cc.h.respHeaderTimeout)
+		cc.c.SetTimer(engine.TimerProto, cc.x.respHT(cc.h))
 		switch {
 		case x.minor == 0:
 		case hd.Status == 100:
@@ -198,7 +198,7 @@ func (cc *clientConn) upHeaders(hd *h2.Headers) {
 		cc.endResponseH2C(nil)
 		return
 	}
-	cc.c.SetTimer(engine.TimerProto, cc.h.readTimeout)
+	cc.c.SetTimer(engine.TimerProto, cc.x.readT(cc.h))
 }
 
 // upData forwards response DATA; it is credited upstream at once unless
@@ -218,7 +218,7 @@ func (cc *clientConn) upData(data []byte, end bool) {
 		cc.endResponseH2C(nil)
 		return
 	}
-	cc.c.SetTimer(engine.TimerProto, cc.h.readTimeout)
+	cc.c.SetTimer(engine.TimerProto, cc.x.readT(cc.h))
 }
 
 // upTrailers ends the response; the trailers go into the last chunk.
@@ -235,7 +235,7 @@ func (cc *clientConn) upReset(err *proxyError, refused bool) {
 	}
 	x.upOpen = false
 	u := x.u
-	if refused && !x.respStarted && x.attempts <= cc.h.cfg.Retries && x.bodySent == 0 && !x.cont100 && len(x.upPend) == 0 {
+	if refused && !x.respStarted && x.attempts <= x.retries() && x.bodySent == 0 && !x.cont100 && len(x.upPend) == 0 {
 		cc.endAttempt(u, resultFor(err.kind))
 		u.m.results[resRetried].Inc()
 		cc.h.m.retries.Inc()

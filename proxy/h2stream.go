@@ -196,7 +196,7 @@ func (st *h2Stream) start() {
 		st.respondError(errNoRouteErr)
 		return
 	}
-	x.retryOK = h.cfg.Retries > 0 && x.idempotent
+	x.retryOK = x.retries() > 0 && x.idempotent
 	if !st.reqEnd && !x.upgrade {
 		x.body.begin(x.start)
 	}
@@ -245,6 +245,7 @@ func (st *h2Stream) attach(uc *upConn) {
 	x := &st.x
 	x.uc = uc
 	uc.cc = st
+	uc.readT = x.readT(st.hc.h)
 	uc.prepare(x.mc)
 	uc.c.Write(x.head)
 	x.bodySent = 0
@@ -267,7 +268,7 @@ func (st *h2Stream) attach(uc *upConn) {
 	if x.expect100 || x.sentAll {
 		// Waiting for a 100 Continue, or a retry that resent the whole
 		// request (retryBody holds every byte, the last chunk included).
-		uc.c.SetTimer(engine.TimerProto, st.hc.h.respHeaderTimeout)
+		uc.c.SetTimer(engine.TimerProto, st.x.respHT(st.hc.h))
 	}
 	st.pumpRequest()
 }
@@ -328,7 +329,7 @@ func (st *h2Stream) pumpRequest() {
 		}
 		x.sentAll = true
 		if !uc.headDone {
-			uc.c.SetTimer(engine.TimerProto, hc.h.respHeaderTimeout)
+			uc.c.SetTimer(engine.TimerProto, st.x.respHT(hc.h))
 		}
 	}
 }
@@ -339,7 +340,7 @@ func (st *h2Stream) writeUp(uc *upConn, p []byte) {
 	x := &st.x
 	h := st.hc.h
 	if x.retryOK {
-		if len(x.retryBody)+len(p) > h.cfg.RetryBodyBytes || x.attempts > h.cfg.Retries {
+		if len(x.retryBody)+len(p) > h.cfg.RetryBodyBytes || x.attempts > x.retries() {
 			x.retryOK = false
 			x.retryBody = x.retryBody[:0]
 		} else {
@@ -368,7 +369,7 @@ func (st *h2Stream) responseBody(uc *upConn, data []byte, last bool) bool {
 func (st *h2Stream) interim(uc *upConn, resp *h1.Response) {
 	x := &st.x
 	hc := st.hc
-	uc.c.SetTimer(engine.TimerProto, hc.h.respHeaderTimeout)
+	uc.c.SetTimer(engine.TimerProto, st.x.respHT(hc.h))
 	if resp.Status == 100 && (!x.expect100 || x.cont100 || st.reqEnd) {
 		return
 	}
@@ -483,7 +484,7 @@ func (st *h2Stream) afterFailure(u *Upstream, err *proxyError, stale bool) {
 
 // canRetry applies the retry rules (see HTTPConfig.Retries).
 func (st *h2Stream) canRetry(k errKind, stale bool) bool {
-	return retryAllowed(&st.x, st.hc.h.cfg.Retries, k, stale)
+	return retryAllowed(&st.x, st.x.retries(), k, stale)
 }
 
 // ---- request body from the client ----
@@ -685,7 +686,7 @@ func (st *h2Stream) resumeUp() {
 			return
 		}
 	}
-	idle := st.hc.h.readTimeout
+	idle := st.x.readT(st.hc.h)
 	if st.tunnel {
 		idle = st.hc.h.tunnelIdle
 	}

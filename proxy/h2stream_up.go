@@ -18,7 +18,7 @@ func (st *h2Stream) connectH2C(u *Upstream) {
 	if x.attempts == 0 {
 		// A refused stream was not processed, whatever its method: keep
 		// what is sent for a retry.
-		x.retryOK = hc.h.cfg.Retries > 0
+		x.retryOK = x.retries() > 0
 	}
 	x.u = u
 	x.upAddr = u.addr
@@ -63,7 +63,7 @@ func (st *h2Stream) upReady() {
 	now := engine.Now()
 	x.sentAt = now
 	if x.sentAll {
-		st.upDeadline = now + st.hc.h.respHeaderTimeout
+		st.upDeadline = now + st.x.respHT(st.hc.h)
 	}
 	st.pumpRequestH2C()
 }
@@ -177,7 +177,7 @@ func (st *h2Stream) keepForRetry(p []byte) {
 	if !x.retryOK {
 		return
 	}
-	if len(x.retryBody)+len(p) > h.cfg.RetryBodyBytes || x.attempts > h.cfg.Retries {
+	if len(x.retryBody)+len(p) > h.cfg.RetryBodyBytes || x.attempts > x.retries() {
 		x.retryOK = false
 		x.retryBody = x.retryBody[:0]
 		return
@@ -190,7 +190,7 @@ func (st *h2Stream) keepForRetry(p []byte) {
 func (st *h2Stream) requestSent() {
 	st.x.sentAll = true
 	if !st.x.respStarted {
-		st.upDeadline = engine.Now() + st.hc.h.respHeaderTimeout
+		st.upDeadline = engine.Now() + st.x.respHT(st.hc.h)
 	}
 }
 
@@ -203,7 +203,7 @@ func (st *h2Stream) upHeaders(hd *h2.Headers) {
 	now := engine.Now()
 	if hd.Status < 200 {
 		if st.x.sentAll {
-			st.upDeadline = now + hc.h.respHeaderTimeout
+			st.upDeadline = now + st.x.respHT(hc.h)
 		}
 		if hd.Status == 100 && (!x.expect100 || x.cont100 || st.reqEnd) {
 			return
@@ -224,7 +224,7 @@ func (st *h2Stream) upHeaders(hd *h2.Headers) {
 	}
 	x.respStarted = true
 	hc.kick()
-	st.upDeadline = now + hc.h.readTimeout
+	st.upDeadline = now + st.x.readT(hc.h)
 	if hd.EndStream {
 		st.h2cDone()
 		st.outEnd = true
@@ -235,7 +235,7 @@ func (st *h2Stream) upHeaders(hd *h2.Headers) {
 // upData passes response DATA on; what the client's window cannot take
 // yet waits in pend, uncredited upstream.
 func (st *h2Stream) upData(data []byte, end bool) {
-	st.upDeadline = engine.Now() + st.hc.h.readTimeout
+	st.upDeadline = engine.Now() + st.x.readT(st.hc.h)
 	up, id := st.up, st.upID
 	if end {
 		st.h2cDone()
@@ -263,7 +263,7 @@ func (st *h2Stream) upReset(err *proxyError, refused bool) {
 	st.upOpen = false
 	u := x.u
 	h := st.hc.h
-	if refused && !x.respStarted && x.attempts <= h.cfg.Retries && (x.bodySent == 0 || x.retryOK) &&
+	if refused && !x.respStarted && x.attempts <= x.retries() && (x.bodySent == 0 || x.retryOK) &&
 		!err.kind.connecting() {
 		endAttemptOn(u, resultFor(err.kind))
 		u.m.results[resRetried].Inc()

@@ -497,7 +497,16 @@ func (h *HTTP) buildRoutes(routes []Route) (*router, []*Upstream, error) {
 			return nil, nil, fmt.Errorf("http proxy: route %s: no upstream", r)
 		}
 		sel, _ := NewSelector(h.cfg.Balance)
-		rr := &route{Route: r, sel: sel, name: r.DisplayName(), allH2: true}
+		rr := &route{Route: r, sel: sel, name: r.DisplayName(), allH2: true, retries: h.cfg.Retries,
+			respHT: int64(h.cfg.ResponseHeaderTimeout), readT: int64(h.cfg.ReadTimeout)}
+		if r.Retries > 0 {
+			rr.retries = r.Retries
+		} else if r.Retries < 0 {
+			rr.retries = 0
+		}
+		if r.UpstreamTimeout > 0 {
+			rr.respHT, rr.readT = int64(r.UpstreamTimeout), int64(r.UpstreamTimeout)
+		}
 		for _, a := range r.Upstreams {
 			key, err := ParseUpstream(a)
 			if err != nil {

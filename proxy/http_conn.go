@@ -270,7 +270,7 @@ func (cc *clientConn) OnWritable(c *engine.Conn) {
 		return
 	}
 	if uc := cc.x.uc; uc != nil && uc.cc == cc {
-		rt := cc.h.readTimeout
+		rt := cc.x.readT(cc.h)
 		if uc.state == ucTunnel {
 			rt = cc.h.tunnelIdle
 		}
@@ -462,7 +462,7 @@ func (cc *clientConn) startExchange() {
 	// The head's Host and X-Forwarded fields do not depend on which
 	// upstream is picked, except with RewriteHost: build it per attempt
 	// then (connect does).
-	x.retryOK = h.cfg.Retries > 0 && x.idempotent
+	x.retryOK = x.retries() > 0 && x.idempotent
 	cc.connect(nil, host, target)
 	if cc.state == csBody && cc.paused == 0 {
 		cc.armBody() // attached at once: the body clock runs
@@ -542,6 +542,7 @@ func (cc *clientConn) attach(uc *upConn) {
 	x := &cc.x
 	x.uc = uc
 	uc.cc = cc
+	uc.readT = x.readT(cc.h)
 	uc.prepare(x.mc)
 	uc.c.Write(x.head)
 	x.bodySent = 0
@@ -554,7 +555,7 @@ func (cc *clientConn) attach(uc *upConn) {
 		x.sentAll = true
 	}
 	if x.reqDone || x.expect100 {
-		uc.c.SetTimer(engine.TimerProto, cc.h.respHeaderTimeout)
+		uc.c.SetTimer(engine.TimerProto, cc.x.respHT(cc.h))
 	}
 	cc.unpause(pauseDial)
 }
@@ -660,7 +661,7 @@ func (cc *clientConn) sendBody(data []byte) bodyStep {
 		uc.c.NotifyWritable()
 	}
 	if !x.sentAll && !uc.headDone && x.expect100 {
-		uc.c.SetTimer(engine.TimerProto, cc.h.respHeaderTimeout)
+		uc.c.SetTimer(engine.TimerProto, cc.x.respHT(cc.h))
 	}
 	return stepOn
 }
@@ -671,7 +672,7 @@ func (cc *clientConn) sendBody(data []byte) bodyStep {
 func (cc *clientConn) write(uc *upConn, p []byte) {
 	x := &cc.x
 	if x.retryOK {
-		if len(x.retryBody)+len(p) > cc.h.cfg.RetryBodyBytes || x.attempts > cc.h.cfg.Retries {
+		if len(x.retryBody)+len(p) > cc.h.cfg.RetryBodyBytes || x.attempts > x.retries() {
 			x.retryOK = false
 			x.retryBody = x.retryBody[:0]
 		} else {
@@ -702,7 +703,7 @@ func (cc *clientConn) requestDone() {
 	}
 	x.sentAll = true
 	if !uc.headDone {
-		uc.c.SetTimer(engine.TimerProto, cc.h.respHeaderTimeout)
+		uc.c.SetTimer(engine.TimerProto, cc.x.respHT(cc.h))
 	}
 }
 
@@ -774,7 +775,7 @@ func (cc *clientConn) responseBlocked() bool { return false }
 // clients; the response header timeout starts again.
 func (cc *clientConn) interim(uc *upConn, resp *h1.Response) {
 	x := &cc.x
-	uc.c.SetTimer(engine.TimerProto, cc.h.respHeaderTimeout)
+	uc.c.SetTimer(engine.TimerProto, cc.x.respHT(cc.h))
 	if x.minor == 0 {
 		return
 	}
@@ -911,7 +912,7 @@ func (cc *clientConn) attemptFailed(uc *upConn, err *proxyError) {
 
 // canRetry applies the retry rules (see HTTPConfig.Retries).
 func (cc *clientConn) canRetry(k errKind, stale bool) bool {
-	return retryAllowed(&cc.x, cc.h.cfg.Retries, k, stale)
+	return retryAllowed(&cc.x, cc.x.retries(), k, stale)
 }
 
 // retryAllowed is the retry rule of both protocols. A failed dial (or

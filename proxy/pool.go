@@ -211,6 +211,7 @@ type upConn struct {
 	headDone   bool  // the final response head was parsed
 	noReuse    bool  // bytes after the response, or an until-close body: close when done
 	readPaused bool  // paused because the client is over its high-water mark
+	readT      int64 // the exchange's route's read timeout (attach)
 	in         carry
 
 	mc     h1.MethodClass
@@ -454,7 +455,11 @@ func (uc *upConn) readResponse(cc upUser, b []byte) int {
 		uc.pauseRead()
 	}
 	if uc.headDone && !uc.readPaused {
-		uc.c.SetTimer(engine.TimerIdle, uc.ls.h.readTimeout)
+		rt := uc.readT
+		if rt <= 0 {
+			rt = uc.ls.h.readTimeout
+		}
+		uc.c.SetTimer(engine.TimerIdle, rt)
 	}
 	return n
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Route sends the requests whose host and path match it to a set of
@@ -44,6 +45,13 @@ type Route struct {
 	// route's upstreams instead of the client's, e.g. the name an https://
 	// SaaS upstream serves. X-Forwarded-Host still carries the client's.
 	HostHeader string
+	// UpstreamTimeout, when set, replaces ResponseHeaderTimeout and
+	// ReadTimeout for this route's requests (a slow report endpoint, a
+	// stream that may pause for minutes).
+	UpstreamTimeout time.Duration
+	// Retries, when not 0, replaces HTTPConfig.Retries for this route;
+	// negative disables retries.
+	Retries int
 }
 
 // String formats the route the way ParseRoute reads it.
@@ -268,12 +276,15 @@ func validRouteHost(h string) bool {
 // route is a Route bound to its upstreams and balancing policy.
 type route struct {
 	Route
-	ups    []*Upstream
-	name   string            // DisplayName, for the access log
-	m      []*routeUpMetrics // by index in ups; the last: no upstream reached
-	sel    Selector
-	hasH2C bool // some upstream is h2c: HTTP/1.1 requests keep an HTTP/2 form for it
-	allH2  bool // every upstream is h2c or h2: a stream costs a stream slot, not a connection
+	ups  []*Upstream
+	name string // DisplayName, for the access log
+	// Resolved once (HTTPConfig's unless the route sets its own):
+	retries       int               // extra attempts allowed
+	respHT, readT int64             // upstream head and read timeouts, engine-clock ns
+	m             []*routeUpMetrics // by index in ups; the last: no upstream reached
+	sel           Selector
+	hasH2C        bool // some upstream is h2c: HTTP/1.1 requests keep an HTTP/2 form for it
+	allH2         bool // every upstream is h2c or h2: a stream costs a stream slot, not a connection
 }
 
 // router finds the route for a request. Built once, read-only afterwards,
@@ -404,4 +415,29 @@ func normHost[T ~string | ~[]byte](dst []byte, host T) ([]byte, bool) {
 		dst = append(dst, c)
 	}
 	return dst, true
+}
+
+// retries is how many more attempts the exchange's route allows (none
+// before it is routed).
+func (x *exchange) retries() int {
+	if x.rt == nil {
+		return 0
+	}
+	return x.rt.retries
+}
+
+// respHT and readT are the route's upstream head and read timeouts (the
+// HTTPConfig ones before the exchange is routed).
+func (x *exchange) respHT(h *HTTP) int64 {
+	if x.rt == nil {
+		return h.respHeaderTimeout
+	}
+	return x.rt.respHT
+}
+
+func (x *exchange) readT(h *HTTP) int64 {
+	if x.rt == nil {
+		return h.readTimeout
+	}
+	return x.rt.readT
 }

@@ -33,13 +33,16 @@ import (
 //	prefix = "/api/"            # default "/"
 //	upstreams = ["http://10.0.0.1:8080", "http://10.0.0.2:8080"]
 //	host-header = "api.example"  # Host sent upstream; default the client's
+//	upstream-timeout = "5m"      # default: the upstream-timeout key/flag
+//	retries = 0                  # default: the retries key/flag
 //
 // Command-line -route flags replace the file's routes (both kinds).
 // SIGHUP reads the file again and applies its routes and upstreams (and
 // the certificate files); other settings need a restart.
 
 // routeKeys are the keys of a [[routes]] table.
-var routeKeys = map[string]bool{"name": true, "host": true, "prefix": true, "upstreams": true, "host-header": true}
+var routeKeys = map[string]bool{"name": true, "host": true, "prefix": true, "upstreams": true, "host-header": true,
+	"upstream-timeout": true, "retries": true}
 
 // fileProblem is one thing wrong in the file, as one line.
 type fileProblem struct{ msg string }
@@ -187,7 +190,7 @@ func fileRoutes(path string, v any) ([]proxy.Route, []error) {
 		}
 		for k := range t {
 			if !routeKeys[k] {
-				bad("unknown key %q (name, host, prefix, upstreams, host-header)", k)
+				bad("unknown key %q (name, host, prefix, upstreams, host-header, upstream-timeout, retries)", k)
 			}
 		}
 		name, host, prefix, hostHdr := str("name"), str("host"), str("prefix"), str("host-header")
@@ -232,6 +235,29 @@ func fileRoutes(path string, v any) ([]proxy.Route, []error) {
 			continue
 		}
 		r.Name, r.HostHeader = name, hostHdr
+		if s := str("upstream-timeout"); s != "" {
+			d, err := time.ParseDuration(s)
+			if err != nil || d <= 0 {
+				bad("upstream-timeout %q: a positive duration, e.g. 30s or 5m", s)
+				continue
+			}
+			r.UpstreamTimeout = d
+		}
+		switch n := t["retries"].(type) {
+		case nil:
+		case int64:
+			if n < 0 || n > 10 {
+				bad("retries %d: 0..10", n)
+				continue
+			}
+			r.Retries = int(n)
+			if n == 0 {
+				r.Retries = -1 // none, not the default
+			}
+		default:
+			bad("retries: want a whole number, not a %s", tomlType(t["retries"]))
+			continue
+		}
 		rs = append(rs, r)
 	}
 	return rs, errs

@@ -85,6 +85,8 @@ host = "example.com"
 prefix = "/api/"
 upstreams = ["http://10.0.0.1:8080", "https://10.0.0.2?sni=api.internal"]
 host-header = "api.saas.example"
+upstream-timeout = "5m"
+retries = 0
 
 [[routes]]
 upstreams = ["10.0.0.3:80"]
@@ -97,7 +99,8 @@ upstreams = ["10.0.0.3:80"]
 		t.Errorf("file values not applied: idle %v loops %d access-log %v balance %s level %v", c.idleTimeout, c.loops, c.accessLog, c.balance, c.logLevel)
 	}
 	if len(c.routes) != 2 || c.routes[0].Name != "api" || c.routes[0].Host != "example.com" || c.routes[0].PathPrefix != "/api/" ||
-		len(c.routes[0].Upstreams) != 2 || c.routes[0].HostHeader != "api.saas.example" || c.routes[0].Upstreams[1] != "https://10.0.0.2:443?sni=api.internal" || c.routes[1].PathPrefix != "/" {
+		len(c.routes[0].Upstreams) != 2 || c.routes[0].HostHeader != "api.saas.example" ||
+		c.routes[0].UpstreamTimeout != 5*time.Minute || c.routes[0].Retries != -1 || c.routes[1].Retries != 0 || c.routes[0].Upstreams[1] != "https://10.0.0.2:443?sni=api.internal" || c.routes[1].PathPrefix != "/" {
 		t.Errorf("routes %+v", c.routes)
 	}
 	c, err = parseFlags([]string{"-config", f, "-idle-timeout", "10s", "-route", "web:/=10.0.0.9:80"}, io.Discard)
