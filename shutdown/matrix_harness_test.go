@@ -136,6 +136,9 @@ type mx struct {
 	be   *backend
 	co   *shutdown.Coordinator
 	res  chan shutdown.Result
+	// asked is closed when DrainConnections has returned: every loop has
+	// told its connections to finish.
+	asked chan struct{}
 	// drainAt is the engine clock when the drain's Draining phase began.
 	drainAt int64
 }
@@ -192,18 +195,39 @@ func start(t *testing.T, k knobs) *mx {
 	if k.timeout == 0 {
 		k.timeout = 10 * time.Second
 	}
-	m.co = shutdown.New(shutdown.Config{Target: m.e, Timeout: k.timeout, Logger: lg, Metrics: m.set})
+	m.asked = make(chan struct{})
+	m.co = shutdown.New(shutdown.Config{Target: askedTarget{m.e, m.asked}, Timeout: k.timeout, Logger: lg, Metrics: m.set})
 	return m
 }
 
 // drain starts the process drain (as SIGTERM does) and returns once the
-// connections have been asked to finish.
+// connections have been asked to finish. The Draining phase begins just
+// before the loops are asked, so waiting for the phase alone let a
+// response the test releases next race the loop's drain task (seen under
+// load: a response without Connection: close).
 func (m *mx) drain() {
 	go func() { m.res <- m.co.Run(nil) }()
 	for m.co.Phase() < shutdown.Draining {
 		time.Sleep(100 * time.Microsecond)
 	}
 	m.drainAt = engine.Now()
+	select {
+	case <-m.asked:
+	case <-time.After(5 * time.Second):
+		m.t.Fatal("the loops were not asked to drain within 5s")
+	}
+}
+
+// askedTarget is the engine as the coordinator's Target, reporting when
+// DrainConnections has returned.
+type askedTarget struct {
+	*engine.Engine
+	asked chan struct{}
+}
+
+func (a askedTarget) DrainConnections(ctx context.Context) error {
+	defer close(a.asked)
+	return a.Engine.DrainConnections(ctx)
 }
 
 // done waits for the drain to end.
