@@ -1,9 +1,19 @@
 package proxy
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"io"
+	"log"
+	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
@@ -202,5 +212,74 @@ func TestRouteTimeoutAndRetries(t *testing.T) {
 	}
 	if fails["/retry/x"] != 0 || fails["/noretry/x"] == 0 {
 		t.Errorf("failed requests %v: want none with retries and some with retries off", fails)
+	}
+}
+
+// selfSignedTLS is a certificate of its own for 127.0.0.1 and the pool
+// that trusts it alone.
+func selfSignedTLS(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+// Each https upstream verified against its own CA (UpstreamTLSFor), the
+// others against the global one: a certificate trusted for one upstream
+// is refused for another.
+func TestUpstreamTLSPerUpstream(t *testing.T) {
+	start := func(cert tls.Certificate) string {
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("sealed")) }))
+		srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+		srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		return "https://" + srv.Listener.Addr().String()
+	}
+	certA, poolA := selfSignedTLS(t)
+	certB, poolB := selfSignedTLS(t)
+	a, b := start(certA), start(certB)
+	keyA, _ := ParseUpstream(a)
+	ra, _ := ParseRoute("a:/a/=" + a)
+	rb, _ := ParseRoute("b:/b/=" + b)
+	env := hpStart(t, HTTPConfig{Routes: []Route{ra, rb}, MaxFails: -1, Retries: -1,
+		UpstreamTLS:    UpstreamTLS{RootCAs: poolB},
+		UpstreamTLSFor: map[string]UpstreamTLS{keyA: {RootCAs: poolA}}})
+	for path, want := range map[string]int{"/a/": 200, "/b/": 200} {
+		resp, err := http.Get(env.url(path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	// Swapped: each upstream's certificate is now verified by the other's CA.
+	env2 := hpStart(t, HTTPConfig{Routes: []Route{ra, rb}, MaxFails: -1, Retries: -1,
+		UpstreamTLS:    UpstreamTLS{RootCAs: poolA},
+		UpstreamTLSFor: map[string]UpstreamTLS{keyA: {RootCAs: poolB}}})
+	for _, path := range []string{"/a/", "/b/"} {
+		resp, err := http.Get(env2.url(path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 502 {
+			t.Errorf("%s with the wrong CA: %d, want 502", path, resp.StatusCode)
+		}
 	}
 }

@@ -282,6 +282,11 @@ type HTTPConfig struct {
 	// UpstreamTLS configures https:// and h2:// upstreams (HTTP/1.1 and
 	// HTTP/2 over TLS).
 	UpstreamTLS UpstreamTLS
+	// UpstreamTLSFor overrides UpstreamTLS for single upstreams, by the
+	// upstream's key as ParseUpstream gives it (https://host:port, with
+	// ?sni= when given): its own CA, name, client certificate. Upstreams
+	// a reload adds get theirs from this map as NewHTTP was given it.
+	UpstreamTLSFor map[string]UpstreamTLS
 
 	// Logger receives warnings (ejections, health changes); nil discards.
 	Logger *slog.Logger
@@ -521,7 +526,11 @@ func (h *HTTP) buildRoutes(routes []Route) (*router, []*Upstream, error) {
 						var sni string
 						addr, sni = splitSNI(a)
 						isH2C = s.alpn == "h2"
-						if cl, err = upstreamTLSClient(&h.cfg.UpstreamTLS, addr, sni, s.alpn); err != nil {
+						ut := h.cfg.UpstreamTLS
+						if o, ok := h.cfg.UpstreamTLSFor[key]; ok {
+							ut = o
+						}
+						if cl, err = upstreamTLSClient(&ut, addr, sni, s.alpn); err != nil {
 							return nil, nil, fmt.Errorf("http proxy: route %s: upstream %s: %w", r, key, err)
 						}
 					}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -36,6 +37,11 @@ import (
 //	upstream-timeout = "5m"      # default: the upstream-timeout key/flag
 //	retries = 0                  # default: the retries key/flag
 //
+//	[[upstreams]]               # TLS of one https:// or h2:// upstream
+//	url = "https://10.0.0.5:8443"
+//	ca = "/etc/sluice/api-ca.pem"  # also server-name, insecure-skip-verify,
+//	                               # client-cert, client-key
+//
 // Command-line -route flags replace the file's routes (both kinds).
 // SIGHUP reads the file again and applies its routes and upstreams (and
 // the certificate files); other settings need a restart.
@@ -51,19 +57,20 @@ func (p fileProblem) Error() string { return p.msg }
 
 // applyFile sets the flags not given on the command line (given) from the
 // file at path, and returns its routes. Every problem is one error.
-func applyFile(fs *flag.FlagSet, path string, given map[string]bool) ([]proxy.Route, []error) {
+func applyFile(fs *flag.FlagSet, path string, given map[string]bool) ([]proxy.Route, []fileUpstream, []error) {
 	var raw map[string]any
 	if _, err := toml.DecodeFile(path, &raw); err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, []error{fmt.Errorf("%s: line %d: %s", path, pe.Position.Line, pe.Message)}
+			return nil, nil, []error{fmt.Errorf("%s: line %d: %s", path, pe.Position.Line, pe.Message)}
 		}
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
-			return nil, []error{fmt.Errorf("-config %q: %v", path, errors.Unwrap(err))}
+			return nil, nil, []error{fmt.Errorf("-config %q: %v", path, errors.Unwrap(err))}
 		}
-		return nil, []error{fmt.Errorf("%s: %v", path, err)}
+		return nil, nil, []error{fmt.Errorf("%s: %v", path, err)}
 	}
 	var errs []error
+	var ups []fileUpstream
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(path+": "+format, a...)) }
 	keys := make([]string, 0, len(raw))
 	for k := range raw {
@@ -77,6 +84,12 @@ func applyFile(fs *flag.FlagSet, path string, given map[string]bool) ([]proxy.Ro
 			rs, rerrs := fileRoutes(path, v)
 			routes = rs
 			errs = append(errs, rerrs...)
+			continue
+		}
+		if k == "upstreams" {
+			us, uerrs := fileUpstreams(path, v)
+			ups = us
+			errs = append(errs, uerrs...)
 			continue
 		}
 		f := fs.Lookup(k)
@@ -105,7 +118,7 @@ func applyFile(fs *flag.FlagSet, path string, given map[string]bool) ([]proxy.Ro
 			}
 		}
 	}
-	return routes, errs
+	return routes, ups, errs
 }
 
 // keyValues turns a TOML value into the strings the flag's Set takes.
@@ -276,4 +289,107 @@ func validHostHeader(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// fileUpstream is one [[upstreams]] table: TLS settings for one https://
+// or h2:// upstream, over the global upstream-* keys.
+type fileUpstream struct {
+	where, url, key       string
+	ca, serverName        string
+	insecure              *bool
+	clientCert, clientKey string
+}
+
+var upstreamKeys = map[string]bool{"url": true, "ca": true, "server-name": true, "insecure-skip-verify": true,
+	"client-cert": true, "client-key": true}
+
+func fileUpstreams(path string, v any) ([]fileUpstream, []error) {
+	tables, ok := v.([]map[string]any)
+	if !ok {
+		return nil, []error{fmt.Errorf("%s: upstreams: want [[upstreams]] tables", path)}
+	}
+	var us []fileUpstream
+	var errs []error
+	for i, t := range tables {
+		u := fileUpstream{where: fmt.Sprintf("%s: upstreams[%d]", path, i)}
+		bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(u.where+": "+format, a...)) }
+		str := func(k string) string {
+			s, ok := t[k].(string)
+			if t[k] != nil && !ok {
+				bad("%s: want a string, not a %s", k, tomlType(t[k]))
+			}
+			return s
+		}
+		for k := range t {
+			if !upstreamKeys[k] {
+				bad("unknown key %q (url, ca, server-name, insecure-skip-verify, client-cert, client-key)", k)
+			}
+		}
+		u.url, u.ca, u.serverName, u.clientCert, u.clientKey = str("url"), str("ca"), str("server-name"), str("client-cert"), str("client-key")
+		if b, ok := t["insecure-skip-verify"].(bool); ok {
+			u.insecure = &b
+		} else if t["insecure-skip-verify"] != nil {
+			bad("insecure-skip-verify: want true or false")
+		}
+		key, err := proxy.ParseUpstream(u.url)
+		switch {
+		case u.url == "":
+			bad("no url")
+			continue
+		case err != nil:
+			bad("%v", err)
+			continue
+		case !strings.HasPrefix(key, "https://") && !strings.HasPrefix(key, "h2://"):
+			bad("url %q: TLS settings are for https:// and h2:// upstreams", u.url)
+			continue
+		}
+		u.key = key
+		us = append(us, u)
+	}
+	return us, errs
+}
+
+// buildUpstreamTLS turns the [[upstreams]] tables into per-upstream TLS
+// settings: each starts from the global upstream-* ones.
+func (c *config) buildUpstreamTLS() error {
+	for _, u := range c.fileUps {
+		t := proxy.UpstreamTLS{RootCAs: c.upCAs, InsecureSkipVerify: c.upInsecure, ServerName: c.upServerName, ClientCert: c.upCert}
+		if u.ca != "" {
+			pem, err := os.ReadFile(u.ca)
+			if err != nil {
+				return fmt.Errorf("%s: ca %q: %v", u.where, u.ca, errors.Unwrap(err))
+			}
+			t.RootCAs = x509.NewCertPool()
+			if !t.RootCAs.AppendCertsFromPEM(pem) {
+				return fmt.Errorf("%s: ca %q: no PEM certificate in it", u.where, u.ca)
+			}
+		}
+		if u.serverName != "" {
+			if strings.ContainsAny(u.serverName, " /:") {
+				return fmt.Errorf("%s: server-name %q: must be a host name or an IP address", u.where, u.serverName)
+			}
+			t.ServerName = u.serverName
+		}
+		if u.insecure != nil {
+			t.InsecureSkipVerify = *u.insecure
+		}
+		if (u.clientCert == "") != (u.clientKey == "") {
+			return fmt.Errorf("%s: client-cert and client-key: give both or neither", u.where)
+		}
+		if u.clientCert != "" {
+			pairs, err := loadPairs([]string{u.clientCert}, []string{u.clientKey})
+			if err != nil {
+				return fmt.Errorf("%s: %v", u.where, err)
+			}
+			t.ClientCert = pairs[0]
+		}
+		if c.upTLSFor == nil {
+			c.upTLSFor = map[string]proxy.UpstreamTLS{}
+		}
+		if _, dup := c.upTLSFor[u.key]; dup {
+			return fmt.Errorf("%s: url %q is already in another [[upstreams]] table", u.where, u.url)
+		}
+		c.upTLSFor[u.key] = t
+	}
+	return nil
 }

@@ -384,3 +384,46 @@ func TestDeployConfigMapIsValid(t *testing.T) {
 		t.Errorf("-check of the ConfigMap config: exit %d", code)
 	}
 }
+
+// [[upstreams]] tables give single https:// upstreams their own CA,
+// name and client certificate over the global upstream-* keys; mistakes
+// are one line each.
+func TestConfigFilePerUpstreamTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca, _, _ := writeCert(t, dir, "ca", "ca.internal")
+	cc, ck, _ := writeCert(t, dir, "client", "client.internal")
+	f := writeFile(t, fmt.Sprintf(`
+upstream-server-name = "global.internal"
+[[routes]]
+upstreams = ["https://10.0.0.5:8443", "https://10.0.0.6"]
+
+[[upstreams]]
+url = "https://10.0.0.5:8443"
+ca = %q
+server-name = "api.internal"
+client-cert = %q
+client-key = %q
+`, ca, cc, ck))
+	c, err := parseFlags([]string{"-config", f}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, ok := c.upTLSFor["https://10.0.0.5:8443"]
+	if !ok || u.RootCAs == nil || u.ServerName != "api.internal" || u.ClientCert == nil {
+		t.Fatalf("per-upstream TLS %+v (ok %v)", u, ok)
+	}
+	if _, other := c.upTLSFor["https://10.0.0.6:443"]; other || len(c.upTLSFor) != 1 {
+		t.Errorf("per-upstream TLS for upstreams without a table: %v", c.upTLSFor)
+	}
+	for body, want := range map[string]string{
+		"[[upstreams]]\nurl = \"http://10.0.0.5\"\n":                             "TLS settings are for https:// and h2://",
+		"[[upstreams]]\nurl = \"https://10.0.0.5\"\ncolour = \"x\"\n":            `unknown key "colour"`,
+		"[[upstreams]]\nurl = \"https://10.0.0.5\"\nca = \"/nonexistent.pem\"\n": `ca "/nonexistent.pem"`,
+		"[[upstreams]]\nurl = \"https://10.0.0.5\"\nclient-cert = \"x.pem\"\n":   "give both or neither",
+	} {
+		_, err := parseFlags([]string{"-config", writeFile(t, body)}, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%q: %v, want one line saying %q", body, err, want)
+		}
+	}
+}

@@ -27,8 +27,10 @@ type config struct {
 	configFile string
 	check      bool
 	version    bool
-	fileRoutes []proxy.Route     // the file's [[routes]], unless -route is given
-	values     map[string]string // every flag's value as parsed, for reload diffs
+	fileRoutes []proxy.Route                // the file's [[routes]], unless -route is given
+	fileUps    []fileUpstream               // the file's [[upstreams]]: per-upstream TLS
+	upTLSFor   map[string]proxy.UpstreamTLS // from fileUps, by upstream key
+	values     map[string]string            // every flag's value as parsed, for reload diffs
 
 	listen        string
 	listenPlain   string
@@ -134,7 +136,8 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	if c.configFile != "" {
 		given := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-		routes, errs := applyFile(fs, c.configFile, given)
+		routes, ups, errs := applyFile(fs, c.configFile, given)
+		c.fileUps = ups
 		if len(errs) > 0 {
 			return nil, errors.Join(errs...)
 		}
@@ -396,6 +399,9 @@ func (c *config) validate(level string) error {
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
 		c.trusted = append(c.trusted, p.Masked())
+	}
+	if err := c.buildUpstreamTLS(); err != nil {
+		return err
 	}
 	if c.upServerName != "" && strings.ContainsAny(c.upServerName, " /:") {
 		return fmt.Errorf("-upstream-server-name %q: must be a host name or an IP address", c.upServerName)

@@ -160,7 +160,8 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 				ServerName:         cfg.upServerName,
 				ClientCert:         cfg.upCert,
 			},
-			Logger: log,
+			UpstreamTLSFor: cfg.upTLSFor,
+			Logger:         log,
 		}
 		if cfg.upInsecure {
 			log.Warn("https upstream certificates are not verified (-upstream-insecure-skip-verify)")
