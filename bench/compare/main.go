@@ -73,7 +73,7 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	fs.BoolVar(&s.quick, "quick", false, "a minute-long smoke run: 1 round, short loads, 1,000 idle and 500 draining connections")
+	fs.BoolVar(&s.quick, "quick", false, "a smoke run of about a minute: 1 round, short loads, 500 idle and 300 draining connections")
 	fs.IntVar(&s.rounds, "rounds", 0, "rounds (default 5; -quick 1)")
 	fs.StringVar(&s.out, "out", "bench/compare/results", "directory for report.md and the charts")
 	tg := fs.String("targets", "sluice,sluice-tuned,haproxy,nginx,h2o,goproxy", "targets, comma-separated")
@@ -100,10 +100,10 @@ Flags:
 		}
 	}
 	def(&s.rounds, 5, 1)
-	def(&s.holdConns, 19000, 1000)
-	def(&s.drainConns, 10000, 500)
-	def(&s.h2Requests, 20000, 5000)
-	def(&s.h1Seconds, 5, 2)
+	def(&s.holdConns, 19000, 500)
+	def(&s.drainConns, 10000, 300)
+	def(&s.h2Requests, 20000, 3000)
+	def(&s.h1Seconds, 5, 1)
 	def(&s.hsSeconds, 3, 1)
 	s.targets = strings.Split(*tg, ",")
 	s.scenarios = strings.Split(*sc, ",")
@@ -606,6 +606,9 @@ func (h *harness) measure(sc scenario, target string) sample {
 			s.note = "(not signalled: " + d.SignalError + ")"
 		} else if !d.Exited {
 			s.note = "(did not exit)"
+		}
+		if d.Losses() > 0 {
+			s.note += fmt.Sprintf(" (lost %d, truncated %d, timed out %d)", d.Lost, d.Truncated, d.TimedOut)
 		}
 		if d.Unprocessed > 0 {
 			s.note += fmt.Sprintf(" (%d unprocessed, safe to retry)", d.Unprocessed)
