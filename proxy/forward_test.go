@@ -16,6 +16,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -281,5 +282,35 @@ func TestUpstreamTLSPerUpstream(t *testing.T) {
 		if resp.StatusCode != 502 {
 			t.Errorf("%s with the wrong CA: %d, want 502", path, resp.StatusCode)
 		}
+	}
+}
+
+// Weights share a route's requests in proportion under round_robin.
+func TestRouteWeights(t *testing.T) {
+	var hits [2]atomic.Int64
+	be := func(i int) *hpBackend {
+		return hpServe(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits[i].Add(1) }))
+	}
+	a, b := be(0), be(1)
+	r, err := ParseRoute("/=" + a.addr() + "," + b.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Weights = []int{3, 1}
+	env := hpStart(t, HTTPConfig{Routes: []Route{r}})
+	cl := &http.Client{Timeout: 5 * time.Second}
+	for range 80 {
+		resp, err := cl.Get(env.url("/"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	if x, y := hits[0].Load(), hits[1].Load(); x != 60 || y != 20 {
+		t.Errorf("weights 3:1 over 80 requests: %d and %d, want 60 and 20", x, y)
+	}
+	r.Weights = []int{1}
+	if _, err := NewHTTP(HTTPConfig{Routes: []Route{r}}, nil); err == nil {
+		t.Error("one weight for two upstreams was accepted")
 	}
 }

@@ -512,6 +512,17 @@ func (h *HTTP) buildRoutes(routes []Route) (*router, []*Upstream, error) {
 		if r.UpstreamTimeout > 0 {
 			rr.respHT, rr.readT = int64(r.UpstreamTimeout), int64(r.UpstreamTimeout)
 		}
+		if r.Weights != nil {
+			if len(r.Weights) != len(r.Upstreams) {
+				return nil, nil, fmt.Errorf("http proxy: route %s: %d weights for %d upstreams", r, len(r.Weights), len(r.Upstreams))
+			}
+			for _, w := range r.Weights {
+				if w < 1 || w > 100 {
+					return nil, nil, fmt.Errorf("http proxy: route %s: weight %d: must be 1..100", r, w)
+				}
+			}
+			rr.weights = r.Weights
+		}
 		for _, a := range r.Upstreams {
 			key, err := ParseUpstream(a)
 			if err != nil {
@@ -762,9 +773,14 @@ func (h *HTTP) loopState(l *engine.Loop) *loopState {
 // skipped when another candidate is available (the one that just failed).
 func (ls *loopState) pick(r *route, avoid *Upstream, now int64) *Upstream {
 	c := ls.cands[:0]
-	for _, u := range r.ups {
+	for i, u := range r.ups {
 		if u != avoid && u.available(now) {
 			c = append(c, u)
+			if r.weights != nil {
+				for range r.weights[i] - 1 {
+					c = append(c, u)
+				}
+			}
 		}
 	}
 	if len(c) == 0 && avoid != nil && avoid.available(now) {

@@ -52,6 +52,11 @@ type Route struct {
 	// Retries, when not 0, replaces HTTPConfig.Retries for this route;
 	// negative disables retries.
 	Retries int
+	// Weights, when set, has one weight (1..100) per upstream, in order:
+	// an upstream is a candidate that many times, so round_robin sends it
+	// that share of the requests and p2c samples it that much more often.
+	// least_conn still takes the least loaded, whatever the weights.
+	Weights []int
 }
 
 // String formats the route the way ParseRoute reads it.
@@ -283,8 +288,9 @@ type route struct {
 	respHT, readT int64             // upstream head and read timeouts, engine-clock ns
 	m             []*routeUpMetrics // by index in ups; the last: no upstream reached
 	sel           Selector
-	hasH2C        bool // some upstream is h2c: HTTP/1.1 requests keep an HTTP/2 form for it
-	allH2         bool // every upstream is h2c or h2: a stream costs a stream slot, not a connection
+	hasH2C        bool  // some upstream is h2c: HTTP/1.1 requests keep an HTTP/2 form for it
+	allH2         bool  // every upstream is h2c or h2: a stream costs a stream slot, not a connection
+	weights       []int // aligned with ups; nil: all 1
 }
 
 // router finds the route for a request. Built once, read-only afterwards,

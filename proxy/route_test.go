@@ -13,20 +13,20 @@ func TestParseRoute(t *testing.T) {
 		in   string
 		want Route
 	}{
-		{"/=http://10.0.0.1:8080", Route{"", "", "/", []string{"10.0.0.1:8080"}, "", 0, 0}},
-		{"=10.0.0.1:8080", Route{"", "", "/", []string{"10.0.0.1:8080"}, "", 0, 0}},
-		{"Example.COM./api=http://a:1,http://b:2/", Route{"", "example.com", "/api", []string{"a:1", "b:2"}, "", 0, 0}},
-		{"example.com=http://a", Route{"", "example.com", "/", []string{"a:80"}, "", 0, 0}},
-		{"/static/=http://[::1]:81", Route{"", "", "/static/", []string{"[::1]:81"}, "", 0, 0}},
-		{"::1/x=a:1", Route{"", "[::1]", "/x", []string{"a:1"}, "", 0, 0}},
-		{"api:example.com/api=a:1", Route{"api", "example.com", "/api", []string{"a:1"}, "", 0, 0}},
-		{"static-v2:/s=a:1", Route{"static-v2", "", "/s", []string{"a:1"}, "", 0, 0}},
-		{"v6:[::1]/x=a:1", Route{"v6", "[::1]", "/x", []string{"a:1"}, "", 0, 0}},
-		{"fe80::1/x=a:1", Route{"", "[fe80::1]", "/x", []string{"a:1"}, "", 0, 0}},
-		{"/=https://a,https://b:8443/,http://a", Route{"", "", "/", []string{"https://a:443", "https://b:8443", "a:80"}, "", 0, 0}},
-		{"/=h2://a,h2c://a:81", Route{"", "", "/", []string{"h2://a:443", "h2c://a:81"}, "", 0, 0}},
+		{"/=http://10.0.0.1:8080", Route{"", "", "/", []string{"10.0.0.1:8080"}, "", 0, 0, nil}},
+		{"=10.0.0.1:8080", Route{"", "", "/", []string{"10.0.0.1:8080"}, "", 0, 0, nil}},
+		{"Example.COM./api=http://a:1,http://b:2/", Route{"", "example.com", "/api", []string{"a:1", "b:2"}, "", 0, 0, nil}},
+		{"example.com=http://a", Route{"", "example.com", "/", []string{"a:80"}, "", 0, 0, nil}},
+		{"/static/=http://[::1]:81", Route{"", "", "/static/", []string{"[::1]:81"}, "", 0, 0, nil}},
+		{"::1/x=a:1", Route{"", "[::1]", "/x", []string{"a:1"}, "", 0, 0, nil}},
+		{"api:example.com/api=a:1", Route{"api", "example.com", "/api", []string{"a:1"}, "", 0, 0, nil}},
+		{"static-v2:/s=a:1", Route{"static-v2", "", "/s", []string{"a:1"}, "", 0, 0, nil}},
+		{"v6:[::1]/x=a:1", Route{"v6", "[::1]", "/x", []string{"a:1"}, "", 0, 0, nil}},
+		{"fe80::1/x=a:1", Route{"", "[fe80::1]", "/x", []string{"a:1"}, "", 0, 0, nil}},
+		{"/=https://a,https://b:8443/,http://a", Route{"", "", "/", []string{"https://a:443", "https://b:8443", "a:80"}, "", 0, 0, nil}},
+		{"/=h2://a,h2c://a:81", Route{"", "", "/", []string{"h2://a:443", "h2c://a:81"}, "", 0, 0, nil}},
 		{"/=https://10.0.0.5:8443?sni=api.internal,h2://a/?sni=B.Example,https://10.0.0.5:8443",
-			Route{"", "", "/", []string{"https://10.0.0.5:8443?sni=api.internal", "h2://a:443?sni=b.example", "https://10.0.0.5:8443"}, "", 0, 0}},
+			Route{"", "", "/", []string{"https://10.0.0.5:8443?sni=api.internal", "h2://a:443?sni=b.example", "https://10.0.0.5:8443"}, "", 0, 0, nil}},
 	} {
 		got, err := ParseRoute(tc.in)
 		if err != nil {

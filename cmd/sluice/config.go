@@ -36,6 +36,7 @@ import (
 //	host-header = "api.example"  # Host sent upstream; default the client's
 //	upstream-timeout = "5m"      # default: the upstream-timeout key/flag
 //	retries = 0                  # default: the retries key/flag
+//	weights = [3, 1]             # per upstream, 1..100 (round_robin, p2c)
 //
 //	[[upstreams]]               # TLS of one https:// or h2:// upstream
 //	url = "https://10.0.0.5:8443"
@@ -48,7 +49,7 @@ import (
 
 // routeKeys are the keys of a [[routes]] table.
 var routeKeys = map[string]bool{"name": true, "host": true, "prefix": true, "upstreams": true, "host-header": true,
-	"upstream-timeout": true, "retries": true}
+	"upstream-timeout": true, "retries": true, "weights": true}
 
 // fileProblem is one thing wrong in the file, as one line.
 type fileProblem struct{ msg string }
@@ -203,7 +204,7 @@ func fileRoutes(path string, v any) ([]proxy.Route, []error) {
 		}
 		for k := range t {
 			if !routeKeys[k] {
-				bad("unknown key %q (name, host, prefix, upstreams, host-header, upstream-timeout, retries)", k)
+				bad("unknown key %q (name, host, prefix, upstreams, host-header, upstream-timeout, retries, weights)", k)
 			}
 		}
 		name, host, prefix, hostHdr := str("name"), str("host"), str("prefix"), str("host-header")
@@ -270,6 +271,24 @@ func fileRoutes(path string, v any) ([]proxy.Route, []error) {
 		default:
 			bad("retries: want a whole number, not a %s", tomlType(t["retries"]))
 			continue
+		}
+		if ws, ok := t["weights"].([]any); ok || t["weights"] != nil {
+			if !ok || len(ws) != len(r.Upstreams) {
+				bad("weights: want one whole number per upstream (%d)", len(r.Upstreams))
+				continue
+			}
+			for _, w := range ws {
+				n, ok := w.(int64)
+				if !ok || n < 1 || n > 100 {
+					bad("weights: %v is not 1..100", w)
+					r.Weights = nil
+					break
+				}
+				r.Weights = append(r.Weights, int(n))
+			}
+			if r.Weights == nil {
+				continue
+			}
 		}
 		rs = append(rs, r)
 	}

@@ -87,6 +87,7 @@ upstreams = ["http://10.0.0.1:8080", "https://10.0.0.2?sni=api.internal"]
 host-header = "api.saas.example"
 upstream-timeout = "5m"
 retries = 0
+weights = [3, 1]
 
 [[routes]]
 upstreams = ["10.0.0.3:80"]
@@ -100,7 +101,8 @@ upstreams = ["10.0.0.3:80"]
 	}
 	if len(c.routes) != 2 || c.routes[0].Name != "api" || c.routes[0].Host != "example.com" || c.routes[0].PathPrefix != "/api/" ||
 		len(c.routes[0].Upstreams) != 2 || c.routes[0].HostHeader != "api.saas.example" ||
-		c.routes[0].UpstreamTimeout != 5*time.Minute || c.routes[0].Retries != -1 || c.routes[1].Retries != 0 || c.routes[0].Upstreams[1] != "https://10.0.0.2:443?sni=api.internal" || c.routes[1].PathPrefix != "/" {
+		c.routes[0].UpstreamTimeout != 5*time.Minute || c.routes[0].Retries != -1 || c.routes[1].Retries != 0 ||
+		len(c.routes[0].Weights) != 2 || c.routes[0].Weights[0] != 3 || c.routes[1].Weights != nil || c.routes[0].Upstreams[1] != "https://10.0.0.2:443?sni=api.internal" || c.routes[1].PathPrefix != "/" {
 		t.Errorf("routes %+v", c.routes)
 	}
 	c, err = parseFlags([]string{"-config", f, "-idle-timeout", "10s", "-route", "web:/=10.0.0.9:80"}, io.Discard)
