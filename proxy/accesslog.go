@@ -28,7 +28,11 @@ import (
 //	end              ok, client_abort, upstream_reset, upstream_timeout,
 //	                 dial_error, dial_timeout, bad_response, bad_request,
 //	                 header_timeout, body_timeout, no_route, bad_method,
-//	                 queue_full, queue_timeout (503 at -upstream-max-conns)
+//	                 queue_full, queue_timeout (503 at -upstream-max-conns),
+//	                 body_deadline, body_min_rate (408: -body-timeout,
+//	                 -body-min-rate), stall_timeout (HTTP/2: reset after
+//	                 -h2-stall-timeout), refused (HTTP/2: REFUSED_STREAM
+//	                 after -client-upstream-wait)
 //
 // An upgraded exchange (WebSocket) is logged when the tunnel ends, with the
 // bytes relayed each way.
