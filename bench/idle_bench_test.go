@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/sluice-proxy/sluice/engine"
+	"github.com/sluice-proxy/sluice/tlsio"
 )
 
 // The client side of the idle-connection benchmark runs in a child process
@@ -195,27 +196,31 @@ func BenchmarkIdleTLSConnMemory(b *testing.B) {
 	const n = 10000
 	tb := newTLSBench(b)
 	for i := 0; i < b.N; i++ {
-		base := heapInuse()
-		e, err := engine.New(engine.Config{
-			Loops: 2,
-			Listeners: []engine.Listener{{Name: "idle", Addr: "127.0.0.1:0", TLS: tb.srv,
-				Accept: func(*engine.Conn) engine.Handler { return tlsHello{} }}},
-			Logger: slog.New(slog.DiscardHandler),
-		})
-		if err != nil {
-			b.Fatal(err)
+		held := func(srv *tlsio.Server) int64 {
+			base := heapInuse()
+			e, err := engine.New(engine.Config{
+				Loops: 2,
+				Listeners: []engine.Listener{{Name: "idle", Addr: "127.0.0.1:0", TLS: srv,
+					Accept: func(*engine.Conn) engine.Handler { return tlsHello{} }}},
+				Logger: slog.New(slog.DiscardHandler),
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := e.Start(); err != nil {
+				b.Fatal(err)
+			}
+			release := holdClients(b, e.Addr("idle"), n, func() int { return int(e.Live()) }, "tls")
+			h := heapInuse() - base
+			release()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			e.Stop(ctx)
+			cancel()
+			return h
 		}
-		if err := e.Start(); err != nil {
-			b.Fatal(err)
-		}
-		release := holdClients(b, e.Addr("idle"), n, func() int { return int(e.Live()) }, "tls")
-		sHeap := heapInuse() - base
-		release()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		e.Stop(ctx)
-		cancel()
+		sHeap, nHeap := held(tb.srv), held(tb.nat)
 
-		base = heapInuse()
+		base := heapInuse()
 		ln, err := tls.Listen("tcp", "127.0.0.1:0", tb.std)
 		if err != nil {
 			b.Fatal(err)
@@ -242,12 +247,14 @@ func BenchmarkIdleTLSConnMemory(b *testing.B) {
 				}()
 			}
 		}()
-		release = holdClients(b, ln.Addr().String(), n, live.get, "tls")
+		release := holdClients(b, ln.Addr().String(), n, live.get, "tls")
 		gHeap := heapInuse() - base
 		release()
 		ln.Close()
 		b.ReportMetric(float64(sHeap)/n, "sluice-heap-B/conn")
+		b.ReportMetric(float64(nHeap)/n, "native-heap-B/conn")
 		b.ReportMetric(float64(gHeap)/n, "gotls-heap-B/conn")
 		b.ReportMetric(float64(sHeap)/float64(gHeap), "ratio-heap-sluice/gotls")
+		b.ReportMetric(float64(nHeap)/float64(gHeap), "ratio-heap-native/gotls")
 	}
 }

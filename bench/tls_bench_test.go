@@ -17,7 +17,8 @@ import (
 )
 
 type tlsBench struct {
-	srv  *tlsio.Server
+	srv  *tlsio.Server // crypto/tls engine
+	nat  *tlsio.Server // native engine
 	std  *tls.Config
 	pool *x509.CertPool
 }
@@ -28,7 +29,11 @@ func newTLSBench(tb testing.TB) *tlsBench {
 		tb.Fatal(err)
 	}
 	store, _ := tlsio.NewCertStore(kp)
-	srv, err := tlsio.NewServer(tlsio.ServerConfig{Certs: store, SessionTicketsDisabled: true})
+	srv, err := tlsio.NewServer(tlsio.ServerConfig{Certs: store, SessionTicketsDisabled: true, Engine: tlsio.EngineStdlib})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	nat, err := tlsio.NewServer(tlsio.ServerConfig{Certs: store, SessionTicketsDisabled: true, Engine: tlsio.EngineNative})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -39,7 +44,7 @@ func newTLSBench(tb testing.TB) *tlsBench {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(kp.Leaf())
-	return &tlsBench{srv: srv, pool: pool, std: &tls.Config{Certificates: []tls.Certificate{cert}, SessionTicketsDisabled: true}}
+	return &tlsBench{srv: srv, nat: nat, pool: pool, std: &tls.Config{Certificates: []tls.Certificate{cert}, SessionTicketsDisabled: true}}
 }
 
 // tlsHello answers one byte per byte received, after the handshake.
@@ -52,7 +57,11 @@ func (tlsHello) OnData(c *engine.Conn, b []byte) int {
 }
 
 func (tb *tlsBench) sluice(b testing.TB, loops int) string {
-	return startBenchEngine(b, loops, metrics.NewSet(), engine.Listener{TLS: tb.srv,
+	return tb.sluiceWith(b, loops, tb.srv)
+}
+
+func (tb *tlsBench) sluiceWith(b testing.TB, loops int, srv *tlsio.Server) string {
+	return startBenchEngine(b, loops, metrics.NewSet(), engine.Listener{TLS: srv,
 		Accept: func(*engine.Conn) engine.Handler { return tlsHello{} }})
 }
 
@@ -146,22 +155,29 @@ func BenchmarkTLSHandshakes(b *testing.B) {
 	}{{"tls13", tls.VersionTLS13}, {"tls12", tls.VersionTLS12}} {
 		b.Run(v.name, func(b *testing.B) {
 			tb := newTLSBench(b)
-			sl, gs := tb.sluice(b, 2), tb.goTLS(b)
+			// sluice on each engine (the native one falls back to
+			// crypto/tls for TLS 1.2, so tls12 measures the replay too).
+			sl, sn, gs := tb.sluice(b, 2), tb.sluiceWith(b, 2, tb.nat), tb.goTLS(b)
 			const per, conc = 400, 32
 			tb.handshakes(b, sl, 20, 4, v.ver)
+			tb.handshakes(b, sn, 20, 4, v.ver)
 			tb.handshakes(b, gs, 20, 4, v.ver)
-			var tS, tG time.Duration
+			var tS, tN, tG time.Duration
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				engine.SetProcs(2)
 				tS += tb.handshakes(b, sl, per, conc, v.ver)
+				tN += tb.handshakes(b, sn, per, conc, v.ver)
 				runtime.GOMAXPROCS(base)
 				tG += tb.handshakes(b, gs, per, conc, v.ver)
 			}
 			total := float64(per * b.N)
 			b.ReportMetric(total/tS.Seconds(), "sluice-hs/s")
+			b.ReportMetric(total/tN.Seconds(), "native-hs/s")
 			b.ReportMetric(total/tG.Seconds(), "gotls-hs/s")
 			b.ReportMetric(tG.Seconds()/tS.Seconds(), "ratio-sluice/gotls")
+			b.ReportMetric(tG.Seconds()/tN.Seconds(), "ratio-native/gotls")
+			b.ReportMetric(tS.Seconds()/tN.Seconds(), "ratio-native/stdlib")
 		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -99,45 +100,70 @@ var benchSizes = []struct {
 
 // ---- handshakes ----
 
+// cpuTime is the process's user+system CPU time: client and server both,
+// so only differences between variants are the server's. It is what a
+// loaded machine distorts least.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // BenchmarkHandshake: full handshakes (no resumption), both sides in this
 // process: a crypto/tls client against tlsio, and against crypto/tls over
 // net.Pipe. ECDSA P-256 certificate, Go's default groups (X25519MLKEM768
 // for TLS 1.3).
 func BenchmarkHandshake(b *testing.B) {
 	for _, v := range versions {
-		b.Run(v.name+"/tlsio", func(b *testing.B) {
-			srv := newTestServer(b, ServerConfig{})
-			cfg := benchClientConfig(v.v)
-			l := newBenchLoop()
-			b.ReportAllocs()
-			start := time.Now()
-			for b.Loop() {
-				c, _, cc := l.establish(b, srv, cfg)
-				c.Close()
-				cc.Close()
-			}
-			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "handshakes/s")
-		})
+		for _, eng := range benchEngines {
+			b.Run(v.name+"/"+benchName(eng), func(b *testing.B) {
+				srv := newTestServer(b, ServerConfig{Engine: eng})
+				cfg := benchClientConfig(v.v)
+				l := newBenchLoop()
+				b.ReportAllocs()
+				start, cpu0 := time.Now(), cpuTime()
+				for b.Loop() {
+					c, _, cc := l.establish(b, srv, cfg)
+					c.Close()
+					cc.Close()
+				}
+				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "handshakes/s")
+				b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/handshake")
+			})
+		}
 		b.Run(v.name+"/stdlib", func(b *testing.B) {
 			scfg := stdServerConfig(b)
 			cfg := benchClientConfig(v.v)
 			b.ReportAllocs()
-			start := time.Now()
+			start, cpu0 := time.Now(), cpuTime()
 			for b.Loop() {
 				_, _, sp, cp := stdPair(b, scfg, cfg)
 				sp.Close()
 				cp.Close()
 			}
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "handshakes/s")
+			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/handshake")
 		})
 	}
 }
 
 // ---- record throughput ----
 
+// benchEngines are the tlsio engines each benchmark runs, beside the
+// crypto/tls baseline: "tlsio" is the crypto/tls-backed Conn, "native"
+// sluice's own TLS 1.3.
+var benchEngines = []string{EngineStdlib, EngineNative}
+
+func benchName(engine string) string {
+	if engine == EngineNative {
+		return "native"
+	}
+	return "tlsio"
+}
+
 // benchConn is an established tlsio Conn driven directly by the benchmark.
-func benchConn(b *testing.B) (Conn, *tls.Conn, *clientConn) {
-	srv := newTestServer(b, ServerConfig{})
+func benchConn(b *testing.B, engine string) (Conn, *tls.Conn, *clientConn) {
+	srv := newTestServer(b, ServerConfig{Engine: engine})
 	return newBenchLoop().establish(b, srv, benchClientConfig(tls.VersionTLS13))
 }
 
@@ -148,21 +174,23 @@ func benchConn(b *testing.B) (Conn, *tls.Conn, *clientConn) {
 func BenchmarkSeal(b *testing.B) {
 	for _, sz := range benchSizes {
 		payload := make([]byte, sz.n)
-		b.Run(sz.name+"/tlsio", func(b *testing.B) {
-			c, _, _ := benchConn(b)
-			var dst []byte
-			var err error
-			for range 200 { // past crypto/tls's small first records
-				dst, _ = c.Seal(dst[:0], payload[:min(len(payload), 1024)])
-			}
-			b.SetBytes(int64(sz.n))
-			b.ReportAllocs()
-			for b.Loop() {
-				if dst, err = c.Seal(dst[:0], payload); err != nil {
-					b.Fatal(err)
+		for _, eng := range benchEngines {
+			b.Run(sz.name+"/"+benchName(eng), func(b *testing.B) {
+				c, _, _ := benchConn(b, eng)
+				var dst []byte
+				var err error
+				for range 200 { // past crypto/tls's small first records
+					dst, _ = c.Seal(dst[:0], payload[:min(len(payload), 1024)])
 				}
-			}
-		})
+				b.SetBytes(int64(sz.n))
+				b.ReportAllocs()
+				for b.Loop() {
+					if dst, err = c.Seal(dst[:0], payload); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 		b.Run(sz.name+"/stdlib", func(b *testing.B) {
 			srv, _, _, cp := stdPair(b, stdServerConfig(b), benchClientConfig(tls.VersionTLS13))
 			go io.Copy(io.Discard, cp)
@@ -236,37 +264,39 @@ func BenchmarkOpen(b *testing.B) {
 	const readChunk = 64 << 10
 	for _, sz := range benchSizes {
 		payload := make([]byte, sz.n)
-		b.Run(sz.name+"/tlsio", func(b *testing.B) {
-			c, cli, cc := benchConn(b)
-			var batch sealedBatch
-			cc.wmu.Lock()
-			cc.capture = &batch.arena
-			cc.wmu.Unlock()
-			pt := make([]byte, 0, 2*readChunk)
-			now := time.Now()
-			open := func(ct []byte) {
-				for len(ct) > 0 {
-					n := min(len(ct), readChunk)
-					if err := c.Feed(now, ct[:n]); err != nil {
-						b.Fatal(err)
+		for _, eng := range benchEngines {
+			b.Run(sz.name+"/"+benchName(eng), func(b *testing.B) {
+				c, cli, cc := benchConn(b, eng)
+				var batch sealedBatch
+				cc.wmu.Lock()
+				cc.capture = &batch.arena
+				cc.wmu.Unlock()
+				pt := make([]byte, 0, 2*readChunk)
+				now := time.Now()
+				open := func(ct []byte) {
+					for len(ct) > 0 {
+						n := min(len(ct), readChunk)
+						if err := c.Feed(now, ct[:n]); err != nil {
+							b.Fatal(err)
+						}
+						ct = ct[n:]
+						pt, _ = c.ReadPlaintext(pt[:0])
 					}
-					ct = ct[n:]
-					pt, _ = c.ReadPlaintext(pt[:0])
 				}
-			}
-			batch.fill(cli, payload, 10)
-			batch.each(open)
-			b.SetBytes(int64(sz.n))
-			b.ReportAllocs()
-			b.ResetTimer()
-			for done := 0; done < b.N; {
-				b.StopTimer()
-				batch.fill(cli, payload, min(batchCount(sz.n), b.N-done))
-				b.StartTimer()
+				batch.fill(cli, payload, 10)
 				batch.each(open)
-				done += len(batch.ends)
-			}
-		})
+				b.SetBytes(int64(sz.n))
+				b.ReportAllocs()
+				b.ResetTimer()
+				for done := 0; done < b.N; {
+					b.StopTimer()
+					batch.fill(cli, payload, min(batchCount(sz.n), b.N-done))
+					b.StartTimer()
+					batch.each(open)
+					done += len(batch.ends)
+				}
+			})
+		}
 		b.Run(sz.name+"/stdlib", func(b *testing.B) {
 			sp, cp := net.Pipe()
 			capc := &captureConn{Conn: cp}
@@ -357,41 +387,43 @@ const (
 // ends, whose cost alone is reported as pipe-B/conn. Client-side state is
 // dropped before measuring in both cases. Run with -benchtime=1x.
 func BenchmarkIdleConnHeap(b *testing.B) {
-	b.Run("tlsio", func(b *testing.B) {
-		srv := newTestServer(b, ServerConfig{})
-		cfg := benchClientConfig(tls.VersionTLS13)
-		for b.Loop() {
-			l := newBenchLoop()
-			conns := make([]Conn, 0, idleConns)
-			heap0, stack0 := heapNow()
-			now := time.Now()
-			for range idleConns {
-				c, cli, cc := l.establish(b, srv, cfg)
-				cli.Write([]byte(idleRequest))
-				var ct []byte
-				for len(cc.toServer) > 0 {
-					ct = append(ct, <-cc.toServer...)
+	for _, eng := range benchEngines {
+		b.Run(benchName(eng), func(b *testing.B) {
+			srv := newTestServer(b, ServerConfig{Engine: eng})
+			cfg := benchClientConfig(tls.VersionTLS13)
+			for b.Loop() {
+				l := newBenchLoop()
+				conns := make([]Conn, 0, idleConns)
+				heap0, stack0 := heapNow()
+				now := time.Now()
+				for range idleConns {
+					c, cli, cc := l.establish(b, srv, cfg)
+					cli.Write([]byte(idleRequest))
+					var ct []byte
+					for len(cc.toServer) > 0 {
+						ct = append(ct, <-cc.toServer...)
+					}
+					c.Feed(now, ct)
+					if pt, _ := c.ReadPlaintext(nil); string(pt) != idleRequest {
+						b.Fatalf("request %q", pt)
+					}
+					if _, err := c.Seal(nil, []byte(idleResponse)); err != nil {
+						b.Fatal(err)
+					}
+					cc.Close()
+					conns = append(conns, c)
 				}
-				c.Feed(now, ct)
-				if pt, _ := c.ReadPlaintext(nil); string(pt) != idleRequest {
-					b.Fatalf("request %q", pt)
+				heap1, stack1 := heapNow()
+				b.ReportMetric(float64(int64(heap1)-int64(heap0))/idleConns, "heap-B/conn")
+				b.ReportMetric(float64(int64(stack1)-int64(stack0))/idleConns, "stack-B/conn")
+				b.ReportMetric(0, "goroutines/conn")
+				runtime.KeepAlive(conns)
+				for _, c := range conns {
+					c.Close()
 				}
-				if _, err := c.Seal(nil, []byte(idleResponse)); err != nil {
-					b.Fatal(err)
-				}
-				cc.Close()
-				conns = append(conns, c)
 			}
-			heap1, stack1 := heapNow()
-			b.ReportMetric(float64(int64(heap1)-int64(heap0))/idleConns, "heap-B/conn")
-			b.ReportMetric(float64(int64(stack1)-int64(stack0))/idleConns, "stack-B/conn")
-			b.ReportMetric(0, "goroutines/conn")
-			runtime.KeepAlive(conns)
-			for _, c := range conns {
-				c.Close()
-			}
-		}
-	})
+		})
+	}
 	b.Run("stdlib", func(b *testing.B) {
 		scfg := stdServerConfig(b)
 		cfg := benchClientConfig(tls.VersionTLS13)

@@ -2,6 +2,7 @@ package tlsio
 
 import (
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -50,6 +51,7 @@ type nativeConn struct {
 	decided bool   // native or fallback has been chosen
 	sniffed bool   // the first record looked like TLS
 	in      []byte // a partial record (copied), nil when none
+	inBox   *[]byte
 	hsIn    []byte // partial handshake messages, nil when none
 	out     []byte // records waiting for AppendOutput or Seal
 
@@ -105,7 +107,8 @@ func (c *nativeConn) sync() {
 
 // release drops every buffer and the handshake state.
 func (c *nativeConn) release() {
-	c.pre, c.in, c.hsIn, c.out = nil, nil, nil, nil
+	c.pre, c.hsIn, c.out = nil, nil, nil
+	c.releaseIn()
 	c.hs = nil
 	c.releasePlain()
 }
@@ -152,11 +155,40 @@ func (c *nativeConn) Feed(now time.Time, b []byte) error {
 }
 
 // records parses and handles every complete record of c.in followed by b.
+// A pending partial record is completed from the front of b in its own
+// (pooled) buffer; the rest of b is decrypted in place.
 func (c *nativeConn) records(b []byte) {
-	fromIn := len(c.in) > 0
-	if fromIn {
-		c.in = append(c.in, b...)
-		b = c.in
+	for len(c.in) > 0 && len(b) > 0 {
+		want := recordHeaderLen
+		if len(c.in) >= recordHeaderLen {
+			want += int(c.in[3])<<8 | int(c.in[4])
+		}
+		take := min(want-len(c.in), len(b))
+		c.in = append(c.in, b[:take]...)
+		b = b[take:]
+		if len(c.in) == recordHeaderLen {
+			n := int(c.in[3])<<8 | int(c.in[4])
+			if a, err := c.checkHeader(c.in[0], c.in[1], c.in[2], n); err != nil {
+				c.releaseIn()
+				c.failAlert(a, err)
+				return
+			}
+			if n > 0 {
+				continue
+			}
+		}
+		if len(c.in) < recordHeaderLen || len(c.in) < recordHeaderLen+(int(c.in[3])<<8|int(c.in[4])) {
+			return // b is used up
+		}
+		rec := c.in
+		c.record(rec)
+		c.releaseIn()
+		if c.err != nil || c.readEnded || c.fb != nil {
+			return
+		}
+	}
+	if len(c.in) > 0 {
+		return // still partial: b is used up
 	}
 	for c.err == nil && !c.readEnded && c.fb == nil {
 		if len(b) < recordHeaderLen {
@@ -175,15 +207,26 @@ func (c *nativeConn) records(b []byte) {
 		c.record(rec)
 	}
 	if c.err != nil || c.readEnded || c.fb != nil || len(b) == 0 {
-		c.in = nil
+		c.releaseIn()
 		return
 	}
-	// Keep the partial record, in a buffer of its own.
-	if fromIn {
-		c.in = append(c.in[:0], b...)
-	} else {
-		c.in = append([]byte(nil), b...)
+	// Keep the partial record.
+	box := inPool.Get().(*[]byte)
+	c.in, c.inBox = append((*box)[:0], b...), box
+}
+
+// inPool holds buffers for one partial record: they live from the Feed
+// that leaves a record incomplete to the one that completes it.
+var inPool = sync.Pool{New: func() any { b := make([]byte, 0, recordHeaderLen+maxCiphertext13); return &b }}
+
+// releaseIn drops the partial-record buffer.
+func (c *nativeConn) releaseIn() {
+	if c.inBox != nil {
+		*c.inBox = (*c.inBox)[:0]
+		inPool.Put(c.inBox)
+		c.inBox = nil
 	}
+	c.in = nil
 }
 
 // checkHeader judges a record header before its body has arrived.
@@ -306,7 +349,8 @@ func (c *nativeConn) alert(b []byte) {
 	case AlertCloseNotify:
 		c.events |= PeerCloseNotify
 		c.readEnded = true
-		c.in, c.hsIn = nil, nil
+		c.hsIn = nil
+		c.releaseIn()
 		if c.hs != nil {
 			// The handshake cannot finish any more.
 			c.fail(&Error{Reason: ReasonHandshakeEOF, Local: true, Err: io.EOF})
@@ -404,7 +448,8 @@ func (c *nativeConn) fail(e *Error) {
 	c.events |= Fatal
 	c.state = Closed
 	c.readEnded = true
-	c.pre, c.in, c.hsIn, c.hs = nil, nil, nil, nil
+	c.pre, c.hsIn, c.hs = nil, nil, nil
+	c.releaseIn()
 	c.srv.count(e.Reason)
 }
 
@@ -445,7 +490,8 @@ func (c *nativeConn) FeedEOF(now time.Time) {
 		return
 	}
 	c.readEnded = true
-	c.in, c.hsIn = nil, nil
+	c.hsIn = nil
+	c.releaseIn()
 	if c.events.Has(CloseNotifySent) {
 		c.state = Closed
 	}
@@ -630,7 +676,8 @@ func (c *nativeConn) fallback() {
 		fb.Close()
 	}
 	pre := c.pre
-	c.pre, c.in, c.hsIn, c.hs, c.out = nil, nil, nil, nil, nil
+	c.pre, c.hsIn, c.hs, c.out = nil, nil, nil, nil
+	c.releaseIn()
 	_ = fb.Feed(c.now, pre)
 }
 

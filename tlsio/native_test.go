@@ -432,3 +432,59 @@ func TestHelloComplete(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestNativeIdleHoldsNoBuffers: after a handshake and a request and
+// response, also with a record left half-read and then completed, an idle
+// native Conn holds no buffer: only keys and sequence numbers.
+func TestNativeIdleHoldsNoBuffers(t *testing.T) {
+	h := newHarness(t, nativeServer(t, ServerConfig{}), clientConfig(tls.VersionTLS13), nil, withFrag(fragRandom(11)))
+	h.handshake()
+	nc := h.native()
+	h.roundTrip(50000)
+	h.do(func() {
+		if nc.in != nil || nc.inBox != nil || nc.hsIn != nil || nc.out != nil || nc.pre != nil ||
+			nc.plain != nil || nc.plainBox != nil || nc.hs != nil || nc.job != nil {
+			t.Fatalf("idle conn holds: in %d hsIn %d out %d pre %d plain %d hs %v job %v",
+				cap(nc.in), cap(nc.hsIn), cap(nc.out), cap(nc.pre), cap(nc.plain), nc.hs != nil, nc.job != nil)
+		}
+	})
+}
+
+// TestNativeSplitRecordAllocs: a record cut across two Feeds is completed
+// in a pooled buffer, and the rest decrypted in place: no allocation per
+// Feed once warm (the first version appended the whole next read to the
+// partial record, allocating its size each time).
+func TestNativeSplitRecordAllocs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("AllocsPerRun")
+	}
+	h := newHarness(t, nativeServer(t, ServerConfig{}), clientConfig(tls.VersionTLS13), nil)
+	h.handshake()
+	h.do(func() { h.holding = true })
+	payload := make([]byte, 3*maxPlaintext)
+	var cts [][]byte
+	for range 110 {
+		h.client.Write(payload)
+		h.waitFor("records", func() bool { return len(h.held) >= 3*(maxPlaintext+22) })
+		h.do(func() { cts = append(cts, h.held); h.held = nil })
+	}
+	h.do(func() {
+		pt := make([]byte, 0, 4*maxPlaintext)
+		i := 0
+		feed := func() {
+			ct := cts[i]
+			i++
+			cut := len(ct)/2 + 7 // inside the second record
+			h.conn.Feed(h.now, ct[:cut])
+			h.conn.Feed(h.now, ct[cut:])
+			pt, _ = h.conn.ReadPlaintext(pt[:0])
+		}
+		for range 5 {
+			feed()
+		}
+		n := testing.AllocsPerRun(100, feed)
+		if len(pt) != len(payload) || n != 0 {
+			t.Errorf("%v allocs per split read, %d bytes", n, len(pt))
+		}
+	})
+}
