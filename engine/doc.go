@@ -27,7 +27,7 @@
 // goroutine, its watcher (watcher.go), which blocks in epoll_wait on a
 // timerfd (the loop's earliest deadline) and on sockets waiting to become
 // writable, and posts what fired to the loop; it never touches connection
-// state. An engine with a TLS listener also runs a sign pool (signpool.go):
+// state. An engine with a native-engine TLS listener also runs a sign pool (signpool.go):
 // one worker per CPU that computes native TLS 1.3 handshakes' signatures
 // and wakes the loop through Post. Metrics gauges read per-loop atomics;
 // the admin snapshot runs as a task on each loop.

@@ -17,6 +17,8 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
+
+	"github.com/sluice-proxy/sluice/tlsio"
 )
 
 // Engine runs the gnet event loops and owns every connection on them.
@@ -121,7 +123,8 @@ func (e *Engine) Start() error {
 		gnet.WithLockOSThread(e.cfg.LockThreads),
 	}
 	for _, ln := range e.cfg.Listeners {
-		if ln.TLS != nil && e.sign == nil {
+		// Only the native engine hands out work that can go to a pool.
+		if ln.TLS != nil && ln.TLS.Engine() == tlsio.EngineNative && e.sign == nil {
 			e.sign = newSignPool(e.cfg.MaxHandshakes + 64)
 		}
 	}
