@@ -83,6 +83,11 @@ type Listener struct {
 	// FirstByteTimeout; leave it off where a server-first protocol may be
 	// relayed.
 	ClientFirst bool
+	// Inherited are listening sockets handed to this process (a restart's
+	// predecessor, or systemd's LISTEN_FDS). When set, the engine accepts
+	// on them itself instead of binding Addr (inherit.go); it takes
+	// ownership of the fds.
+	Inherited []int
 }
 
 func (cfg *Config) setDefaults() error {

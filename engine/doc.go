@@ -39,6 +39,9 @@
 //   - No read pause: gap_pause.go (the fd leaves the loop's epoll set).
 //   - A peer FIN is a full close: gap_fin.go (the fd is duplicated and kept).
 //   - No way to stop accepting: gap_accept.go.
+//   - No way to serve an inherited listening socket (restart, systemd):
+//     inherit.go (one accept goroutine per socket, connections Enrolled on
+//     the loops in turn; HandOff stops polling without breaking the socket).
 //   - No list of loops, no per-loop timers: probe.go, watcher.go.
 //   - Private state reached by reflection, checked at start-up: gnetpriv.go.
 //

@@ -28,12 +28,16 @@ type Engine struct {
 	set *metrics.Set
 	met *engineMetrics
 
-	geng    gnet.Engine
-	booted  chan struct{}
-	runErr  error         // what gnet.Rotate returned; read after runDone
-	runDone chan struct{} // closed when gnet.Rotate returns
-	addrs   []string      // resolved host:port, per listener
-	ports   []int         // their ports, matched against each accepted conn
+	geng     gnet.Engine
+	booted   chan struct{}
+	runErr   error         // what gnet.Rotate returned; read after runDone
+	runDone  chan struct{} // closed when gnet.Rotate returns
+	addrs    []string      // resolved host:port, per listener
+	boot     string        // the address the warm-up dials (inherit.go)
+	bootPort int           // a private gnet listener's port when every listener is inherited, else 0
+	adopted  []*adopted    // inherited listening sockets (inherit.go)
+	handoff  atomic.Bool   // a successor shares the listening sockets (inherit.go)
+	ports    []int         // their ports, matched against each accepted conn
 
 	mu       sync.RWMutex
 	byGnet   map[gnet.EventLoop]*Loop
@@ -91,14 +95,29 @@ func (e *Engine) Start() error {
 	if e.started.Swap(true) {
 		return errors.New("engine: already started")
 	}
-	protoAddrs := make([]string, len(e.cfg.Listeners))
+	var protoAddrs []string
 	var reserved []int
 	defer func() {
 		for _, fd := range reserved {
 			_ = unix.Close(fd)
 		}
 	}()
+	startedOK := false
+	defer func() {
+		if !startedOK {
+			e.closeAdopted()
+		}
+	}()
 	for i, ln := range e.cfg.Listeners {
+		if len(ln.Inherited) > 0 {
+			addr, port, err := e.adopt(i)
+			if err != nil {
+				return fmt.Errorf("listener %s: %w", ln.Name, err)
+			}
+			e.addrs = append(e.addrs, addr)
+			e.ports = append(e.ports, port)
+			continue
+		}
 		addr, fd, err := resolveListenAddr(ln.Addr)
 		if err != nil {
 			return fmt.Errorf("listener %s: %w", ln.Name, err)
@@ -110,7 +129,24 @@ func (e *Engine) Start() error {
 		_, port, _ := net.SplitHostPort(addr)
 		p, _ := strconv.Atoi(port)
 		e.ports = append(e.ports, p)
-		protoAddrs[i] = "tcp://" + addr
+		protoAddrs = append(protoAddrs, "tcp://"+addr)
+		if e.boot == "" {
+			e.boot = addr
+		}
+	}
+	if len(protoAddrs) == 0 {
+		// gnet needs a listener to boot its loops, and the warm-up one to
+		// dial: a private loopback one, never the shared sockets (the
+		// predecessor would accept the warm-up).
+		addr, fd, err := resolveListenAddr("127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("boot listener: %w", err)
+		}
+		reserved = append(reserved, fd)
+		e.boot = addr
+		_, port, _ := net.SplitHostPort(addr)
+		e.bootPort, _ = strconv.Atoi(port)
+		protoAddrs = append(protoAddrs, "tcp://"+addr)
 	}
 	opts := []gnet.Option{
 		gnet.WithNumEventLoop(e.cfg.Loops),
@@ -151,6 +187,8 @@ func (e *Engine) Start() error {
 		_ = e.Stop(stopCtx)
 		return fmt.Errorf("engine: start-up self-check failed, refusing to run: %w", err)
 	}
+	e.startAccepting()
+	startedOK = true
 	e.log.Info("engine started", "loops", len(e.loops), "listen", e.addrs)
 	return nil
 }
@@ -337,8 +375,10 @@ func (e *Engine) onEachLoop(ctx context.Context, fn func(l *Loop)) error {
 	return nil
 }
 
-// StopAccepting closes the listeners to new connections (see gap_accept.go).
+// StopAccepting closes the listeners to new connections (see gap_accept.go;
+// inherited sockets: inherit.go).
 func (e *Engine) StopAccepting(ctx context.Context) error {
+	e.closeAdopted()
 	return e.onEachLoop(ctx, func(l *Loop) { l.stopAccepting() })
 }
 
@@ -510,7 +550,17 @@ func (g *gnetEvents) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 			c.startTLSClient(d.tls)
 		}
 	} else {
-		ln := e.listenerFor(gc.LocalAddr())
+		var ln *Listener
+		if a, ok := gc.Context().(*adopted); ok {
+			ln = a.ln
+		} else if e.bootPort != 0 {
+			// The private boot listener serves nobody (inherit.go).
+			l.exit()
+			_ = gc.SetLinger(0)
+			return nil, gnet.Close
+		} else {
+			ln = e.listenerFor(gc.LocalAddr())
+		}
 		c = newConn(l, gc, Downstream, ln.Name, BaseHandler{})
 		e.met.accepted.Inc()
 		switch {

@@ -11,10 +11,16 @@ import "golang.org/x/sys/unix"
 // connections still in the accept queue and refuses new ones, so clients
 // fail over at once instead of waiting on a backlog nobody reads. gnet closes
 // the fds itself when the engine stops.
+//
+// After HandOff a successor process accepts on the very same sockets (they
+// are shared, not copies), and shutdown(SHUT_RD) would break them for it:
+// the loop then only stops polling them.
 
 func (l *Loop) stopAccepting() {
 	for _, fd := range l.lnFDs {
 		_ = l.poller.Delete(fd)
-		_ = unix.Shutdown(fd, unix.SHUT_RD)
+		if !l.e.handoff.Load() {
+			_ = unix.Shutdown(fd, unix.SHUT_RD)
+		}
 	}
 }

@@ -40,7 +40,7 @@ type warmup struct {
 }
 
 func (e *Engine) awaitLoops() error {
-	host, port, _ := net.SplitHostPort(e.addrs[0])
+	host, port, _ := net.SplitHostPort(e.boot)
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"
 		if ip != nil && ip.To4() == nil {

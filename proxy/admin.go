@@ -38,6 +38,12 @@ func NewAdmin(addr string, eng *engine.Engine, log *slog.Logger, sets ...*metric
 	if err != nil {
 		return nil, err
 	}
+	return NewAdminOn(ln, eng, log, sets...), nil
+}
+
+// NewAdminOn serves on ln (a socket inherited from a restart's
+// predecessor); Close closes it.
+func NewAdminOn(ln net.Listener, eng *engine.Engine, log *slog.Logger, sets ...*metrics.Set) *Admin {
 	// # HELP and # TYPE for every family (metrichelp.go fills in the text).
 	metrics.ExposeMetadata(true)
 	a := &Admin{ln: ln, eng: eng, sets: sets, log: log}
@@ -62,8 +68,11 @@ func NewAdmin(addr string, eng *engine.Engine, log *slog.Logger, sets ...*metric
 		io.WriteString(w, "sluice admin: /metrics /healthz /readyz /debug/connections /debug/shutdowns /debug/pprof/\n")
 	})
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	return a, nil
+	return a
 }
+
+// Listener is the admin socket (to hand to a restart's successor).
+func (a *Admin) Listener() net.Listener { return a.ln }
 
 // Addr is the address the admin listener is bound to.
 func (a *Admin) Addr() string { return a.ln.Addr().String() }

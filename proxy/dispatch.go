@@ -175,6 +175,11 @@ func (d *httpConn) OnDrain(c *engine.Conn) {
 		d.cc.OnDrain(c)
 		return
 	}
+	if c.Successor() {
+		// A restart: the handshake's client is about to send a request;
+		// the drain reaches it again once the handshake is done.
+		return
+	}
 	c.Close(engine.Clean) // drained before the handshake finished
 }
 

@@ -281,6 +281,9 @@ func (cc *clientConn) OnWritable(c *engine.Conn) {
 // OnTimer handles the header, idle and body deadlines.
 func (cc *clientConn) OnTimer(c *engine.Conn, k engine.TimerKind) {
 	switch {
+	case k == engine.TimerHeader && cc.state == csIdle && cc.draining:
+		cc.state = csClosing // a fresh connection at a restart sent nothing
+		c.Close(engine.Clean)
 	case k == engine.TimerHeader && cc.state == csIdle:
 		cc.state = csClosing // nothing was sent: close without a word
 		c.Close(engine.HeaderTimeout)
@@ -309,6 +312,10 @@ func (cc *clientConn) OnTimer(c *engine.Conn, k engine.TimerKind) {
 // OnCloseNotify sends nothing: a TLS engine connection does that itself.
 func (cc *clientConn) OnCloseNotify(*engine.Conn) bool { return false }
 
+// freshGrace bounds how long a restart's drain waits for the first request
+// of a connection accepted just before it.
+const freshGrace = int64(1e9) // 1 s
+
 // OnDrain: an idle connection closes now; otherwise the response in
 // flight (or to the request being read) carries Connection: close and
 // the connection closes after it. A tunnel runs to its end, bounded by
@@ -316,6 +323,15 @@ func (cc *clientConn) OnCloseNotify(*engine.Conn) bool { return false }
 func (cc *clientConn) OnDrain(c *engine.Conn) {
 	cc.draining = true
 	cc.ls.drain()
+	if cc.state == csIdle && cc.served == 0 && c.Successor() {
+		// A restart, and a connection whose client is about to send its
+		// first request (accepted moments ago): serve it, with
+		// Connection: close, or close if nothing comes within freshGrace.
+		if cc.h.headerTimeout > freshGrace {
+			c.SetTimer(engine.TimerHeader, freshGrace)
+		}
+		return
+	}
 	if cc.state == csIdle {
 		cc.state = csClosing
 		c.Close(engine.Clean)

@@ -13,6 +13,9 @@
 // to the loops. Phase, Status and the metric callbacks may be read from
 // any goroutine (a mutex guards the phase and its timestamps).
 //
+// After a restart (RunHandoff) the lame-duck delay is skipped: the
+// successor already serves the same sockets.
+//
 // Limits: one drain per process (Run runs once); ForceClose is given 5 s,
 // after which the caller stops the engine regardless.
 package shutdown

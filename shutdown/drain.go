@@ -74,6 +74,8 @@ type Coordinator struct {
 	phase   Phase
 	entered [numPhases]time.Time
 
+	noDelay bool // RunHandoff: a successor serves already
+
 	forcedConns *metrics.Counter
 	drains      [2]*metrics.Counter // clean, forced
 	states      []string
@@ -222,6 +224,16 @@ func (co *Coordinator) enter(p Phase, attrs ...slog.Attr) {
 	co.log.LogAttrs(context.Background(), lvl, "drain phase", a...)
 }
 
+// RunHandoff is Run after a restart: a successor process accepts on the
+// same listening sockets already, so there is no lame-duck delay (load
+// balancers see no change of readiness on the shared sockets).
+func (co *Coordinator) RunHandoff(stop <-chan os.Signal) Result {
+	co.mu.Lock()
+	co.noDelay = true
+	co.mu.Unlock()
+	return co.Run(stop)
+}
+
 // Run runs the drain from the signal to Done. stop delivers a second
 // signal, which ends the delay or the wait at once and aborts what is
 // left. Run returns once nothing is left (or the rest was aborted); it
@@ -236,12 +248,16 @@ func (co *Coordinator) Run(stop <-chan os.Signal) Result {
 	}
 	t := co.cfg.Target
 	res := Result{}
-	co.enter(NotReady, slog.Duration("delay", co.cfg.Delay), slog.Duration("deadline", co.cfg.Timeout))
+	wait := co.cfg.Delay
+	if co.noDelay {
+		wait = 0
+	}
+	co.enter(NotReady, slog.Duration("delay", wait), slog.Duration("deadline", co.cfg.Timeout))
 	if co.cfg.SetReady != nil {
 		co.cfg.SetReady(false)
 	}
-	if co.cfg.Delay > 0 {
-		delay := time.NewTimer(co.cfg.Delay)
+	if wait > 0 {
+		delay := time.NewTimer(wait)
 		select {
 		case <-delay.C:
 		case sig := <-stop:

@@ -4,7 +4,10 @@
 //
 // main parses flags into a config, starts the engine with the chosen mode's
 // handler, serves the admin endpoints, and on SIGTERM/SIGINT hands over to
-// package shutdown. It holds no proxy logic. See README.md for every flag.
+// package shutdown. On SIGUSR2 it restarts into a new process that
+// inherits the listening sockets, then drains (restart.go); it adopts
+// systemd's LISTEN_FDS the same way. It holds no proxy logic. See
+// README.md for every flag.
 //
 // flags.go defines the flags (newFlagSet) and checks them; config.go reads
 // the -config TOML file, whose keys are the flag names (from the flag set,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"runtime"
@@ -44,6 +45,11 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 		return check(cfg, stdout, stderr)
 	}
 	log := newLogger(cfg, stderr)
+	inh, err := takeInherited(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice: %v\n", err)
+		return 2
+	}
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
@@ -51,6 +57,9 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(usr2)
 
 	access, err := openAccessLog(cfg, stdout, stderr)
 	if err != nil {
@@ -65,6 +74,7 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 
 	set := metrics.NewSet()
 	registerBuildInfo(set)
+	restarts := newRestartMetrics(set)
 	reload := newReloader(args, cfg, set, log)
 	// TLS: always in http mode, in tcp mode when -cert is given.
 	var tlsSrv *tlsio.Server
@@ -190,6 +200,12 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 				ProxyProtocol: cfg.proxyProtocol, ClientFirst: true})
 		}
 	}
+	for i := range listeners {
+		listeners[i].Inherited = inh[listeners[i].Name]
+		if n := len(listeners[i].Inherited); n > 0 {
+			log.Info("listener: inherited sockets", "listener", listeners[i].Name, "sockets", n)
+		}
+	}
 	engine.SetProcs(cfg.loops)
 	eng, err := engine.New(engine.Config{
 		Loops:            cfg.loops,
@@ -238,8 +254,15 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 			}
 		},
 	})
-	if cfg.admin != "" {
+	if fds := inh["admin"]; len(fds) > 0 && cfg.admin != "" {
+		var ln net.Listener
+		if ln, err = adminListener(fds[0]); err == nil {
+			admin = proxy.NewAdminOn(ln, eng, log, set)
+		}
+	} else if cfg.admin != "" {
 		admin, err = proxy.NewAdmin(cfg.admin, eng, log, set)
+	}
+	if admin != nil || err != nil {
 		if err != nil {
 			stopEngine()
 			fmt.Fprintf(stderr, "sluice: -admin %s: %v\n", cfg.admin, err)
@@ -255,7 +278,7 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 	}
 
 	addr := eng.Addr("main")
-	log.Info("sluice serving", "mode", cfg.mode, "listen", addr, "tls", tlsSrv != nil, "listen_plain", eng.Addr("plain"),
+	log.Info("sluice serving", "pid", os.Getpid(), "mode", cfg.mode, "listen", addr, "tls", tlsSrv != nil, "listen_plain", eng.Addr("plain"),
 		"routes", len(cfg.routes), "admin", cfg.admin, "loops", cfg.loops, "lock_loops", cfg.lockLoops, "gomaxprocs", runtime.GOMAXPROCS(0))
 	if len(cfg.upstreams) == 0 && upstream != "" {
 		scheme, insecure := "http", ""
@@ -271,11 +294,27 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 	if ready != nil {
 		ready <- addr
 	}
+	signalReady(log)
 
 	var sig os.Signal
+	handedOff := false
 	for sig == nil {
 		select {
 		case sig = <-sigs:
+		case <-usr2:
+			var adminLn net.Listener
+			if admin != nil {
+				adminLn = admin.Listener()
+			}
+			pid, err := startSuccessor(args, eng, adminLn, log)
+			if err != nil {
+				restarts.failed.Inc()
+				log.Error("restart failed: still serving", "err", err)
+				continue
+			}
+			restarts.ok.Inc()
+			log.Info("restart: the new process serves: draining this one", "pid", pid)
+			sig, handedOff = syscall.SIGUSR2, true
 		case <-hup:
 			if access != nil && access.file != nil {
 				if err := access.reopen(); err != nil {
@@ -288,8 +327,20 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 			reload.reload()
 		}
 	}
-	log.Info("signal received: draining", "signal", sig.String())
-	res := drain.Run(sigs)
+	var res shutdown.Result
+	if handedOff {
+		eng.HandOff()
+		if admin != nil {
+			// The successor serves the admin socket too.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			admin.Close(ctx)
+			cancel()
+		}
+		res = drain.RunHandoff(sigs)
+	} else {
+		log.Info("signal received: draining", "signal", sig.String())
+		res = drain.Run(sigs)
+	}
 	stopEngine()
 	if admin != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
