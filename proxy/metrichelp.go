@@ -129,6 +129,7 @@ var metricHelp = map[string]string{
 	"sluice_upstream_available":                    "1 while the upstream can be picked, 0 while ejected or marked down.",
 	"sluice_upstream_health_checks_total":          "Active health checks, by upstream and result.",
 	"sluice_config_reloads_total":                  "Configuration reloads (SIGHUP), by result.",
+	"sluice_restarts_total":                        "Restarts (SIGUSR2): ok, the new process serves and this one drains; failed, this one keeps serving.",
 	"sluice_build_info":                            "Always 1; the labels name the running build.",
 
 	// the Go runtime and the process (VictoriaMetrics/metrics)

@@ -205,7 +205,9 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 		if n := len(listeners[i].Inherited); n > 0 {
 			log.Info("listener: inherited sockets", "listener", listeners[i].Name, "sockets", n)
 		}
+		delete(inh, listeners[i].Name)
 	}
+	inh.closeUnused(cfg.admin != "", log)
 	engine.SetProcs(cfg.loops)
 	eng, err := engine.New(engine.Config{
 		Loops:            cfg.loops,

@@ -85,6 +85,22 @@ func takeInherited(cfg *config) (inherited, error) {
 	return out, nil
 }
 
+// closeUnused closes inherited sockets no listener takes (a restart into a
+// configuration without -listen-plain, say): held open and never
+// accepted, they would leave their clients waiting.
+func (inh inherited) closeUnused(admin bool, log *slog.Logger) {
+	for name, fds := range inh {
+		if name == "admin" && admin {
+			continue
+		}
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		delete(inh, name)
+		log.Warn("inherited sockets closed: no such listener now", "listener", name, "sockets", len(fds))
+	}
+}
+
 // flagNames reports whether a listen flag (host:port) names socket address
 // sa: the same port, and the same IP unless the flag's host is empty.
 func flagNames(flag string, sa unix.Sockaddr) bool {
