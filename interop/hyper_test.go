@@ -1,6 +1,11 @@
 package interop
 
 import (
+	"bufio"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"syscall"
@@ -81,7 +86,7 @@ func TestHyperIdleTimeoutClose(t *testing.T) {
 	needPeers(t)
 	c := testutil.WriteCerts(t, t.TempDir())
 	for _, cl := range []string{"h1", "h2", "h2c"} {
-		for _, up := range []string{"http", "h2"} {
+		for _, up := range []string{"http", "h2", "https"} {
 			t.Run(cl+"_to_"+up, func(t *testing.T) {
 				srv := startServer(t, serverProto(up), c)
 				s := startSluice(t, c, upstreamURL(up, srv.addr), "-idle-timeout", "700ms", "-pool-idle-timeout", "700ms")
@@ -164,6 +169,69 @@ func TestHyperUpstreamDiesMidResponse(t *testing.T) {
 					t.Errorf("the server did not die as planned:\n%s", srv.Output())
 				}
 			})
+		}
+	}
+}
+
+// The client's own check: a TLS server that answers and then ends the
+// TCP stream without close_notify makes the hyper client exit 1 naming
+// it; the same server closing with close_notify passes. (Without this
+// the close checks above could not fail.)
+func TestHyperClientNamesMissingCloseNotify(t *testing.T) {
+	needPeers(t)
+	c := testutil.WriteCerts(t, t.TempDir())
+	cert, err := tls.LoadX509KeyPair(c.Cert, c.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, notify := range []bool{false, true} {
+		ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		serve := func(conn net.Conn) {
+			tc := conn.(*tls.Conn)
+			tc.SetDeadline(time.Now().Add(10 * time.Second))
+			req, err := http.ReadRequest(bufio.NewReader(tc))
+			if err != nil {
+				tc.NetConn().Close()
+				return
+			}
+			body := make([]byte, 100)
+			for i := range body {
+				body[i] = byte(i)
+			}
+			fmt.Fprintf(tc, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nX-Body-Sha256: %s\r\n\r\n", sha(body))
+			tc.Write(body)
+			_ = req
+			time.Sleep(200 * time.Millisecond)
+			if notify {
+				tc.Close() // close_notify, then FIN
+			} else {
+				tc.NetConn().Close() // FIN alone
+			}
+		}
+		go func() {
+			for {
+				conn, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go serve(conn)
+			}
+		}()
+		// The second request waits a second: the server closes the first
+		// connection while it is idle.
+		p := startClient(t, "--addr", ln.Addr().String(), "--proto", "h1", "--tls", "--sni", "localhost", "--ca", c.CA,
+			"--mix", "bytes", "--size", "100", "--requests", "2", "--concurrency", "1", "--idle-ms", "1000")
+		_, code := finishClient(t, p, 30*time.Second)
+		named := strings.Contains(p.Output(), "missing close_notify")
+		if notify && (code != 0 || named) {
+			t.Errorf("with close_notify: exit %d:\n%s", code, p.Output())
+		}
+		if !notify && (code != 1 || !named) {
+			t.Errorf("without close_notify: exit %d, want 1 naming it:\n%s", code, p.Output())
 		}
 	}
 }

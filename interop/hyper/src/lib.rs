@@ -214,7 +214,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Watched<T> {
                     rec.closer = if rec.eof.is_none() && rec.error.is_none() { "self" } else { "peer" };
                 }
                 if let Err(e) = &r {
-                    if rec.error.is_none() {
+                    // After the peer's own end (it may have closed its
+                    // socket whole), our close_notify has nowhere to go:
+                    // not an error of the peer's.
+                    if rec.error.is_none() && rec.eof.is_none() {
                         rec.error = Some(format!("shutdown: {}", name_io_error(rec.tls, e)));
                     }
                 }
