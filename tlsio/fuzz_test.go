@@ -12,8 +12,10 @@ import (
 )
 
 var (
-	fuzzSrvOnce sync.Once
-	fuzzSrv     *Server
+	fuzzSrvOnce    sync.Once
+	fuzzSrv        *Server
+	fuzzNativeOnce sync.Once
+	fuzzNative     *Server // the native engine's, for FuzzFeedEstablished
 )
 
 func fuzzServer(t testing.TB) *Server {
@@ -148,8 +150,12 @@ func FuzzFeed(f *testing.F) {
 
 // fuzzEstablish returns an established Conn driven by the caller from now
 // on (the harness loop is stopped) and its client.
-func fuzzEstablish(t *testing.T, version uint16) (Conn, *tls.Conn, *clientConn) {
+func fuzzEstablish(t *testing.T, version uint16, native bool) (Conn, *tls.Conn, *clientConn) {
 	srv := fuzzServer(t) // also creates the default pair clientConfig trusts
+	if native {
+		fuzzNativeOnce.Do(func() { fuzzNative = nativeServer(t, ServerConfig{}) })
+		srv = fuzzNative
+	}
 	cfg := clientConfig(version)
 	cfg.CurvePreferences = []tls.CurveID{tls.X25519}
 	h := newHarness(t, srv, cfg, nil)
@@ -161,7 +167,9 @@ func fuzzEstablish(t *testing.T, version uint16) (Conn, *tls.Conn, *clientConn) 
 
 // FuzzFeedEstablished runs a script of client writes, corruptions, raw
 // bytes, splits, Seal, EOF and close_notify against an established Conn.
-// Without corruption, what the client wrote must come out intact.
+// Without corruption, what the client wrote must come out intact. The
+// first byte picks the version (bit 0) and the engine (bit 1: native, whose
+// record layer decrypts in place).
 func FuzzFeedEstablished(f *testing.F) {
 	f.Add([]byte{0, 0, 50, 2, 3, 7})
 	f.Add([]byte{1, 0, 200, 0, 100, 2, 10, 2, 255, 4, 20, 7})
@@ -170,6 +178,12 @@ func FuzzFeedEstablished(f *testing.F) {
 	f.Add([]byte{0, 0, 10, 2, 4, 5, 7})
 	f.Add([]byte{1, 0, 10, 6, 0, 10, 2, 255, 7})
 	f.Add([]byte{0, 3, 5, 21, 3, 3, 0, 2, 7})
+	f.Add([]byte{3, 0, 50, 2, 3, 7})
+	f.Add([]byte{3, 0, 200, 0, 100, 2, 10, 2, 255, 4, 20, 7})
+	f.Add([]byte{3, 0, 10, 1, 5, 2, 255, 7})
+	f.Add([]byte{3, 3, 5, 23, 3, 3, 0x48, 0x01, 7})
+	f.Add([]byte{3, 0, 10, 6, 0, 10, 2, 255, 7})
+	f.Add([]byte{2, 0, 10, 2, 4, 5, 7})
 	f.Fuzz(func(t *testing.T, script []byte) {
 		if len(script) == 0 || len(script) > 64 {
 			return
@@ -178,7 +192,7 @@ func FuzzFeedEstablished(f *testing.F) {
 		if script[0]&1 == 1 {
 			version = tls.VersionTLS13
 		}
-		c, cli, cc := fuzzEstablish(t, version)
+		c, cli, cc := fuzzEstablish(t, version, script[0]&2 != 0)
 		next := func() int {
 			if len(script) == 0 {
 				return 0
