@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"net"
 	"time"
 
@@ -9,6 +10,8 @@ import (
 
 	"github.com/sluice-proxy/sluice/tlsio"
 )
+
+var errEngineStopped = errors.New("engine: stopped")
 
 type dialReq struct {
 	h   Handler
@@ -51,6 +54,13 @@ func (l *Loop) dial(addr string, timeout time.Duration, cl *tlsio.Client, h Hand
 			} else {
 				fail(err, dialError)
 			}
+			return
+		}
+		l.e.enrolls.RLock()
+		defer l.e.enrolls.RUnlock()
+		if l.e.stopped.Load() {
+			nc.Close()
+			fail(errEngineStopped, dialError)
 			return
 		}
 		ctx := gnet.NewContext(context.Background(), &dialReq{h: h, tls: cl})

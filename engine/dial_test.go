@@ -1,9 +1,13 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
+	"runtime"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -94,5 +98,65 @@ func TestDialErrors(t *testing.T) {
 	}
 	if e.met.dials[dialError].Get() != 1 || e.met.dials[dialTimeout].Get() != 1 {
 		t.Fatalf("dial counters error=%d timeout=%d", e.met.dials[dialError].Get(), e.met.dials[dialTimeout].Get())
+	}
+}
+
+// Stop with dials in flight: each one either registers (and is closed by
+// the stop) or gives up; none is left waiting for an Enroll that a stopped
+// loop never answers, holding a goroutine and a duplicated fd.
+func TestStopWithDialsInFlight(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	for round := 0; round < 5; round++ {
+		e, err := New(Config{Loops: 2, Logger: testLogger(t),
+			Listeners: []Listener{{Name: "test", Addr: "127.0.0.1:0", Accept: func(*Conn) Handler { return BaseHandler{} }}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range e.Loops() {
+			for i := 0; i < 100; i++ {
+				l.Dial(ln.Addr().String(), time.Second, BaseHandler{}, func(error) {})
+			}
+		}
+		// Stop while the dials connect and enroll.
+		time.Sleep(time.Duration(round) * time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := e.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+	}
+	stuck := func() int {
+		buf := make([]byte, 1<<22)
+		return strings.Count(string(buf[:runtime.Stack(buf, true)]), "engine.(*Loop).dial.func")
+	}
+	if !waitFor(5*time.Second, func() bool { return stuck() == 0 }) {
+		t.Fatalf("%d dial goroutines still waiting after Stop", stuck())
 	}
 }

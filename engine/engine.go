@@ -47,6 +47,11 @@ type Engine struct {
 	started  atomic.Bool
 	stopped  atomic.Bool
 	draining atomic.Bool
+	// enrolls is held shared by each dial between its stopped check and
+	// gnet's answer to Enroll; Stop takes it exclusively before stopping
+	// gnet, because an Enroll queued to a loop that then stops is never
+	// answered (its goroutine and the duplicated fd would leak).
+	enrolls sync.RWMutex
 
 	warmup atomic.Pointer[warmup]
 
@@ -461,6 +466,15 @@ func (e *Engine) OpenByState(fn func(state string, n int64)) {
 func (e *Engine) Stop(ctx context.Context) error {
 	if e.stopped.Swap(true) {
 		return nil
+	}
+	// Let the dials already inside Enroll finish on running loops; later
+	// ones see stopped and give up (dial.go).
+	enrolled := make(chan struct{})
+	go func() { e.enrolls.Lock(); e.enrolls.Unlock(); close(enrolled) }()
+	select {
+	case <-enrolled:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	var err error
 	if e.geng.Validate() == nil {
