@@ -18,9 +18,14 @@ import (
 // reload finishes on the upstream it was routed to. A bad route set is
 // refused and changes nothing.
 func TestSetRoutesUnderLoad(t *testing.T) {
+	// slowIn says a /slow request reached its backend: routed, so a
+	// reload after it cannot move it (a fixed 50 ms wait could end before
+	// the request was routed on a loaded machine).
+	slowIn := make(chan struct{}, 1)
 	backend := func(name string) *hpBackend {
 		return hpServe(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/slow" {
+				slowIn <- struct{}{}
 				time.Sleep(300 * time.Millisecond)
 			}
 			io.WriteString(w, name)
@@ -93,7 +98,11 @@ func TestSetRoutesUnderLoad(t *testing.T) {
 		// A slow request on the current route, in flight across the reload.
 		slow := make(chan string, 1)
 		go func() { body, err := get("/slow"); slow <- body + errString(err) }()
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-slowIn:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("reload %d: the slow request did not reach its upstream", i)
+		}
 		next := b
 		if cur == b {
 			next = a
