@@ -281,7 +281,7 @@ func (cc *clientConn) OnWritable(c *engine.Conn) {
 // OnTimer handles the header, idle and body deadlines.
 func (cc *clientConn) OnTimer(c *engine.Conn, k engine.TimerKind) {
 	switch {
-	case k == engine.TimerHeader && cc.state == csIdle && cc.draining:
+	case k == engine.TimerHeader && cc.state == csIdle && cc.draining && cc.served == 0 && c.Successor():
 		cc.state = csClosing // a fresh connection at a restart sent nothing
 		c.Close(engine.Clean)
 	case k == engine.TimerHeader && cc.state == csIdle:
