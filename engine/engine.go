@@ -407,13 +407,23 @@ func (e *Engine) DrainConnections(ctx context.Context) error {
 	e.draining.Store(true)
 	err := e.onEachLoop(ctx, func(l *Loop) {
 		for _, c := range l.sortedConns() {
-			if c.state < ShutdownInitiated {
+			if c.state < ShutdownInitiated && !c.handshakeUnderWay() {
 				c.h.OnDrain(c)
 			}
 		}
 	})
 	e.connGone()
 	return err
+}
+
+// handshakeUnderWay: a client's TLS handshake is not done but our flight
+// is out. A TLS 1.3 client that has our Finished is done and sends its
+// first request at once, so closing it now would lose that request with no
+// GOAWAY: it is drained once the handshake is done (tlsPump), bounded by
+// HandshakeTimeout. Before our flight no request can be on the connection
+// and the drain closes it at once (a FIN: the client retries elsewhere).
+func (c *Conn) handshakeUnderWay() bool {
+	return c.side == Downstream && c.tls != nil && !c.hsDone && c.trace.BytesOut > 0
 }
 
 // Draining reports whether Drain was called.
