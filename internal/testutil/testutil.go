@@ -118,7 +118,13 @@ func BuildSluice(dir string) (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "sluice")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/sluice")
+	args := []string{"build", "-o", bin}
+	if buildTags != "" {
+		// A test binary built with -tags tlsnative tests a sluice built
+		// the same way (native TLS by default).
+		args = append(args, "-tags", buildTags)
+	}
+	cmd := exec.Command("go", append(args, "./cmd/sluice")...)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building sluice: %v\n%s", err, out)
