@@ -477,6 +477,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 	if e.stopped.Swap(true) {
 		return nil
 	}
+	e.closeAdopted() // no more accepts to enroll (inherit.go)
 	// Let the dials already inside Enroll finish on running loops; later
 	// ones see stopped and give up (dial.go).
 	enrolled := make(chan struct{})

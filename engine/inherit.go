@@ -110,14 +110,28 @@ func (e *Engine) acceptOn(a *adopted) {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		ctx := gnet.NewContext(context.Background(), a)
-		if _, err := loops[n%len(loops)].gel.Enroll(ctx, nc); err != nil { // gnet dups the fd and closes nc
-			nc.Close()
-			if e.stopped.Load() {
-				return
-			}
-			e.log.Warn("accepted connection not enrolled", "listener", a.ln.Name, "err", err)
-		}
+		go e.enroll(loops[n%len(loops)], a, nc)
+	}
+}
+
+// enroll hands an accepted connection to l. Like a dial (dial.go) it holds
+// e.enrolls until gnet answers, so Stop never stops a loop with this
+// Enroll queued (it would go unanswered and its duplicated fd leak).
+func (e *Engine) enroll(l *Loop, a *adopted, nc net.Conn) {
+	e.enrolls.RLock()
+	defer e.enrolls.RUnlock()
+	if e.stopped.Load() {
+		nc.Close()
+		return
+	}
+	ch, err := l.gel.Enroll(gnet.NewContext(context.Background(), a), nc) // gnet dups the fd and closes nc
+	if err != nil {
+		nc.Close()
+		e.log.Warn("accepted connection not enrolled", "listener", a.ln.Name, "err", err)
+		return
+	}
+	if res := <-ch; res.Err != nil {
+		e.log.Warn("accepted connection not enrolled", "listener", a.ln.Name, "err", res.Err)
 	}
 }
 
