@@ -9,12 +9,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/internal/testutil"
 )
 
 var (
@@ -23,7 +24,8 @@ var (
 	sluiceErr  error
 )
 
-// sluiceBinary builds cmd/sluice once per test process.
+// sluiceBinary builds cmd/sluice once per test process, and tells go
+// test's cache that the result depends on sluice's sources.
 func sluiceBinary(t *testing.T) string {
 	sluiceOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "sluice-bench-bin")
@@ -31,10 +33,8 @@ func sluiceBinary(t *testing.T) string {
 			sluiceErr = err
 			return
 		}
-		sluiceBin = filepath.Join(dir, "sluice")
-		out, err := exec.Command("go", "build", "-o", sluiceBin, "../cmd/sluice").CombinedOutput()
-		if err != nil {
-			sluiceErr = fmt.Errorf("building sluice: %v\n%s", err, out)
+		if sluiceBin, sluiceErr = testutil.BuildSluice(dir); sluiceErr == nil {
+			sluiceErr = testutil.ConsultModule()
 		}
 	})
 	if sluiceErr != nil {
@@ -54,7 +54,7 @@ type sluiceProc struct {
 // startSluice runs the binary on its defaults (demo upstream) with one
 // loop, a TLS and a cleartext listener, until the test ends.
 func startSluice(t *testing.T, extra ...string) *sluiceProc {
-	p := &sluiceProc{tls: freeAddr(t), plain: freeAddr(t), done: make(chan struct{})}
+	p := &sluiceProc{tls: testutil.FreePort(t), plain: testutil.FreePort(t), done: make(chan struct{})}
 	args := append([]string{"-listen", p.tls, "-listen-plain", p.plain, "-admin", "", "-loops", "1"}, extra...)
 	p.cmd = exec.Command(sluiceBinary(t), args...)
 	p.cmd.Stderr = &p.stderr
@@ -81,23 +81,6 @@ func startSluice(t *testing.T, extra ...string) *sluiceProc {
 		}
 	}
 	return p
-}
-
-var addrsGiven sync.Map
-
-// freeAddr is a loopback port nothing listens on, never the same twice.
-func freeAddr(t *testing.T) string {
-	for {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		a := ln.Addr().String()
-		ln.Close()
-		if _, dup := addrsGiven.LoadOrStore(a, true); !dup {
-			return a
-		}
-	}
 }
 
 // bench runs Main with args and decodes its -json output.
@@ -352,7 +335,7 @@ func TestMainHelpAndBadFlags(t *testing.T) {
 	}
 	// A table, not JSON, by default; exit 1 when nothing succeeded.
 	out.Reset()
-	if code := Main([]string{"-url", "http://" + freeAddr(t) + "/", "-c", "1", "-d", "200ms", "-progress", "0"}, &out, &errb); code != 1 ||
+	if code := Main([]string{"-url", "http://" + testutil.FreePort(t) + "/", "-c", "1", "-d", "200ms", "-progress", "0"}, &out, &errb); code != 1 ||
 		!strings.Contains(out.String(), "dial_refused") || !strings.Contains(out.String(), "responses") {
 		t.Fatalf("nothing listening: exit %d\n%s", code, out.String())
 	}
