@@ -56,7 +56,6 @@ const (
 // loop clock readings, appended at the tail, so the head is the oldest).
 type admList struct {
 	head, tail *Conn // loop-owned
-	n          int   // loop-owned
 	oldest     atomic.Int64
 }
 
@@ -70,7 +69,6 @@ func (a *admList) push(c *Conn, key int64) {
 		a.oldest.Store(key)
 	}
 	a.tail = c
-	a.n++
 }
 
 func (a *admList) remove(c *Conn) {
@@ -90,7 +88,6 @@ func (a *admList) remove(c *Conn) {
 		a.tail = c.admPrev
 	}
 	c.admPrev, c.admNext = nil, nil
-	a.n--
 }
 
 // maxPendingEvictions bounds the evictions posted to other loops and not

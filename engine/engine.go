@@ -432,16 +432,6 @@ func (e *Engine) Draining() bool { return e.draining.Load() }
 // Idle is closed once draining has started and no connection is left.
 func (e *Engine) Idle() <-chan struct{} { return e.idle }
 
-// AbortAll resets every remaining connection with outcome o (e.g.
-// ForcedAtDeadline), each one logged and counted.
-func (e *Engine) AbortAll(ctx context.Context, o Outcome) error {
-	return e.onEachLoop(ctx, func(l *Loop) {
-		for _, c := range l.sortedConns() {
-			c.Abort(o)
-		}
-	})
-}
-
 // ForceClose aborts every remaining connection as ForcedAtDeadline, each
 // logged and counted, and reports how many it aborted.
 func (e *Engine) ForceClose(ctx context.Context) (int64, error) {
@@ -471,7 +461,7 @@ func (e *Engine) OpenByState(fn func(state string, n int64)) {
 }
 
 // Stop stops the gnet engine and the loops' watchers. Connections still open
-// are closed by gnet and recorded as engine_stopped; call Drain and AbortAll
+// are closed by gnet and recorded as engine_stopped; call Drain and ForceClose
 // first for an orderly exit.
 func (e *Engine) Stop(ctx context.Context) error {
 	if e.stopped.Swap(true) {

@@ -29,8 +29,8 @@ type ConnInfo struct {
 	// in flight, HTTP/2 streams, a relay), "peer_read" (bytes the peer
 	// has not read yet) or "fin" (the peer's FIN after ours).
 	Draining string `json:"draining,omitempty"`
-	// WaitingFor is what admission waits for: "first_byte", "proxy_header"
-	// or "handshake"; StalledSeconds the time since accept (waiting) or
+	// WaitingFor is what admission waits for: "first_byte", "proxy_header",
+	// "handshake" or "handshake_slot" (parked); StalledSeconds the time since accept (waiting) or
 	// since the handshake's last progress, the keys evictions go by.
 	WaitingFor     string   `json:"waiting_for,omitempty"`
 	StalledSeconds float64  `json:"stalled_seconds,omitempty"`

@@ -124,6 +124,8 @@ var metricHelp = map[string]string{
 	"sluice_upstream_discards_total":               "Upstream connections of stall-reset streams: pooled after the rest of the response was dropped, or closed.",
 	"sluice_http_body_timeouts_total":              "Request bodies ended with 408 or RST_STREAM, by reason: idle, deadline, min_rate.",
 	"sluice_upstream_requests_total":               "Upstream attempts, by upstream and result.",
+	"sluice_upstream_connections_in_use":           "With -upstream-max-conns: upstream connections in use (dialing or serving), all loops, by upstream.",
+	"sluice_upstream_queued_requests":              "With -upstream-max-conns: requests waiting for an upstream connection, all loops, by upstream.",
 	"sluice_upstream_pool_connections":             "Upstream connections, pooled (idle) and serving a request (busy), by upstream.",
 	"sluice_upstream_ejections_total":              "Passive health ejections, by upstream.",
 	"sluice_upstream_available":                    "1 while the upstream can be picked, 0 while ejected or marked down.",
