@@ -2,6 +2,7 @@ package tlsio
 
 import (
 	"errors"
+	"slices"
 
 	"golang.org/x/crypto/cryptobyte"
 )
@@ -351,7 +352,7 @@ func (ch *clientHello) check13() error {
 		return badHello(AlertMissingExtension, "supported_groups without key_share or vice versa")
 	}
 	for _, ks := range ch.keyShares {
-		if !contains(ch.groups, ks.group) {
+		if !slices.Contains(ch.groups, ks.group) {
 			// Section 4.2.8: "Clients MUST NOT offer any KeyShareEntry
 			// values for groups not listed in the client's "supported_groups"
 			// extension. Servers MAY check for violations of these rules and
@@ -360,15 +361,6 @@ func (ch *clientHello) check13() error {
 		}
 	}
 	return nil
-}
-
-func contains[T comparable](s []T, v T) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // truncated returns the ClientHello up to the binders list, the part PSK

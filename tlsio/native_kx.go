@@ -18,15 +18,6 @@ const (
 // groupPrefs is the server's preference: hybrid post-quantum first.
 var groupPrefs = [...]uint16{groupX25519MLKEM768, groupX25519, groupP256, groupP384}
 
-func groupSupported(g uint16) bool {
-	for _, x := range groupPrefs {
-		if x == g {
-			return true
-		}
-	}
-	return false
-}
-
 func curveOf(g uint16) ecdh.Curve {
 	switch g {
 	case groupX25519, groupX25519MLKEM768:

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"hash"
 	"io"
+	"slices"
 
 	"golang.org/x/crypto/cryptobyte"
 )
@@ -150,7 +151,7 @@ func (expectClientHello) handle(c *nativeConn, msg []byte) (hsState, bool, error
 			return nil, false, alertErr(AlertIllegalParameter, "second ClientHello lacks the requested key share")
 		}
 		for _, g := range groupPrefs {
-			if contains(ch.groups, g) {
+			if slices.Contains(ch.groups, g) {
 				return c.helloRetry(ch, g)
 			}
 		}
@@ -408,7 +409,7 @@ func (s *Server) selectCert(ch *clientHello) (*KeyPair, uint16) {
 // checks its binder. It returns the PSK (nil for a full handshake) and
 // the index of the identity chosen.
 func (c *nativeConn) acceptPSK(ch *clientHello) ([]byte, int, error) {
-	if c.srv.ticketsOff || len(ch.psks) == 0 || !contains(ch.pskModes, 1) {
+	if c.srv.ticketsOff || len(ch.psks) == 0 || !slices.Contains(ch.pskModes, 1) {
 		// Only psk_dhe_ke (1) is supported: psk_ke alone gives no forward
 		// secrecy.
 		return nil, 0, nil

@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"io"
+	"slices"
 	"sync/atomic"
 )
 
@@ -36,9 +37,9 @@ func pickScheme(key crypto.PrivateKey, offered []uint16) (uint16, bool) {
 		case elliptic.P521():
 			want = sigECDSAP521SHA512
 		}
-		return want, want != 0 && contains(offered, want)
+		return want, want != 0 && slices.Contains(offered, want)
 	case ed25519.PrivateKey:
-		return sigEd25519, contains(offered, sigEd25519)
+		return sigEd25519, slices.Contains(offered, sigEd25519)
 	case *rsa.PrivateKey:
 		// TLS 1.3 signs with RSASSA-PSS only; rsa_pkcs1 is for certificates.
 		for _, s := range offered {

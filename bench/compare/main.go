@@ -211,12 +211,7 @@ func newHarness(s *settings, log io.Writer) (*harness, error) {
 	// already the fast configuration).
 	h.tuned = s.tuned
 	if h.tuned == "" {
-		help, _ := exec.Command(h.sluice, "-h").CombinedOutput()
-		if bytes.Contains(help, []byte("|off")) {
-			h.tuned = "-access-log=off -log-level warn"
-		} else {
-			h.tuned = "-access-log=false -log-level warn"
-		}
+		h.tuned = "-access-log=off -log-level warn"
 	}
 	if err := h.startBackend(); err != nil {
 		return nil, err
