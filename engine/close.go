@@ -11,7 +11,7 @@ import (
 //
 //	ShutdownInitiated  stop taking input; flush the output buffer (write timeout applies)
 //	BufferFlushed      the engine buffer is empty (gnet's never holds our bytes)
-//	CloseNotifySent    the handler's close_notify, written and flushed
+//	CloseNotifySent    TLS only: the engine's close_notify, written and flushed
 //	WriteShut          shutdown(SHUT_WR): the peer sees FIN after every byte
 //	Lingering          read and discard until the peer's FIN or the linger deadline,
 //	                   so late client bytes never make the kernel answer with an RST
@@ -81,8 +81,6 @@ func (c *Conn) advance() {
 			c.cnDone = true
 			if c.tls != nil {
 				c.cnPending = c.tlsCloseNotify()
-			} else {
-				c.cnPending = c.h.OnCloseNotify(c)
 			}
 			if c.socketClosing || c.state == SocketClosed {
 				return

@@ -40,8 +40,8 @@ type Conn struct {
 	eofDelivered   bool
 	discardReads   bool // closing: reads are counted and dropped
 	fullClose      bool // Close (not just CloseWrite) was asked for
-	cnDone         bool // the close_notify hook has run
-	cnPending      bool // the hook wrote bytes that are not flushed yet
+	cnDone         bool // TLS close_notify has been written (or skipped)
+	cnPending      bool // close_notify written but not flushed yet
 	lingerLong     bool // the linger outlived its timeout: the peer was still reading
 	wshut          bool // shutdown(SHUT_WR) done
 	wArmed         bool // waiting for the watcher's EPOLLOUT

@@ -6,7 +6,7 @@
 // Sockets, time and the end of every connection: accepting, reading with a
 // pause for backpressure, an explicit output buffer per connection, write
 // readiness, per-loop deadlines, upstream dialing onto a given loop, and the
-// graceful close sequence (flush → close_notify hook → shutdown(SHUT_WR) →
+// graceful close sequence (flush → TLS close_notify → shutdown(SHUT_WR) →
 // linger → close) with a state, a timestamp, a log line and a metric for each
 // step. Layers above (TLS, HTTP, the TCP relay) implement Handler. TLS is
 // the engine's own on both sides: listeners with a tlsio.Server (tls.go)

@@ -19,10 +19,6 @@ type Handler interface {
 	OnWritable(c *Conn)
 	// OnTimer runs when a deadline set with SetTimer expires.
 	OnTimer(c *Conn, k TimerKind)
-	// OnCloseNotify is step 2 of the graceful close, after the first flush:
-	// a TLS layer writes its close_notify here and returns true. The engine
-	// flushes again and records CloseNotifySent before shutdown(SHUT_WR).
-	OnCloseNotify(c *Conn) bool
 	// OnDrain asks the connection to finish its current work and close
 	// (process drain). HTTP/1.1 marks its next response Connection: close,
 	// HTTP/2 sends GOAWAY, an idle connection closes at once.
@@ -50,9 +46,6 @@ func (BaseHandler) OnWritable(*Conn) {}
 
 // OnTimer closes gracefully with the timer's outcome.
 func (BaseHandler) OnTimer(c *Conn, k TimerKind) { c.Close(k.Outcome()) }
-
-// OnCloseNotify sends nothing.
-func (BaseHandler) OnCloseNotify(*Conn) bool { return false }
 
 // OnDrain closes gracefully.
 func (BaseHandler) OnDrain(c *Conn) { c.Close(Clean) }

@@ -34,13 +34,12 @@ func patternSum(n int) [32]byte {
 // sender streams total pattern bytes with backpressure, then closes.
 type sender struct {
 	BaseHandler
-	cl       *closes
-	total    int
-	sent     int
-	chunk    int
-	closeNfy []byte // written by OnCloseNotify when set
-	then     func(c *Conn)
-	opened   chan *Conn
+	cl     *closes
+	total  int
+	sent   int
+	chunk  int
+	then   func(c *Conn)
+	opened chan *Conn
 }
 
 func (s *sender) OnOpen(c *Conn) {
@@ -76,14 +75,7 @@ func (s *sender) pump(c *Conn) {
 func (s *sender) OnWritable(c *Conn) { s.pump(c) }
 
 // OnDrain lets the transfer finish: it is work in progress.
-func (s *sender) OnDrain(c *Conn) {}
-func (s *sender) OnCloseNotify(c *Conn) bool {
-	if s.closeNfy == nil {
-		return false
-	}
-	c.Write(s.closeNfy)
-	return true
-}
+func (s *sender) OnDrain(c *Conn)            {}
 func (s *sender) OnClosed(c *Conn, t *Trace) { s.cl.add(t) }
 
 // slowRead reads everything with a pause every chunk, returning the bytes'

@@ -162,9 +162,6 @@ func (d *httpConn) OnTimer(c *engine.Conn, k engine.TimerKind) {
 	d.cc.OnTimer(c, k)
 }
 
-// OnCloseNotify sends nothing: a TLS engine connection does that itself.
-func (d *httpConn) OnCloseNotify(*engine.Conn) bool { return false }
-
 // OnDrain passes the event on.
 func (d *httpConn) OnDrain(c *engine.Conn) {
 	if d.hc != nil {

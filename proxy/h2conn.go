@@ -226,9 +226,6 @@ func (hc *h2Conn) OnTimer(c *engine.Conn, k engine.TimerKind) {
 	hc.settle()
 }
 
-// OnCloseNotify sends nothing: a TLS engine connection does that itself.
-func (hc *h2Conn) OnCloseNotify(*engine.Conn) bool { return false }
-
 // OnDrain starts the graceful GOAWAY; streams in flight finish.
 func (hc *h2Conn) OnDrain(c *engine.Conn) {
 	hc.ls.drain()

@@ -403,9 +403,6 @@ func (up *h2UpConn) OnTimer(c *engine.Conn, k engine.TimerKind) {
 	up.settle()
 }
 
-// OnCloseNotify sends nothing: a TLS upstream's close_notify comes from the engine.
-func (up *h2UpConn) OnCloseNotify(*engine.Conn) bool { return false }
-
 // OnDrain sends GOAWAY; the connection closes after its last stream.
 func (up *h2UpConn) OnDrain(c *engine.Conn) {
 	up.ls.draining = true

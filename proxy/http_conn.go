@@ -309,9 +309,6 @@ func (cc *clientConn) OnTimer(c *engine.Conn, k engine.TimerKind) {
 	}
 }
 
-// OnCloseNotify sends nothing: a TLS engine connection does that itself.
-func (cc *clientConn) OnCloseNotify(*engine.Conn) bool { return false }
-
 // freshGrace bounds how long a restart's drain waits for the first request
 // of a connection accepted just before it.
 const freshGrace = int64(1e9) // 1 s

@@ -525,9 +525,6 @@ func (uc *upConn) OnTimer(c *engine.Conn, k engine.TimerKind) {
 	}
 }
 
-// OnCloseNotify sends nothing: a TLS upstream's close_notify comes from the engine.
-func (uc *upConn) OnCloseNotify(*engine.Conn) bool { return false }
-
 // OnDrain closes an idle connection at once and stops pooling on this
 // loop; a busy one finishes its exchange first.
 func (uc *upConn) OnDrain(c *engine.Conn) {

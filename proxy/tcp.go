@@ -127,8 +127,6 @@ func (r *relay) idle(k engine.TimerKind) {
 	}
 }
 
-func (h *relayDown) OnCloseNotify(*engine.Conn) bool { return false }
-
 // OnDrain lets the relay run to its natural end: a byte stream has no
 // request boundary to stop at. The drain deadline bounds it.
 func (h *relayDown) OnDrain(*engine.Conn) {}
@@ -179,8 +177,6 @@ func (h *relayUp) OnReadEOF(c *engine.Conn) { (*relay)(h).down.CloseWrite() }
 func (h *relayUp) OnWritable(c *engine.Conn) { (*relay)(h).down.ResumeRead() }
 
 func (h *relayUp) OnTimer(c *engine.Conn, k engine.TimerKind) { (*relay)(h).idle(k) }
-
-func (h *relayUp) OnCloseNotify(*engine.Conn) bool { return false }
 
 func (h *relayUp) OnDrain(*engine.Conn) {}
 
