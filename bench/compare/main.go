@@ -24,6 +24,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"text/template"
 	"time"
@@ -353,7 +354,7 @@ type proc struct {
 	cmd  *exec.Cmd
 	addr string
 	done chan struct{}
-	log  *bytes.Buffer
+	out  *capped
 }
 
 func freeAddr() string {
@@ -374,16 +375,29 @@ func freeAddr() string {
 var given = map[string]bool{}
 
 // capped keeps the last part of a process's output (a target's access
-// log can be long).
-type capped struct{ bytes.Buffer }
+// log can be long). os/exec copies a child's output into it from its own
+// goroutine while the harness reads it, hence the lock.
+type capped struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
 
 func (c *capped) Write(p []byte) (int, error) {
-	if c.Len() > 1<<20 {
-		b := append([]byte(nil), c.Bytes()[c.Len()-(64<<10):]...)
-		c.Reset()
-		c.Buffer.Write(b)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.buf.Len() > 1<<20 {
+		b := append([]byte(nil), c.buf.Bytes()[c.buf.Len()-(64<<10):]...)
+		c.buf.Reset()
+		c.buf.Write(b)
 	}
-	return c.Buffer.Write(p)
+	return c.buf.Write(p)
+}
+
+// Bytes is a copy of what is kept so far.
+func (c *capped) Bytes() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]byte(nil), c.buf.Bytes()...)
 }
 
 // startProc runs a target in its own process group and waits until every
@@ -391,12 +405,12 @@ func (c *capped) Write(p []byte) (int, error) {
 func startProc(log io.Writer, name string, wait []string, bin string, args ...string) (*proc, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var out capped
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out := &capped{}
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%s: %v", name, err)
 	}
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{}), log: &out.Buffer}
+	p := &proc{name: name, cmd: cmd, done: make(chan struct{}), out: out}
 	if len(wait) > 0 {
 		p.addr = wait[0]
 	}

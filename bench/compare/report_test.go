@@ -1,7 +1,9 @@
 package main
 
 import (
+	"io"
 	"math"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -48,4 +50,36 @@ func TestRatiosPerRoundAndGoals(t *testing.T) {
 	if g := h.goals(); !strings.Contains(g, "| 1.050 | **missed** by 12%") {
 		t.Fatalf("a missed target shows its gap:\n%s", g)
 	}
+}
+
+// A target's output is copied into its capped buffer by os/exec's own
+// goroutine while the harness reads it (startProc's "did not listen"
+// errors): run with -race. The buffer keeps the end and stays bounded.
+func TestCappedOutputReadWhileWritten(t *testing.T) {
+	seq, err := exec.LookPath("seq")
+	if err != nil {
+		t.Skip("seq (coreutils) not installed")
+	}
+	p, err := startProc(io.Discard, "seq", nil, seq, "1", "400000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.stop()
+	reads := 0
+	for running := true; running; reads++ {
+		select {
+		case <-p.done:
+			running = false
+		default:
+		}
+		lastLine(p.out.Bytes())
+	}
+	b := p.out.Bytes()
+	if got := lastLine(b); got != "400000" {
+		t.Fatalf("last line %q, want 400000", got)
+	}
+	if len(b) > 1<<20+64<<10 {
+		t.Fatalf("kept %d bytes: the cap did not hold", len(b))
+	}
+	t.Logf("%d reads while writing, %d bytes kept", reads, len(b))
 }
