@@ -103,7 +103,7 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 	}
 	var upstream string
 	if len(cfg.upstreams) == 0 && len(cfg.routes) == 0 {
-		demo, err := proxy.StartDemo()
+		demo, err := startDemo()
 		if err != nil {
 			fmt.Fprintf(stderr, "sluice: demo upstream: %v\n", err)
 			return 1

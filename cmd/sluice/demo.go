@@ -1,4 +1,4 @@
-package proxy
+package main
 
 import (
 	"fmt"
@@ -8,18 +8,18 @@ import (
 	"time"
 )
 
-// Demo is the built-in upstream sluice starts when no -upstream is given,
+// demoUpstream is the built-in upstream sluice starts when no -upstream is given,
 // so the default command does something visible on a fresh machine.
-type Demo struct {
+type demoUpstream struct {
 	srv *http.Server
 	ln  net.Listener
 }
 
-// StartDemo serves on a loopback port:
+// startDemo serves on a loopback port:
 //
 //	/            a greeting with the request line and headers as received
 //	/bytes?n=N   N bytes (default 1 MiB, at most 1 GiB) of a repeating pattern
-func StartDemo() (*Demo, error) {
+func startDemo() (*demoUpstream, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -59,13 +59,13 @@ func StartDemo() (*Demo, error) {
 			}
 		}
 	})
-	d := &Demo{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
+	d := &demoUpstream{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
 	go d.srv.Serve(ln)
 	return d, nil
 }
 
 // Addr is the demo's host:port.
-func (d *Demo) Addr() string { return d.ln.Addr().String() }
+func (d *demoUpstream) Addr() string { return d.ln.Addr().String() }
 
 // Close stops the demo upstream.
-func (d *Demo) Close() error { return d.srv.Close() }
+func (d *demoUpstream) Close() error { return d.srv.Close() }
