@@ -8,6 +8,7 @@ import (
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/httpcodec/h1"
 	"github.com/sluice-proxy/sluice/httpcodec/h2"
+	"github.com/sluice-proxy/sluice/internal/h2run"
 )
 
 // HTTP/2 client connections (issue #5). See doc.go for the whole picture;
@@ -70,10 +71,9 @@ type h2Conn struct {
 	upHeld [2]int         // by slotKind
 	upWait [2][]*h2Stream // by slotKind
 
-	fed     int   // bytes consumed by the codec, up to the end of the preface+SETTINGS
-	protoAt int64 // engine clock of the armed TimerProto, 0 if none
+	fed int          // bytes consumed by the codec, up to the end of the preface+SETTINGS
+	run h2run.Runner // drives sc on c: output batching, TimerProto
 
-	kicked    bool // frames are queued: OnWritable moves them
 	opened    bool // the client preface arrived: TimerHeader is the tick now
 	tickArmed bool
 	idleArmed bool
@@ -110,7 +110,7 @@ func newH2Conn(h *HTTP, ls *loopState, c *engine.Conn) *h2Conn {
 }
 
 // h2Now is the engine clock as the codec's time.
-func h2Now() time.Time { return time.Unix(0, engine.Now()) }
+func h2Now() time.Time { return h2run.Now() }
 
 // ---- engine.Handler ----
 
@@ -119,6 +119,8 @@ func h2Now() time.Time { return time.Unix(0, engine.Now()) }
 func (hc *h2Conn) OnOpen(c *engine.Conn) {
 	c.Advance(engine.DataTransfer)
 	hc.sc = h2.NewConn(h2.Server, hc.h.h2cfg, (*h2ConnEvents)(hc), h2Now())
+	hc.run.Init(hc.sc, func() { hc.ls.flushLater(hc) })
+	hc.run.Attach(c)
 	c.SetTimer(engine.TimerHeader, hc.h.headerTimeout)
 	hc.armIdle()
 	hc.kick()
@@ -131,7 +133,7 @@ func (hc *h2Conn) OnData(c *engine.Conn, b []byte) int {
 	if hc.closing {
 		return 0
 	}
-	n, err := hc.sc.Feed(time.Unix(0, hc.ls.l.Now()), b)
+	n, err := hc.run.Feed(c, b)
 	if !hc.opened && n > 0 {
 		// The preface and the first SETTINGS frame make the client's
 		// "head"; once they are in, TimerHeader becomes the tick.
@@ -216,8 +218,7 @@ func (hc *h2Conn) OnTimer(c *engine.Conn, k engine.TimerKind) {
 			hc.shutdown(engine.IdleTimeout)
 		}
 	case engine.TimerProto:
-		hc.protoAt = 0
-		if err := hc.sc.OnTimer(h2Now()); err != nil {
+		if err := hc.run.OnTimer(); err != nil {
 			hc.fail(engine.ProtocolError)
 			return
 		}
@@ -239,6 +240,7 @@ func (hc *h2Conn) OnClosed(c *engine.Conn, t *engine.Trace) {
 	}
 	hc.dead = true
 	hc.closing = true
+	hc.run.Detach()
 	hc.abandonAll()
 	if hc.sc != nil {
 		hc.syncStats()
@@ -344,26 +346,20 @@ func (hc *h2Conn) startFresh() {
 // kick schedules moving the codec's queued frames to the engine, after
 // the loop's current batch of events (loopState.flushLater).
 func (hc *h2Conn) kick() {
-	if hc.kicked || hc.closing {
-		return
+	if !hc.closing {
+		hc.run.Kick()
 	}
-	hc.kicked = true
-	hc.ls.flushLater(hc)
 }
 
 // flush moves the codec's queued frames to the engine now.
 func (hc *h2Conn) flush() {
-	if !hc.kicked && hc.closing {
+	if !hc.run.Kicked() && hc.closing {
 		return // flushed when it closed
 	}
-	hc.kicked = false
 	if len(hc.upWait[0])+len(hc.upWait[1]) > 0 && !hc.closing {
 		hc.startQueued()
 	}
-	if hc.sc.OutputLen() > 0 && !hc.dead {
-		hc.c.Write(hc.sc.Output()) // the engine copies (or seals) it now
-		hc.sc.DiscardOutput()
-	}
+	hc.run.WriteOut()
 	hc.syncStats()
 	if hc.lastDone {
 		// The last stream ended from the upstream side, outside the
@@ -408,17 +404,7 @@ func (hc *h2Conn) settle() {
 	if len(hc.streams) == 0 {
 		hc.armIdle()
 	}
-	d := hc.sc.NextDeadline()
-	switch {
-	case d.IsZero():
-		if hc.protoAt != 0 {
-			hc.protoAt = 0
-			hc.c.ClearTimer(engine.TimerProto)
-		}
-	case d.UnixNano() != hc.protoAt:
-		hc.protoAt = d.UnixNano()
-		hc.c.SetTimer(engine.TimerProto, max(hc.protoAt-engine.Now(), 1))
-	}
+	hc.run.ArmTimer()
 }
 
 func (hc *h2Conn) armIdle() {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/httpcodec/h2"
+	"github.com/sluice-proxy/sluice/internal/h2run"
 )
 
 // h2c upstreams (route URLs h2c://host:port): HTTP/2 over cleartext with
@@ -88,8 +89,7 @@ type h2UpConn struct {
 	sc    *h2.Conn
 	users map[uint32]h2UpUser
 
-	protoAt   int64
-	kicked    bool
+	run       h2run.Runner // drives sc on c once it is open
 	idleArmed bool
 	closing   bool // no new streams; closes when the last one ends
 	dead      bool // closed (or the dial failed)
@@ -115,6 +115,7 @@ func (ls *loopState) h2Acquire(u *Upstream) *h2UpConn {
 	h := ls.h
 	up := &h2UpConn{ls: ls, u: u, users: make(map[uint32]h2UpUser), slot: u.maxConns > 0}
 	up.sc = h2.NewConn(h2.Client, h.h2ucfg, (*h2UpEvents)(up), h2Now())
+	up.run.Init(up.sc, func() { ls.flushLater(up) })
 	p.conns = append(p.conns, up)
 	u.dial(ls.l, h.cfg.DialTimeout, up, up.dialFailed)
 	return up
@@ -212,20 +213,10 @@ func (up *h2UpConn) release(id uint32) {
 }
 
 // kick schedules moving the codec's frames to the engine (see h2Conn.kick).
-func (up *h2UpConn) kick() {
-	if up.kicked || up.c == nil || up.dead {
-		return
-	}
-	up.kicked = true
-	up.ls.flushLater(up)
-}
+func (up *h2UpConn) kick() { up.run.Kick() }
 
 func (up *h2UpConn) flush() {
-	up.kicked = false
-	if up.c != nil && !up.dead && up.sc.OutputLen() > 0 {
-		up.c.Write(up.sc.Output()) // the engine copies it now
-		up.sc.DiscardOutput()
-	}
+	up.run.WriteOut()
 	s := up.sc.Stats()
 	up.ls.h.m.h2Stats(&s, &up.stats)
 }
@@ -251,17 +242,7 @@ func (up *h2UpConn) settle() {
 		up.idleArmed = true
 		up.c.SetTimer(engine.TimerIdle, up.ls.h.upIdleTimeout)
 	}
-	d := up.sc.NextDeadline()
-	switch {
-	case d.IsZero():
-		if up.protoAt != 0 {
-			up.protoAt = 0
-			up.c.ClearTimer(engine.TimerProto)
-		}
-	case d.UnixNano() != up.protoAt:
-		up.protoAt = d.UnixNano()
-		up.c.SetTimer(engine.TimerProto, max(up.protoAt-engine.Now(), 1))
-	}
+	up.run.ArmTimer()
 }
 
 // shut takes up out of the pool and closes it gracefully.
@@ -271,6 +252,7 @@ func (up *h2UpConn) shut(o engine.Outcome) {
 	}
 	up.closing = true
 	up.dead = true
+	up.run.Detach()
 	up.unpool()
 	up.c.Close(o)
 }
@@ -309,6 +291,7 @@ func (up *h2UpConn) dialFailed(err error) { up.notConnected(dialError(err)) }
 // handshake or ALPN failed): its streams may go elsewhere.
 func (up *h2UpConn) notConnected(err *proxyError) {
 	up.dead = true
+	up.run.Detach()
 	up.closing = true
 	up.unpool()
 	up.dropSlot() // before the streams go elsewhere: a retry may need it
@@ -327,6 +310,7 @@ func (up *h2UpConn) dropSlot() {
 // streams' HEADERS) and lets their request bodies flow.
 func (up *h2UpConn) OnOpen(c *engine.Conn) {
 	up.c = c
+	up.run.Attach(c)
 	c.Advance(engine.DataTransfer)
 	if !alpnH2(c) {
 		// An h2:// upstream that did not select h2 speaks something
@@ -354,7 +338,7 @@ func (up *h2UpConn) OnData(c *engine.Conn, b []byte) int {
 	if up.dead {
 		return 0
 	}
-	n, err := up.sc.Feed(h2Now(), b)
+	n, err := up.run.Feed(c, b)
 	if err != nil {
 		up.fail(errUpResetErr, false)
 		up.flush()
@@ -387,8 +371,7 @@ func (up *h2UpConn) OnTimer(c *engine.Conn, k engine.TimerKind) {
 	}
 	switch k {
 	case engine.TimerProto:
-		up.protoAt = 0
-		if up.sc.OnTimer(h2Now()) != nil {
+		if up.run.OnTimer() != nil {
 			up.settle()
 			return
 		}
@@ -423,6 +406,7 @@ func (up *h2UpConn) OnClosed(c *engine.Conn, t *engine.Trace) {
 	up.closing = true
 	if !up.dead {
 		up.dead = true
+		up.run.Detach()
 		up.unpool()
 	}
 	up.dropSlot()

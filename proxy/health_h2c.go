@@ -5,6 +5,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/httpcodec/h2"
+	"github.com/sluice-proxy/sluice/internal/h2run"
 )
 
 // Active health checks of h2c upstreams: the same checker, but the probe
@@ -27,9 +28,10 @@ func h2cHealthRequest(h *HTTP, u *Upstream) []hpack.HeaderField {
 // Loop-owned.
 type h2cProbe struct {
 	probeBase
-	sc *h2.Conn // nil until the connection is open
-	ev h2cProbeEvents
-	id uint32
+	sc  *h2.Conn     // nil until the connection is open
+	run h2run.Runner // writes sc's frames at once: a probe needs no batching
+	ev  h2cProbeEvents
+	id  uint32
 
 	// Set by the codec's events during Feed, acted on after it: closing
 	// the socket in the middle of Feed would leave the codec half way.
@@ -49,14 +51,6 @@ func newH2CProbe(k *checker) *h2cProbe {
 	return p
 }
 
-// flush moves the codec's queued frames to the socket.
-func (p *h2cProbe) flush(c *engine.Conn) {
-	if p.sc != nil && p.sc.OutputLen() > 0 {
-		c.Write(p.sc.Output()) // the engine copies it now
-		p.sc.DiscardOutput()
-	}
-}
-
 func (p *h2cProbe) OnOpen(c *engine.Conn) {
 	if !p.begin(c) {
 		return
@@ -67,6 +61,8 @@ func (p *h2cProbe) OnOpen(c *engine.Conn) {
 		return
 	}
 	p.sc = h2.NewConn(h2.Client, p.k.h.h2ucfg, &p.ev, h2Now())
+	p.run.Init(p.sc, nil)
+	p.run.Attach(c)
 	id, err := p.sc.OpenStream(p.k.h2req, true)
 	if err != nil { // cannot happen with a validated path; fail, do not panic
 		p.finish(false)
@@ -74,15 +70,15 @@ func (p *h2cProbe) OnOpen(c *engine.Conn) {
 		return
 	}
 	p.id = id
-	p.flush(c)
+	p.run.WriteOut()
 }
 
 func (p *h2cProbe) OnData(c *engine.Conn, b []byte) int {
 	if p.sc == nil || p.done {
 		return len(b)
 	}
-	n, err := p.sc.Feed(h2Now(), b)
-	p.flush(c) // SETTINGS and PING ACKs, or the GOAWAY of a codec error
+	n, err := p.run.Feed(c, b)
+	p.run.WriteOut() // SETTINGS and PING ACKs, or the GOAWAY of a codec error
 	switch {
 	case err != nil:
 		p.finish(false)
@@ -93,7 +89,7 @@ func (p *h2cProbe) OnData(c *engine.Conn, b []byte) int {
 		// The body is not needed; a GOAWAY tells the upstream the close is
 		// deliberate, and input is discarded from here.
 		p.sc.Shutdown(h2Now())
-		p.flush(c)
+		p.run.WriteOut()
 		c.Close(engine.Clean)
 		return len(b)
 	}
