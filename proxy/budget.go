@@ -7,7 +7,6 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/sluice-proxy/sluice/engine"
-	"github.com/sluice-proxy/sluice/httpcodec/h1"
 	"github.com/sluice-proxy/sluice/httpcodec/h2"
 )
 
@@ -307,7 +306,7 @@ func (hc *h2Conn) bodyHold(st *h2Stream) {
 	case st.up != nil:
 		up = st.upOpen && st.up.ready()
 	case x.uc != nil:
-		up = x.uc.state == ucBusy && x.uc.cc == upUser(st)
+		up = x.uc.state == ucBusy && x.uc.serves(st)
 	}
 	if st.queued || !up || len(st.reqPend) > 0 || x.expect100 && !x.cont100 {
 		bc.hold(now)
@@ -326,8 +325,7 @@ func (st *h2Stream) stallReset() {
 	hc := st.hc
 	x.end = errWriteStall
 	hc.h.bm.stallResets.Inc()
-	if uc := x.uc; uc != nil && uc.cc == upUser(st) && uc.state == ucBusy && uc.headDone && x.sentAll &&
-		uc.resp.Body == h1.BodyLength && !uc.resp.Close && uc.body.Remaining()+int64(len(uc.in.b)) <= discardBytes {
+	if uc := x.uc; uc != nil && uc.serves(st) && x.sentAll && uc.discardable(discardBytes) {
 		x.uc = nil
 		endAttemptOn(uc.u, resAborted)
 		startDiscard(uc)
@@ -341,7 +339,7 @@ func (st *h2Stream) stallReset() {
 }
 
 // upDiscard reads what is left of a response nobody wants and pools the
-// connection at its end. It is the upUser of that connection meanwhile.
+// connection at its end. It is the sink of that connection meanwhile.
 type upDiscard struct{ bm *budgetMetrics }
 
 func startDiscard(uc *upConn) {
@@ -350,14 +348,9 @@ func startDiscard(uc *upConn) {
 	// Bounded by its size and a short read timeout: a stalled upstream
 	// costs no more than a slow one.
 	rt := min(uc.ls.h.readTimeout, int64(discardTimeout))
-	if len(uc.in.b) > 0 {
-		uc.OnData(uc.c, nil) // the carried bytes first
-		if uc.cc != upUser(d) {
-			return
-		}
-	}
-	if uc.readPaused {
-		uc.resumeRead(rt)
+	a := uc.attempt()
+	if a.paused() {
+		a.resume(rt) // the carried bytes first, then the socket
 	} else {
 		uc.c.SetTimer(engine.TimerIdle, rt)
 	}
@@ -365,29 +358,30 @@ func startDiscard(uc *upConn) {
 
 const discardTimeout = 5e9 // 5s
 
-func (d *upDiscard) attach(uc *upConn)                        {}
-func (d *upDiscard) interim(*upConn, *h1.Response)            {}
-func (d *upDiscard) upgrade(*upConn, []byte) bool             { return false }
-func (d *upDiscard) startResponse(*upConn, *h1.Response) bool { return true }
-func (d *upDiscard) responseBody(uc *upConn, _ []byte, _ bool) bool {
-	return uc.cc == upUser(d)
+func (d *upDiscard) upStart(upAttempt)                      {}
+func (d *upDiscard) upHead(a upAttempt, h *upRespHead) bool { return d.upBody(a, nil, h.end) }
+func (d *upDiscard) upBody(a upAttempt, _ []byte, end bool) bool {
+	if end {
+		d.upEnd(a, upRespTrailers{})
+	}
+	return a.serves(d)
 }
-func (d *upDiscard) responseBlocked() bool { return false }
-func (d *upDiscard) endResponse(uc *upConn, _ *h1.Headers) {
-	if uc.cc != upUser(d) {
+func (d *upDiscard) upEnd(a upAttempt, _ upRespTrailers) {
+	if !a.serves(d) {
 		return
 	}
 	d.bm.discards[discardPooled].Inc()
-	uc.release(!uc.resp.Close)
+	a.uc.release(!a.uc.resp.Close)
 }
-func (d *upDiscard) attemptFailed(uc *upConn, _ *proxyError) {
-	if uc.cc != upUser(d) {
+func (d *upDiscard) upFail(a upAttempt, _ *proxyError, _ bool) {
+	if !a.serves(d) {
 		return
 	}
 	d.bm.discards[discardClosed].Inc()
-	uc.discard(true)
+	a.uc.discard(true)
 }
-func (d *upDiscard) upstreamWritable(*upConn)           {}
+func (d *upDiscard) upWritable(upAttempt)               {}
+func (d *upDiscard) upgrade(*upConn, []byte) bool       { return false }
 func (d *upDiscard) tunnelFromUpstream(*upConn, []byte) {}
 func (d *upDiscard) tunnelEOF(*upConn)                  {}
 func (d *upDiscard) tunnelIdle()                        {}

@@ -133,7 +133,7 @@ func (cc *clientConn) endRequestH2C() {
 	}
 }
 
-// ---- h2UpUser ----
+// ---- h2c upstream events (upSink, through sinks.go) ----
 
 // upWindowOpen sends what the window refused before, then reads on.
 func (cc *clientConn) upWindowOpen() {

@@ -501,8 +501,8 @@ func (hc *h2Conn) streamDone(st *h2Stream) {
 func (hc *h2Conn) capPause() {
 	hc.capped = true
 	for _, st := range hc.streams {
-		if uc := st.x.uc; uc != nil && !st.done && uc.cc == upUser(st) && uc.state == ucBusy && !uc.readPaused {
-			uc.pauseRead()
+		if uc := st.x.uc; uc != nil && !st.done && uc.serves(st) && uc.state == ucBusy && !uc.attempt().paused() {
+			uc.attempt().pause()
 			hc.capWait = append(hc.capWait, st)
 			st.capWaits = true
 		}

@@ -237,7 +237,7 @@ func (st *h2Stream) connect(avoid *Upstream) {
 	}
 }
 
-// ---- upUser: the HTTP/1.1 upstream side ----
+// ---- HTTP/1.1 upstream events (upSink, through sinks.go) ----
 
 // attach starts the attempt on a connected upstream connection: the head,
 // any body bytes a retry holds, then what the client has sent so far.
@@ -278,7 +278,7 @@ func (st *h2Stream) attach(uc *upConn) {
 func (st *h2Stream) pumpRequest() {
 	x := &st.x
 	uc := x.uc
-	if uc == nil || uc.cc != upUser(st) {
+	if uc == nil || !uc.serves(st) {
 		return
 	}
 	if st.tunnel {
@@ -354,9 +354,6 @@ func (st *h2Stream) writeUp(uc *upConn, p []byte) {
 // upstreamWritable: the upstream drained; more body can go.
 func (st *h2Stream) upstreamWritable(*upConn) { st.pumpRequest() }
 
-// responseBlocked: the client's window or output takes no more now.
-func (st *h2Stream) responseBlocked() bool { return st.blocked() }
-
 // responseBody sends upstream body bytes as DATA (END_STREAM with the
 // last of a Content-Length body).
 func (st *h2Stream) responseBody(uc *upConn, data []byte, last bool) bool {
@@ -383,15 +380,14 @@ func (st *h2Stream) interim(uc *upConn, resp *h1.Response) {
 
 // startResponse sends the response head. It reports false when the
 // exchange ended instead (the head could not be sent).
-func (st *h2Stream) startResponse(uc *upConn, resp *h1.Response) bool {
+func (st *h2Stream) startResponse(uc *upConn, resp *h1.Response, raw []byte, es bool) bool {
 	x := &st.x
 	hc := st.hc
 	now := hc.ls.l.Now()
 	x.headAt = now
 	hc.h.m.upHeadDur.Update(engine.Dur(now - x.sentAt).Seconds())
 	x.status = resp.Status
-	es := uc.body.Done()
-	if err := hc.sc.WriteHeaders(st.id, hc.finalFields(resp, uc.rawHead), es); err != nil {
+	if err := hc.sc.WriteHeaders(st.id, hc.finalFields(resp, raw), es); err != nil {
 		// Nothing went out: the head cannot be said in HTTP/2 (too
 		// large for the client's limit, ...).
 		st.attemptFailed(uc, &proxyError{kind: errUpBadResponse, err: err})
@@ -435,7 +431,7 @@ func (st *h2Stream) endResponse(uc *upConn, trailers *h1.Headers) {
 // clientConn.attemptFailed for the retry rules, which are the same).
 func (st *h2Stream) attemptFailed(uc *upConn, err *proxyError) {
 	x := &st.x
-	if uc.cc != upUser(st) || x.uc != uc {
+	if !uc.serves(st) || x.uc != uc {
 		return
 	}
 	stale := uc.reused && !uc.gotByte && err.kind == errUpReset
@@ -666,13 +662,16 @@ func (st *h2Stream) flushPend() {
 	st.resumeUp()
 }
 
-// resumeUp lets a paused HTTP/1.1 upstream go on: first the bytes its
-// carry kept when the stream blocked, then the socket. While the
-// connection is over its buffering cap it waits for the cap instead.
+// resumeUp lets a paused HTTP/1.1 upstream go on (upAttempt.resume).
+// While the connection is over its buffering cap it waits for the cap
+// instead.
 func (st *h2Stream) resumeUp() {
-	x := &st.x
-	uc := x.uc
-	if uc == nil || uc.cc != upUser(st) || !uc.readPaused || uc.state != ucBusy && uc.state != ucTunnel {
+	uc := st.x.uc
+	if uc == nil || !uc.serves(st) {
+		return
+	}
+	a := uc.attempt()
+	if !a.paused() {
 		return
 	}
 	if st.hc.capped {
@@ -680,17 +679,11 @@ func (st *h2Stream) resumeUp() {
 		st.capWaits = true
 		return
 	}
-	if len(uc.in.b) > 0 {
-		uc.OnData(uc.c, nil) // the carried bytes, parsed again from where they stopped
-		if x.uc != uc || st.blocked() {
-			return
-		}
-	}
 	idle := st.x.readT(st.hc.h)
 	if st.tunnel {
 		idle = st.hc.h.tunnelIdle
 	}
-	uc.resumeRead(idle)
+	a.resume(idle)
 }
 
 // sentEnd: END_STREAM (or trailers) went to the codec.

@@ -194,7 +194,7 @@ func (st *h2Stream) requestSent() {
 	}
 }
 
-// ---- h2UpUser ----
+// ---- h2c upstream events (upSink, through sinks.go) ----
 
 // upHeaders passes a 1xx or the final response head on.
 func (st *h2Stream) upHeaders(hd *h2.Headers) {

@@ -59,35 +59,13 @@ type h2pool struct {
 	peerMax int
 }
 
-// h2UpUser is what a stream on an h2c upstream connection reports to: an
-// HTTP/2 client stream (h2Stream) or an HTTP/1.1 client's exchange
-// (clientConn). Calls run on the loop, inside the upstream connection's
-// events.
-type h2UpUser interface {
-	// upHeaders: a 1xx or the final response head.
-	upHeaders(hd *h2.Headers)
-	// upData: response DATA; the user credits it (consumed) once passed on.
-	upData(data []byte, end bool)
-	// upTrailers: the response's trailers, which end it.
-	upTrailers(fields []hpack.HeaderField)
-	// upReset: the stream ended abnormally. refused: it was not
-	// processed and may be retried.
-	upReset(err *proxyError, refused bool)
-	// upWindowOpen: request DATA may go on.
-	upWindowOpen()
-	// upReady: the connection is open (at once for an open one): the
-	// request body may flow. Until then it stays with the client side,
-	// so a failed dial leaves any request free to go elsewhere.
-	upReady()
-}
-
 // h2UpConn is the handler of one h2c upstream connection. Loop-owned.
 type h2UpConn struct {
 	ls    *loopState
 	u     *Upstream
 	c     *engine.Conn // nil while dialing
 	sc    *h2.Conn
-	users map[uint32]h2UpUser
+	users map[uint32]upSink
 
 	run       h2run.Runner // drives sc on c once it is open
 	idleArmed bool
@@ -97,6 +75,7 @@ type h2UpConn struct {
 	slot      bool // holds one of the upstream's in-use slots until it closes
 	stats     h2.Stats
 	ids       []uint32
+	head      upRespHead // what upHead is given
 }
 
 // h2Acquire returns a connection to u with room for one more stream,
@@ -113,7 +92,7 @@ func (ls *loopState) h2Acquire(u *Upstream) *h2UpConn {
 		return nil
 	}
 	h := ls.h
-	up := &h2UpConn{ls: ls, u: u, users: make(map[uint32]h2UpUser), slot: u.maxConns > 0}
+	up := &h2UpConn{ls: ls, u: u, users: make(map[uint32]upSink), slot: u.maxConns > 0}
 	up.sc = h2.NewConn(h2.Client, h.h2ucfg, (*h2UpEvents)(up), h2Now())
 	up.run.Init(up.sc, func() { ls.flushLater(up) })
 	p.conns = append(p.conns, up)
@@ -146,7 +125,7 @@ func (up *h2UpConn) unpool() {
 // ---- what users call ----
 
 // open starts a stream for user.
-func (up *h2UpConn) open(user h2UpUser, fields []hpack.HeaderField, end bool) (uint32, error) {
+func (up *h2UpConn) open(user upSink, fields []hpack.HeaderField, end bool) (uint32, error) {
 	id, err := up.sc.OpenStream(fields, end)
 	if err != nil {
 		return 0, err
@@ -277,7 +256,7 @@ func (up *h2UpConn) fail(err *proxyError, refused bool) {
 	for _, id := range ids {
 		if user := up.users[id]; user != nil {
 			delete(up.users, id)
-			user.upReset(err, refused)
+			user.upFail(upAttempt{up: up, id: id}, err, refused)
 		}
 	}
 	up.ids = ids[:0]
@@ -326,7 +305,7 @@ func (up *h2UpConn) OnOpen(c *engine.Conn) {
 	}
 	for _, id := range ids {
 		if user := up.users[id]; user != nil && !up.dead {
-			user.upReady()
+			user.upStart(upAttempt{up: up, id: id})
 		}
 	}
 	up.flush()
@@ -433,10 +412,13 @@ type h2UpEvents h2UpConn
 func (e *h2UpEvents) OnHeaders(id uint32, hd *h2.Headers) {
 	up := (*h2UpConn)(e)
 	if user := up.users[id]; user != nil {
-		if hd.EndStream && hd.Status >= 200 {
+		final := hd.Status >= 200
+		if hd.EndStream && final {
 			delete(up.users, id)
 		}
-		user.upHeaders(hd)
+		up.head = upRespHead{status: hd.Status, end: hd.EndStream && final, h2: hd}
+		user.upHead(upAttempt{up: up, id: id}, &up.head)
+		up.head = upRespHead{}
 	}
 }
 
@@ -451,7 +433,7 @@ func (e *h2UpEvents) OnData(id uint32, data []byte, end bool) {
 	if end {
 		delete(up.users, id)
 	}
-	user.upData(data, end)
+	user.upBody(upAttempt{up: up, id: id}, data, end)
 }
 
 // OnTrailers delivers the response's trailers.
@@ -459,7 +441,7 @@ func (e *h2UpEvents) OnTrailers(id uint32, fields []hpack.HeaderField) {
 	up := (*h2UpConn)(e)
 	if user := up.users[id]; user != nil {
 		delete(up.users, id)
-		user.upTrailers(fields)
+		user.upEnd(upAttempt{up: up, id: id}, upRespTrailers{h2: fields})
 	}
 }
 
@@ -473,14 +455,14 @@ func (e *h2UpEvents) OnReset(id uint32, err *h2.StreamError) {
 	}
 	delete(up.users, id)
 	refused := err.By == h2.ByPeer && err.Code == h2.ErrCodeRefusedStream
-	user.upReset(errUpResetErr, refused)
+	user.upFail(upAttempt{up: up, id: id}, errUpResetErr, refused)
 }
 
 // OnWindowOpen lets a stream's request body go on.
 func (e *h2UpEvents) OnWindowOpen(id uint32) {
 	up := (*h2UpConn)(e)
 	if user := up.users[id]; user != nil {
-		user.upWindowOpen()
+		user.upWritable(upAttempt{up: up, id: id})
 	}
 }
 

@@ -269,12 +269,12 @@ func (cc *clientConn) OnWritable(c *engine.Conn) {
 		cc.creditH2C()
 		return
 	}
-	if uc := cc.x.uc; uc != nil && uc.cc == cc {
+	if uc := cc.x.uc; uc != nil && uc.serves(cc) {
 		rt := cc.x.readT(cc.h)
 		if uc.state == ucTunnel {
 			rt = cc.h.tunnelIdle
 		}
-		uc.resumeRead(rt)
+		uc.attempt().resume(rt)
 	}
 }
 
@@ -780,9 +780,6 @@ func (cc *clientConn) upgrade(uc *upConn, rest []byte) bool {
 	return true
 }
 
-// responseBlocked: never; responseBody pauses the upstream itself.
-func (cc *clientConn) responseBlocked() bool { return false }
-
 // interim handles a 1xx other than 101: 100 Continue goes to a client that
 // asked for it, other interim responses (103 Early Hints, ...) to HTTP/1.1
 // clients; the response header timeout starts again.
@@ -827,7 +824,7 @@ func (cc *clientConn) startResponse(uc *upConn, resp *h1.Response) bool {
 	cc.buf = cc.h.appendResponseHead(cc.buf[:0], resp, cc.headOpts())
 	x.respStarted = true
 	cc.c.Write(cc.buf)
-	return uc.cc == cc
+	return uc.serves(cc)
 }
 
 // headOpts frames the final response head once x.out is decided. The
@@ -862,11 +859,11 @@ func (cc *clientConn) writeOut(data []byte) {
 // the client is over its high-water mark.
 func (cc *clientConn) responseBody(uc *upConn, data []byte, _ bool) bool {
 	cc.writeOut(data)
-	if uc.cc != cc {
+	if !uc.serves(cc) {
 		return false // the write failed and ended the exchange
 	}
 	if cc.c.OverHighWater() {
-		uc.pauseRead()
+		uc.attempt().pause()
 		cc.c.NotifyWritable()
 	}
 	return true
@@ -889,7 +886,7 @@ func (cc *clientConn) endResponse(uc *upConn, trailers *h1.Headers) {
 // out already — a cut the client can see.
 func (cc *clientConn) attemptFailed(uc *upConn, err *proxyError) {
 	x := &cc.x
-	if uc.cc != cc || x.uc != uc {
+	if !uc.serves(cc) || x.uc != uc {
 		return
 	}
 	stale := uc.reused && !uc.gotByte && err.kind == errUpReset

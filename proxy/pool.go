@@ -64,7 +64,7 @@ func (ls *loopState) get(u *Upstream) *upConn {
 // attemptOn starts an attempt of x on the HTTP/1.1 upstream u for user:
 // a pooled connection is attached at once (nil is returned), else a new
 // one is returned for the caller to dial (it attaches once open).
-func (ls *loopState) attemptOn(x *exchange, u *Upstream, user upUser) *upConn {
+func (ls *loopState) attemptOn(x *exchange, u *Upstream, user tunnelSink) *upConn {
 	x.u = u
 	x.upAddr = u.addr
 	x.attempts++
@@ -82,14 +82,14 @@ func (ls *loopState) attemptOn(x *exchange, u *Upstream, user upUser) *upConn {
 		x.uc = uc
 		if !ls.enqueue(uc) {
 			uc.state = ucDone
-			user.attemptFailed(uc, errQueueFullErr)
+			user.upFail(uc.attempt(), errQueueFullErr, false)
 		}
 		return nil
 	}
 	if !fresh {
 		if uc := ls.get(u); uc != nil {
 			uc.slot = capped
-			user.attach(uc)
+			user.upStart(uc.attempt())
 			return nil
 		}
 	}
@@ -154,53 +154,14 @@ const (
 	ucDone                   // closing or closed; never used again
 )
 
-// upUser is the exchange an HTTP/1.1 upstream connection serves: the
-// request in flight on an HTTP/1.1 client connection (clientConn) or an
-// HTTP/2 stream (h2Stream). upConn calls it on its loop, for the
-// connection it is attached to; the tunnel methods only matter to
-// clientConn (HTTP/2 streams never upgrade).
-type upUser interface {
-	// attach starts the attempt on uc once the dial succeeded.
-	attach(uc *upConn)
-	// interim gets a 1xx response other than 101.
-	interim(uc *upConn, resp *h1.Response)
-	// upgrade gets a 101 and the bytes that followed it; false refuses it
-	// (the attempt then fails).
-	upgrade(uc *upConn, rest []byte) bool
-	// startResponse gets the final response head; false: the exchange
-	// ended instead.
-	startResponse(uc *upConn, resp *h1.Response) bool
-	// responseBody gets decoded body bytes; last: they end a
-	// Content-Length body. false: the exchange ended.
-	responseBody(uc *upConn, data []byte, last bool) bool
-	// responseBlocked: the downstream takes no more body now (uc's reads
-	// pause until it resumes them).
-	responseBlocked() bool
-	// endResponse ends the response (at the end of its framing, or at the
-	// upstream's FIN for a read-until-close body).
-	endResponse(uc *upConn, trailers *h1.Headers)
-	// attemptFailed reports the failure of the attempt on uc.
-	attemptFailed(uc *upConn, err *proxyError)
-	// upstreamWritable: uc drained below its low-water mark.
-	upstreamWritable(uc *upConn)
-	// tunnelFromUpstream, tunnelEOF, tunnelIdle and tunnelClosed relay
-	// an upgraded connection.
-	tunnelFromUpstream(uc *upConn, b []byte)
-	tunnelEOF(uc *upConn)
-	tunnelIdle()
-	tunnelClosed(uc *upConn, clean bool)
-}
-
 // upConn is the handler of one upstream connection. Loop-owned: it lives
 // on the loop of the client connections it serves, one at a time.
 type upConn struct {
-	// rawHead is the final response head as received, during startResponse
-	// only (it points into the read buffer).
-	rawHead []byte
-	ls      *loopState
-	u       *Upstream
-	c       *engine.Conn // nil while dialing
-	cc      upUser       // the exchange it serves or is dialed for; nil when idle or orphaned
+	ls   *loopState
+	u    *Upstream
+	c    *engine.Conn // nil while dialing
+	cc   tunnelSink   // the exchange it serves or is dialed for; nil when idle or orphaned
+	head upRespHead   // what upHead is given; raw points into the read buffer
 
 	state      ucState
 	slot       bool  // holds one of the upstream's in-use slots (queue.go)
@@ -232,7 +193,7 @@ func (uc *upConn) dialFailed(err error) {
 	uc.state = ucDone
 	uc.dropSlot()
 	if cc := uc.cc; cc != nil {
-		cc.attemptFailed(uc, dialError(err))
+		cc.upFail(uc.attempt(), dialError(err), false)
 	}
 }
 
@@ -265,10 +226,8 @@ func (uc *upConn) release(reusable bool) {
 	}
 	uc.state = ucIdle
 	uc.reused = true
-	if uc.readPaused {
-		uc.readPaused = false
-		uc.c.ResumeRead() // an idle connection must read to see the upstream's FIN
-	}
+	uc.readPaused = false
+	uc.c.ResumeRead() // an idle connection must read to see the upstream's FIN
 	uc.c.ClearTimer(engine.TimerProto)
 	uc.c.SetTimer(engine.TimerIdle, ls.h.upIdleTimeout)
 	p.idle = append(p.idle, uc)
@@ -335,6 +294,39 @@ func (uc *upConn) resumeRead(readTimeout int64) {
 	}
 }
 
+// resume lets a paused connection go on: first the bytes its carry kept
+// when its exchange paused it, parsed again from where they stopped, then
+// the socket, with readTimeout between reads.
+func (uc *upConn) resume(readTimeout int64) {
+	if !uc.readPaused || uc.state != ucBusy && uc.state != ucTunnel {
+		return
+	}
+	if len(uc.in.b) > 0 {
+		cc := uc.cc
+		uc.readPaused = false // the socket stays paused while the carry is read
+		uc.OnData(uc.c, nil)
+		if uc.cc != cc || uc.state != ucBusy && uc.state != ucTunnel || uc.readPaused {
+			return // the carry ended the exchange, or paused it again
+		}
+		uc.readPaused = true
+	}
+	uc.resumeRead(readTimeout)
+}
+
+// attempt is the handle of the attempt uc serves.
+func (uc *upConn) attempt() upAttempt { return upAttempt{uc: uc} }
+
+// serves reports whether uc serves s now (upAttempt.serves).
+func (uc *upConn) serves(s upSink) bool { return uc.attempt().serves(s) }
+
+// discardable reports whether what is left of the response in flight is
+// a known length of at most limit bytes, which can be read and dropped so
+// that the connection is pooled (upDiscard).
+func (uc *upConn) discardable(limit int64) bool {
+	return uc.state == ucBusy && uc.headDone && uc.resp.Body == h1.BodyLength && !uc.resp.Close &&
+		uc.body.Remaining()+int64(len(uc.in.b)) <= limit
+}
+
 // ---- engine.Handler ----
 
 // OnOpen runs when the dial succeeded.
@@ -342,7 +334,7 @@ func (uc *upConn) OnOpen(c *engine.Conn) {
 	uc.c = c
 	c.Advance(engine.DataTransfer)
 	if uc.cc != nil && uc.state == ucDialing {
-		uc.cc.attach(uc)
+		uc.cc.upStart(uc.attempt())
 		return
 	}
 	// The client went away while we dialed: keep the connection for the
@@ -383,11 +375,12 @@ func (uc *upConn) OnData(c *engine.Conn, b []byte) int {
 
 // readResponse parses what the upstream sends for the current request and
 // hands it to cc, the downstream, whichever protocol it speaks. It stops,
-// leaving the rest to uc's carry, when cc takes no more for now.
-func (uc *upConn) readResponse(cc upUser, b []byte) int {
+// leaving the rest to uc's carry, once cc pauses the attempt.
+func (uc *upConn) readResponse(cc tunnelSink, b []byte) int {
 	if len(b) > 0 {
 		uc.gotByte = true
 	}
+	a := uc.attempt()
 	n := 0
 	for n < len(b) {
 		if !uc.headDone {
@@ -396,39 +389,36 @@ func (uc *upConn) readResponse(cc upUser, b []byte) int {
 				return n
 			}
 			if err != nil {
-				cc.attemptFailed(uc, &proxyError{kind: errUpBadResponse, err: err})
+				cc.upFail(a, &proxyError{kind: errUpBadResponse, err: err}, false)
 				return len(b)
 			}
 			n += k
 			resp := &uc.resp
-			if resp.Status < 200 {
-				if resp.Status == 101 {
-					if !cc.upgrade(uc, b[n:]) {
-						cc.attemptFailed(uc, &proxyError{kind: errUpBadResponse})
-					}
-					return len(b)
+			if resp.Status == 101 {
+				if !cc.upgrade(uc, b[n:]) {
+					cc.upFail(a, &proxyError{kind: errUpBadResponse}, false)
 				}
-				cc.interim(uc, resp)
-				continue
-			}
-			uc.headDone = true
-			uc.c.ClearTimer(engine.TimerProto)
-			uc.body.ForResponse(resp)
-			uc.rawHead = b[n-k : n]
-			started := cc.startResponse(uc, resp)
-			uc.rawHead = nil
-			if !started {
 				return len(b)
 			}
-			if uc.body.Done() {
+			final := resp.Status >= 200
+			if final {
+				uc.headDone = true
+				uc.c.ClearTimer(engine.TimerProto)
+				uc.body.ForResponse(resp)
+			}
+			end := final && uc.body.Done()
+			if end {
 				uc.noReuse = uc.noReuse || n < len(b)
-				cc.endResponse(uc, nil)
+			}
+			uc.head = upRespHead{status: resp.Status, end: end, h1: resp, raw: b[n-k : n]}
+			ok := cc.upHead(a, &uc.head)
+			uc.head = upRespHead{}
+			if end || final && !ok {
 				return len(b)
 			}
 			continue
 		}
-		if cc.responseBlocked() {
-			uc.pauseRead()
+		if uc.readPaused {
 			return n
 		}
 		data, k, err := uc.body.Decode(b[n:])
@@ -436,23 +426,24 @@ func (uc *upConn) readResponse(cc upUser, b []byte) int {
 			break
 		}
 		if err != nil {
-			cc.attemptFailed(uc, &proxyError{kind: errUpBadResponse, err: err})
+			cc.upFail(a, &proxyError{kind: errUpBadResponse, err: err}, false)
 			return len(b)
 		}
 		n += k
 		done := uc.body.Done()
-		// The last bytes of a Content-Length body can end an HTTP/2 stream.
-		if len(data) > 0 && !cc.responseBody(uc, data, done && uc.resp.Body == h1.BodyLength) {
+		if done {
+			uc.noReuse = uc.noReuse || n < len(b)
+		}
+		// The last bytes of a Content-Length body end the response with
+		// them (an HTTP/2 client's END_STREAM goes on that DATA).
+		last := done && uc.resp.Body == h1.BodyLength && len(data) > 0
+		if len(data) > 0 && !cc.upBody(a, data, last) || last {
 			return len(b)
 		}
 		if done {
-			uc.noReuse = uc.noReuse || n < len(b)
-			cc.endResponse(uc, uc.body.Trailers())
+			cc.upEnd(a, upRespTrailers{h1: uc.body.Trailers()})
 			return len(b)
 		}
-	}
-	if !uc.body.Done() && cc.responseBlocked() {
-		uc.pauseRead()
 	}
 	if uc.headDone && !uc.readPaused {
 		rt := uc.readT
@@ -479,9 +470,9 @@ func (uc *upConn) OnReadEOF(c *engine.Conn) {
 		if uc.headDone && uc.body.EOF() == nil {
 			// A read-until-close body ends here.
 			uc.noReuse = true
-			cc.endResponse(uc, nil)
+			cc.upEnd(uc.attempt(), upRespTrailers{})
 		} else {
-			cc.attemptFailed(uc, errUpResetErr)
+			cc.upFail(uc.attempt(), errUpResetErr, false)
 		}
 	case ucTunnel:
 		if uc.cc != nil {
@@ -495,7 +486,7 @@ func (uc *upConn) OnReadEOF(c *engine.Conn) {
 // OnWritable resumes the client's body once the upstream drained.
 func (uc *upConn) OnWritable(c *engine.Conn) {
 	if cc := uc.cc; cc != nil && (uc.state == ucBusy || uc.state == ucTunnel) {
-		cc.upstreamWritable(uc)
+		cc.upWritable(uc.attempt())
 	}
 }
 
@@ -510,7 +501,7 @@ func (uc *upConn) OnTimer(c *engine.Conn, k engine.TimerKind) {
 		c.Close(engine.IdleTimeout)
 	case ucBusy:
 		if uc.cc != nil {
-			uc.cc.attemptFailed(uc, errUpTimeoutErr)
+			uc.cc.upFail(uc.attempt(), errUpTimeoutErr, false)
 			return
 		}
 		c.Close(k.Outcome())
@@ -549,7 +540,7 @@ func (uc *upConn) OnClosed(c *engine.Conn, t *engine.Trace) {
 			if t.Outcome == engine.HandshakeTimeout {
 				err = errUpTLSTimeout
 			}
-			cc.attemptFailed(uc, err)
+			cc.upFail(uc.attempt(), err, false)
 		}
 	case ucIdle:
 		uc.ls.unpool(uc)
@@ -559,7 +550,7 @@ func (uc *upConn) OnClosed(c *engine.Conn, t *engine.Trace) {
 			if t.Outcome == engine.WriteTimeout || t.Outcome == engine.FlushTimeout {
 				err = errUpTimeoutErr // the upstream stopped reading our request
 			}
-			cc.attemptFailed(uc, err)
+			cc.upFail(uc.attempt(), err, false)
 		}
 	case ucTunnel:
 		if cc != nil {

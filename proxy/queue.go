@@ -153,7 +153,7 @@ func (ls *loopState) startQueued(w *upConn) {
 			w.state = ucDone
 			w.cc = nil
 			pc.slot = true
-			user.attach(pc)
+			user.upStart(pc.attempt())
 			return
 		}
 	}
@@ -200,7 +200,7 @@ func (ls *loopState) expireQueue(u *Upstream) {
 		ls.pop(u)
 		w.state = ucDone
 		if user := w.cc; user != nil {
-			user.attemptFailed(w, errQueueTimeoutErr)
+			user.upFail(w.attempt(), errQueueTimeoutErr, false)
 		}
 	}
 }
