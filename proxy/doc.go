@@ -62,6 +62,12 @@
 // by age) and queue.go (UpstreamMaxConns: slots over all loops, a FIFO
 // per loop, 503 past its bounds).
 //
+// Both kinds of upstream connection, HTTP/1.1 (upConn) and HTTP/2
+// (h2UpConn), report to the exchange through one sink, upSink (head, body,
+// end with trailers, failure with a refused flag, writable), naming the
+// attempt by its upAttempt handle (ownership, pause/resume, credit):
+// attempt.go; the exchanges adapt to it in sinks.go.
+//
 // Upstreams over TLS (https:// for HTTP/1.1, h2:// for HTTP/2) are dialed
 // with engine.Loop.DialTLS: verified against UpstreamTLS, one session
 // cache per upstream; a failed handshake is a failed dial.
