@@ -9,7 +9,7 @@ import (
 	"github.com/sluice-proxy/sluice/engine"
 )
 
-// Forwarding headers (the policy is in headers.go, reqFilter.policy):
+// Forwarding headers (the policy is package header's, Request and forward):
 // whether a client's X-Forwarded-For/-Proto/-Host and Forwarded are
 // believed depends on its address only, decided once per connection; the
 // address is the TCP peer's, or the one a PROXY protocol header named.

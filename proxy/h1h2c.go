@@ -6,6 +6,7 @@ import (
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/httpcodec/h1"
 	"github.com/sluice-proxy/sluice/httpcodec/h2"
+	"github.com/sluice-proxy/sluice/proxy/header"
 )
 
 // An HTTP/1.1 client's request to an h2c upstream is translated: it
@@ -111,7 +112,7 @@ func (cc *clientConn) bodyDoneH2C() {
 		cc.state = csWait
 	}
 	if t := cc.body.Trailers(); x.reqChunked && t.Len() > 0 {
-		x.upFields, _ = appendH2Trailers(x.upFields[:0], t, nil) // the request fields are not needed any more
+		x.upFields = header.AppendH2Trailers(x.upFields[:0], nil, header.H1(t)) // the request fields are not needed any more
 	} else {
 		x.upFields = x.upFields[:0]
 	}
@@ -288,13 +289,7 @@ func (cc *clientConn) endResponseH2C(trailers []hpack.HeaderField) {
 		x.up.release(x.upID)
 	}
 	if x.out == outChunked {
-		cc.buf = append(cc.buf[:0], "0\r\n"...)
-		for _, f := range trailers {
-			if !forbiddenTrailer(f.Name) && h1.ValidFieldValue(f.Value) {
-				cc.buf = h1.AppendHeader(cc.buf, f.Name, f.Value)
-			}
-		}
-		cc.buf = append(cc.buf, "\r\n"...)
+		cc.buf = header.AppendLastChunk(cc.buf[:0], header.H2(trailers))
 		cc.c.Write(cc.buf)
 	}
 	x.respDone = true
@@ -331,159 +326,14 @@ func (cc *clientConn) releaseH2C() {
 	x.up = nil
 }
 
-// appendH2CRequestFields translates an HTTP/1.1 request head into the
-// fields of an h2c request. Names and values share one allocation.
-func (h *HTTP) appendH2CRequestFields(dst []hpack.HeaderField, req *h1.Request, host, target []byte,
-	u *Upstream, clientIP, scheme string, trusted bool, reqID []byte, hostHdr string) []hpack.HeaderField {
-	hdr := &req.Headers
-	slow := nominatesOthers(hdr)
-	xf := !h.cfg.NoXForwarded
-	var b []byte
-	type span struct{ name, end int }
-	var spans [64]span
-	sp := spans[:0]
-	add := func(name, value []byte, lower bool) {
-		start := len(b)
-		for _, c := range name {
-			if lower && 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			b = append(b, c)
-		}
-		nameEnd := len(b)
-		b = append(b, value...)
-		sp = append(sp, span{name: nameEnd - start, end: len(b)})
-	}
-	authority := host
-	if hostHdr != "" {
-		authority = []byte(hostHdr)
-	} else if h.cfg.RewriteHost || len(host) == 0 {
-		authority = []byte(u.host)
-	}
-	add([]byte(":method"), req.Method, false)
-	add([]byte(":scheme"), []byte(u.scheme()), false)
-	add([]byte(":authority"), authority, false)
-	add([]byte(":path"), target, false)
-	fw := reqFilter{hdr: hdr, slow: slow, xf: xf, trusted: trusted}
-	for _, f := range hdr.Fields() {
-		if sp, ok := fw.keep(f.Name); ok && (sp != spContentLength || req.Body == h1.BodyLength) {
-			add(f.Name, f.Value, true)
-		}
-	}
-	nVia := fw.nVia
-	if xf {
-		start := len(b)
-		b = append(b, "x-forwarded-for"...)
-		nameEnd := len(b)
-		b = fw.appendXFF(b, clientIP, func(d []byte) []byte { return appendJoined(d, hdr, spXFF, slow) })
-		sp = append(sp, span{name: nameEnd - start, end: len(b)})
-		if fw.nXFProto == 0 {
-			add([]byte("x-forwarded-proto"), []byte(scheme), false)
-		}
-		if len(host) > 0 && fw.nXFHost == 0 {
-			add([]byte("x-forwarded-host"), host, false)
-		}
-	}
-	if len(reqID) > 0 {
-		add([]byte("x-request-id"), reqID, false)
-	}
-	start := len(b)
-	b = append(b, "via"...)
-	nameEnd := len(b)
-	if nVia > 0 {
-		b = appendJoined(b, hdr, spVia, slow)
-		b = append(b, ", "...)
-	}
-	b = append(b, h.viaValue[min(req.Minor, 1)]...)
-	sp = append(sp, span{name: nameEnd - start, end: len(b)})
-	all := string(b)
-	at := 0
-	for _, s := range sp {
-		dst = append(dst, hpack.HeaderField{Name: all[at : at+s.name], Value: all[at+s.name : s.end]})
-		at = s.end
-	}
-	return dst
-}
-
-// appendH2Trailers translates HTTP/1.1 chunked trailers into HTTP/2 fields
-// (names lower-cased, fields forbidden in trailers dropped). The fields'
-// strings share one allocation built in scratch, which is returned for
-// reuse.
-func appendH2Trailers(dst []hpack.HeaderField, t *h1.Headers, scratch []byte) ([]hpack.HeaderField, []byte) {
-	b := scratch[:0]
-	type span struct{ name, end int }
-	var spans [32]span
-	sp := spans[:0]
-	for _, f := range t.Fields() {
-		start := len(b)
-		for _, c := range f.Name {
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			b = append(b, c)
-		}
-		if forbiddenTrailer(string(b[start:])) {
-			b = b[:start]
-			continue
-		}
-		nameEnd := len(b)
-		b = append(b, f.Value...)
-		sp = append(sp, span{name: nameEnd - start, end: len(b)})
-	}
-	all := string(b)
-	at := 0
-	for _, s := range sp {
-		dst = append(dst, hpack.HeaderField{Name: all[at : at+s.name], Value: all[at+s.name : s.end]})
-		at = s.end
-	}
-	return dst, b[:0]
-}
-
 // appendH2ResponseHead appends the HTTP/1.1 head for an h2c response.
 // addCL0 adds "Content-Length: 0" for an empty body the upstream gave no
 // length for.
 func (h *HTTP) appendH2ResponseHead(dst []byte, hd *h2.Headers, o respHeadOpts, addCL0 bool) []byte {
-	dst = h1.AppendStatusLine(dst, 1, hd.Status, h1.StatusText(hd.Status))
-	nVia := 0
-	seenCL := false
-	for _, f := range hd.Fields {
-		if len(f.Name) > 0 && f.Name[0] == ':' {
-			continue
-		}
-		switch f.Name {
-		case "te", "trailer":
-			continue // hop-by-hop in HTTP/1.1 (headers.go)
-		case "via":
-			nVia++
-			continue
-		case "content-length":
-			if seenCL || o.chunked {
-				continue
-			}
-			seenCL = true
-		}
-		dst = h1.AppendHeader(dst, f.Name, f.Value)
-	}
-	if addCL0 {
-		dst = h1.AppendContentLength(dst, 0)
-	}
-	switch {
-	case o.close:
-		dst = append(dst, "Connection: close\r\n"...)
-	case o.keepAlive:
-		dst = append(dst, "Connection: keep-alive\r\n"...)
-	}
-	if o.chunked {
-		dst = append(dst, "Transfer-Encoding: chunked\r\n"...)
-	}
-	dst = append(dst, "Via: "...)
-	if nVia > 0 {
-		dst = appendJoinedH2(dst, hd.Fields, "via", ", ")
-		dst = append(dst, ", "...)
-	}
-	dst = append(dst, h.via2...)
-	dst = append(dst, "\r\n\r\n"...)
-	return dst
+	r := header.Response{Status: hd.Status, From: header.HTTP2, Fields: header.H2(hd.Fields)}
+	fr := o.framing()
+	fr.SetLength = addCL0
+	return h.hdr.AppendH1Response(dst, &r, &fr)
 }
 
 // declaresTrailers reports a trailer field in a response head.

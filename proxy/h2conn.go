@@ -9,6 +9,7 @@ import (
 	"github.com/sluice-proxy/sluice/httpcodec/h1"
 	"github.com/sluice-proxy/sluice/httpcodec/h2"
 	"github.com/sluice-proxy/sluice/internal/h2run"
+	"github.com/sluice-proxy/sluice/proxy/header"
 )
 
 // HTTP/2 client connections (issue #5). See doc.go for the whole picture;
@@ -87,7 +88,8 @@ type h2Conn struct {
 
 	stats h2.Stats    // last seen, for metric deltas
 	free  []*h2Stream // finished streams kept for reuse
-	tmp   []byte      // scratch for header translation
+	tmp   []byte      // scratch for bodies and error responses
+	hs    header.Scratch
 	// The last final response head translated (finalFields).
 	lastOK   bool
 	lastBody h1.BodyKind

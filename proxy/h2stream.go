@@ -8,6 +8,7 @@ import (
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/httpcodec/h1"
 	"github.com/sluice-proxy/sluice/httpcodec/h2"
+	"github.com/sluice-proxy/sluice/proxy/header"
 )
 
 // One HTTP/2 stream is one exchange: the request goes to an HTTP/1.1
@@ -315,13 +316,7 @@ func (st *h2Stream) pumpRequest() {
 	}
 	if st.reqEnd && !x.sentAll && len(st.reqPend) == 0 {
 		if x.reqChunked {
-			hc.tmp = append(hc.tmp[:0], "0\r\n"...)
-			for _, f := range st.reqTrail {
-				if !forbiddenTrailer(f.Name) && h1.ValidFieldValue(f.Value) {
-					hc.tmp = h1.AppendHeader(hc.tmp, f.Name, f.Value)
-				}
-			}
-			hc.tmp = append(hc.tmp, "\r\n"...)
+			hc.tmp = header.AppendLastChunk(hc.tmp[:0], header.H2(st.reqTrail))
 			st.writeUp(uc, hc.tmp)
 			if x.uc != uc {
 				return
@@ -373,7 +368,7 @@ func (st *h2Stream) interim(uc *upConn, resp *h1.Response) {
 	if resp.Status == 100 {
 		x.cont100 = true
 	}
-	if hc.sc.WriteHeaders(st.id, hc.h1ToH2Fields(resp, false), false) == nil {
+	if hc.sc.WriteHeaders(st.id, hc.h1ToH2Fields(resp), false) == nil {
 		hc.kick()
 	}
 }
@@ -506,7 +501,7 @@ func (st *h2Stream) onReqData(data []byte, end bool) {
 // onReqTrailers takes the request's trailers, which end it.
 func (st *h2Stream) onReqTrailers(fields []hpack.HeaderField) {
 	st.reqEnd = true
-	st.reqTrail = append(st.reqTrail[:0], fields...)
+	st.reqTrail = header.AppendH2Trailers(st.reqTrail[:0], nil, header.H2(fields)) // those that may travel
 	st.pumpAny()
 }
 
@@ -726,13 +721,13 @@ func (st *h2Stream) respondError(err error) {
 	text := h1.StatusText(code)
 	var clen [20]byte
 	body := hc.tmp[:0]
-	body = append(body, statusString(code)...)
+	body = append(body, header.StatusString(code)...)
 	body = append(body, ' ')
 	body = append(body, text...)
 	body = append(body, '\n')
 	head := x.mc == h1.MethodHEAD
 	hc.hf = append(hc.hf[:0],
-		hpack.HeaderField{Name: ":status", Value: statusString(code)},
+		hpack.HeaderField{Name: ":status", Value: header.StatusString(code)},
 		hpack.HeaderField{Name: "content-type", Value: "text/plain; charset=utf-8"},
 		hpack.HeaderField{Name: "content-length", Value: string(appendInt(clen[:0], int64(len(body))))},
 	)

@@ -5,6 +5,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/httpcodec/h2"
+	"github.com/sluice-proxy/sluice/proxy/header"
 )
 
 // An HTTP/2 client stream on an h2c upstream: a stream of a multiplexed
@@ -70,52 +71,9 @@ func (st *h2Stream) upReady() {
 
 // h2cRequestFields builds the upstream request's field list.
 func (st *h2Stream) h2cRequestFields(u *Upstream) []hpack.HeaderField {
-	hc := st.hc
-	h := hc.h
-	authority := st.authority
-	if hh := st.x.rt.HostHeader; hh != "" {
-		authority = hh
-	} else if h.cfg.RewriteHost || authority == "" {
-		authority = u.host
-	}
-	f := append(st.upFields[:0],
-		hpack.HeaderField{Name: ":method", Value: st.method},
-		hpack.HeaderField{Name: ":scheme", Value: u.scheme()},
-		hpack.HeaderField{Name: ":authority", Value: authority},
-		hpack.HeaderField{Name: ":path", Value: st.path},
-	)
-	xf := !h.cfg.NoXForwarded
-	fw := reqFilter{xf: xf, trusted: hc.trusted}
-	for _, fl := range st.fields {
-		if !fw.policy(specialName(fl.Name)) {
-			continue
-		}
-		f = append(f, fl)
-	}
-	nVia := fw.nVia
-	if xf {
-		b := fw.appendXFF(hc.tmp[:0], hc.ip, func(d []byte) []byte { return appendJoinedH2(d, st.fields, "x-forwarded-for", ", ") })
-		f = append(f, hpack.HeaderField{Name: "x-forwarded-for", Value: string(b)})
-		if fw.nXFProto == 0 {
-			f = append(f, hpack.HeaderField{Name: "x-forwarded-proto", Value: hc.scheme})
-		}
-		if st.authority != "" && fw.nXFHost == 0 {
-			f = append(f, hpack.HeaderField{Name: "x-forwarded-host", Value: st.authority})
-		}
-		hc.tmp = b[:0]
-	}
-	f = append(f, hpack.HeaderField{Name: "x-request-id", Value: string(st.x.reqID)})
-	via := h.via2
-	if nVia > 0 {
-		b := appendJoinedH2(hc.tmp[:0], st.fields, "via", ", ")
-		b = append(b, ", "...)
-		b = append(b, h.via2...)
-		via = string(b)
-		hc.tmp = b[:0]
-	}
-	f = append(f, hpack.HeaderField{Name: "via", Value: via})
-	st.upFields = f
-	return f
+	r := st.headerRequest(u)
+	st.upFields = st.hc.h.hdr.AppendH2Request(st.upFields[:0], &st.hc.hs, &r, true)
+	return st.upFields
 }
 
 // pumpRequestH2C sends the request body (what a retry holds first, then
@@ -209,7 +167,7 @@ func (st *h2Stream) upHeaders(hd *h2.Headers) {
 			return
 		}
 		x.cont100 = x.cont100 || hd.Status == 100
-		if hc.sc.WriteHeaders(st.id, hc.h2ToH2Fields(hd, false), false) == nil {
+		if hc.sc.WriteHeaders(st.id, hc.h2ToH2Fields(hd), false) == nil {
 			hc.kick()
 		}
 		return
@@ -217,7 +175,7 @@ func (st *h2Stream) upHeaders(hd *h2.Headers) {
 	x.headAt = now
 	hc.h.m.upHeadDur.Update(engine.Dur(now - x.sentAt).Seconds())
 	x.status = hd.Status
-	if err := hc.sc.WriteHeaders(st.id, hc.h2ToH2Fields(hd, true), hd.EndStream); err != nil {
+	if err := hc.sc.WriteHeaders(st.id, hc.h2ToH2Fields(hd), hd.EndStream); err != nil {
 		st.abortH2C(errUpBadResponse)
 		st.afterFailure(x.u, &proxyError{kind: errUpBadResponse, err: err}, false)
 		return
@@ -249,7 +207,9 @@ func (st *h2Stream) upData(data []byte, end bool) {
 // upTrailers ends the response with its trailers.
 func (st *h2Stream) upTrailers(fields []hpack.HeaderField) {
 	st.h2cDone()
-	st.finishOut(fields)
+	hc := st.hc
+	hc.hf = header.AppendH2Trailers(hc.hf[:0], nil, header.H2(fields)) // those that may travel
+	st.finishOut(hc.hf)
 	st.maybeDone()
 }
 
@@ -321,34 +281,4 @@ func (st *h2Stream) abortH2C(kind errKind) {
 // releaseH2C runs when the stream finishes: nothing may stay open upstream.
 func (st *h2Stream) releaseH2C() {
 	st.abortH2C(errClientAbort)
-}
-
-// h2ToH2Fields passes an h2c response head on, with Via added to a final
-// one. The slice is hc.hf, valid until the next call.
-func (hc *h2Conn) h2ToH2Fields(hd *h2.Headers, final bool) []hpack.HeaderField {
-	hf := append(hc.hf[:0], hpack.HeaderField{Name: ":status", Value: statusString(hd.Status)})
-	nVia := 0
-	for _, f := range hd.Fields {
-		if len(f.Name) > 0 && f.Name[0] == ':' {
-			continue
-		}
-		if f.Name == "via" {
-			nVia++
-			continue
-		}
-		hf = append(hf, f)
-	}
-	if final {
-		via := hc.h.via2
-		if nVia > 0 {
-			b := appendJoinedH2(hc.tmp[:0], hd.Fields, "via", ", ")
-			b = append(b, ", "...)
-			b = append(b, via...)
-			via = string(b)
-			hc.tmp = b[:0]
-		}
-		hf = append(hf, hpack.HeaderField{Name: "via", Value: via})
-	}
-	hc.hf = hf
-	return hf
 }

@@ -8,7 +8,6 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/sluice-proxy/sluice/engine"
-	"github.com/sluice-proxy/sluice/httpcodec/h1"
 	"github.com/sluice-proxy/sluice/httpcodec/h2"
 )
 
@@ -73,7 +72,7 @@ func (st *h2Stream) upgrade(uc *upConn, rest []byte) bool {
 	now := hc.ls.l.Now()
 	x.headAt = now
 	h.m.upHeadDur.Update(engine.Dur(now - x.sentAt).Seconds())
-	fields := hc.h1ToH2Fields(resp, true)
+	fields := hc.h1ToH2Fields(resp)
 	fields[0].Value = "200"
 	out := fields[:1]
 	for _, f := range fields[1:] {
@@ -201,13 +200,6 @@ func (st *h2Stream) tunnelClosed(uc *upConn, clean bool) {
 	}
 	x.respDone = true
 	st.maybeDone()
-}
-
-// appendWSUpgrade adds the RFC 6455 handshake fields to an upstream head.
-func (st *h2Stream) appendWSUpgrade(dst []byte) []byte {
-	st.wsKey = newWSKey()
-	dst = append(dst, "Connection: Upgrade\r\nUpgrade: websocket\r\n"...)
-	return h1.AppendHeader(dst, "Sec-WebSocket-Key", st.wsKey)
 }
 
 // wsFieldsOK: the extended CONNECT carries what an upstream handshake

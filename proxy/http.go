@@ -65,6 +65,7 @@ import (
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/httpcodec/h1"
 	"github.com/sluice-proxy/sluice/httpcodec/h2"
+	"github.com/sluice-proxy/sluice/proxy/header"
 	"github.com/sluice-proxy/sluice/tlsio"
 )
 
@@ -469,8 +470,7 @@ type HTTP struct {
 	failCooldown, writeTimeout, h2Tick, queueTimeout      int64
 	stallTimeout, upWait                                  int64
 	body                                                  bodyLimits
-	viaValue                                              [2]string // "1.0 sluice", "1.1 sluice"
-	via2                                                  string    // "2.0 sluice"
+	hdr                                                   *header.Policy
 
 	alw      *accessEncoder // AccessLogWriter's encoder; nil: AccessLog, if any
 	mu       sync.Mutex     // guards creating loop states, ups, SetRoutes and the health checkers
@@ -648,8 +648,7 @@ func NewHTTP(cfg HTTPConfig, m *Metrics) (*HTTP, error) {
 	h.stallTimeout = int64(cfg.StallTimeout)
 	h.upWait = int64(cfg.ClientUpstreamWait)
 	h.body = newBodyLimits(&cfg)
-	h.viaValue = [2]string{"1.0 " + cfg.Via, "1.1 " + cfg.Via}
-	h.via2 = "2.0 " + cfg.Via
+	h.hdr = header.NewPolicy(cfg.Via, cfg.RewriteHost, cfg.NoXForwarded)
 	// The HTTP/2 housekeeping tick checks stalled streams; a quarter of
 	// the shortest timeout it enforces, between 10ms and 1s.
 	h.h2Tick = int64(min(cfg.StallTimeout, cfg.IdleTimeout, cfg.ResponseHeaderTimeout, cfg.ReadTimeout, cfg.ClientUpstreamWait) / 4)

@@ -5,6 +5,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/httpcodec/h1"
+	"github.com/sluice-proxy/sluice/proxy/header"
 )
 
 // A client connection is a loop of exchanges, one at a time:
@@ -505,12 +506,13 @@ func (cc *clientConn) connect(avoid *Upstream, host, target []byte) {
 	}
 	switch {
 	case target != nil:
-		x.head = cc.h.appendRequestHead(x.head[:0], &cc.req, &reqHeadInfo{
+		in := reqHeadInfo{
 			target: target, host: host, upstream: u, clientIP: cc.ip, scheme: cc.scheme, trusted: cc.trusted, reqID: x.reqID,
 			hostHdr: x.rt.HostHeader,
-		})
+		}
+		x.head = cc.h.appendRequestHead(x.head[:0], &cc.req, &in)
 		if x.rt.hasH2C {
-			x.upFields = cc.h.appendH2CRequestFields(x.upFields[:0], &cc.req, host, target, u, cc.ip, cc.scheme, cc.trusted, x.reqID, x.rt.HostHeader)
+			x.upFields = cc.h.appendH2CRequestFields(x.upFields[:0], &cc.req, &in)
 		}
 	case cc.h.cfg.RewriteHost && x.rt.HostHeader == "" && u != x.u:
 		x.head = replaceHost(x.head, u.host)
@@ -708,7 +710,7 @@ func (cc *clientConn) requestDone() {
 	}
 	uc := x.uc
 	if x.reqChunked {
-		cc.buf = h1.AppendLastChunk(cc.buf[:0], cc.body.Trailers())
+		cc.buf = header.AppendLastChunk(cc.buf[:0], header.H1(cc.body.Trailers()))
 		cc.write(uc, cc.buf)
 		if x.uc != uc {
 			return // a retry started: attach sends everything and arms the timer
@@ -874,7 +876,7 @@ func (cc *clientConn) responseBody(uc *upConn, data []byte, _ bool) bool {
 func (cc *clientConn) endResponse(uc *upConn, trailers *h1.Headers) {
 	x := &cc.x
 	if x.out == outChunked {
-		cc.buf = h1.AppendLastChunk(cc.buf[:0], trailers)
+		cc.buf = header.AppendLastChunk(cc.buf[:0], header.H1(trailers))
 		cc.c.Write(cc.buf)
 	}
 	x.respDone = true
