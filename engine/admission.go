@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"sync/atomic"
+
+	"golang.org/x/sys/unix"
 )
 
 // Admission: what a client that has proven nothing yet may hold.
@@ -175,8 +177,7 @@ func (e *Engine) makeRoom(l *Loop, k admKind, used, limit int64) bool {
 	case target == nil:
 		return false
 	case target == l:
-		l.evictHead(k)
-		return true
+		return l.evictHead(k)
 	}
 	e.evictPending[k].Add(1)
 	if err := target.Post(func() {
@@ -192,11 +193,42 @@ func (e *Engine) makeRoom(l *Loop, k admKind, used, limit int64) bool {
 	return true
 }
 
-// evictHead evicts the oldest connection of list k on l, if there is one.
-func (l *Loop) evictHead(k admKind) {
-	if c := l.adm[k].head; c != nil {
+// evictHead evicts the oldest connection of list k on l that may go, and
+// reports whether there was one. A handshake whose client has answered our
+// flight is spared while its answer waits unread in the kernel (see
+// answerWaiting): it counts as progress and goes to the tail. Each
+// connection is looked at once per callback (the spared ones are keyed
+// now), so a list of honest handshakes costs one FIONREAD each.
+func (l *Loop) evictHead(k admKind) bool {
+	now := l.now()
+	for c := l.adm[k].head; c != nil; c = l.adm[k].head {
+		if k == admHandshake && c.answerWaiting() {
+			if c.admKey >= now {
+				return false // spared already: every one left has moved
+			}
+			l.e.met.spared.Inc()
+			c.admTouch()
+			continue
+		}
 		c.evict(k)
+		return true
 	}
+	return false
+}
+
+// answerWaiting: our handshake flight is out and the client's next bytes
+// (its Finished, and with TLS 1.3 the requests right behind it) are in the
+// kernel, not read yet because the loop is behind, as in a connection
+// storm. Evicting it would reset a client that believes its connection is
+// established and lose those requests; the handshake is not stalled, the
+// loop is. A paused connection (too much input during the handshake) is
+// not spared: its input waits by our choice.
+func (c *Conn) answerWaiting() bool {
+	if !c.hsStarted || c.trace.BytesOut == 0 || c.paused {
+		return false
+	}
+	n, err := unix.IoctlGetInt(c.fd, unix.SIOCINQ)
+	return err == nil && n > 0
 }
 
 // admissionOutcome: the resets admission makes, logged by their close line

@@ -28,6 +28,7 @@ type engineMetrics struct {
 	rejected   *metrics.Counter
 	evicted    [numAdmKinds]*metrics.Counter
 	parked     *metrics.Counter
+	spared     *metrics.Counter
 	pauses     *metrics.Counter
 	detached   *metrics.Counter
 	closes     [2][numOutcomes]*metrics.Counter
@@ -91,6 +92,7 @@ func newEngineMetrics(e *Engine) *engineMetrics {
 	m.evicted[admWaiting] = s.NewCounter(`sluice_connections_evicted_total{reason="max_conns"}`)
 	m.evicted[admHandshake] = s.NewCounter(`sluice_connections_evicted_total{reason="max_handshakes"}`)
 	m.parked = s.NewCounter(`sluice_tls_handshakes_parked_total`)
+	m.spared = s.NewCounter(`sluice_tls_handshakes_spared_total`)
 	m.pauses = s.NewCounter(`sluice_read_pauses_total`)
 	m.detached = s.NewCounter(`sluice_half_closed_by_peer_total`)
 	prefix := [2]string{"sluice_connection", "sluice_upstream_connection"}
