@@ -23,7 +23,12 @@
 // A connection belongs to one loop for its whole life. Every Conn method and
 // every Handler callback runs on that loop, so connection state needs no
 // locks; fields are commented with their owner. Other goroutines reach a loop
-// only through Loop.Post (gnet's Execute). Each loop has exactly one helper
+// only through Loop.Post (gnet's Execute). Two loop-level hooks serve the
+// layers above: Loop.AfterBatch runs work once the loop's current batch of
+// events is done (HTTP/2 output of many reads leaves in one write), and
+// Loop.OnDrain runs once per loop when the process drain reaches it,
+// before any connection's OnDrain (pools drained once per loop; Draining
+// is the loop's one drain flag). Each loop has exactly one helper
 // goroutine, its watcher (watcher.go), which blocks in epoll_wait on a
 // timerfd (the loop's earliest deadline) and on sockets waiting to become
 // writable, and posts what fired to the loop; it never touches connection

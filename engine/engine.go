@@ -398,20 +398,14 @@ func (e *Engine) Drain(ctx context.Context) error {
 	return e.DrainConnections(ctx)
 }
 
-// DrainConnections asks every connection to finish and close
-// (Handler.OnDrain); connections that open later (a TLS handshake in
+// DrainConnections runs each loop's OnDrain hooks, then asks every
+// connection to finish and close (Handler.OnDrain); connections that open later (a TLS handshake in
 // flight, or while the listeners still accept) are drained on open.
 // Idle reports when none is left. The process drain (package shutdown)
 // calls StopAccepting first.
 func (e *Engine) DrainConnections(ctx context.Context) error {
 	e.draining.Store(true)
-	err := e.onEachLoop(ctx, func(l *Loop) {
-		for _, c := range l.sortedConns() {
-			if c.state < ShutdownInitiated && !c.handshakeUnderWay() {
-				c.h.OnDrain(c)
-			}
-		}
-	})
+	err := e.onEachLoop(ctx, (*Loop).drain)
 	e.connGone()
 	return err
 }
