@@ -308,7 +308,13 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 			if admin != nil {
 				adminLn = admin.Listener()
 			}
-			pid, err := startSuccessor(args, eng, adminLn, log)
+			pid, err := startSuccessor(args, eng, adminLn, log, sigs)
+			if c, ok := err.(errRestartCancelled); ok {
+				restarts.failed.Inc()
+				log.Warn("restart cancelled: draining", "pid", pid, "signal", c.sig.String())
+				sig = c.sig
+				continue
+			}
 			if err != nil {
 				restarts.failed.Inc()
 				log.Error("restart failed: still serving", "err", err)

@@ -174,10 +174,20 @@ func newRestartMetrics(set *metrics.Set) restartMetrics {
 	}
 }
 
+// errRestartCancelled: a SIGTERM/SIGINT came while the new process was
+// starting. It was sent SIGTERM (it drains what it may have accepted) and
+// this process drains at once instead of waiting for it.
+type errRestartCancelled struct{ sig os.Signal }
+
+func (e errRestartCancelled) Error() string {
+	return "cancelled by " + e.sig.String() + ": the new process was told to stop"
+}
+
 // startSuccessor starts a new sluice with the same arguments and
 // environment, handing it every listening socket, and returns once it
-// serves. On an error the new process is gone and this one is unchanged.
-func startSuccessor(args []string, eng *engine.Engine, admin net.Listener, log *slog.Logger) (int, error) {
+// serves. On an error the new process is gone (or, cancelled by a signal
+// on stop, stopping) and this one is unchanged.
+func startSuccessor(args []string, eng *engine.Engine, admin net.Listener, log *slog.Logger, stop <-chan os.Signal) (int, error) {
 	fds, err := eng.ListenerFDs()
 	if err != nil {
 		return 0, fmt.Errorf("listening sockets: %w", err)
@@ -276,6 +286,9 @@ func startSuccessor(args []string, eng *engine.Engine, admin net.Listener, log *
 		}
 	case st := <-exited:
 		return pid, fmt.Errorf("new process %d exited before serving: %s", pid, st)
+	case sig := <-stop:
+		_ = proc.Signal(syscall.SIGTERM)
+		return pid, errRestartCancelled{sig}
 	case <-timer.C:
 		_ = proc.Kill()
 		<-exited

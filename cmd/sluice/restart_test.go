@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -384,5 +385,64 @@ func TestListenFDsSocketActivation(t *testing.T) {
 	var ee *exec.ExitError
 	if !errors.As(h.err, &ee) || ee.ExitCode() != 2 || !strings.Contains(h.log.String(), "LISTEN_FDS: fd 3 ("+addr+") matches neither -listen") {
 		t.Errorf("mismatched socket: %v\n%s", h.err, h.log.String())
+	}
+}
+
+// A SIGTERM while a SIGUSR2 restart waits for its new process cancels the
+// restart at once: the new process (here a stand-in that never says
+// ready) is sent SIGTERM and this one drains and exits, instead of
+// waiting up to 30 s for a successor that may never serve.
+func TestSIGTERMCancelsAPendingRestart(t *testing.T) {
+	subreaper(t)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "sluice")
+	data, err := os.ReadFile(binPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	up := httpBackend(t)
+	addr := freePort(t)
+	f := startFamily(t, nil, nil, bin, "-listen", addr, "-admin", "", "-loops", "1", "-upstream", "http://"+up)
+	f.waitLine(t, `sluice serving" pid=`, 1, 15*time.Second)
+	// The restart re-executes os.Executable, i.e. this path: a process
+	// that starts and never serves.
+	stub := filepath.Join(dir, "stub")
+	if err := os.WriteFile(stub, []byte("#!/bin/sh\nexec sleep 60\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(stub, bin); err != nil {
+		t.Fatal(err)
+	}
+	f.cmd.Process.Signal(syscall.SIGUSR2)
+	f.waitLine(t, `restart: starting the new process`, 1, 10*time.Second)
+	time.Sleep(100 * time.Millisecond) // the stand-in is running
+	sent := time.Now()
+	f.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-f.done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no exit %v after SIGTERM (the restart wait is 30 s):\n%s", time.Since(sent), f.log.String())
+	}
+	if f.err != nil {
+		t.Fatalf("exit: %v\n%s", f.err, f.log.String())
+	}
+	m := f.waitLine(t, `restart cancelled: draining" pid=(\d+) signal=terminated`, 1, time.Second)
+	f.waitLine(t, `sluice stopped`, 1, time.Second)
+	pid, _ := strconv.Atoi(m[1])
+	// The stand-in got SIGTERM: it is gone (reaped by its parent, or by
+	// this test as subreaper once the parent exited).
+	gone := false
+	for end := time.Now().Add(5 * time.Second); !gone && time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		var ws unix.WaitStatus
+		if p, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil); p == pid || err == unix.ECHILD {
+			gone = unix.Kill(pid, 0) == unix.ESRCH
+		}
+	}
+	if !gone {
+		stopPid(t, pid, time.Second)
+		t.Fatalf("the new process %d was not stopped", pid)
 	}
 }
