@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -369,23 +368,26 @@ func fileUpstreams(path string, v any) ([]fileUpstream, []error) {
 }
 
 // buildUpstreamTLS turns the [[upstreams]] tables into per-upstream TLS
-// settings: each starts from the global upstream-* ones.
-func (c *config) buildUpstreamTLS() error {
+// settings: each starts from the global upstream-* ones. Every problem is
+// one error.
+func (c *config) buildUpstreamTLS() []error {
+	var errs []error
 	for _, u := range c.fileUps {
+		bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(u.where+": "+format, a...)) }
 		t := proxy.UpstreamTLS{RootCAs: c.upCAs, InsecureSkipVerify: c.upInsecure, ServerName: c.upServerName, ClientCert: c.upCert}
+		ok := true
 		if u.ca != "" {
-			pem, err := os.ReadFile(u.ca)
+			pool, err := readCAs(u.ca)
 			if err != nil {
-				return fmt.Errorf("%s: ca %q: %v", u.where, u.ca, errors.Unwrap(err))
+				bad("ca %q: %v", u.ca, err)
+				ok = false
 			}
-			t.RootCAs = x509.NewCertPool()
-			if !t.RootCAs.AppendCertsFromPEM(pem) {
-				return fmt.Errorf("%s: ca %q: no PEM certificate in it", u.where, u.ca)
-			}
+			t.RootCAs = pool
 		}
 		if u.serverName != "" {
 			if strings.ContainsAny(u.serverName, " /:") {
-				return fmt.Errorf("%s: server-name %q: must be a host name or an IP address", u.where, u.serverName)
+				bad("server-name %q: must be a host name or an IP address", u.serverName)
+				ok = false
 			}
 			t.ServerName = u.serverName
 		}
@@ -393,22 +395,28 @@ func (c *config) buildUpstreamTLS() error {
 			t.InsecureSkipVerify = *u.insecure
 		}
 		if (u.clientCert == "") != (u.clientKey == "") {
-			return fmt.Errorf("%s: client-cert and client-key: give both or neither", u.where)
-		}
-		if u.clientCert != "" {
+			bad("client-cert and client-key: give both or neither")
+			ok = false
+		} else if u.clientCert != "" {
 			pairs, err := loadPairs([]string{u.clientCert}, []string{u.clientKey})
 			if err != nil {
-				return fmt.Errorf("%s: %v", u.where, err)
+				errs = append(errs, fmt.Errorf("%s: %v", u.where, err))
+				ok = false
+			} else {
+				t.ClientCert = pairs[0]
 			}
-			t.ClientCert = pairs[0]
+		}
+		if _, dup := c.upTLSFor[u.key]; dup {
+			bad("url %q is already in another [[upstreams]] table", u.url)
+			continue
+		}
+		if !ok {
+			continue
 		}
 		if c.upTLSFor == nil {
 			c.upTLSFor = map[string]proxy.UpstreamTLS{}
 		}
-		if _, dup := c.upTLSFor[u.key]; dup {
-			return fmt.Errorf("%s: url %q is already in another [[upstreams]] table", u.where, u.url)
-		}
 		c.upTLSFor[u.key] = t
 	}
-	return nil
+	return errs
 }

@@ -117,7 +117,13 @@ var errHelp = errors.New("help requested")
 func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	c := &config{}
 	fs, level := newFlagSet(c)
-	if err := fs.Parse(args); err != nil {
+	// A bad value is noted and the parse goes on, so that every bad flag
+	// is reported; a flag the set does not know still stops it.
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) { f.Value = noted{f.Value, f, &errs} })
+	err := fs.Parse(args)
+	fs.VisitAll(func(f *flag.Flag) { f.Value = f.Value.(noted).Value })
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			usage(fs, stdout)
 			return nil, errHelp
@@ -133,10 +139,11 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	if c.configFile != "" {
 		given := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-		routes, ups, errs := applyFile(fs, c.configFile, given)
+		routes, ups, ferrs := applyFile(fs, c.configFile, given)
 		c.fileUps = ups
-		if len(errs) > 0 {
-			return nil, errors.Join(errs...)
+		errs = append(errs, ferrs...)
+		if len(ferrs) > 0 {
+			return nil, errors.Join(errs...) // validate would repeat them
 		}
 		if !given["route"] {
 			c.fileRoutes = routes
@@ -145,9 +152,38 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	c.values = map[string]string{}
 	fs.VisitAll(func(f *flag.Flag) { c.values[f.Name] = f.Value.String() })
 	if err := c.validate(*level); err != nil {
-		return nil, err
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return c, nil
+}
+
+// noted is a flag value during the command line's parse: a value Set
+// refuses becomes one error naming the flag, and the parse goes on (the
+// flag keeps its default, which validate does not report again).
+type noted struct {
+	flag.Value
+	f    *flag.Flag
+	errs *[]error
+}
+
+func (n noted) Set(s string) error {
+	was := n.Value.String()
+	if err := n.Value.Set(s); err != nil {
+		_ = n.Value.Set(was) // the flag package's values zero themselves on a bad value
+		f := *n.f
+		f.Value = n.Value
+		*n.errs = append(*n.errs, fmt.Errorf("-%s %q: %s", f.Name, s, valueReason(&f, s, err)))
+	}
+	return nil
+}
+
+// IsBoolFlag keeps -flag (without =true) working for boolean flags.
+func (n noted) IsBoolFlag() bool {
+	b, ok := n.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }
 
 func usage(fs *flag.FlagSet, w io.Writer) {

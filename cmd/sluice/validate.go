@@ -9,59 +9,70 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/sluice-proxy/sluice/httpcodec/h2"
 	"github.com/sluice-proxy/sluice/proxy"
 	"github.com/sluice-proxy/sluice/tlsio"
 )
 
+// validate checks every value and derives the parsed forms (routes, CA
+// pools, client certificates, trusted prefixes). It reports every problem,
+// one error each, not only the first; it opens no socket and creates no
+// file.
 func (c *config) validate(level string) error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if err := checkListenAddr(c.listen); err != nil {
-		return fmt.Errorf("-listen %q: %v", c.listen, err)
+		bad("-listen %q: %v", c.listen, err)
 	}
 	if c.admin != "" {
 		if err := checkListenAddr(c.admin); err != nil {
-			return fmt.Errorf("-admin %q: %v", c.admin, err)
+			bad("-admin %q: %v", c.admin, err)
 		}
 	}
 	if c.listenPlain != "" {
 		if err := checkListenAddr(c.listenPlain); err != nil {
-			return fmt.Errorf("-listen-plain %q: %v", c.listenPlain, err)
+			bad("-listen-plain %q: %v", c.listenPlain, err)
 		}
 	}
 	if err := checkAddrClash(c); err != nil {
-		return err
+		errs = append(errs, err)
 	}
+	badUp := map[string]bool{}
 	for _, u := range c.upstreams {
 		if _, err := upstreamAddr(u); err != nil {
-			return fmt.Errorf("-upstream %q: %v", u, err)
+			bad("-upstream %q: %v", u, err)
+			badUp[u] = true
 		}
 	}
 	if c.loops < 1 || c.loops > 256 {
-		return fmt.Errorf("-loops %d: must be 1..256", c.loops)
+		bad("-loops %d: must be 1..256", c.loops)
 	}
 	if c.maxHS < 1 {
-		return fmt.Errorf("-max-handshakes %d: must be positive", c.maxHS)
+		bad("-max-handshakes %d: must be positive", c.maxHS)
 	}
 	if c.tlsEngine != tlsio.EngineNative && c.tlsEngine != tlsio.EngineStdlib {
-		return fmt.Errorf("-tls-engine %q: must be native or stdlib", c.tlsEngine)
+		bad("-tls-engine %q: must be native or stdlib", c.tlsEngine)
 	}
 	if c.tlsKeyUpdate == 0 || c.tlsKeyUpdate < -1 || (c.tlsKeyUpdate > 0 && c.tlsKeyUpdate < 1<<14) {
-		return fmt.Errorf("-tls-key-update-bytes %d: must be -1 (never) or at least 16384", c.tlsKeyUpdate)
+		bad("-tls-key-update-bytes %d: must be -1 (never) or at least 16384", c.tlsKeyUpdate)
 	}
 	if c.maxConns < 1 {
-		return fmt.Errorf("-max-conns %d: must be positive", c.maxConns)
+		bad("-max-conns %d: must be positive", c.maxConns)
 	}
 	switch c.mode {
 	case "tcp":
 		if len(c.routeArgs) > 0 || len(c.fileRoutes) > 0 {
-			return errors.New("-route: only in -mode http")
+			bad("-route: only in -mode http")
 		}
 		if c.listenPlain != "" {
-			return errors.New("-listen-plain: only in -mode http")
+			bad("-listen-plain: only in -mode http")
 		}
 		switch c.upProxyProto {
 		case "":
@@ -70,16 +81,17 @@ func (c *config) validate(level string) error {
 		case "v2":
 			c.upProxyV = 2
 		default:
-			return fmt.Errorf("-upstream-proxy-protocol %q: must be v1 or v2", c.upProxyProto)
+			bad("-upstream-proxy-protocol %q: must be v1 or v2", c.upProxyProto)
 		}
 	case "http":
 		if c.upProxyProto != "" {
-			return errors.New("-upstream-proxy-protocol: only in -mode tcp (a pooled HTTP upstream connection carries many clients)")
+			bad("-upstream-proxy-protocol: only in -mode tcp (a pooled HTTP upstream connection carries many clients)")
 		}
 		for _, r := range c.routeArgs {
 			rt, err := proxy.ParseRoute(r)
 			if err != nil {
-				return fmt.Errorf("-route: %v", err)
+				bad("-route: %v", err)
+				continue
 			}
 			c.routes = append(c.routes, rt)
 		}
@@ -90,99 +102,108 @@ func (c *config) validate(level string) error {
 			rt := proxy.Route{PathPrefix: "/"}
 			seen := map[string]bool{}
 			for _, u := range c.upstreams {
+				if badUp[u] {
+					continue // said above
+				}
 				key, err := proxy.ParseUpstream(u)
 				if err != nil {
-					return fmt.Errorf("-upstream %q: %v", u, upstreamReason(err))
+					bad("-upstream %q: %v", u, upstreamReason(err))
+					continue
 				}
 				if seen[key] {
-					return fmt.Errorf("-upstream %q: given twice", u)
+					bad("-upstream %q: given twice", u)
+					continue
 				}
 				seen[key] = true
 				rt.Upstreams = append(rt.Upstreams, key)
 			}
-			c.routes = append(c.routes, rt)
+			if len(rt.Upstreams) > 0 {
+				c.routes = append(c.routes, rt)
+			}
 		}
 	default:
-		return fmt.Errorf("-mode %q: must be http or tcp", c.mode)
+		bad("-mode %q: must be http or tcp", c.mode)
 	}
 	switch c.balance {
 	case "round_robin", "least_conn", "p2c":
 	default:
-		return fmt.Errorf("-balance %q: must be round_robin, least_conn or p2c", c.balance)
+		bad("-balance %q: must be round_robin, least_conn or p2c", c.balance)
 	}
 	if c.poolSize < 1 {
-		return fmt.Errorf("-pool-size %d: must be positive", c.poolSize)
+		bad("-pool-size %d: must be positive", c.poolSize)
 	}
 	if c.upMaxConns < 0 {
-		return fmt.Errorf("-upstream-max-conns %d: must be 0 (no cap) or more", c.upMaxConns)
+		bad("-upstream-max-conns %d: must be 0 (no cap) or more", c.upMaxConns)
 	}
 	if c.upMaxConns > 0 && c.upMaxConns < c.loops {
 		// Each loop keeps its own HTTP/2 upstream connections: under the
 		// loop count, some loops could never open one.
+	h2:
 		for _, r := range c.routes {
 			for _, u := range r.Upstreams {
 				if strings.HasPrefix(u, "h2c://") || strings.HasPrefix(u, "h2://") {
-					return fmt.Errorf("-upstream-max-conns %d: must be at least -loops (%d) with an HTTP/2 upstream (%s): each loop needs a connection of its own", c.upMaxConns, c.loops, u)
+					bad("-upstream-max-conns %d: must be at least -loops (%d) with an HTTP/2 upstream (%s): each loop needs a connection of its own", c.upMaxConns, c.loops, u)
+					break h2
 				}
 			}
 		}
 	}
 	if c.upQueue < 0 {
-		return fmt.Errorf("-upstream-queue %d: must be 0 or more", c.upQueue)
+		bad("-upstream-queue %d: must be 0 or more", c.upQueue)
 	}
 	if c.retries < 0 {
-		return fmt.Errorf("-retries %d: must be 0 or more", c.retries)
+		bad("-retries %d: must be 0 or more", c.retries)
 	}
 	if c.maxFails < 0 {
-		return fmt.Errorf("-max-fails %d: must be 0 or more", c.maxFails)
+		bad("-max-fails %d: must be 0 or more", c.maxFails)
 	}
-	if c.healthPath != "" && !strings.HasPrefix(c.healthPath, "/") {
-		return fmt.Errorf("-health-path %q: must start with /", c.healthPath)
+	if c.healthPath != "" && !validHealthPath(c.healthPath) {
+		bad("-health-path %q: must start with / and hold no spaces or controls", c.healthPath)
 	}
 	if c.maxHead < 1024 {
-		return fmt.Errorf("-max-header-bytes %d: must be at least 1024", c.maxHead)
+		bad("-max-header-bytes %d: must be at least 1024", c.maxHead)
 	}
 	if c.maxFields < 1 {
-		return fmt.Errorf("-max-header-fields %d: must be positive", c.maxFields)
+		bad("-max-header-fields %d: must be positive", c.maxFields)
 	}
 	if c.maxLine < 256 {
-		return fmt.Errorf("-max-request-line %d: must be at least 256", c.maxLine)
+		bad("-max-request-line %d: must be at least 256", c.maxLine)
 	}
 	if c.h2MaxStreams < 1 || c.h2MaxStreams > 1<<20 {
-		return fmt.Errorf("-h2-max-concurrent-streams %d: must be 1..1048576", c.h2MaxStreams)
+		bad("-h2-max-concurrent-streams %d: must be 1..1048576", c.h2MaxStreams)
 	}
 	if c.h2MaxHeaderList < 1024 || c.h2MaxHeaderList > 16<<20 {
-		return fmt.Errorf("-h2-max-header-list-size %d: must be 1024..16777216", c.h2MaxHeaderList)
+		bad("-h2-max-header-list-size %d: must be 1024..16777216", c.h2MaxHeaderList)
 	}
 	if c.h2StreamWindow < 1<<14 || c.h2StreamWindow > h2.MaxWindowSize {
-		return fmt.Errorf("-h2-stream-window %d: must be 16384..2147483647", c.h2StreamWindow)
+		bad("-h2-stream-window %d: must be 16384..2147483647", c.h2StreamWindow)
 	}
 	if c.h2ConnWindow < h2.DefaultWindowSize || c.h2ConnWindow > h2.MaxWindowSize {
-		return fmt.Errorf("-h2-conn-window %d: must be 65535..2147483647", c.h2ConnWindow)
+		bad("-h2-conn-window %d: must be 65535..2147483647", c.h2ConnWindow)
 	}
 	if c.h2MaxBuffered < 64<<10 {
-		return fmt.Errorf("-h2-max-buffered %d: must be at least 65536", c.h2MaxBuffered)
+		bad("-h2-max-buffered %d: must be at least 65536", c.h2MaxBuffered)
 	}
 	if c.h2StallTimeout <= 0 || c.h2StallTimeout > c.writeTimeout {
-		return fmt.Errorf("-h2-stall-timeout %v: must be positive and at most -write-timeout (%v)", c.h2StallTimeout, c.writeTimeout)
+		bad("-h2-stall-timeout %v: must be positive and at most -write-timeout (%v)", c.h2StallTimeout, c.writeTimeout)
 	}
 	if c.clientMaxUps < 1 {
-		return fmt.Errorf("-client-max-upstreams %d: must be positive", c.clientMaxUps)
+		bad("-client-max-upstreams %d: must be positive", c.clientMaxUps)
 	}
 	if c.clientMaxStreams < 1 {
-		return fmt.Errorf("-client-max-upstream-streams %d: must be positive", c.clientMaxStreams)
+		bad("-client-max-upstream-streams %d: must be positive", c.clientMaxStreams)
 	}
 	if c.clientUpWait <= 0 {
-		return fmt.Errorf("-client-upstream-wait %v: must be positive", c.clientUpWait)
+		bad("-client-upstream-wait %v: must be positive", c.clientUpWait)
 	}
 	if c.bodyTimeout < 0 {
-		return fmt.Errorf("-body-timeout %v: must be 0 (off) or more", c.bodyTimeout)
+		bad("-body-timeout %v: must be 0 (off) or more", c.bodyTimeout)
 	}
 	if c.bodyGrace <= 0 {
-		return fmt.Errorf("-body-grace %v: must be positive", c.bodyGrace)
+		bad("-body-grace %v: must be positive", c.bodyGrace)
 	}
 	if c.bodyMinRate < 0 {
-		return fmt.Errorf("-body-min-rate %d: must be 0 (off) or more", c.bodyMinRate)
+		bad("-body-min-rate %d: must be 0 (off) or more", c.bodyMinRate)
 	}
 	switch strings.ToLower(level) {
 	case "debug":
@@ -194,7 +215,7 @@ func (c *config) validate(level string) error {
 	case "error":
 		c.logLevel = slog.LevelError
 	default:
-		return fmt.Errorf("-log-level %q: must be debug, info, warn or error", level)
+		bad("-log-level %q: must be debug, info, warn or error", level)
 	}
 	switch c.accessLog {
 	case "true":
@@ -204,44 +225,49 @@ func (c *config) validate(level string) error {
 	case "stderr", "stdout", "off":
 	default:
 		if !strings.Contains(c.accessLog, "/") {
-			return fmt.Errorf("-access-log %q: must be stderr, stdout, off or a file path containing a / (e.g. ./access.log)", c.accessLog)
+			bad("-access-log %q: must be stderr, stdout, off or a file path containing a / (e.g. ./access.log)", c.accessLog)
+		} else if err := appendable(c.accessLog); err != nil {
+			bad("-access-log %q: %v", c.accessLog, err)
 		}
-		f, err := os.OpenFile(c.accessLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-		if err != nil {
-			return fmt.Errorf("-access-log %q: %v", c.accessLog, errors.Unwrap(err))
-		}
-		f.Close()
 	}
 	if c.logFormat != "text" && c.logFormat != "json" {
-		return fmt.Errorf("-log-format %q: must be text or json", c.logFormat)
+		bad("-log-format %q: must be text or json", c.logFormat)
 	}
 	if len(c.certs) != len(c.keys) {
-		return fmt.Errorf("-cert and -key: %d certificates but %d keys; give them in pairs", len(c.certs), len(c.keys))
+		bad("-cert and -key: %d certificates but %d keys; give them in pairs", len(c.certs), len(c.keys))
+	} else {
+		for i, f := range c.certs {
+			// One line per pair: a missing key beside a missing cert is
+			// the same mistake.
+			if err := readable(f); err != nil {
+				bad("-cert %q: %v", f, err)
+			} else if err := readable(c.keys[i]); err != nil {
+				bad("-key %q: %v", c.keys[i], err)
+			}
+		}
 	}
 	if c.upCAFile != "" {
-		pem, err := os.ReadFile(c.upCAFile)
-		if err != nil {
-			return fmt.Errorf("-upstream-ca %q: %v", c.upCAFile, errors.Unwrap(err))
-		}
-		c.upCAs = x509.NewCertPool()
-		if !c.upCAs.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("-upstream-ca %q: no PEM certificate in it", c.upCAFile)
+		if pool, err := readCAs(c.upCAFile); err != nil {
+			bad("-upstream-ca %q: %v", c.upCAFile, err)
+		} else {
+			c.upCAs = pool
 		}
 	}
 	if (c.upCertFile == "") != (c.upKeyFile == "") {
-		return errors.New("-upstream-client-cert and -upstream-client-key: give both or neither")
-	}
-	if c.upCertFile != "" {
+		bad("-upstream-client-cert and -upstream-client-key: give both or neither")
+	} else if c.upCertFile != "" {
 		cb, err := os.ReadFile(c.upCertFile)
 		if err != nil {
-			return fmt.Errorf("-upstream-client-cert %q: %v", c.upCertFile, errors.Unwrap(err))
+			bad("-upstream-client-cert %q: %v", c.upCertFile, errors.Unwrap(err))
 		}
-		kb, err := os.ReadFile(c.upKeyFile)
-		if err != nil {
-			return fmt.Errorf("-upstream-client-key %q: %v", c.upKeyFile, errors.Unwrap(err))
+		kb, kerr := os.ReadFile(c.upKeyFile)
+		if kerr != nil {
+			bad("-upstream-client-key %q: %v", c.upKeyFile, errors.Unwrap(kerr))
 		}
-		if c.upCert, err = tlsio.ParseKeyPair(cb, kb); err != nil {
-			return fmt.Errorf("-upstream-client-cert %q / -upstream-client-key %q: %v", c.upCertFile, c.upKeyFile, err)
+		if err == nil && kerr == nil {
+			if c.upCert, err = tlsio.ParseKeyPair(cb, kb); err != nil {
+				bad("-upstream-client-cert %q / -upstream-client-key %q: %v", c.upCertFile, c.upKeyFile, err)
+			}
 		}
 	}
 	for _, s := range strings.Split(c.trustedArg, ",") {
@@ -252,39 +278,90 @@ func (c *config) validate(level string) error {
 		if err != nil {
 			a, err2 := netip.ParseAddr(s)
 			if err2 != nil {
-				return fmt.Errorf("-trusted-proxies %q: %q is not a CIDR (10.0.0.0/8) or an address", c.trustedArg, s)
+				bad("-trusted-proxies %q: %q is not a CIDR (10.0.0.0/8) or an address", c.trustedArg, s)
+				continue
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
 		c.trusted = append(c.trusted, p.Masked())
 	}
-	if err := c.buildUpstreamTLS(); err != nil {
-		return err
-	}
 	if c.upServerName != "" && strings.ContainsAny(c.upServerName, " /:") {
-		return fmt.Errorf("-upstream-server-name %q: must be a host name or an IP address", c.upServerName)
+		bad("-upstream-server-name %q: must be a host name or an IP address", c.upServerName)
 	}
-	for i, f := range c.certs {
-		if err := readable(f); err != nil {
-			return fmt.Errorf("-cert %q: %v", f, err)
-		}
-		if err := readable(c.keys[i]); err != nil {
-			return fmt.Errorf("-key %q: %v", c.keys[i], err)
-		}
-	}
+	errs = append(errs, c.buildUpstreamTLS()...)
 	if c.drainDelay < 0 {
-		return fmt.Errorf("-drain-delay %v: must not be negative", c.drainDelay)
+		bad("-drain-delay %v: must not be negative", c.drainDelay)
 	}
-	for name, d := range map[string]time.Duration{
-		"-handshake-timeout": c.handshakeTimeout, "-first-byte-timeout": c.firstByteTimeout, "-header-timeout": c.headerTimeout,
-		"-idle-timeout": c.idleTimeout, "-write-timeout": c.writeTimeout,
-		"-linger-timeout": c.lingerTimeout, "-drain-timeout": c.drainTimeout,
-		"-dial-timeout": c.dialTimeout, "-upstream-timeout": c.upTimeout,
-		"-pool-idle-timeout": c.poolIdle, "-upstream-queue-timeout": c.upQueueWait,
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"-handshake-timeout", c.handshakeTimeout}, {"-first-byte-timeout", c.firstByteTimeout}, {"-header-timeout", c.headerTimeout},
+		{"-idle-timeout", c.idleTimeout}, {"-write-timeout", c.writeTimeout},
+		{"-linger-timeout", c.lingerTimeout}, {"-drain-timeout", c.drainTimeout},
+		{"-dial-timeout", c.dialTimeout}, {"-upstream-timeout", c.upTimeout},
+		{"-pool-idle-timeout", c.poolIdle}, {"-upstream-queue-timeout", c.upQueueWait},
 	} {
-		if d <= 0 {
-			return fmt.Errorf("%s %v: must be positive", name, d)
+		if d.v <= 0 {
+			bad("%s %v: must be positive", d.name, d.v)
 		}
+	}
+	return errors.Join(errs...)
+}
+
+// validHealthPath: what proxy.HTTPConfig.HealthPath takes, said here
+// with the flag's name.
+func validHealthPath(p string) bool {
+	if p[0] != '/' {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] <= ' ' || p[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// readCAs reads a PEM file of CA certificates.
+func readCAs(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, errors.Unwrap(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, errors.New("no PEM certificate in it")
+	}
+	return pool, nil
+}
+
+// appendable reports whether the access log at path could be opened for
+// appending, without creating it: an existing file must be writable, a
+// missing one needs a writable directory.
+func appendable(path string) error {
+	fi, err := os.Stat(path)
+	switch {
+	case err == nil && fi.IsDir():
+		return errors.New("is a directory")
+	case err == nil:
+		if err := unix.Access(path, unix.W_OK); err != nil {
+			return err
+		}
+		return nil
+	case !errors.Is(err, os.ErrNotExist):
+		return errors.Unwrap(err)
+	}
+	dir := filepath.Dir(path)
+	di, err := os.Stat(dir)
+	if err != nil {
+		return errors.Unwrap(err)
+	}
+	if !di.IsDir() {
+		return fmt.Errorf("%s: not a directory", dir)
+	}
+	if err := unix.Access(dir, unix.W_OK|unix.X_OK); err != nil {
+		return fmt.Errorf("%s: %v", dir, err)
 	}
 	return nil
 }

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// -check builds the configuration with start-up's own constructor
+// (build): whatever start-up refuses, -check refuses with the same lines
+// and exit status 2. Through the real binary, for settings of every kind.
+func TestCheckRefusesWhatStartRefuses(t *testing.T) {
+	dir := t.TempDir()
+	certA, keyA, _ := writeCert(t, dir, "a", "a.example")
+	_, keyB, _ := writeCert(t, dir, "b", "b.example")
+	notPEM := filepath.Join(dir, "x.pem")
+	os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600)
+	missingCA := writeFile(t, "[[routes]]\nupstreams = [\"https://127.0.0.1:1\"]\n[[upstreams]]\nurl = \"https://127.0.0.1:1\"\nca = \"/nonexistent/ca.pem\"\n")
+	plainUp := writeFile(t, "[[routes]]\nupstreams = [\"http://127.0.0.1:1\"]\n[[upstreams]]\nurl = \"http://127.0.0.1:1\"\n")
+	listen := freePort(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"health path with a space", []string{"-health-path", "/a b"}, `-health-path "/a b"`},
+		{"health path with a control", []string{"-health-path", "/a\tb"}, `-health-path "/a\tb"`},
+		{"two listeners on one address", []string{"-listen-plain", listen}, "same address"},
+		{"listen-plain in tcp mode", []string{"-mode", "tcp", "-upstream", "tcp://127.0.0.1:1", "-listen-plain", "127.0.0.1:0"}, "-listen-plain: only in -mode http"},
+		{"cert and key of different pairs", []string{"-cert", certA, "-key", keyB}, "-key"},
+		{"cert not PEM", []string{"-cert", notPEM, "-key", keyA}, "-cert"},
+		{"tcp-mode cert not PEM", []string{"-mode", "tcp", "-upstream", "tcp://127.0.0.1:1", "-cert", notPEM, "-key", keyA}, "-cert"},
+		{"upstream client cert without key", []string{"-upstream", "https://127.0.0.1:1", "-upstream-client-cert", certA}, "give both or neither"},
+		{"upstream CA not PEM", []string{"-upstream", "https://127.0.0.1:1", "-upstream-ca", notPEM}, "-upstream-ca"},
+		{"[[upstreams]] CA missing", []string{"-config", missingCA}, `ca "/nonexistent/ca.pem"`},
+		{"[[upstreams]] for a cleartext upstream", []string{"-config", plainUp}, "TLS settings are for https:// and h2://"},
+		{"route with a path", []string{"-route", "/api=http://127.0.0.1:1/base"}, "-route"},
+		{"route with a bad scheme", []string{"-route", "/=ftp://127.0.0.1:1"}, "-route"},
+	} {
+		start := append([]string{"-listen", listen, "-admin", ""}, tc.args...)
+		code, _, startErr := runBin(t, start...)
+		checkCode, checkOut, checkErr := runBin(t, append([]string{"-check"}, start...)...)
+		if code != 2 || checkCode != 2 {
+			t.Errorf("%s: start-up exit %d, -check exit %d (%q), want 2 and 2\nstart-up: %s\n-check: %s", tc.name, code, checkCode, checkOut, startErr, checkErr)
+			continue
+		}
+		if startErr != checkErr {
+			t.Errorf("%s: start-up and -check say different things:\nstart-up: %q\n-check:   %q", tc.name, startErr, checkErr)
+		}
+		if !strings.Contains(checkErr, tc.want) || !strings.HasPrefix(checkErr, "sluice: ") {
+			t.Errorf("%s: %q does not say %q", tc.name, checkErr, tc.want)
+		}
+	}
+}
+
+// -check lists every problem, one line each naming its flag, not only the
+// first (the flags' own parse included); start-up says the same.
+func TestCheckListsEveryProblem(t *testing.T) {
+	args := []string{"-listen", freePort(t), "-admin", "", "-idle-timeout", "5", "-loops", "0", "-max-conns", "0", "-balance", "random",
+		"-health-path", "healthz", "-drain-timeout", "soon", "-access-log", "bogus", "-lock-loops=maybe"}
+	wants := []string{"-idle-timeout", "-loops", "-max-conns", "-balance", "-health-path", "-drain-timeout", "-access-log", "-lock-loops"}
+	code, _, stderr := runBin(t, append([]string{"-check"}, args...)...)
+	if code != 2 {
+		t.Fatalf("exit %d, want 2\n%s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+	if len(lines) != len(wants) {
+		t.Errorf("%d lines, want %d (one per problem):\n%s", len(lines), len(wants), stderr)
+	}
+	for _, w := range wants {
+		n := 0
+		for _, l := range lines {
+			if strings.HasPrefix(l, "sluice: "+w+" ") {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%d lines start with %q, want 1:\n%s", n, w, stderr)
+		}
+	}
+	code, _, startErr := runBin(t, args...)
+	if code != 2 || startErr != stderr {
+		t.Errorf("start-up: exit %d, %q; want 2 and what -check said", code, startErr)
+	}
+}
+
+// -check creates no file: a new access log's path is checked (its
+// directory must exist and be writable) but not opened.
+func TestCheckCreatesNoFiles(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "access.log")
+	code, stdout, stderr := runBin(t, "-check", "-access-log", path)
+	if code != 0 || !strings.Contains(stdout, "configuration OK") {
+		t.Fatalf("exit %d, %q %q", code, stdout, stderr)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("-check created %s (stat: %v)", path, err)
+	}
+	for _, tc := range []struct{ path, want string }{
+		{filepath.Join(dir, "no-dir", "access.log"), "no such file or directory"},
+		{dir, "is a directory"},
+		{filepath.Join(notADir(t, dir), "access.log"), "not a directory"},
+	} {
+		code, _, stderr := runBin(t, "-check", "-access-log", tc.path)
+		if code != 2 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "-access-log") || !strings.Contains(stderr, tc.want) {
+			t.Errorf("-access-log %s: exit %d, %q; want 2 and one line saying %q", tc.path, code, stderr, tc.want)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("-check left files in %s: %v", dir, entries)
+	}
+}
+
+func notADir(t *testing.T, dir string) string {
+	f := filepath.Join(dir, "file")
+	if err := os.WriteFile(f, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
