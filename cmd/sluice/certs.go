@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"os"
@@ -31,26 +30,15 @@ func loadPairs(certs, keys []string) ([]*tlsio.KeyPair, error) {
 	return pairs, nil
 }
 
-// certStore builds the listener's certificates: the files given, or a
-// fresh self-signed one for localhost, whose fingerprint is printed so a
-// client can pin it.
-func certStore(cfg *config, log *slog.Logger) (*tlsio.CertStore, error) {
-	pairs, err := loadPairs(cfg.certs, cfg.keys)
-	if err != nil {
-		return nil, err
-	}
-	if len(pairs) == 0 {
-		kp, err := tlsio.SelfSigned(time.Now(), rand.Reader)
-		if err != nil {
-			return nil, fmt.Errorf("self-signed certificate: %v", err)
-		}
-		pairs = append(pairs, kp)
+// logCerts names the listener's certificates, with a fingerprint a
+// client can pin.
+func logCerts(log *slog.Logger, b *built) {
+	if b.selfSigned {
 		log.Info("no -cert given: using a self-signed certificate for localhost, 127.0.0.1 and ::1",
-			"sha256", tlsio.FormatFingerprint(kp.Fingerprint()))
+			"sha256", tlsio.FormatFingerprint(b.pairs[0].Fingerprint()))
 	}
-	for _, kp := range pairs {
+	for _, kp := range b.pairs {
 		log.Info("certificate", "names", kp.Names(), "not_after", kp.Leaf().NotAfter.Format(time.RFC3339),
 			"sha256", tlsio.FormatFingerprint(kp.Fingerprint()))
 	}
-	return tlsio.NewCertStore(pairs...)
 }

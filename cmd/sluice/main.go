@@ -16,10 +16,8 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/sluice-proxy/sluice/engine"
-	"github.com/sluice-proxy/sluice/httpcodec/h2"
 	"github.com/sluice-proxy/sluice/proxy"
 	"github.com/sluice-proxy/sluice/shutdown"
-	"github.com/sluice-proxy/sluice/tlsio"
 )
 
 func main() {
@@ -76,32 +74,7 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 	registerBuildInfo(set)
 	restarts := newRestartMetrics(set)
 	reload := newReloader(args, cfg, set, log)
-	// TLS: always in http mode, in tcp mode when -cert is given.
-	var tlsSrv *tlsio.Server
-	var store *tlsio.CertStore
-	if cfg.mode == "http" || len(cfg.certs) > 0 {
-		store, err = certStore(cfg, log)
-		if err != nil {
-			fmt.Fprintf(stderr, "sluice: %v\n", err)
-			return 2
-		}
-		// http mode speaks HTTP/2 to clients that ask for it by ALPN;
-		// tcp mode relays bytes and offers only HTTP/1.x, as before. A
-		// client offering only http/1.0 (curl --http1.0) is served as
-		// HTTP/1.x: crypto/tls refuses a handshake with no protocol in
-		// common.
-		protos := []string{"http/1.1", "http/1.0"}
-		if cfg.mode == "http" {
-			protos = []string{"h2", "http/1.1", "http/1.0"}
-		}
-		tlsSrv, err = tlsio.NewServer(tlsio.ServerConfig{Certs: store, NextProtos: protos,
-			CountError: engine.TLSErrorCounter(set), Engine: cfg.tlsEngine, KeyUpdateAfter: cfg.tlsKeyUpdate})
-		if err != nil {
-			fmt.Fprintf(stderr, "sluice: tls: %v\n", err)
-			return 2
-		}
-	}
-	var upstream string
+	env := buildEnv{set: set, log: log, access: access, inherited: inh}
 	if len(cfg.upstreams) == 0 && len(cfg.routes) == 0 {
 		demo, err := startDemo()
 		if err != nil {
@@ -109,123 +82,33 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 			return 1
 		}
 		defer demo.Close()
-		upstream = demo.Addr()
-		cfg.routes = append(cfg.routes, proxy.Route{PathPrefix: "/", Upstreams: []string{upstream}})
-		reload.demo = cfg.routes
-		log.Info("no -upstream given: started the built-in demo upstream", "addr", upstream)
-	} else if len(cfg.upstreams) > 0 {
-		upstream, _ = upstreamAddr(cfg.upstreams[0])
+		env.demo = demo.Addr()
 	}
-
-	pm := proxy.NewMetrics(set)
-	var listeners []engine.Listener
-	var httpProxy *proxy.HTTP
-	switch cfg.mode {
-	case "tcp":
-		tcp := proxy.NewTCP(proxy.TCPConfig{
-			Upstream: upstream, DialTimeout: cfg.dialTimeout, IdleTimeout: cfg.idleTimeout, ProxyProtocol: cfg.upProxyV, Logger: log,
-		}, pm)
-		listeners = append(listeners, engine.Listener{Name: "main", Addr: cfg.listen, Accept: tcp.Accept, TLS: tlsSrv, ProxyProtocol: cfg.proxyProtocol})
-	case "http":
-		hc := proxy.HTTPConfig{
-			Routes:                cfg.routes,
-			DialTimeout:           cfg.dialTimeout,
-			ResponseHeaderTimeout: cfg.upTimeout,
-			ReadTimeout:           cfg.upTimeout,
-			HeaderTimeout:         cfg.headerTimeout,
-			IdleTimeout:           cfg.idleTimeout,
-			UpstreamIdleTimeout:   cfg.poolIdle,
-			MaxHeadBytes:          cfg.maxHead,
-			MaxFields:             cfg.maxFields,
-			MaxRequestLine:        cfg.maxLine,
-			PoolSize:              cfg.poolSize,
-			UpstreamMaxConns:      cfg.upMaxConns,
-			UpstreamQueue:         cfg.upQueue,
-			UpstreamQueueTimeout:  cfg.upQueueWait,
-			Balance:               cfg.balance,
-			MaxFails:              cfg.maxFails,
-			HealthPath:            cfg.healthPath,
-			Retries:               cfg.retries,
-			WriteTimeout:          cfg.writeTimeout,
-			H2: h2.Config{
-				MaxConcurrentStreams: uint32(cfg.h2MaxStreams),
-				MaxHeaderListSize:    uint32(cfg.h2MaxHeaderList),
-				InitialStreamWindow:  uint32(cfg.h2StreamWindow),
-				ConnWindow:           uint32(cfg.h2ConnWindow),
-			},
-			H2MaxBuffered: cfg.h2MaxBuffered,
-			StallTimeout:  cfg.h2StallTimeout,
-
-			ClientMaxUpstreams:       cfg.clientMaxUps,
-			ClientMaxUpstreamStreams: cfg.clientMaxStreams,
-			ClientUpstreamWait:       cfg.clientUpWait,
-			BodyTimeout:              offIfZero(cfg.bodyTimeout),
-			BodyGrace:                cfg.bodyGrace,
-			BodyMinRate:              offIfZero(cfg.bodyMinRate),
-			NoH2WebSocket:            !cfg.h2WebSocket,
-			TrustedProxies:           cfg.trusted,
-			UpstreamTLS: proxy.UpstreamTLS{
-				RootCAs:            cfg.upCAs,
-				InsecureSkipVerify: cfg.upInsecure,
-				ServerName:         cfg.upServerName,
-				ClientCert:         cfg.upCert,
-			},
-			UpstreamTLSFor: cfg.upTLSFor,
-			Logger:         log,
-		}
-		if cfg.upInsecure {
-			log.Warn("https upstream certificates are not verified (-upstream-insecure-skip-verify)")
-		}
-		if cfg.maxFails == 0 {
-			hc.MaxFails = -1
-		}
-		if cfg.retries == 0 {
-			hc.Retries = -1
-		}
-		if cfg.upQueue == 0 {
-			hc.UpstreamQueue = -1
-		}
-		if access != nil {
-			hc.AccessLogWriter, hc.AccessLogJSON = access.lw, access.json
-		}
-		httpProxy, err = proxy.NewHTTP(hc, pm)
-		if err != nil {
-			fmt.Fprintf(stderr, "sluice: %v\n", err)
-			return 2
-		}
-		defer httpProxy.Close()
-		listeners = append(listeners, engine.Listener{Name: "main", Addr: cfg.listen, Accept: httpProxy.Accept, TLS: tlsSrv, ProxyProtocol: cfg.proxyProtocol})
-		if cfg.listenPlain != "" {
-			listeners = append(listeners, engine.Listener{Name: "plain", Addr: cfg.listenPlain, Accept: httpProxy.Accept,
-				ProxyProtocol: cfg.proxyProtocol, ClientFirst: true})
-		}
+	b, err := build(cfg, env)
+	if err != nil {
+		printErr(stderr, err)
+		return 2
 	}
-	for i := range listeners {
-		listeners[i].Inherited = inh[listeners[i].Name]
-		if n := len(listeners[i].Inherited); n > 0 {
-			log.Info("listener: inherited sockets", "listener", listeners[i].Name, "sockets", n)
+	if b.http != nil {
+		defer b.http.Close()
+	}
+	httpProxy, store, eng := b.http, b.store, b.engine
+	reload.demo = b.demoRoutes
+	logCerts(log, b)
+	if b.demoRoutes != nil {
+		log.Info("no -upstream given: started the built-in demo upstream", "addr", env.demo)
+	}
+	if cfg.upInsecure && cfg.mode == "http" {
+		log.Warn("https upstream certificates are not verified (-upstream-insecure-skip-verify)")
+	}
+	for _, ln := range eng.Config().Listeners {
+		if n := len(ln.Inherited); n > 0 {
+			log.Info("listener: inherited sockets", "listener", ln.Name, "sockets", n)
 		}
-		delete(inh, listeners[i].Name)
+		delete(inh, ln.Name)
 	}
 	inh.closeUnused(cfg.admin != "", log)
 	engine.SetProcs(cfg.loops)
-	eng, err := engine.New(engine.Config{
-		Loops:            cfg.loops,
-		LockThreads:      cfg.lockLoops,
-		Listeners:        listeners,
-		WriteTimeout:     cfg.writeTimeout,
-		LingerTimeout:    cfg.lingerTimeout,
-		HandshakeTimeout: cfg.handshakeTimeout,
-		FirstByteTimeout: cfg.firstByteTimeout,
-		MaxHandshakes:    cfg.maxHS,
-		MaxConns:         cfg.maxConns,
-		Logger:           log,
-		Metrics:          set,
-	})
-	if err != nil {
-		fmt.Fprintf(stderr, "sluice: %v\n", err)
-		return 2
-	}
 	if err := eng.Start(); err != nil {
 		fmt.Fprintf(stderr, "sluice: -listen %s: %v\n", cfg.listen, err)
 		return 1
@@ -280,11 +163,11 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 	}
 
 	addr := eng.Addr("main")
-	log.Info("sluice serving", "pid", os.Getpid(), "mode", cfg.mode, "listen", addr, "tls", tlsSrv != nil, "listen_plain", eng.Addr("plain"),
-		"routes", len(cfg.routes), "admin", cfg.admin, "loops", cfg.loops, "lock_loops", cfg.lockLoops, "gomaxprocs", runtime.GOMAXPROCS(0))
-	if len(cfg.upstreams) == 0 && upstream != "" {
+	log.Info("sluice serving", "pid", os.Getpid(), "mode", cfg.mode, "listen", addr, "tls", b.tls != nil, "listen_plain", eng.Addr("plain"),
+		"routes", len(b.routes), "admin", cfg.admin, "loops", cfg.loops, "lock_loops", cfg.lockLoops, "gomaxprocs", runtime.GOMAXPROCS(0))
+	if env.demo != "" {
 		scheme, insecure := "http", ""
-		if tlsSrv != nil {
+		if b.tls != nil {
 			scheme, insecure = "https", "-k "
 		}
 		fmt.Fprintf(stderr, "\nsluice is forwarding %s to the demo upstream. Try:\n  curl %s%s://127.0.0.1:%s/\n", addr, insecure, scheme, portOf(addr))
@@ -391,13 +274,4 @@ func jsonSeconds(_ []string, a slog.Attr) slog.Attr {
 		return slog.Float64(a.Key, a.Value.Duration().Seconds())
 	}
 	return a
-}
-
-// offIfZero maps a flag's 0 ("off") to proxy's negative ("disabled"; 0
-// there means the default).
-func offIfZero[T time.Duration | int](v T) T {
-	if v == 0 {
-		return -1
-	}
-	return v
 }
