@@ -1,9 +1,16 @@
 package main
 
 import (
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -119,4 +126,65 @@ func notADir(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// A SIGHUP does not apply a changed [[upstreams]] TLS table (an upstream
+// keeps the TLS client its pools and health checks share): the log names
+// each such setting as needing a restart, and requests go on with the
+// settings that run.
+func TestSIGHUPUpstreamTLSChangeNeedsRestart(t *testing.T) {
+	be := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "tls backend")
+	}))
+	be.Config.ErrorLog = log.New(io.Discard, "", 0)
+	be.StartTLS()
+	defer be.Close()
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: be.Certificate().Raw}), 0o600)
+	other, _, _ := writeCert(t, dir, "other", "other.example")
+	up := "https://" + be.Listener.Addr().String()
+	conf := filepath.Join(dir, "sluice.toml")
+	write := func(ca, name string) {
+		body := fmt.Sprintf("[[routes]]\nupstreams = [%q]\n[[upstreams]]\nurl = %q\nca = %q\n", up, up, ca)
+		if name != "" {
+			body += fmt.Sprintf("server-name = %q\n", name)
+		}
+		if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(ca, "")
+	p := startSluice(t, "-config", conf)
+	get := func() (int, string) {
+		t.Helper()
+		resp, err := insecureClient().Get("https://" + p.addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get(); code != 200 || body != "tls backend" {
+		t.Fatalf("before the reload: %d %q", code, body)
+	}
+	write(other, "other.example")
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitLog(t, p, "SIGHUP: configuration reloaded")
+	var warn string
+	for _, l := range strings.Split(p.stderr.String(), "\n") {
+		if strings.Contains(l, "SIGHUP:") && strings.Contains(l, "needs a restart") {
+			warn = l
+		}
+	}
+	for _, w := range []string{"upstreams[" + up + "].ca", "upstreams[" + up + "].server-name"} {
+		if !strings.Contains(warn, w) {
+			t.Errorf("the reload's warning %q does not name %s\n%s", warn, w, p.stderr)
+		}
+	}
+	// Not applied: the new CA would refuse the backend's certificate.
+	if code, body := get(); code != 200 || body != "tls backend" {
+		t.Errorf("after the reload: %d %q, want the running settings kept", code, body)
+	}
 }

@@ -150,6 +150,7 @@ func (r *reloader) apply() error {
 			restart = append(restart, k)
 		}
 	}
+	restart = append(restart, upstreamTLSChanges(r.cfg, nc)...)
 	slices.Sort(restart)
 	var pairs []*tlsio.KeyPair
 	if r.store != nil && len(nc.certs) > 0 {
@@ -175,8 +176,64 @@ func (r *reloader) apply() error {
 		}
 	}
 	if len(restart) > 0 {
-		r.log.Warn("SIGHUP: these settings changed but apply only after a restart", "keys", strings.Join(restart, ","))
+		r.log.Warn("SIGHUP: these settings changed and are not applied: each needs a restart", "keys", strings.Join(restart, ","))
 	}
 	r.log.Info("SIGHUP: configuration reloaded", "config", nc.configFile, "routes", len(routes), "certificates", len(pairs))
 	return nil
+}
+
+// upstreamTLSChanges names the upstream TLS settings that differ between
+// what runs and a reload, file contents included (a CA file rewritten in
+// place). A reload does not apply them: an upstream keeps the TLS client
+// it was built with, shared by its pools and health checks on every loop,
+// and an upstream a reload adds is built from the settings start-up had.
+// Swapping them under in-flight requests is a restart's job.
+func upstreamTLSChanges(old, nc *config) []string {
+	var out []string
+	if old.upCAFile == nc.upCAFile && !old.upCAs.Equal(nc.upCAs) {
+		out = append(out, "upstream-ca")
+	}
+	if old.upCertFile == nc.upCertFile && old.upKeyFile == nc.upKeyFile && !samePair(old.upCert, nc.upCert) {
+		out = append(out, "upstream-client-cert")
+	}
+	keys := map[string]bool{}
+	for k := range old.upTLSFor {
+		keys[k] = true
+	}
+	for k := range nc.upTLSFor {
+		keys[k] = true
+	}
+	for k := range keys {
+		o, inOld := old.upTLSFor[k]
+		n, inNew := nc.upTLSFor[k]
+		name := "upstreams[" + k + "]"
+		switch {
+		case !inOld:
+			out = append(out, name+" (added)")
+			continue
+		case !inNew:
+			out = append(out, name+" (removed)")
+			continue
+		}
+		if !o.RootCAs.Equal(n.RootCAs) {
+			out = append(out, name+".ca")
+		}
+		if o.ServerName != n.ServerName {
+			out = append(out, name+".server-name")
+		}
+		if o.InsecureSkipVerify != n.InsecureSkipVerify {
+			out = append(out, name+".insecure-skip-verify")
+		}
+		if !samePair(o.ClientCert, n.ClientCert) {
+			out = append(out, name+".client-cert")
+		}
+	}
+	return out
+}
+
+func samePair(a, b *tlsio.KeyPair) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Fingerprint() == b.Fingerprint()
 }
