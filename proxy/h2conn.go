@@ -22,7 +22,7 @@ import (
 // AppendOutput.
 //
 // Output is batched: whatever queues frames calls kick, which queues the
-// connection on its loop (loopState.flushLater); once the loop has handled
+// connection's flush on its loop (engine Loop.AfterBatch); once the loop has handled
 // its current batch of events, the codec's frames go to the engine in one
 // Write, so the responses of many upstream reads become one TLS record
 // and one writev. Streams stop producing above the engine's high-water
@@ -121,7 +121,8 @@ func h2Now() time.Time { return h2run.Now() }
 func (hc *h2Conn) OnOpen(c *engine.Conn) {
 	c.Advance(engine.DataTransfer)
 	hc.sc = h2.NewConn(h2.Server, hc.h.h2cfg, (*h2ConnEvents)(hc), h2Now())
-	hc.run.Init(hc.sc, func() { hc.ls.flushLater(hc) })
+	flush := hc.flush // bound once: no allocation per batch
+	hc.run.Init(hc.sc, func() { hc.ls.l.AfterBatch(flush) })
 	hc.run.Attach(c)
 	c.SetTimer(engine.TimerHeader, hc.h.headerTimeout)
 	hc.armIdle()
@@ -231,7 +232,6 @@ func (hc *h2Conn) OnTimer(c *engine.Conn, k engine.TimerKind) {
 
 // OnDrain starts the graceful GOAWAY; streams in flight finish.
 func (hc *h2Conn) OnDrain(c *engine.Conn) {
-	hc.ls.drain()
 	hc.shutdown(engine.Clean)
 }
 
@@ -346,7 +346,7 @@ func (hc *h2Conn) startFresh() {
 }
 
 // kick schedules moving the codec's queued frames to the engine, after
-// the loop's current batch of events (loopState.flushLater).
+// the loop's current batch of events (engine Loop.AfterBatch).
 func (hc *h2Conn) kick() {
 	if !hc.closing {
 		hc.run.Kick()

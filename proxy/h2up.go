@@ -94,7 +94,8 @@ func (ls *loopState) h2Acquire(u *Upstream) *h2UpConn {
 	h := ls.h
 	up := &h2UpConn{ls: ls, u: u, users: make(map[uint32]upSink), slot: u.maxConns > 0}
 	up.sc = h2.NewConn(h2.Client, h.h2ucfg, (*h2UpEvents)(up), h2Now())
-	up.run.Init(up.sc, func() { ls.flushLater(up) })
+	flush := up.flush // bound once: no allocation per batch
+	up.run.Init(up.sc, func() { ls.l.AfterBatch(flush) })
 	p.conns = append(p.conns, up)
 	u.dial(ls.l, h.cfg.DialTimeout, up, up.dialFailed)
 	return up
@@ -212,7 +213,7 @@ func (up *h2UpConn) settle() {
 		up.shut(engine.ProtocolError)
 		return
 	}
-	if len(up.users) == 0 && (up.sc.Drained() || up.closing && !up.ls.draining || up.sc.GoingAway()) {
+	if len(up.users) == 0 && (up.sc.Drained() || up.closing && !up.ls.l.Draining() || up.sc.GoingAway()) {
 		up.flush()
 		up.shut(engine.Clean)
 		return
@@ -367,7 +368,6 @@ func (up *h2UpConn) OnTimer(c *engine.Conn, k engine.TimerKind) {
 
 // OnDrain sends GOAWAY; the connection closes after its last stream.
 func (up *h2UpConn) OnDrain(c *engine.Conn) {
-	up.ls.draining = true
 	up.drain()
 }
 

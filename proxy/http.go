@@ -722,22 +722,13 @@ func (h *HTTP) Close() {
 // loopState is what the proxy keeps per event loop: the upstream
 // connection pools. Loop-owned: touched only on its loop, so no locks.
 type loopState struct {
-	h        *HTTP
-	l        *engine.Loop
-	reqSeq   uint64   // request ids generated on this loop (forward.go)
-	pools    []pool   // by Upstream.idx
-	h2pools  []h2pool // by Upstream.idx: h2c upstream connections
-	draining bool     // the engine asked to drain: no more pooling
-	cands    []*Upstream
-	queues   atomic.Pointer[[]*upQueue] // by Upstream.idx: requests waiting at the in-use cap (queue.go)
-
-	// HTTP/2 connections (client and h2c upstream) with frames queued,
-	// flushed together once the loop's current batch of events is done
-	// (see flushLater).
-	flushq      []flusher
-	flushSpare  []flusher
-	flushPosted bool
-	flushFn     func()
+	h       *HTTP
+	l       *engine.Loop
+	reqSeq  uint64   // request ids generated on this loop (forward.go)
+	pools   []pool   // by Upstream.idx
+	h2pools []h2pool // by Upstream.idx: h2c upstream connections
+	cands   []*Upstream
+	queues  atomic.Pointer[[]*upQueue] // by Upstream.idx: requests waiting at the in-use cap (queue.go)
 }
 
 // loopState returns (creating on first use) the state of loop l. Creation
@@ -762,7 +753,7 @@ func (h *HTTP) loopState(l *engine.Loop) *loopState {
 		qs[i] = &upQueue{}
 	}
 	ls.queues.Store(&qs)
-	ls.flushFn = ls.flushAll
+	l.OnDrain(ls.drain) // created on l, by its first connection's Accept
 	ns[i] = ls
 	h.loops.Store(&ns)
 	return ns[i]
@@ -799,39 +790,4 @@ func (h *HTTP) warn(msg string, attrs ...slog.Attr) {
 	if h.cfg.Logger.Enabled(context.Background(), slog.LevelWarn) {
 		h.cfg.Logger.LogAttrs(context.Background(), slog.LevelWarn, msg, attrs...)
 	}
-}
-
-// flusher is an HTTP/2 connection whose codec queues frames.
-type flusher interface {
-	flush()
-}
-
-// flushLater queues f's frames to be moved to the engine once the loop has
-// handled every event of its current batch. gnet runs a posted task after
-// the events epoll returned with it, so the responses of many upstream
-// reads to one client connection leave in one Write (one TLS record, one
-// writev) instead of one each: with 500 streams in flight this cut the
-// client-side writes per request from 1 to about 0.15. If the task cannot
-// be posted (the engine is stopping), f flushes at once.
-func (ls *loopState) flushLater(f flusher) {
-	ls.flushq = append(ls.flushq, f)
-	if ls.flushPosted {
-		return
-	}
-	ls.flushPosted = true
-	if ls.l.Post(ls.flushFn) != nil {
-		ls.flushPosted = false
-		ls.flushAll()
-	}
-}
-
-func (ls *loopState) flushAll() {
-	ls.flushPosted = false
-	q := ls.flushq
-	ls.flushq = ls.flushSpare[:0]
-	for i, f := range q {
-		q[i] = nil
-		f.flush()
-	}
-	ls.flushSpare = q[:0]
 }

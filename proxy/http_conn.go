@@ -320,7 +320,6 @@ const freshGrace = int64(1e9) // 1 s
 // the drain deadline.
 func (cc *clientConn) OnDrain(c *engine.Conn) {
 	cc.draining = true
-	cc.ls.drain()
 	if cc.state == csIdle && cc.served == 0 && c.Successor() {
 		// A restart, and a connection whose client is about to send its
 		// first request (accepted moments ago): serve it, with

@@ -119,11 +119,11 @@ func (ls *loopState) unpool(uc *upConn) {
 	}
 }
 
-// drain stops pooling on this loop and closes what is idle: HTTP/1.1
-// connections at once, h2c connections once their streams are done
-// (process drain).
+// drain is the loop's OnDrain hook (process drain), run once per loop by
+// the engine before any connection's OnDrain; pooling stops with it
+// (Loop.Draining). It closes what is idle: HTTP/1.1 connections at once,
+// h2c connections once their streams are done.
 func (ls *loopState) drain() {
-	ls.draining = true
 	ls.closeIdle()
 	ls.drainH2C()
 }
@@ -218,7 +218,7 @@ func (uc *upConn) release(reusable bool) {
 	uc.cc = nil
 	ls := uc.ls
 	p := ls.pool(uc.u)
-	if !reusable || uc.noReuse || ls.draining || uc.c.Closed() || uc.c.ReadEOF() || len(p.idle) >= ls.h.cfg.PoolSize {
+	if !reusable || uc.noReuse || ls.l.Draining() || uc.c.Closed() || uc.c.ReadEOF() || len(p.idle) >= ls.h.cfg.PoolSize {
 		uc.state = ucDone
 		uc.c.Close(engine.Clean)
 		uc.dropSlot()
@@ -516,10 +516,9 @@ func (uc *upConn) OnTimer(c *engine.Conn, k engine.TimerKind) {
 	}
 }
 
-// OnDrain closes an idle connection at once and stops pooling on this
-// loop; a busy one finishes its exchange first.
+// OnDrain closes an idle connection at once; a busy one finishes its
+// exchange first (pooling on this loop stopped with the loop's drain).
 func (uc *upConn) OnDrain(c *engine.Conn) {
-	uc.ls.draining = true
 	if uc.state == ucIdle {
 		uc.ls.unpool(uc)
 		uc.state = ucDone
