@@ -3,6 +3,8 @@
 // HTTP/2, http mode: routes, per-loop upstream pools, balancing, health
 // checks, retries, header rewriting, access log, metrics), and the admin
 // listener (metrics, health, readiness, /debug/connections, pprof).
+// Upstream state, balancing and health checks are package proxy/upstream's;
+// the proxy binds them to routes and configuration (health.go).
 //
 // # Threading model
 //

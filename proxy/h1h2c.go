@@ -44,9 +44,9 @@ import (
 func (cc *clientConn) connectH2C(u *Upstream) {
 	x := &cc.x
 	x.u = u
-	x.upAddr = u.addr
+	x.upAddr = u.Addr()
 	x.attempts++
-	u.inflight.Add(1)
+	u.CountRequest(1)
 	up := cc.ls.h2Acquire(u)
 	if up == nil { // at the upstream's in-use cap, every connection full
 		cc.endAttempt(u, resQueueFull)
@@ -238,7 +238,7 @@ func (cc *clientConn) upReset(err *proxyError, refused bool) {
 	u := x.u
 	if refused && !x.respStarted && x.attempts <= x.retries() && x.bodySent == 0 && !x.cont100 && len(x.upPend) == 0 {
 		cc.endAttempt(u, resultFor(err.kind))
-		u.m.results[resRetried].Inc()
+		u.M.Results[resRetried].Inc()
 		cc.h.m.retries.Inc()
 		if err.kind.connecting() {
 			cc.h.failed(u, engine.Now())

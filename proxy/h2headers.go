@@ -34,7 +34,7 @@ func (st *h2Stream) headerRequest(u *Upstream) header.Request {
 	return header.Request{
 		Method: st.method, Target: st.path, Authority: st.authority, From: header.HTTP2, Fields: header.H2(st.fields),
 		ClientIP: hc.ip, Scheme: hc.scheme, Trusted: hc.trusted, RequestID: header.Alias(st.x.reqID),
-		HostOverride: st.x.rt.HostHeader, UpstreamHost: u.host, UpstreamScheme: u.scheme(),
+		HostOverride: st.x.rt.HostHeader, UpstreamHost: u.Host(), UpstreamScheme: u.Scheme(),
 	}
 }
 

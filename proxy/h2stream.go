@@ -218,7 +218,7 @@ func (st *h2Stream) connect(avoid *Upstream) {
 	if !x.forceFreshDial || u == nil {
 		u = ls.pick(x.rt, avoid, ls.l.Now())
 	}
-	if u.h2 {
+	if u.H2() {
 		if x.upgrade {
 			st.respondError(errNotImplErr)
 			return
@@ -231,7 +231,7 @@ func (st *h2Stream) connect(avoid *Upstream) {
 	case len(x.head) == 0:
 		x.head = h.appendH2RequestHead(x.head[:0], st, u)
 	case h.cfg.RewriteHost && x.rt.HostHeader == "" && u != x.u:
-		x.head = replaceHost(x.head, u.host)
+		x.head = replaceHost(x.head, u.Host())
 	}
 	if uc := ls.attemptOn(x, u, st); uc != nil {
 		ls.dial(uc)
@@ -449,7 +449,7 @@ func (st *h2Stream) afterFailure(u *Upstream, err *proxyError, stale bool) {
 		return
 	}
 	if !x.respStarted && st.canRetry(err.kind, stale) {
-		u.m.results[resRetried].Inc()
+		u.M.Results[resRetried].Inc()
 		h.m.retries.Inc()
 		if stale {
 			x.forceFreshDial = true
@@ -927,6 +927,6 @@ func (st *h2Stream) refuse() {
 
 // endAttemptOn accounts for the end of an attempt on u.
 func endAttemptOn(u *Upstream, result int) {
-	u.inflight.Add(-1)
-	u.m.results[result].Inc()
+	u.CountRequest(-1)
+	u.M.Results[result].Inc()
 }

@@ -22,9 +22,9 @@ func (st *h2Stream) connectH2C(u *Upstream) {
 		x.retryOK = x.retries() > 0
 	}
 	x.u = u
-	x.upAddr = u.addr
+	x.upAddr = u.Addr()
 	x.attempts++
-	u.inflight.Add(1)
+	u.CountRequest(1)
 	up := hc.ls.h2Acquire(u)
 	if up == nil { // at the upstream's in-use cap, every connection full
 		endAttemptOn(u, resQueueFull)
@@ -226,7 +226,7 @@ func (st *h2Stream) upReset(err *proxyError, refused bool) {
 	if refused && !x.respStarted && x.attempts <= x.retries() && (x.bodySent == 0 || x.retryOK) &&
 		!err.kind.connecting() {
 		endAttemptOn(u, resultFor(err.kind))
-		u.m.results[resRetried].Inc()
+		u.M.Results[resRetried].Inc()
 		h.m.retries.Inc()
 		st.up = nil
 		st.connectH2C(u)

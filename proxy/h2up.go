@@ -88,16 +88,16 @@ func (ls *loopState) h2Acquire(u *Upstream) *h2UpConn {
 			return up
 		}
 	}
-	if u.maxConns > 0 && !u.takeSlot() {
+	if u.MaxConns > 0 && !u.TakeSlot() {
 		return nil
 	}
 	h := ls.h
-	up := &h2UpConn{ls: ls, u: u, users: make(map[uint32]upSink), slot: u.maxConns > 0}
+	up := &h2UpConn{ls: ls, u: u, users: make(map[uint32]upSink), slot: u.MaxConns > 0}
 	up.sc = h2.NewConn(h2.Client, h.h2ucfg, (*h2UpEvents)(up), h2Now())
 	flush := up.flush // bound once: no allocation per batch
 	up.run.Init(up.sc, func() { ls.l.AfterBatch(flush) })
 	p.conns = append(p.conns, up)
-	u.dial(ls.l, h.cfg.DialTimeout, up, up.dialFailed)
+	u.Dial(ls.l, h.cfg.DialTimeout, up, up.dialFailed)
 	return up
 }
 
@@ -292,10 +292,10 @@ func (up *h2UpConn) OnOpen(c *engine.Conn) {
 	up.c = c
 	up.run.Attach(c)
 	c.Advance(engine.DataTransfer)
-	if !alpnH2(c) {
+	if !h2run.CarriesH2(c) {
 		// An h2:// upstream that did not select h2 speaks something
 		// else: nothing was sent, as with a failed dial.
-		up.ls.h.warn("upstream did not select ALPN h2", slog.String("upstream", up.u.addr))
+		up.ls.h.warn("upstream did not select ALPN h2", slog.String("upstream", up.u.Addr()))
 		up.notConnected(errUpNoH2)
 		c.Close(engine.Clean)
 		return
@@ -391,16 +391,6 @@ func (up *h2UpConn) OnClosed(c *engine.Conn, t *engine.Trace) {
 	up.dropSlot()
 	up.fail(errUpResetErr, false)
 	up.flush()
-}
-
-// alpnH2 reports whether c may carry HTTP/2 to an upstream: cleartext
-// (h2c, prior knowledge) or TLS with ALPN h2 selected.
-func alpnH2(c *engine.Conn) bool {
-	if !c.IsTLS() {
-		return true
-	}
-	in, ok := c.TLSInfo()
-	return ok && in.ALPN == "h2"
 }
 
 // ---- h2.Handler (client role) ----

@@ -37,7 +37,7 @@ func h1Request(req *h1.Request, in *reqHeadInfo) header.Request {
 		Method: header.Alias(req.Method), Target: header.Alias(in.target), Authority: header.Alias(in.host),
 		From: header.H1Version(req.Minor), Fields: header.H1(&req.Headers),
 		ClientIP: in.clientIP, Scheme: in.scheme, Trusted: in.trusted, RequestID: header.Alias(in.reqID),
-		HostOverride: in.hostHdr, UpstreamHost: in.upstream.host, UpstreamScheme: in.upstream.scheme(),
+		HostOverride: in.hostHdr, UpstreamHost: in.upstream.Host(), UpstreamScheme: in.upstream.Scheme(),
 	}
 }
 

@@ -66,6 +66,7 @@ import (
 	"github.com/sluice-proxy/sluice/httpcodec/h1"
 	"github.com/sluice-proxy/sluice/httpcodec/h2"
 	"github.com/sluice-proxy/sluice/proxy/header"
+	"github.com/sluice-proxy/sluice/proxy/upstream"
 	"github.com/sluice-proxy/sluice/tlsio"
 )
 
@@ -467,7 +468,7 @@ type HTTP struct {
 	// Derived once from cfg, in engine-clock nanoseconds.
 	dialTimeout, respHeaderTimeout, readTimeout           int64
 	headerTimeout, idleTimeout, upIdleTimeout, tunnelIdle int64
-	failCooldown, writeTimeout, h2Tick, queueTimeout      int64
+	writeTimeout, h2Tick, queueTimeout                    int64
 	stallTimeout, upWait                                  int64
 	body                                                  bodyLimits
 	hdr                                                   *header.Policy
@@ -475,7 +476,8 @@ type HTTP struct {
 	alw      *accessEncoder // AccessLogWriter's encoder; nil: AccessLog, if any
 	mu       sync.Mutex     // guards creating loop states, ups, SetRoutes and the health checkers
 	loops    atomic.Pointer[[]*loopState]
-	checks   map[*Upstream]*checker
+	passive  upstream.Passive
+	checks   map[*Upstream]*upstream.Checker
 	engLoops []*engine.Loop // from Start, for the checkers of upstreams added later
 	closed   atomic.Bool
 	started  bool
@@ -488,7 +490,7 @@ func (h *HTTP) buildRoutes(routes []Route) (*router, []*Upstream, error) {
 	ups := slices.Clone(h.ups)
 	byAddr := map[string]*Upstream{}
 	for _, u := range ups {
-		byAddr[u.label] = u
+		byAddr[u.Label()] = u
 	}
 	var rs []*route
 	for _, r := range routes {
@@ -501,8 +503,7 @@ func (h *HTTP) buildRoutes(routes []Route) (*router, []*Upstream, error) {
 		if len(r.Upstreams) == 0 {
 			return nil, nil, fmt.Errorf("http proxy: route %s: no upstream", r)
 		}
-		sel, _ := NewSelector(h.cfg.Balance)
-		rr := &route{Route: r, sel: sel, name: r.DisplayName(), allH2: true, retries: h.cfg.Retries,
+		rr := &route{Route: r, name: r.DisplayName(), allH2: true, retries: h.cfg.Retries,
 			respHT: int64(h.cfg.ResponseHeaderTimeout), readT: int64(h.cfg.ReadTimeout)}
 		if r.Retries > 0 {
 			rr.retries = r.Retries
@@ -521,7 +522,6 @@ func (h *HTTP) buildRoutes(routes []Route) (*router, []*Upstream, error) {
 					return nil, nil, fmt.Errorf("http proxy: route %s: weight %d: must be 1..100", r, w)
 				}
 			}
-			rr.weights = r.Weights
 		}
 		for _, a := range r.Upstreams {
 			key, err := ParseUpstream(a)
@@ -546,19 +546,20 @@ func (h *HTTP) buildRoutes(routes []Route) (*router, []*Upstream, error) {
 						}
 					}
 				}
-				u = newUpstream(addr, len(ups), cl)
-				u.label, u.h2 = key, isH2C
-				u.maxConns = int64(h.cfg.UpstreamMaxConns)
+				u = upstream.New(key, addr, len(ups), isH2C, cl)
+				u.MaxConns = int64(h.cfg.UpstreamMaxConns)
 				h.m.registerUpstream(u, key)
 				byAddr[key] = u
 				ups = append(ups, u)
 			}
 			rr.ups = append(rr.ups, u)
-			rr.m = append(rr.m, h.m.routeUp(r.DisplayName(), u.label))
-			rr.hasH2C = rr.hasH2C || u.h2
-			rr.allH2 = rr.allH2 && u.h2
+			rr.m = append(rr.m, h.m.routeUp(r.DisplayName(), u.Label()))
+			rr.hasH2C = rr.hasH2C || u.H2()
+			rr.allH2 = rr.allH2 && u.H2()
 		}
 		rr.m = append(rr.m, h.m.routeUp(r.DisplayName(), ""))
+		sel, _ := upstream.NewSelector(h.cfg.Balance)
+		rr.set = upstream.NewSet(rr.ups, r.Weights, sel)
 		rs = append(rs, rr)
 	}
 	rt, err := newRouter(rs)
@@ -592,7 +593,7 @@ func (h *HTTP) SetRoutes(routes []Route) error {
 		used := rt.upstreams()
 		for u, k := range h.checks {
 			if !used[u] {
-				_ = k.l.Post(k.stop)
+				_ = k.Loop().Post(k.Stop)
 				delete(h.checks, u)
 			}
 		}
@@ -607,9 +608,9 @@ func (h *HTTP) SetRoutes(routes []Route) error {
 
 // startChecker starts u's active health check on a loop; h.mu is held.
 func (h *HTTP) startChecker(u *Upstream, n int) error {
-	k := newChecker(h, u, h.engLoops[u.idx%len(h.engLoops)], u.idx, n)
+	k := h.newChecker(u, u.Index(), n)
 	h.checks[u] = k
-	return k.l.Post(k.start)
+	return k.Loop().Post(k.Start)
 }
 
 // NewHTTP checks cfg and builds the proxy. m may be nil (metrics then go
@@ -618,7 +619,7 @@ func NewHTTP(cfg HTTPConfig, m *Metrics) (*HTTP, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, fmt.Errorf("http proxy: %w", err)
 	}
-	if _, err := NewSelector(cfg.Balance); err != nil {
+	if _, err := upstream.NewSelector(cfg.Balance); err != nil {
 		return nil, fmt.Errorf("http proxy: %w", err)
 	}
 	h := &HTTP{cfg: cfg, m: m.http()}
@@ -642,7 +643,7 @@ func NewHTTP(cfg HTTPConfig, m *Metrics) (*HTTP, error) {
 	h.idleTimeout = int64(cfg.IdleTimeout)
 	h.upIdleTimeout = int64(cfg.UpstreamIdleTimeout)
 	h.tunnelIdle = int64(cfg.TunnelIdleTimeout)
-	h.failCooldown = int64(cfg.FailCooldown)
+	h.passive = upstream.Passive{MaxFails: cfg.MaxFails, Cooldown: cfg.FailCooldown, Log: cfg.Logger}
 	h.writeTimeout = int64(cfg.WriteTimeout)
 	h.queueTimeout = int64(cfg.UpstreamQueueTimeout)
 	h.stallTimeout = int64(cfg.StallTimeout)
@@ -659,7 +660,7 @@ func NewHTTP(cfg HTTPConfig, m *Metrics) (*HTTP, error) {
 	h.h2cfg = cfg.H2
 	h.h2cfg.CountError = h.m.h2Error
 	// WebSocket over HTTP/2 is relayed to HTTP/1.1 upstreams only (h2ws.go).
-	h.h2cfg.EnableConnectProtocol = !cfg.NoH2WebSocket && !slices.ContainsFunc(h.ups, func(u *Upstream) bool { return u.h2 })
+	h.h2cfg.EnableConnectProtocol = !cfg.NoH2WebSocket && !slices.ContainsFunc(h.ups, func(u *Upstream) bool { return u.H2() })
 	h.h2ucfg = cfg.H2Upstream
 	h.h2ucfg.CountError = h.m.h2Error
 	empty := []*loopState{}
@@ -692,7 +693,7 @@ func (h *HTTP) Start(e *engine.Engine) error {
 	}
 	h.started = true
 	h.engLoops = loops
-	h.checks = map[*Upstream]*checker{}
+	h.checks = map[*Upstream]*upstream.Checker{}
 	used := h.rt.Load().upstreams()
 	for _, u := range h.ups {
 		if !used[u] {
@@ -715,7 +716,7 @@ func (h *HTTP) Close() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, k := range h.checks {
-		_ = k.l.Post(k.stop)
+		_ = k.Loop().Post(k.Stop)
 	}
 }
 
@@ -762,27 +763,7 @@ func (h *HTTP) loopState(l *engine.Loop) *loopState {
 // pick chooses an upstream of r for an attempt. avoid, if not nil, is
 // skipped when another candidate is available (the one that just failed).
 func (ls *loopState) pick(r *route, avoid *Upstream, now int64) *Upstream {
-	c := ls.cands[:0]
-	for i, u := range r.ups {
-		if u != avoid && u.available(now) {
-			c = append(c, u)
-			if r.weights != nil {
-				for range r.weights[i] - 1 {
-					c = append(c, u)
-				}
-			}
-		}
-	}
-	if len(c) == 0 && avoid != nil && avoid.available(now) {
-		c = append(c, avoid)
-	}
-	if len(c) == 0 {
-		c = append(c, r.ups...) // everything is out: try anyway
-	}
-	ls.cands = c[:0]
-	u := r.sel.Select(c)
-	clear(c)
-	return u
+	return r.set.Pick(avoid, now, &ls.cands)
 }
 
 // logf is a Logger.Warn shorthand that checks Enabled first.

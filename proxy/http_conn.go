@@ -514,9 +514,9 @@ func (cc *clientConn) connect(avoid *Upstream, host, target []byte) {
 			x.upFields = cc.h.appendH2CRequestFields(x.upFields[:0], &cc.req, &in)
 		}
 	case cc.h.cfg.RewriteHost && x.rt.HostHeader == "" && u != x.u:
-		x.head = replaceHost(x.head, u.host)
+		x.head = replaceHost(x.head, u.Host())
 	}
-	if u.h2 {
+	if u.H2() {
 		cc.connectH2C(u)
 		return
 	}
@@ -902,7 +902,7 @@ func (cc *clientConn) attemptFailed(uc *upConn, err *proxyError) {
 		return
 	}
 	if !x.respStarted && cc.canRetry(err.kind, stale) {
-		u.m.results[resRetried].Inc()
+		u.M.Results[resRetried].Inc()
 		cc.h.m.retries.Inc()
 		if stale {
 			x.forceFreshDial = true // same upstream, new connection
@@ -944,8 +944,8 @@ func retryAllowed(x *exchange, retries int, k errKind, stale bool) bool {
 
 // endAttempt accounts for the end of an attempt on u.
 func (cc *clientConn) endAttempt(u *Upstream, result int) {
-	u.inflight.Add(-1)
-	u.m.results[result].Inc()
+	u.CountRequest(-1)
+	u.M.Results[result].Inc()
 }
 
 // respondError answers the request with sluice's own error response.

@@ -289,7 +289,7 @@ func hpSettled(t testing.TB, env *hpEnv) {
 	t.Helper()
 	hpEventually(t, "upstream counters back to zero", func() bool {
 		for _, u := range env.h.Upstreams() {
-			if u.InFlight() != 0 || u.busyConns.Load() != 0 {
+			if u.InFlight() != 0 || u.BusyConns.Load() != 0 {
 				return false
 			}
 		}

@@ -296,8 +296,8 @@ func TestHTTPDrain(t *testing.T) {
 		t.Fatalf("engine not idle after drain: %d connections live", env.e.Live())
 	}
 	hpSettled(t, env)
-	if u := env.h.Upstreams()[0]; u.idleConns.Load() != 0 {
-		t.Errorf("%d pooled connections left after drain", u.idleConns.Load())
+	if u := env.h.Upstreams()[0]; u.IdleConns.Load() != 0 {
+		t.Errorf("%d pooled connections left after drain", u.IdleConns.Load())
 	}
 }
 

@@ -78,7 +78,7 @@ const (
 // a last one for codes past the RFC's list.
 const h2CodeSlots = len(h2.CodeCounts{})
 
-// Upstream attempt results, indexes of upstreamMetrics.results.
+// Upstream attempt results, indexes of Upstream.M.Results.
 const (
 	resOK = iota
 	resDialError
@@ -93,13 +93,6 @@ const (
 )
 
 var resultNames = [numResults]string{"ok", "dial_error", "timeout", "reset", "bad_response", "aborted", "retried", "queue_full", "queue_timeout"}
-
-type upstreamMetrics struct {
-	results    [numResults]*metrics.Counter
-	ejections  *metrics.Counter
-	checksOK   *metrics.Counter
-	checksFail *metrics.Counter
-}
 
 // http returns the HTTP metrics of m's set. GetOrCreate keeps a second
 // HTTP proxy on the same set (tests, a config reload) from panicking on a
@@ -273,21 +266,22 @@ func (hm *httpMetrics) responseError(reason string) {
 // h2c://host:port for an h2c upstream).
 func (hm *httpMetrics) registerUpstream(u *Upstream, a string) {
 	s := hm.set
+	u.M.Results = make([]*metrics.Counter, numResults)
 	for i, r := range resultNames {
-		u.m.results[i] = s.GetOrCreateCounter(fmt.Sprintf(`sluice_upstream_requests_total{upstream=%q,result=%q}`, a, r))
+		u.M.Results[i] = s.GetOrCreateCounter(fmt.Sprintf(`sluice_upstream_requests_total{upstream=%q,result=%q}`, a, r))
 	}
-	u.m.ejections = s.GetOrCreateCounter(fmt.Sprintf(`sluice_upstream_ejections_total{upstream=%q}`, a))
-	u.m.checksOK = s.GetOrCreateCounter(fmt.Sprintf(`sluice_upstream_health_checks_total{upstream=%q,result="ok"}`, a))
-	u.m.checksFail = s.GetOrCreateCounter(fmt.Sprintf(`sluice_upstream_health_checks_total{upstream=%q,result="fail"}`, a))
+	u.M.Ejections = s.GetOrCreateCounter(fmt.Sprintf(`sluice_upstream_ejections_total{upstream=%q}`, a))
+	u.M.ChecksOK = s.GetOrCreateCounter(fmt.Sprintf(`sluice_upstream_health_checks_total{upstream=%q,result="ok"}`, a))
+	u.M.ChecksFail = s.GetOrCreateCounter(fmt.Sprintf(`sluice_upstream_health_checks_total{upstream=%q,result="fail"}`, a))
 	s.GetOrCreateGauge(fmt.Sprintf(`sluice_upstream_pool_connections{upstream=%q,state="idle"}`, a),
-		func() float64 { return float64(u.idleConns.Load()) })
+		func() float64 { return float64(u.IdleConns.Load()) })
 	s.GetOrCreateGauge(fmt.Sprintf(`sluice_upstream_pool_connections{upstream=%q,state="busy"}`, a),
-		func() float64 { return float64(u.busyConns.Load()) })
-	if u.maxConns > 0 {
+		func() float64 { return float64(u.BusyConns.Load()) })
+	if u.MaxConns > 0 {
 		s.GetOrCreateGauge(fmt.Sprintf(`sluice_upstream_connections_in_use{upstream=%q}`, a),
-			func() float64 { return float64(u.inUse.Load()) })
+			func() float64 { return float64(u.InUse.Load()) })
 		s.GetOrCreateGauge(fmt.Sprintf(`sluice_upstream_queued_requests{upstream=%q}`, a),
-			func() float64 { return float64(u.queued.Load()) })
+			func() float64 { return float64(u.Queued.Load()) })
 	}
 	s.GetOrCreateGauge(fmt.Sprintf(`sluice_upstream_available{upstream=%q}`, a), func() float64 {
 		if u.Available() {

@@ -29,18 +29,18 @@ type pool struct {
 
 // pool is u's pool on this loop, grown when a reload added upstreams.
 func (ls *loopState) pool(u *Upstream) *pool {
-	if u.idx >= len(ls.pools) {
-		ls.pools = append(ls.pools, make([]pool, u.idx+1-len(ls.pools))...)
+	if u.Index() >= len(ls.pools) {
+		ls.pools = append(ls.pools, make([]pool, u.Index()+1-len(ls.pools))...)
 	}
-	return &ls.pools[u.idx]
+	return &ls.pools[u.Index()]
 }
 
 // h2pool is u's HTTP/2 connections on this loop, grown like pool.
 func (ls *loopState) h2pool(u *Upstream) *h2pool {
-	if u.idx >= len(ls.h2pools) {
-		ls.h2pools = append(ls.h2pools, make([]h2pool, u.idx+1-len(ls.h2pools))...)
+	if u.Index() >= len(ls.h2pools) {
+		ls.h2pools = append(ls.h2pools, make([]h2pool, u.Index()+1-len(ls.h2pools))...)
 	}
-	return &ls.h2pools[u.idx]
+	return &ls.h2pools[u.Index()]
 }
 
 // get pops a usable idle connection to u, or returns nil.
@@ -50,7 +50,7 @@ func (ls *loopState) get(u *Upstream) *upConn {
 		uc := p.idle[n-1]
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
-		u.idleConns.Add(-1)
+		u.IdleConns.Add(-1)
 		if uc.c.Closed() || uc.c.ReadEOF() {
 			uc.state = ucDone
 			uc.c.Close(engine.PeerClosed)
@@ -66,13 +66,13 @@ func (ls *loopState) get(u *Upstream) *upConn {
 // one is returned for the caller to dial (it attaches once open).
 func (ls *loopState) attemptOn(x *exchange, u *Upstream, user tunnelSink) *upConn {
 	x.u = u
-	x.upAddr = u.addr
+	x.upAddr = u.Addr()
 	x.attempts++
-	u.inflight.Add(1)
+	u.CountRequest(1)
 	fresh := x.forceFreshDial
 	x.forceFreshDial = false
-	capped := u.maxConns > 0
-	if capped && !u.takeSlot() {
+	capped := u.MaxConns > 0
+	if capped && !u.TakeSlot() {
 		// At the in-use cap: wait for a slot (queue.go), looking to the
 		// user like a connection still dialing.
 		uc := newUpConn(ls, u)
@@ -102,7 +102,7 @@ func (ls *loopState) attemptOn(x *exchange, u *Upstream, user tunnelSink) *upCon
 
 // dial connects uc; OnOpen or dialFailed follows on the loop.
 func (ls *loopState) dial(uc *upConn) {
-	uc.u.dial(ls.l, ls.h.cfg.DialTimeout, uc, uc.dialFailed)
+	uc.u.Dial(ls.l, ls.h.cfg.DialTimeout, uc, uc.dialFailed)
 }
 
 // unpool removes uc from its pool (it is closing).
@@ -113,7 +113,7 @@ func (ls *loopState) unpool(uc *upConn) {
 			copy(p.idle[i:], p.idle[i+1:])
 			p.idle[len(p.idle)-1] = nil
 			p.idle = p.idle[:len(p.idle)-1]
-			uc.u.idleConns.Add(-1)
+			uc.u.IdleConns.Add(-1)
 			return
 		}
 	}
@@ -136,7 +136,7 @@ func (ls *loopState) closeIdle() {
 			uc := p.idle[len(p.idle)-1]
 			p.idle[len(p.idle)-1] = nil
 			p.idle = p.idle[:len(p.idle)-1]
-			uc.u.idleConns.Add(-1)
+			uc.u.IdleConns.Add(-1)
 			uc.state = ucDone
 			uc.c.Close(engine.Clean)
 		}
@@ -206,14 +206,14 @@ func (uc *upConn) prepare(mc h1.MethodClass) {
 	uc.resp.Reset()
 	uc.in.reset()
 	uc.c.ClearTimer(engine.TimerIdle)
-	uc.u.busyConns.Add(1)
+	uc.u.BusyConns.Add(1)
 }
 
 // release ends uc's exchange: back to the pool when it can be reused,
 // else closed gracefully.
 func (uc *upConn) release(reusable bool) {
 	if uc.state == ucBusy || uc.state == ucTunnel {
-		uc.u.busyConns.Add(-1)
+		uc.u.BusyConns.Add(-1)
 	}
 	uc.cc = nil
 	ls := uc.ls
@@ -231,7 +231,7 @@ func (uc *upConn) release(reusable bool) {
 	uc.c.ClearTimer(engine.TimerProto)
 	uc.c.SetTimer(engine.TimerIdle, ls.h.upIdleTimeout)
 	p.idle = append(p.idle, uc)
-	uc.u.idleConns.Add(1)
+	uc.u.IdleConns.Add(1)
 	uc.dropSlot() // a request waiting here takes this very connection
 }
 
@@ -250,7 +250,7 @@ func (uc *upConn) discard(abort bool) {
 // abort). Busy and tunnel connections leave the busy gauge exactly once.
 func (uc *upConn) end(o engine.Outcome, abort bool) {
 	if uc.state == ucBusy || uc.state == ucTunnel {
-		uc.u.busyConns.Add(-1)
+		uc.u.BusyConns.Add(-1)
 	}
 	uc.cc = nil
 	prev := uc.state
@@ -340,7 +340,7 @@ func (uc *upConn) OnOpen(c *engine.Conn) {
 	// The client went away while we dialed: keep the connection for the
 	// next request rather than waste the handshake.
 	uc.state = ucBusy
-	uc.u.busyConns.Add(1)
+	uc.u.BusyConns.Add(1)
 	uc.release(true)
 }
 
@@ -557,7 +557,7 @@ func (uc *upConn) OnClosed(c *engine.Conn, t *engine.Trace) {
 		}
 	}
 	if uc.state == ucBusy || uc.state == ucTunnel {
-		uc.u.busyConns.Add(-1)
+		uc.u.BusyConns.Add(-1)
 	}
 	uc.state = ucDone
 	uc.cc = nil

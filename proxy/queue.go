@@ -8,8 +8,8 @@ import (
 
 // The in-use cap per upstream (HTTPConfig.UpstreamMaxConns) and its queue.
 //
-// Slots. Upstream.inUse counts the slots held over all loops; a slot is
-// taken (takeSlot, a CAS under maxConns) before an HTTP/1.1 connection is
+// Slots. Upstream.InUse counts the slots held over all loops; a slot is
+// taken (Upstream.TakeSlot, a CAS under MaxConns) before an HTTP/1.1 connection is
 // dialed or taken from the pool, and held by that upConn (upConn.slot)
 // until it goes back to the pool or ends (dropSlot). An HTTP/2 upstream
 // connection (h2UpConn.slot) holds one from its dial to its close.
@@ -22,7 +22,7 @@ import (
 // waiter takes it from there), so the handover costs no atomic. A slot
 // freed where nobody waits is returned, and every other loop with
 // waiters is posted a task to take it (at most one task in flight per
-// loop and upstream). Upstream.queued counts the waiters of all loops
+// loop and upstream). Upstream.Queued counts the waiters of all loops
 // against UpstreamQueue: past it, a 503 at once (queue_full); a waiter
 // still there after UpstreamQueueTimeout gets a 503 (queue_timeout). A
 // waiter whose client goes away leaves the queue at once.
@@ -46,46 +46,33 @@ type upQueue struct {
 // so it is replaced whole, never appended to in place.
 func (ls *loopState) queue(u *Upstream) *upQueue {
 	qs := *ls.queues.Load()
-	if u.idx < len(qs) {
-		return qs[u.idx]
+	if u.Index() < len(qs) {
+		return qs[u.Index()]
 	}
-	ns := make([]*upQueue, u.idx+1)
+	ns := make([]*upQueue, u.Index()+1)
 	copy(ns, qs)
 	for i := len(qs); i < len(ns); i++ {
 		ns[i] = &upQueue{}
 	}
 	ls.queues.Store(&ns)
-	return ns[u.idx]
+	return ns[u.Index()]
 }
 
 // peekQueue is u's queue on loop ls, read from another loop; nil when ls
 // has none yet.
 func (ls *loopState) peekQueue(u *Upstream) *upQueue {
-	if qs := *ls.queues.Load(); u.idx < len(qs) {
-		return qs[u.idx]
+	if qs := *ls.queues.Load(); u.Index() < len(qs) {
+		return qs[u.Index()]
 	}
 	return nil
-}
-
-// takeSlot claims one of u's in-use slots.
-func (u *Upstream) takeSlot() bool {
-	for {
-		n := u.inUse.Load()
-		if n >= u.maxConns {
-			return false
-		}
-		if u.inUse.CompareAndSwap(n, n+1) {
-			return true
-		}
-	}
 }
 
 // enqueue puts uc (state ucQueued, its user set) at the back of its
 // upstream's queue on this loop; false when the queue is full.
 func (ls *loopState) enqueue(uc *upConn) bool {
 	u := uc.u
-	if u.queued.Add(1) > int64(ls.h.cfg.UpstreamQueue) {
-		u.queued.Add(-1)
+	if u.Queued.Add(1) > int64(ls.h.cfg.UpstreamQueue) {
+		u.Queued.Add(-1)
 		return false
 	}
 	q := ls.queue(u)
@@ -95,7 +82,7 @@ func (ls *loopState) enqueue(uc *upConn) bool {
 	if len(q.w) == 1 {
 		ls.armQueue(u, ls.h.queueTimeout)
 	}
-	ls.serveQueue(u) // a slot may have been returned since takeSlot failed
+	ls.serveQueue(u) // a slot may have been returned since TakeSlot failed
 	return true
 }
 
@@ -117,7 +104,7 @@ func (ls *loopState) pop(u *Upstream) *upConn {
 	q.w[len(q.w)-1] = nil
 	q.w = q.w[:len(q.w)-1]
 	q.n.Add(-1)
-	u.queued.Add(-1)
+	u.Queued.Add(-1)
 	return w
 }
 
@@ -131,7 +118,7 @@ func (ls *loopState) unqueue(uc *upConn) {
 			q.w[len(q.w)-1] = nil
 			q.w = q.w[:len(q.w)-1]
 			q.n.Add(-1)
-			u.queued.Add(-1)
+			u.Queued.Add(-1)
 			return
 		}
 	}
@@ -139,7 +126,7 @@ func (ls *loopState) unqueue(uc *upConn) {
 
 // serveQueue starts this loop's waiters for u while slots are free.
 func (ls *loopState) serveQueue(u *Upstream) {
-	for len(ls.queue(u).w) > 0 && u.takeSlot() {
+	for len(ls.queue(u).w) > 0 && u.TakeSlot() {
 		ls.startQueued(ls.pop(u))
 	}
 }
@@ -169,8 +156,8 @@ func (ls *loopState) slotFreed(u *Upstream) {
 		ls.startQueued(ls.pop(u))
 		return
 	}
-	u.inUse.Add(-1)
-	if u.queued.Load() == 0 {
+	u.InUse.Add(-1)
+	if u.Queued.Load() == 0 {
 		return
 	}
 	for _, o := range *ls.h.loops.Load() {

@@ -45,7 +45,7 @@ func upstreamSlotsFree(t *testing.T, env *hpEnv) {
 	t.Helper()
 	hpEventually(t, "in-use slots and queues back to zero", func() bool {
 		for _, u := range env.h.Upstreams() {
-			if u.inUse.Load() != 0 || u.queued.Load() != 0 {
+			if u.InUse.Load() != 0 || u.Queued.Load() != 0 {
 				return false
 			}
 		}
@@ -121,7 +121,7 @@ func TestUpstreamMaxConnsQueueFull(t *testing.T) {
 		}
 	}
 	u := env.h.Upstreams()[0]
-	hpEventually(t, "two requests queued", func() bool { return u.queued.Load() == 2 })
+	hpEventually(t, "two requests queued", func() bool { return u.Queued.Load() == 2 })
 	start := time.Now()
 	code, body := get(t, cl(), env.url("/full"))
 	if code != 503 || time.Since(start) > 2*time.Second {
@@ -171,10 +171,10 @@ func TestUpstreamMaxConnsQueueTimeoutAndAbandon(t *testing.T) {
 	u := env.h.Upstreams()[0]
 	c, _ := hpRaw(t, env.addr)
 	io.WriteString(c, "GET /gone HTTP/1.1\r\nHost: x\r\n\r\n")
-	hpEventually(t, "the request queued", func() bool { return u.queued.Load() == 1 })
+	hpEventually(t, "the request queued", func() bool { return u.Queued.Load() == 1 })
 	c.SetLinger(0)
 	c.Close()
-	hpEventually(t, "the abandoned request out of the queue", func() bool { return u.queued.Load() == 0 })
+	hpEventually(t, "the abandoned request out of the queue", func() bool { return u.Queued.Load() == 0 })
 	start := time.Now()
 	code, _ := get(t, &http.Client{Timeout: 20 * time.Second}, env.url("/late"))
 	took := time.Since(start)

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluice-proxy/sluice/proxy/upstream"
 )
 
 // Route sends the requests whose host and path match it to a set of
@@ -287,10 +289,9 @@ type route struct {
 	retries       int               // extra attempts allowed
 	respHT, readT int64             // upstream head and read timeouts, engine-clock ns
 	m             []*routeUpMetrics // by index in ups; the last: no upstream reached
-	sel           Selector
-	hasH2C        bool  // some upstream is h2c: HTTP/1.1 requests keep an HTTP/2 form for it
-	allH2         bool  // every upstream is h2c or h2: a stream costs a stream slot, not a connection
-	weights       []int // aligned with ups; nil: all 1
+	set           *upstream.Set     // ups with their weights and the selector
+	hasH2C        bool              // some upstream is h2c: HTTP/1.1 requests keep an HTTP/2 form for it
+	allH2         bool              // every upstream is h2c or h2: a stream costs a stream slot, not a connection
 }
 
 // router finds the route for a request. Built once, read-only afterwards,

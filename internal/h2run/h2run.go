@@ -101,3 +101,13 @@ func (r *Runner) OnTimer() error {
 
 // Now is the engine clock as the codec's time.
 func Now() time.Time { return time.Unix(0, engine.Now()) }
+
+// CarriesH2 reports whether c, an upstream connection, may carry HTTP/2:
+// cleartext (h2c, prior knowledge) or TLS with ALPN h2 selected.
+func CarriesH2(c *engine.Conn) bool {
+	if !c.IsTLS() {
+		return true
+	}
+	in, ok := c.TLSInfo()
+	return ok && in.ALPN == "h2"
+}
