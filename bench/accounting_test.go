@@ -14,6 +14,8 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 	"golang.org/x/sys/unix"
+
+	"github.com/sluice-proxy/sluice/internal/testutil"
 )
 
 func TestHistogramPercentiles(t *testing.T) {
@@ -134,21 +136,7 @@ func TestFDLimitMessageNamesTheLimit(t *testing.T) {
 
 // rawServer accepts connections and hands each to serve.
 func rawServer(t *testing.T, serve func(c net.Conn)) *Options {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); serve(c) }()
-		}
-	}()
-	u, _ := ParseURL("http://" + ln.Addr().String() + "/")
+	u, _ := ParseURL("http://" + testutil.Serve(t, serve) + "/")
 	return &Options{Mode: ModeRate, URL: u, Conns: 1, Streams: 1, Duration: time.Second, Method: "GET",
 		Timeout: 2 * time.Second, ReadRate: 1}
 }

@@ -156,25 +156,7 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 			b.Fatal(err)
 		}
 		var live atomicInt
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				live.add(1)
-				go func() {
-					buf := make([]byte, 4096)
-					for {
-						if _, err := c.Read(buf); err != nil {
-							break
-						}
-					}
-					c.Close()
-					live.add(-1)
-				}()
-			}
-		}()
+		goServe(ln, &live, false)
 		release = holdClients(b, ln.Addr().String(), n, live.get)
 		gHeap, gRSS := heapInuse()-base, rss()-baseRSS
 		release()
@@ -226,27 +208,7 @@ func BenchmarkIdleTLSConnMemory(b *testing.B) {
 			b.Fatal(err)
 		}
 		var live atomicInt
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				live.add(1)
-				go func() {
-					buf := make([]byte, 4096)
-					for {
-						n, err := c.Read(buf)
-						if err != nil {
-							break
-						}
-						c.Write(buf[:n])
-					}
-					c.Close()
-					live.add(-1)
-				}()
-			}
-		}()
+		goServe(ln, &live, true)
 		release := holdClients(b, ln.Addr().String(), n, live.get, "tls")
 		gHeap := heapInuse() - base
 		release()

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -44,43 +43,17 @@ func sluiceBinary(t *testing.T) string {
 }
 
 type sluiceProc struct {
-	cmd        *exec.Cmd
+	*testutil.Sluice
 	tls, plain string
-	stderr     bytes.Buffer
-	done       chan struct{}
-	exitErr    error
 }
 
 // startSluice runs the binary on its defaults (demo upstream) with one
 // loop, a TLS and a cleartext listener, until the test ends.
 func startSluice(t *testing.T, extra ...string) *sluiceProc {
-	p := &sluiceProc{tls: testutil.FreePort(t), plain: testutil.FreePort(t), done: make(chan struct{})}
-	args := append([]string{"-listen", p.tls, "-listen-plain", p.plain, "-admin", "", "-loops", "1"}, extra...)
-	p.cmd = exec.Command(sluiceBinary(t), args...)
-	p.cmd.Stderr = &p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.exitErr = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.cmd.Process.Signal(syscall.SIGKILL)
-		<-p.done
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for _, a := range []string{p.tls, p.plain} {
-		for {
-			c, err := net.DialTimeout("tcp", a, 100*time.Millisecond)
-			if err == nil {
-				c.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("sluice did not listen on %s: %s", a, p.stderr.String())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	return p
+	plain := testutil.FreePort(t)
+	args := append([]string{"-listen-plain", plain, "-admin", "", "-loops", "1"}, extra...)
+	s := testutil.StartSluice(t, sluiceBinary(t), args...)
+	return &sluiceProc{Sluice: s, tls: s.Addr, plain: plain}
 }
 
 // bench runs Main with args and decodes its -json output.
@@ -110,7 +83,7 @@ func TestSmokeRateModes(t *testing.T) {
 		t.Skip("-short: starts sluice")
 	}
 	p := startSluice(t)
-	pid := fmt.Sprint(p.cmd.Process.Pid)
+	pid := fmt.Sprint(p.Cmd.Process.Pid)
 	tlsURL, plainURL := "https://"+p.tls+"/", "http://"+p.plain+"/"
 	for _, tc := range []struct {
 		name string
@@ -132,7 +105,7 @@ func TestSmokeRateModes(t *testing.T) {
 				if r.Requests != tc.n {
 					t.Fatalf("%d responses, want exactly %d", r.Requests, tc.n)
 				}
-				if r.Target == nil || r.Target.PID != p.cmd.Process.Pid || r.Target.RSSBytes <= 0 {
+				if r.Target == nil || r.Target.PID != p.Cmd.Process.Pid || r.Target.RSSBytes <= 0 {
 					t.Fatalf("target %+v", r.Target)
 				}
 			}
@@ -148,7 +121,7 @@ func TestSmokeHoldHandshakeSlowRead(t *testing.T) {
 		t.Skip("-short: starts sluice")
 	}
 	p := startSluice(t)
-	pid := fmt.Sprint(p.cmd.Process.Pid)
+	pid := fmt.Sprint(p.Cmd.Process.Pid)
 	tlsURL := "https://" + p.tls + "/"
 	t.Run("hold", func(t *testing.T) {
 		for _, h2 := range []string{"-h2=false", "-h2"} {
@@ -164,7 +137,7 @@ func TestSmokeHoldHandshakeSlowRead(t *testing.T) {
 	})
 	t.Run("hold sees the target close", func(t *testing.T) {
 		q := startSluice(t, "-idle-timeout", "300ms")
-		r, _ := benchJSON(t, "-mode", "hold", "-url", "https://"+q.tls+"/", "-k", "-c", "20", "-d", "1500ms", "-pid", fmt.Sprint(q.cmd.Process.Pid))
+		r, _ := benchJSON(t, "-mode", "hold", "-url", "https://"+q.tls+"/", "-k", "-c", "20", "-d", "1500ms", "-pid", fmt.Sprint(q.Cmd.Process.Pid))
 		if r.Hold == nil || r.Hold.Opened != 20 || r.Hold.ClosedByTarget != 20 {
 			t.Fatalf("idle timeout 300ms, held 1.5s: %+v", r.Hold)
 		}
@@ -204,7 +177,7 @@ func TestSmokeDrain(t *testing.T) {
 	for _, h2 := range []string{"-h2=false", "-h2"} {
 		t.Run(h2, func(t *testing.T) {
 			p := startSluice(t)
-			args := []string{"-mode", "drain", h2, "-url", "https://" + p.tls + "/", "-k", "-c", "20", "-d", "5s", "-pid", fmt.Sprint(p.cmd.Process.Pid)}
+			args := []string{"-mode", "drain", h2, "-url", "https://" + p.tls + "/", "-k", "-c", "20", "-d", "5s", "-pid", fmt.Sprint(p.Cmd.Process.Pid)}
 			if h2 == "-h2" {
 				args = append(args, "-signal-after", "700ms") // else: 1s after all are open
 			}
@@ -213,13 +186,8 @@ func TestSmokeDrain(t *testing.T) {
 			if code != 0 || d == nil || !d.Signalled || !d.Exited || d.Losses() != 0 || d.AfterSignal == 0 {
 				t.Fatalf("exit %d, drain %+v, errors %v", code, d, r.Errors)
 			}
-			select {
-			case <-p.done:
-			case <-time.After(5 * time.Second):
-				t.Fatal("sluice still runs")
-			}
-			if p.exitErr != nil {
-				t.Fatalf("sluice exit: %v", p.exitErr)
+			if code := p.Wait(t, 5*time.Second); code != 0 {
+				t.Fatalf("sluice exit %d", code)
 			}
 			if d.SignalToExitMS <= 0 || d.LastResponseToExitMS < 0 || d.LastResponseToExitMS > d.SignalToExitMS {
 				t.Fatalf("timings %+v", d)

@@ -13,33 +13,20 @@ import (
 
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/proxy"
+
+	"github.com/sluice-proxy/sluice/internal/testutil"
 )
 
 // sourceServer writes size bytes to every connection, then closes it.
 func sourceServer(tb testing.TB, size int) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { ln.Close() })
 	block := make([]byte, 256<<10)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
+	return testutil.Serve(tb, func(c net.Conn) {
+		for left := size; left > 0; left -= len(block) {
+			if _, err := c.Write(block[:min(left, len(block))]); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				for left := size; left > 0; left -= len(block) {
-					if _, err := c.Write(block[:min(left, len(block))]); err != nil {
-						return
-					}
-				}
-			}()
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // startSluiceTCP runs sluice's tcp relay in-process in front of upstream.
@@ -76,38 +63,22 @@ func startBenchEngine(tb testing.TB, loops int, set *metrics.Set, ln engine.List
 
 // startGoProxy is the baseline: a goroutine-per-direction io.Copy relay.
 func startGoProxy(tb testing.TB, upstream string) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				u, err := net.Dial("tcp", upstream)
-				if err != nil {
-					c.Close()
-					return
-				}
-				done := make(chan struct{})
-				go func() {
-					io.Copy(u, c)
-					u.(*net.TCPConn).CloseWrite()
-					close(done)
-				}()
-				io.Copy(c, u)
-				c.(*net.TCPConn).CloseWrite()
-				<-done
-				c.Close()
-				u.Close()
-			}()
+	return testutil.Serve(tb, func(c net.Conn) {
+		u, err := net.Dial("tcp", upstream)
+		if err != nil {
+			return
 		}
-	}()
-	return ln.Addr().String()
+		done := make(chan struct{})
+		go func() {
+			io.Copy(u, c)
+			u.(*net.TCPConn).CloseWrite()
+			close(done)
+		}()
+		io.Copy(c, u)
+		c.(*net.TCPConn).CloseWrite()
+		<-done
+		u.Close()
+	})
 }
 
 func download(tb testing.TB, addr string, size int, buf []byte) time.Duration {

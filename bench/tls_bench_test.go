@@ -72,25 +72,7 @@ func (tb *tlsBench) goTLS(b testing.TB) string {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				buf := make([]byte, 4096)
-				for {
-					n, err := c.Read(buf)
-					if err != nil {
-						break
-					}
-					c.Write(buf[:n])
-				}
-				c.Close()
-			}()
-		}
-	}()
+	goServe(ln, nil, true)
 	return ln.Addr().String()
 }
 

@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"runtime"
 	"strings"
@@ -11,27 +10,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// upstreamEcho is a net/http-free echo backend on 127.0.0.1.
-func upstreamEcho(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
-	return ln.Addr().String()
-}
+	"github.com/sluice-proxy/sluice/internal/testutil"
+)
 
 type dialed struct {
 	BaseHandler
@@ -49,7 +30,7 @@ func (d *dialed) OnClosed(c *Conn, t *Trace) { d.cl.add(t) }
 
 func TestDialPlacesUpstreamOnLoop(t *testing.T) {
 	e, _ := startEngine(t, Config{}, func(c *Conn) Handler { return BaseHandler{} })
-	up := upstreamEcho(t)
+	up := testutil.Echo(t)
 	for _, l := range e.Loops() {
 		d := &dialed{opened: make(chan *Conn, 1), data: make(chan []byte, 16), cl: newCloses()}
 		l.Post(func() { l.Dial(up, time.Second, d, func(err error) { t.Errorf("dial: %v", err) }) })
@@ -90,7 +71,7 @@ func TestDialErrors(t *testing.T) {
 		t.Fatalf("refused dial: %v", err)
 	}
 	// A timeout too small to connect in: a net.Error with Timeout().
-	l.Dial(upstreamEcho(t), time.Nanosecond, BaseHandler{}, func(err error) { errc <- err })
+	l.Dial(testutil.Echo(t), time.Nanosecond, BaseHandler{}, func(err error) { errc <- err })
 	err := <-errc
 	var ne net.Error
 	if !errors.As(err, &ne) || !ne.Timeout() {

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"bytes"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/sluice-proxy/sluice/tlsio"
+
+	"github.com/sluice-proxy/sluice/internal/testutil"
 )
 
 // rawRecorder keeps every byte a server reads from the socket, so a test
@@ -57,67 +58,38 @@ type tlsServerEnd struct {
 // end is reported on the channel.
 func tlsEchoServer(t *testing.T, maxVersion uint16) (string, *x509.CertPool, chan tlsServerEnd) {
 	t.Helper()
-	kp, err := tlsio.SelfSigned(time.Now(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyPEM, _ := kp.KeyPEM()
-	cert, err := tls.X509KeyPair(kp.CertPEM(), keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(kp.Leaf())
-	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MaxVersion: maxVersion}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	kp := testutil.SelfSigned(t)
+	cfg := &tls.Config{Certificates: []tls.Certificate{testutil.StdCert(t, kp)}, MaxVersion: maxVersion}
 	ends := make(chan tlsServerEnd, 8)
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				rec := &rawRecorder{Conn: c}
-				tc := tls.Server(rec, cfg)
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				if err := tc.Handshake(); err != nil {
-					ends <- tlsServerEnd{hsErr: err}
-					return
-				}
-				rec.mu.Lock()
-				rec.buf.Reset() // only what follows the handshake
-				rec.mu.Unlock()
-				buf := make([]byte, 4096)
-				var end tlsServerEnd
-				for {
-					n, err := tc.Read(buf)
-					if n > 0 {
-						tc.Write(buf[:n])
-					}
-					if err != nil {
-						end.readErr = err
-						break
-					}
-				}
-				rec.mu.Lock()
-				end.types = recordTypes(rec.buf.Bytes())
-				rec.mu.Unlock()
-				ends <- end
-			}()
+	addr := testutil.Serve(t, func(c net.Conn) {
+		rec := &rawRecorder{Conn: c}
+		tc := tls.Server(rec, cfg)
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := tc.Handshake(); err != nil {
+			ends <- tlsServerEnd{hsErr: err}
+			return
 		}
-	}()
-	return ln.Addr().String(), pool, ends
+		rec.mu.Lock()
+		rec.buf.Reset() // only what follows the handshake
+		rec.mu.Unlock()
+		buf := make([]byte, 4096)
+		var end tlsServerEnd
+		for {
+			n, err := tc.Read(buf)
+			if n > 0 {
+				tc.Write(buf[:n])
+			}
+			if err != nil {
+				end.readErr = err
+				break
+			}
+		}
+		rec.mu.Lock()
+		end.types = recordTypes(rec.buf.Bytes())
+		rec.mu.Unlock()
+		ends <- end
+	})
+	return addr, testutil.CertPool(kp), ends
 }
 
 func tlsClient(t *testing.T, pool *x509.CertPool, name string) *tlsio.Client {

@@ -1,9 +1,7 @@
 package engine
 
 import (
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"io"
 	"net"
 	"slices"
@@ -11,6 +9,8 @@ import (
 	"time"
 
 	"github.com/sluice-proxy/sluice/tlsio"
+
+	"github.com/sluice-proxy/sluice/internal/testutil"
 )
 
 // A client that leaves Nagle on (Python's ssl, many HTTP libraries) sends
@@ -28,19 +28,9 @@ func TestTLSFirstResponseWithoutNoDelay(t *testing.T) {
 		v := c.v
 		t.Run(c.engine+"/"+tls.VersionName(v), func(t *testing.T) {
 			f := newTLSFixture(t)
-			kp, err := tlsio.SelfSigned(time.Now(), rand.Reader)
-			if err != nil {
-				t.Fatal(err)
-			}
-			store, err := tlsio.NewCertStore(kp)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if f.srv, err = tlsio.NewServer(tlsio.ServerConfig{Certs: store, Engine: c.engine}); err != nil {
-				t.Fatal(err)
-			}
-			f.pool = x509.NewCertPool()
-			f.pool.AddCert(kp.Leaf())
+			kp := testutil.SelfSigned(t)
+			f.srv = testutil.TLSServer(t, kp, tlsio.ServerConfig{Engine: c.engine})
+			f.pool = testutil.CertPool(kp)
 			cl := newCloses()
 			_, addr := startTLSEngine(t, f, Config{Loops: 1}, func(c *Conn) Handler { return &echo{cl: cl} })
 			var lat []time.Duration

@@ -8,13 +8,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/sluice-proxy/sluice/tlsio"
+
+	"github.com/sluice-proxy/sluice/internal/testutil"
 )
 
 // TestTLSEnginePaths: on a native listener a TLS 1.3 client is served by
@@ -132,7 +133,7 @@ func (h *echoUntil) OnClosed(c *Conn, t *Trace) { h.cl.add(t) }
 // keeps flowing both ways across the new keys, and "K" gets the server's
 // own KeyUpdate back.
 func TestOpenSSLKeyUpdateNative(t *testing.T) {
-	openssl := needTool(t, "openssl")
+	openssl := testutil.NeedTool(t, "openssl")
 	f := nativeFixture(t, tlsio.ServerConfig{})
 	cl := newCloses()
 	_, addr := startTLSEngine(t, f, Config{}, func(c *Conn) Handler { return &echoUntil{cl: cl} })
@@ -141,7 +142,7 @@ func TestOpenSSLKeyUpdateNative(t *testing.T) {
 	// written once the previous one came back.
 	cmd := exec.Command(openssl, "s_client", "-tls1_3", "-msg", "-connect", addr, "-servername", "localhost",
 		"-CAfile", f.certFile(t), "-verify_return_error")
-	var buf syncBuffer
+	var buf testutil.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -211,7 +212,7 @@ func TestPeersNative(t *testing.T) {
 	_, port, _ := strings.Cut(addr, ":")
 	req := "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"
 	t.Run("curl", func(t *testing.T) {
-		curl := needTool(t, "curl")
+		curl := testutil.NeedTool(t, "curl")
 		out := runTool(t, "", curl, "-sS", "-v", "--http1.1", "--tlsv1.3", "--cacert", f.certFile(t),
 			"--resolve", "localhost:"+port+":127.0.0.1", "https://localhost:"+port+"/")
 		if !strings.Contains(out, "hello native") || !strings.Contains(out, "TLSv1.3") {
@@ -220,7 +221,7 @@ func TestPeersNative(t *testing.T) {
 		cl.next(t, 5*time.Second)
 	})
 	t.Run("gnutls", func(t *testing.T) {
-		gnutls := needTool(t, "gnutls-cli")
+		gnutls := testutil.NeedTool(t, "gnutls-cli")
 		for _, prio := range []string{"NORMAL:-VERS-ALL:+VERS-TLS1.3", "NORMAL:-VERS-ALL:+VERS-TLS1.3:-GROUP-ALL:+GROUP-SECP256R1",
 			"NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+CHACHA20-POLY1305"} {
 			out := runTool(t, req, gnutls, "--priority", prio, "--x509cafile", f.certFile(t),
@@ -232,7 +233,7 @@ func TestPeersNative(t *testing.T) {
 		}
 	})
 	t.Run("openssl-resume", func(t *testing.T) {
-		openssl := needTool(t, "openssl")
+		openssl := testutil.NeedTool(t, "openssl")
 		sess := filepath.Join(t.TempDir(), "sess.pem")
 		for i, flag := range []string{"-sess_out", "-sess_in"} {
 			out := runTool(t, req, openssl, "s_client", "-tls1_3", "-ign_eof", flag, sess,
@@ -246,22 +247,4 @@ func TestPeersNative(t *testing.T) {
 			cl.next(t, 5*time.Second)
 		}
 	})
-}
-
-// syncBuffer is a bytes.Buffer a process writes while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/internal/testutil"
 )
 
 // httpOnce answers one HTTP/1.1 request with a fixed body, then closes
@@ -31,14 +33,6 @@ func (h *httpOnce) OnData(c *Conn, b []byte) int {
 	return len(b)
 }
 func (h *httpOnce) OnClosed(c *Conn, t *Trace) { h.cl.add(t) }
-
-func needTool(t *testing.T, name string) string {
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Skipf("%s not installed (.ci/run installs it)", name)
-	}
-	return p
-}
 
 func (f *tlsFixture) certFile(t *testing.T) string {
 	p := filepath.Join(t.TempDir(), "cert.pem")
@@ -72,7 +66,7 @@ func runTool(t *testing.T, stdin string, name string, args ...string) string {
 }
 
 func TestCurlOverTLS(t *testing.T) {
-	curl := needTool(t, "curl")
+	curl := testutil.NeedTool(t, "curl")
 	f := newTLSFixture(t)
 	cl := newCloses()
 	_, addr := startTLSEngine(t, f, Config{}, func(c *Conn) Handler { return &httpOnce{cl: cl, body: "hello curl\n"} })
@@ -89,7 +83,7 @@ func TestCurlOverTLS(t *testing.T) {
 
 // openssl s_client -msg shows the server's close_notify when sluice closes.
 func TestOpenSSLSeesCloseNotify(t *testing.T) {
-	openssl := needTool(t, "openssl")
+	openssl := testutil.NeedTool(t, "openssl")
 	for _, v := range []string{"-tls1_2", "-tls1_3"} {
 		f := newTLSFixture(t)
 		cl := newCloses()
@@ -119,7 +113,7 @@ func TestOpenSSLSeesCloseNotify(t *testing.T) {
 }
 
 func TestGnuTLSClient(t *testing.T) {
-	gnutls := needTool(t, "gnutls-cli")
+	gnutls := testutil.NeedTool(t, "gnutls-cli")
 	f := newTLSFixture(t)
 	cl := newCloses()
 	_, addr := startTLSEngine(t, f, Config{}, func(c *Conn) Handler { return &httpOnce{cl: cl, body: "hello gnutls\n"} })

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"bytes"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -17,6 +16,8 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/sluice-proxy/sluice/tlsio"
+
+	"github.com/sluice-proxy/sluice/internal/testutil"
 )
 
 type tlsFixture struct {
@@ -27,22 +28,10 @@ type tlsFixture struct {
 
 func newTLSFixture(t testing.TB) *tlsFixture {
 	t.Helper()
-	kp, err := tlsio.SelfSigned(time.Now(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := tlsio.NewCertStore(kp)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kp := testutil.SelfSigned(t)
 	set := metrics.NewSet()
-	srv, err := tlsio.NewServer(tlsio.ServerConfig{Certs: store, CountError: TLSErrorCounter(set)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(kp.Leaf())
-	return &tlsFixture{srv: srv, pool: pool, set: set}
+	srv := testutil.TLSServer(t, kp, tlsio.ServerConfig{CountError: TLSErrorCounter(set)})
+	return &tlsFixture{srv: srv, pool: testutil.CertPool(kp), set: set}
 }
 
 func startTLSEngine(t testing.TB, f *tlsFixture, cfg Config, accept func(c *Conn) Handler) (*Engine, string) {

@@ -18,15 +18,6 @@ import (
 	"github.com/sluice-proxy/sluice/internal/testutil"
 )
 
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Skipf("%s not installed (.ci/run installs it)", name)
-	}
-	return p
-}
-
 // tool runs a command with a deadline and returns its combined output.
 func tool(t *testing.T, stdin []byte, name string, args ...string) (string, error) {
 	t.Helper()
@@ -63,7 +54,7 @@ func header(dump, name string) string {
 // chunked on HTTP/1.1, no length on h2), each echoed whole.
 func TestCurlThroughSluiceToHyper(t *testing.T) {
 	needPeers(t)
-	curl := needTool(t, "curl")
+	curl := testutil.NeedTool(t, "curl")
 	c := testutil.WriteCerts(t, t.TempDir())
 	dir := t.TempDir()
 	up := make([]byte, 1<<20)
@@ -134,8 +125,8 @@ func TestCurlThroughSluiceToHyper(t *testing.T) {
 // hyper h2 and h2c servers: every response 200, none failed or errored.
 func TestH2LoadAndNghttpThroughSluiceToHyper(t *testing.T) {
 	needPeers(t)
-	h2load := needTool(t, "h2load")
-	nghttp := needTool(t, "nghttp")
+	h2load := testutil.NeedTool(t, "h2load")
+	nghttp := testutil.NeedTool(t, "nghttp")
 	c := testutil.WriteCerts(t, t.TempDir())
 	for _, kind := range []string{"h2c", "h2"} {
 		t.Run("to_"+kind, func(t *testing.T) {
@@ -176,8 +167,8 @@ func TestH2LoadAndNghttpThroughSluiceToHyper(t *testing.T) {
 // client's own, which sluice reads in its linger before its FIN.
 func TestOpenSSLAndGnuTLSThroughSluiceToHyper(t *testing.T) {
 	needPeers(t)
-	openssl := needTool(t, "openssl")
-	gnutls := needTool(t, "gnutls-cli")
+	openssl := testutil.NeedTool(t, "openssl")
+	gnutls := testutil.NeedTool(t, "gnutls-cli")
 	c := testutil.WriteCerts(t, t.TempDir())
 	srv := startServer(t, "h1", c)
 	s := startSluice(t, c, upstreamURL("http", srv.addr))

@@ -3,12 +3,10 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +16,8 @@ import (
 
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/tlsio"
+
+	"github.com/sluice-proxy/sluice/internal/testutil"
 )
 
 // HTTP/2 test harness: sluice with a TLS listener (ALPN h2 and http/1.1)
@@ -37,18 +37,7 @@ func h2Start(t testing.TB, cfg HTTPConfig, upstreams ...string) *h2Env {
 
 func h2StartEngine(t testing.TB, cfg HTTPConfig, ecfg engine.Config, upstreams ...string) *h2Env {
 	t.Helper()
-	kp, err := tlsio.SelfSigned(time.Now(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := tlsio.NewCertStore(kp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := tlsio.NewServer(tlsio.ServerConfig{Certs: store, NextProtos: []string{"h2", "http/1.1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := testutil.TLSServer(t, testutil.SelfSigned(t), tlsio.ServerConfig{NextProtos: []string{"h2", "http/1.1"}})
 	env := hpLaunch(t, cfg, ecfg, srv, upstreams...)
 	return &h2Env{hpEnv: env, tlsAddr: env.e.Addr("tls")}
 }
@@ -95,30 +84,11 @@ func h2cServe(t testing.TB, h http.Handler) *h2cBackend {
 
 func h2cServeWith(t testing.TB, srv *http2.Server, h http.Handler) *h2cBackend {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &h2cBackend{addr: ln.Addr().String(), srv: srv}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			b.conns.Add(1)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				srv.ServeConn(c, &http2.ServeConnOpts{Handler: h})
-				c.Close()
-			}()
-		}
-	}()
+	b := &h2cBackend{srv: srv}
+	b.addr = testutil.Serve(t, func(c net.Conn) {
+		b.conns.Add(1)
+		srv.ServeConn(c, &http2.ServeConnOpts{Handler: h})
+	})
 	return b
 }
 
@@ -203,22 +173,13 @@ func (r *rawH2) get(id uint32, path string) {
 // asked for them) and acknowledging SETTINGS.
 func (r *rawH2) next() (http2.Frame, error) {
 	for {
-		f, err := r.fr.ReadFrame()
+		f, err := testutil.ReadH2Frame(r.fr)
 		if err != nil {
 			return nil, err
 		}
-		switch f := f.(type) {
-		case *http2.PingFrame:
-			if !f.IsAck() {
-				r.fr.WritePing(true, f.Data)
-			}
-		case *http2.SettingsFrame:
-			if !f.IsAck() {
-				r.fr.WriteSettingsAck()
-			}
-			continue
+		if _, ok := f.(*http2.SettingsFrame); !ok {
+			return f, nil
 		}
-		return f, nil
 	}
 }
 

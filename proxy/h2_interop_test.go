@@ -13,21 +13,14 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/sluice-proxy/sluice/internal/testutil"
 )
 
 // Interop with real HTTP/2 clients: curl (nghttp2 inside), nghttp and
 // h2load, over TLS (ALPN h2) and over cleartext with prior knowledge.
 // Each skips, saying why, when its tool is not installed (Debian:
 // apt-get install curl nghttp2-client).
-
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Skipf("%s is not installed (Debian: apt-get install curl nghttp2-client)", name)
-	}
-	return p
-}
 
 // interopBackend answers GET with a fixed body and POST with the
 // request body's length and sha256.
@@ -45,7 +38,7 @@ func interopBackend(t *testing.T) *hpBackend {
 }
 
 func TestH2InteropCurl(t *testing.T) {
-	curl := needTool(t, "curl")
+	curl := testutil.NeedTool(t, "curl")
 	env := h2Start(t, HTTPConfig{}, interopBackend(t).addr())
 	blob := make([]byte, 1<<20)
 	rand.Read(blob)
@@ -77,7 +70,7 @@ func TestH2InteropCurl(t *testing.T) {
 }
 
 func TestH2InteropNghttp(t *testing.T) {
-	nghttp := needTool(t, "nghttp")
+	nghttp := testutil.NeedTool(t, "nghttp")
 	env := h2Start(t, HTTPConfig{}, interopBackend(t).addr())
 	file := filepath.Join(t.TempDir(), "blob")
 	blob := make([]byte, 256<<10)
@@ -110,7 +103,7 @@ var h2loadDone = regexp.MustCompile(`requests: (\d+) total, (\d+) started, (\d+)
 // A short h2load run (2,000 requests, 10 connections, 10 streams each)
 // over TLS and h2c: every request succeeds.
 func TestH2InteropH2load(t *testing.T) {
-	h2load := needTool(t, "h2load")
+	h2load := testutil.NeedTool(t, "h2load")
 	env := h2Start(t, HTTPConfig{}, interopBackend(t).addr())
 	for _, c := range []struct{ name, url string }{{"tls", env.tlsURL("/")}, {"h2c", env.h2cURL("/")}} {
 		t.Run(c.name, func(t *testing.T) {

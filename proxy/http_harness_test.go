@@ -20,6 +20,8 @@ import (
 
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/tlsio"
+
+	"github.com/sluice-proxy/sluice/internal/testutil"
 )
 
 // Test harness for the HTTP proxy: sluice in an engine on 127.0.0.1:0,
@@ -71,17 +73,30 @@ func hpLaunch(t testing.TB, cfg HTTPConfig, ecfg engine.Config, srv *tlsio.Serve
 	if err != nil {
 		t.Fatal(err)
 	}
+	ls := []engine.Listener{{Name: "http", Addr: "127.0.0.1:0", Accept: h.Accept}}
+	if srv != nil {
+		ls = append(ls, engine.Listener{Name: "tls", Addr: "127.0.0.1:0", Accept: h.Accept, TLS: srv})
+	}
+	e := hpEngine(t, ecfg, env.set, ls...)
+	if err := h.Start(e); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close) // before the engine's Stop (cleanups run last first)
+	env.addr, env.e, env.h = e.Addr("http"), e, h
+	return env
+}
+
+// hpEngine runs an engine with ecfg (two loops and hpLogger unless set)
+// on listeners, its metrics in set, until the test ends.
+func hpEngine(t testing.TB, ecfg engine.Config, set *metrics.Set, listeners ...engine.Listener) *engine.Engine {
+	t.Helper()
 	if ecfg.Loops == 0 {
 		ecfg.Loops = 2
-	}
-	ecfg.Listeners = []engine.Listener{{Name: "http", Addr: "127.0.0.1:0", Accept: h.Accept}}
-	if srv != nil {
-		ecfg.Listeners = append(ecfg.Listeners, engine.Listener{Name: "tls", Addr: "127.0.0.1:0", Accept: h.Accept, TLS: srv})
 	}
 	if ecfg.Logger == nil {
 		ecfg.Logger = hpLogger()
 	}
-	ecfg.Metrics = env.set
+	ecfg.Listeners, ecfg.Metrics = listeners, set
 	e, err := engine.New(ecfg)
 	if err != nil {
 		t.Fatal(err)
@@ -89,17 +104,12 @@ func hpLaunch(t testing.TB, cfg HTTPConfig, ecfg engine.Config, srv *tlsio.Serve
 	if err := e.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Start(e); err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
-		h.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		e.Stop(ctx)
 	})
-	env.addr, env.e, env.h = e.Addr("http"), e, h
-	return env
+	return e
 }
 
 func (env *hpEnv) url(path string) string { return "http://" + env.addr + path }
@@ -199,38 +209,14 @@ func hpRaw(t testing.TB, addr string) (*net.TCPConn, *bufio.Reader) {
 // hpRawServer accepts connections and runs fn on each.
 func hpRawServer(t testing.TB, fn func(c net.Conn)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(20 * time.Second))
-				fn(c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return testutil.Serve(t, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		fn(c)
+	})
 }
 
 // hpDeadAddr is a loopback address nothing listens on.
-func hpDeadAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := ln.Addr().String()
-	ln.Close()
-	return a
-}
+func hpDeadAddr(t testing.TB) string { return testutil.FreePort(t) }
 
 // hpLog is a slog.Handler that keeps the records (the access log).
 type hpLog struct {

@@ -17,6 +17,8 @@ import (
 
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/httpcodec/h1"
+
+	"github.com/sluice-proxy/sluice/internal/testutil"
 )
 
 // headerEcho answers with the request's Host, target and header fields as JSON.
@@ -349,10 +351,7 @@ func TestHTTPRouting(t *testing.T) {
 
 // curl as the client, over plain HTTP.
 func TestHTTPCurl(t *testing.T) {
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		t.Skip("curl not installed")
-	}
+	curl := testutil.NeedTool(t, "curl")
 	be := hpServe(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		fmt.Fprintf(w, "%s %s %s body=%d te=%v", r.Proto, r.Method, r.URL.Path, len(b), r.TransferEncoding)

@@ -9,37 +9,13 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sluice-proxy/sluice/engine"
+
+	"github.com/sluice-proxy/sluice/internal/testutil"
 )
-
-// lockedBuf is a log sink several loops write to.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) lines() []map[string]any {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for _, ln := range strings.Split(l.b.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(ln), &m) == nil {
-			out = append(out, m)
-		}
-	}
-	return out
-}
 
 // The diagnostics of a close, as the operator reads them: /debug/shutdowns
 // (who closed first, bytes at each step, filtered by outcome and side),
@@ -49,7 +25,7 @@ func (l *lockedBuf) lines() []map[string]any {
 // peer ends first).
 func TestDebugShutdownsAndShutdownLog(t *testing.T) {
 	be := hpServe(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") }))
-	logs := &lockedBuf{}
+	logs := &testutil.Buffer{} // several loops write it
 	lg := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	env := h2StartEngine(t, HTTPConfig{}, engine.Config{Logger: lg}, be.addr())
 	a, err := NewAdmin("127.0.0.1:0", env.e, slog.New(slog.DiscardHandler), env.set)
@@ -140,7 +116,7 @@ func TestDebugShutdownsAndShutdownLog(t *testing.T) {
 	}
 	// The debug lines of A's close, one per step, as attributes.
 	steps := map[string]map[string]any{}
-	for _, m := range logs.lines() {
+	for _, m := range logs.JSONLines() {
 		if m["msg"] == "shutdown" && m["conn"] == ta.ID {
 			steps[m["step"].(string)] = m
 		}

@@ -1,13 +1,10 @@
 package proxy
 
 import (
-	"context"
 	"crypto/sha256"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
-	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -15,58 +12,23 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/sluice-proxy/sluice/engine"
-)
 
-func tcpTestLogger() *slog.Logger {
-	if os.Getenv("SLUICE_TEST_LOG") == "" {
-		return slog.New(slog.DiscardHandler)
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
+	"github.com/sluice-proxy/sluice/internal/testutil"
+)
 
 // tcpTestRelay runs the tcp relay in front of upstream and returns its address.
 func tcpTestRelay(t *testing.T, upstream string, idle time.Duration) (string, *engine.Engine) {
 	t.Helper()
 	set := metrics.NewSet()
-	r := NewTCP(TCPConfig{Upstream: upstream, DialTimeout: time.Second, IdleTimeout: idle, Logger: tcpTestLogger()}, NewMetrics(set))
-	e, err := engine.New(engine.Config{
-		Loops:     2,
-		Listeners: []engine.Listener{{Name: "tcp", Addr: "127.0.0.1:0", Accept: r.Accept}},
-		Logger:    tcpTestLogger(),
-		Metrics:   set,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		e.Stop(ctx)
-	})
+	r := NewTCP(TCPConfig{Upstream: upstream, DialTimeout: time.Second, IdleTimeout: idle, Logger: hpLogger()}, NewMetrics(set))
+	e := hpEngine(t, engine.Config{}, set, engine.Listener{Name: "tcp", Addr: "127.0.0.1:0", Accept: r.Accept})
 	return e.Addr("tcp"), e
 }
 
 // tcpTestBackend runs fn for every accepted connection.
 func tcpTestBackend(t *testing.T, fn func(c *net.TCPConn)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go fn(c.(*net.TCPConn))
-		}
-	}()
-	return ln.Addr().String()
+	return testutil.Serve(t, func(c net.Conn) { fn(c.(*net.TCPConn)) })
 }
 
 func tcpTestDial(t *testing.T, addr string) *net.TCPConn {

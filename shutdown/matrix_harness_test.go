@@ -11,10 +11,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -37,6 +35,8 @@ import (
 	"github.com/sluice-proxy/sluice/proxy"
 	"github.com/sluice-proxy/sluice/shutdown"
 	"github.com/sluice-proxy/sluice/tlsio"
+
+	"github.com/sluice-proxy/sluice/internal/testutil"
 )
 
 // body returns the n-byte response body for seed: deterministic, so a
@@ -98,32 +98,15 @@ func (be *backend) waitArrived(t *testing.T, n int) {
 	}
 }
 
-// logSink collects the engine's JSON log lines.
-type logSink struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// logSink collects the engine's JSON log lines (and echoes them with
+// SLUICE_TEST_LOG set).
+type logSink struct{ testutil.Buffer }
 
 func (l *logSink) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	if os.Getenv("SLUICE_TEST_LOG") != "" {
 		os.Stderr.Write(p)
 	}
-	return l.b.Write(p)
-}
-
-func (l *logSink) lines() []map[string]any {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for _, ln := range strings.Split(l.b.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(ln), &m) == nil {
-			out = append(out, m)
-		}
-	}
-	return out
+	return l.Buffer.Write(p)
 }
 
 // mx is one sluice for one case.
@@ -153,18 +136,7 @@ func start(t *testing.T, k knobs) *mx {
 	t.Helper()
 	m := &mx{t: t, set: metrics.NewSet(), logs: &logSink{}, be: newBackend(t), res: make(chan shutdown.Result, 1)}
 	lg := slog.New(slog.NewJSONHandler(m.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	kp, err := tlsio.SelfSigned(time.Now(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := tlsio.NewCertStore(kp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := tlsio.NewServer(tlsio.ServerConfig{Certs: store, NextProtos: []string{"h2", "http/1.1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := testutil.TLSServer(t, testutil.SelfSigned(t), tlsio.ServerConfig{NextProtos: []string{"h2", "http/1.1"}})
 	hc := k.hcfg
 	hc.Routes = []proxy.Route{{PathPrefix: "/", Upstreams: []string{strings.TrimPrefix(m.be.URL, "http://")}}}
 	hc.Logger = lg
@@ -247,7 +219,7 @@ func (m *mx) done(d time.Duration) shutdown.Result {
 func (m *mx) agree() map[string]int {
 	m.t.Helper()
 	logged := map[string]int{}
-	for _, l := range m.logs.lines() {
+	for _, l := range m.logs.JSONLines() {
 		if l["msg"] == "connection closed" && l["side"] == "downstream" {
 			logged[l["outcome"].(string)]++
 		}
@@ -308,8 +280,7 @@ type h2c struct {
 	t   *testing.T
 	c   *tls.Conn
 	fr  *http2.Framer
-	enc *hpack.Encoder
-	hb  bytes.Buffer
+	hdr *testutil.HeaderBlock
 	// per stream: body hash, bytes, ended
 	got   map[uint32]*h2body
 	goway []*http2.GoAwayFrame
@@ -325,45 +296,25 @@ type h2body struct {
 
 func (m *mx) dialH2() *h2c {
 	m.t.Helper()
-	c := m.dialTLS("h2")
-	r := &h2c{t: m.t, c: c, got: map[uint32]*h2body{}}
-	r.fr = http2.NewFramer(c, c)
-	r.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	r.enc = hpack.NewEncoder(&r.hb)
-	io.WriteString(c, http2.ClientPreface)
-	r.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
-	r.fr.WriteWindowUpdate(0, 1<<31-1-65535)
-	return r
+	return m.h2Over(m.dialTLS("h2"))
 }
 
 func (r *h2c) get(id uint32, seed uint64, n int, extra string) {
 	r.t.Helper()
-	r.hb.Reset()
-	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "t"},
-		{":path", fmt.Sprintf("/b?n=%d&seed=%d%s", n, seed, extra)}} {
-		r.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-	}
 	if err := r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, EndStream: true, EndHeaders: true,
-		BlockFragment: r.hb.Bytes()}); err != nil {
+		BlockFragment: r.hdr.Encode(":method", "GET", ":scheme", "https", ":authority", "t",
+			":path", fmt.Sprintf("/b?n=%d&seed=%d%s", n, seed, extra))}); err != nil {
 		r.t.Fatal(err)
 	}
 }
 
 // next reads one frame, answering PINGs and SETTINGS, recording bodies.
 func (r *h2c) next() (http2.Frame, error) {
-	f, err := r.fr.ReadFrame()
+	f, err := testutil.ReadH2Frame(r.fr)
 	if err != nil {
 		return nil, err
 	}
 	switch f := f.(type) {
-	case *http2.PingFrame:
-		if !f.IsAck() {
-			r.fr.WritePing(true, f.Data)
-		}
-	case *http2.SettingsFrame:
-		if !f.IsAck() {
-			r.fr.WriteSettingsAck()
-		}
 	case *http2.GoAwayFrame:
 		r.goway = append(r.goway, f)
 	case *http2.DataFrame:
@@ -461,14 +412,12 @@ func (m *mx) dialRaw(proto string, rcvbuf int) (*net.TCPConn, *tls.Conn) {
 
 // h2Over speaks HTTP/2 on an established TLS conn.
 func (m *mx) h2Over(c *tls.Conn) *h2c {
-	r := &h2c{t: m.t, c: c, got: map[uint32]*h2body{}}
-	r.fr = http2.NewFramer(c, c)
-	r.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	r.enc = hpack.NewEncoder(&r.hb)
-	io.WriteString(c, http2.ClientPreface)
-	r.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
-	r.fr.WriteWindowUpdate(0, 1<<31-1-65535)
-	return r
+	h, err := testutil.StartH2(c, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	h.Fr.WriteWindowUpdate(0, 1<<31-1-65535)
+	return &h2c{t: m.t, c: c, fr: h.Fr, hdr: &h.HeaderBlock, got: map[uint32]*h2body{}}
 }
 
 // raw returns the engine trace of the client connection at local.

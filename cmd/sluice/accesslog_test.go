@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/internal/testutil"
 )
 
 // -access-log PATH: its own stream, buffered yet complete at exit (SIGTERM a moment after the last request,
@@ -88,7 +90,7 @@ func TestAccessLogFlagValues(t *testing.T) {
 		{"ture", "must be stderr, stdout, off or a file path"},
 		{"/nonexistent-dir/access.log", "no such file or directory"},
 	} {
-		code, _, stderr := runBin(t, "-access-log="+c.val, "-listen", freePort(t), "-admin", "")
+		code, _, stderr := runBin(t, "-access-log="+c.val, "-listen", testutil.FreePort(t), "-admin", "")
 		lines := strings.Split(strings.TrimSpace(stderr), "\n")
 		if code != 2 || len(lines) != 1 || !strings.Contains(stderr, "-access-log") || !strings.Contains(stderr, c.want) {
 			t.Errorf("-access-log=%s: exit %d, stderr %q; want 2 and one line naming the flag and %q", c.val, code, stderr, c.want)
@@ -142,7 +144,7 @@ func TestUpstreamMaxConnsFlags(t *testing.T) {
 	for _, c := range [][]string{
 		{"-upstream-max-conns", "-1"}, {"-upstream-queue", "-5"}, {"-upstream-queue-timeout", "0s"},
 	} {
-		code, _, stderr := runBin(t, append(c, "-listen", freePort(t), "-admin", "")...)
+		code, _, stderr := runBin(t, append(c, "-listen", testutil.FreePort(t), "-admin", "")...)
 		if code != 2 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || !strings.Contains(stderr, c[0]) {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and one line naming the flag", c, code, stderr)
 		}

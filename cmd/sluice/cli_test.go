@@ -16,6 +16,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/sluice-proxy/sluice/internal/testutil"
 )
 
 // runBin runs the real binary to completion (bounded) and returns its exit
@@ -45,7 +47,7 @@ func runBin(t *testing.T, args ...string) (int, string, string) {
 // The operator's mistakes of issue #15: each one line naming the flag and
 // what is wrong, exit status 2, nothing started.
 func TestCLIMistakesExit2WithOneLine(t *testing.T) {
-	a, b := freePort(t), freePort(t)
+	a, b := testutil.FreePort(t), testutil.FreePort(t)
 	port := a[strings.LastIndexByte(a, ':'):]
 	cases := []struct {
 		args []string

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/internal/testutil"
 )
 
 func writeFile(t *testing.T, body string) string {
@@ -231,7 +233,7 @@ func TestSIGHUPReloadsRoutesUnderLoad(t *testing.T) {
 		return ln.Addr().String()
 	}
 	a, b := backend("A"), backend("B")
-	plain := freePort(t)
+	plain := testutil.FreePort(t)
 	conf := filepath.Join(t.TempDir(), "sluice.toml")
 	write := func(up string) {
 		body := fmt.Sprintf("listen-plain = %q\naccess-log = false\n[[routes]]\nname = \"web\"\nupstreams = [\"http://%s\"]\n", plain, up)

@@ -18,7 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
+
+	"github.com/sluice-proxy/sluice/internal/testutil"
 )
 
 // HTTP/2 through the real binary: ALPN h2 on -listen, h2c with prior
@@ -81,12 +82,13 @@ func TestH2OverTLSAndH2C(t *testing.T) {
 			}
 		})
 	}
-	if curl, err := exec.LookPath("curl"); err == nil {
+	t.Run("curl", func(t *testing.T) {
+		curl := testutil.NeedTool(t, "curl")
 		out, err := exec.Command(curl, "-sSk", "--http2", "-w", "%{http_version}", "https://"+p.addr+"/curl").CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "backend saw GET /curl") || !strings.HasSuffix(string(out), "2") {
 			t.Fatalf("curl: %v %s", err, out)
 		}
-	}
+	})
 	if !p.stderrHas("proto=HTTP/2.0") {
 		t.Fatal("no HTTP/2 access log line")
 	}
@@ -96,37 +98,26 @@ func TestH2OverTLSAndH2C(t *testing.T) {
 // -upstream h2c://...: each message is echoed before the next is sent,
 // and the trailers arrive.
 func TestH2CUpstreamStreaming(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go (&http2.Server{}).ServeConn(c, &http2.ServeConnOpts{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Trailer", "Grpc-Status")
-				w.WriteHeader(200)
-				w.(http.Flusher).Flush()
-				br := bufio.NewReader(r.Body)
-				for {
-					line, err := br.ReadString('\n')
-					if line != "" {
-						io.WriteString(w, "echo:"+line)
-						w.(http.Flusher).Flush()
-					}
-					if err != nil {
-						break
-					}
+	up := testutil.Serve(t, func(c net.Conn) {
+		(&http2.Server{}).ServeConn(c, &http2.ServeConnOpts{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Trailer", "Grpc-Status")
+			w.WriteHeader(200)
+			w.(http.Flusher).Flush()
+			br := bufio.NewReader(r.Body)
+			for {
+				line, err := br.ReadString('\n')
+				if line != "" {
+					io.WriteString(w, "echo:"+line)
+					w.(http.Flusher).Flush()
 				}
-				w.Header().Set("Grpc-Status", "0")
-			})})
-		}
-	}()
-	p := startSluice(t, "-upstream", "h2c://"+ln.Addr().String())
+				if err != nil {
+					break
+				}
+			}
+			w.Header().Set("Grpc-Status", "0")
+		})})
+	})
+	p := startSluice(t, "-upstream", "h2c://"+up)
 	pr, pw := io.Pipe()
 	req, _ := http.NewRequest("POST", "https://"+p.addr+"/svc/Echo", pr)
 	req.Header.Set("Te", "trailers")
@@ -184,38 +175,24 @@ func TestH2SIGTERMGoAway(t *testing.T) {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(30 * time.Second))
-	fr := http2.NewFramer(c, c)
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	io.WriteString(c, http2.ClientPreface)
-	fr.WriteSettings()
-	var hb bytes.Buffer
-	enc := hpack.NewEncoder(&hb)
+	h, err := testutil.StartH2(c)
+	if err != nil {
+		t.Fatal(err)
+	}
 	const n = 20
 	for i := 0; i < n; i++ {
-		hb.Reset()
-		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "x"}, {":path", fmt.Sprintf("/s%d", i)}} {
-			enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-		}
-		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), EndStream: true, EndHeaders: true, BlockFragment: hb.Bytes()})
+		h.Get(uint32(2*i+1), "x", fmt.Sprintf("/s%d", i))
 	}
 	time.Sleep(300 * time.Millisecond) // the requests reach the upstream
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	var goaways []uint32
 	ended := 0
 	for ended < n {
-		f, err := fr.ReadFrame()
+		f, err := h.Next()
 		if err != nil {
 			t.Fatalf("after %d streams: %v\n%s", ended, err, p.stderr)
 		}
 		switch f := f.(type) {
-		case *http2.SettingsFrame:
-			if !f.IsAck() {
-				fr.WriteSettingsAck()
-			}
-		case *http2.PingFrame:
-			if !f.IsAck() {
-				fr.WritePing(true, f.Data)
-			}
 		case *http2.GoAwayFrame:
 			goaways = append(goaways, f.LastStreamID)
 			if len(goaways) == 2 {
@@ -234,7 +211,7 @@ func TestH2SIGTERMGoAway(t *testing.T) {
 	}
 	// Then a clean end (close_notify: EOF), and our FIN ends its linger.
 	for {
-		if _, err := fr.ReadFrame(); err != nil {
+		if _, err := h.Fr.ReadFrame(); err != nil {
 			if err != io.EOF {
 				t.Fatalf("after the last stream: %v", err)
 			}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/internal/testutil"
 )
 
 // Issue #9: a client whose ALPN offer is only http/1.0 is served as
@@ -37,10 +39,7 @@ func TestHTTP10ClientsOverTLS(t *testing.T) {
 		t.Fatalf("%d %q %v", resp.StatusCode, body, err)
 	}
 
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		t.Skip("curl not installed (.ci/run installs it): the curl --http1.0 half is not run")
-	}
+	curl := testutil.NeedTool(t, "curl")
 	out, err := exec.Command(curl, "-sSkv", "--http1.0", "-w", "|%{http_version}", "https://"+p.addr+"/curl10").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "backend saw GET /curl10") || !strings.HasSuffix(string(out), "|1.1") ||
 		!strings.Contains(string(out), "ALPN: server accepted http/1.0") {

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/internal/testutil"
 )
 
 // httpBackend serves /bytes?n=N with a Content-Length body of a pattern,
@@ -71,12 +73,13 @@ func TestHTTPModeOverTLS(t *testing.T) {
 	if resp.TLS == nil || resp.TLS.NegotiatedProtocol != "http/1.1" {
 		t.Fatalf("TLS state %+v", resp.TLS)
 	}
-	if curl, err := exec.LookPath("curl"); err == nil {
+	t.Run("curl", func(t *testing.T) {
+		curl := testutil.NeedTool(t, "curl")
 		out, err := exec.Command(curl, "-sSk", "https://"+p.addr+"/curl").CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "backend saw GET /curl") {
 			t.Fatalf("curl: %v %s", err, out)
 		}
-	}
+	})
 	if !p.stderrHas("msg=request") {
 		t.Fatal("no access log line")
 	}

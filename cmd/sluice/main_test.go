@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"errors"
@@ -14,10 +13,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/internal/testutil"
 )
 
 func TestFlagErrorsAreOneLineNamingTheFlag(t *testing.T) {
@@ -104,10 +104,11 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	binPath = filepath.Join(dir, "sluice")
-	out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+	// testutil builds with the test binary's own tags (-tags tlsnative
+	// tests a native-TLS sluice).
+	binPath, err = testutil.BuildSluice(dir)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "building sluice: %v\n%s", err, out)
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -115,124 +116,42 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// freePort is testutil.FreePort, under the name this package's tests
+// (some in flight on other branches) call.
+func freePort(t *testing.T) string { return testutil.FreePort(t) }
+
+// proc is a running sluice as these tests read it.
 type proc struct {
-	cmd     *exec.Cmd
-	addr    string
-	admin   string
-	stderr  *syncBuffer
-	done    chan struct{} // closed when the process has exited
-	waitErr error
+	*testutil.Sluice
+	cmd         *exec.Cmd
+	addr, admin string
+	stderr      stderrText
 }
 
-// freePort returns a loopback address nothing listens on now. The kernel
-// may offer a port it just freed again, so ports handed out in this
-// process are never handed out twice (two of a test's listeners once got
-// the same one).
-func freePort(t *testing.T) string {
-	t.Helper()
-	for {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		if _, dup := portsGiven.LoadOrStore(addr, true); !dup {
-			return addr
-		}
-	}
-}
+// stderrText prints as the process's stderr so far.
+type stderrText struct{ p *testutil.Proc }
 
-var portsGiven sync.Map
+func (s stderrText) String() string { return s.p.Stderr() }
 
-// syncBuffer is the process's stderr, appended by a reader goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) WriteString(x string) {
-	s.mu.Lock()
-	s.b.WriteString(x)
-	s.mu.Unlock()
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// startSluice runs the binary and waits until it serves.
+// startSluice runs the binary with two loops and waits until it serves.
 func startSluice(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := &proc{addr: freePort(t), admin: freePort(t), stderr: &syncBuffer{}, done: make(chan struct{})}
-	args = append([]string{"-listen", p.addr, "-admin", p.admin, "-loops", "2"}, args...)
-	p.cmd = exec.Command(binPath, args...)
-	pr, pw := io.Pipe()
-	p.cmd.Stderr = pw
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(pr)
-		once := false
-		for sc.Scan() {
-			line := sc.Text()
-			p.stderr.WriteString(line + "\n")
-			if !once && strings.Contains(line, "sluice serving") {
-				once = true
-				close(served)
-			}
-		}
-	}()
-	go func() { p.waitErr = p.cmd.Wait(); pw.Close(); close(p.done) }()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		select {
-		case <-p.done:
-		case <-time.After(5 * time.Second):
-		}
-	})
-	select {
-	case <-served:
-	case <-p.done:
-		t.Fatalf("sluice exited early: %v\n%s", p.waitErr, p.stderr)
-	case <-time.After(10 * time.Second):
-		t.Fatalf("sluice did not start\n%s", p.stderr)
-	}
-	return p
+	s := testutil.StartSluice(t, binPath, append([]string{"-loops", "2"}, args...)...)
+	return &proc{Sluice: s, cmd: s.Cmd, addr: s.Addr, admin: s.Admin, stderr: stderrText{s.Proc}}
 }
 
+// wait waits up to d for the exit and returns its code and how long it
+// took.
 func (p *proc) wait(t *testing.T, d time.Duration) (int, time.Duration) {
 	t.Helper()
 	start := time.Now()
-	select {
-	case <-p.done:
-		err := p.waitErr
-		code := 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return code, time.Since(start)
-	case <-time.After(d):
-		t.Fatalf("sluice still running after %v\n%s", d, p.stderr)
-	}
-	return 0, 0
+	code := p.Wait(t, d)
+	return code, time.Since(start)
 }
 
 // patternBackend serves n pattern bytes to each connection, then closes.
 func patternBackend(t *testing.T, n int) (string, [32]byte) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	block := make([]byte, 64<<10)
 	for i := range block {
 		block[i] = byte(i*7 + i/251)
@@ -243,23 +162,14 @@ func patternBackend(t *testing.T, n int) (string, [32]byte) {
 	}
 	var sum [32]byte
 	copy(sum[:], h.Sum(nil))
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
+	addr := testutil.Serve(t, func(c net.Conn) {
+		for left := n; left > 0; left -= len(block) {
+			if _, err := c.Write(block[:min(left, len(block))]); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				for left := n; left > 0; left -= len(block) {
-					if _, err := c.Write(block[:min(left, len(block))]); err != nil {
-						return
-					}
-				}
-			}()
 		}
-	}()
-	return ln.Addr().String(), sum
+	})
+	return addr, sum
 }
 
 // rateRead reads everything at about rate bytes/s.

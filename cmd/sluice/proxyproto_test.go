@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/internal/testutil"
 )
 
 // adminMetric reads one sample from the admin listener's /metrics.
@@ -36,12 +38,9 @@ func adminMetric(t *testing.T, p *proc, name string) string {
 // connection is the one the header names: curl's own source port through
 // HAProxy, not HAProxy's. A connection without a header is closed.
 func TestProxyProtocolFlag(t *testing.T) {
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		t.Skip("curl is not installed")
-	}
+	curl := testutil.NeedTool(t, "curl")
 	up := httpBackend(t)
-	plain := freePort(t)
+	plain := testutil.FreePort(t)
 	p := startSluice(t, "-upstream", "http://"+up, "-listen-plain", plain, "-proxy-protocol")
 
 	out, err := exec.Command(curl, "-sS", "--haproxy-protocol", "http://"+plain+"/v1").CombinedOutput()
@@ -59,7 +58,7 @@ func TestProxyProtocolFlag(t *testing.T) {
 		t.Fatalf("missing headers: %q", v)
 	}
 
-	front := freePort(t)
+	front := testutil.FreePort(t)
 	startHAProxy(t, front, fmt.Sprintf(`defaults
   mode tcp
   timeout connect 5s
@@ -76,7 +75,7 @@ backend be
 			break
 		}
 	}
-	localPort := freePort(t)[len("127.0.0.1:"):]
+	localPort := testutil.FreePort(t)[len("127.0.0.1:"):]
 	out, err = exec.Command(curl, "-sSk", "--local-port", localPort, "https://"+front+"/v2").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "backend saw GET /v2") {
 		t.Fatalf("curl through HAProxy: %v %s", err, out)
@@ -97,13 +96,7 @@ backend be
 // is not installed (.ci/run installs it).
 func startHAProxy(t *testing.T, addr, config string) {
 	t.Helper()
-	haproxy, err := exec.LookPath("haproxy")
-	if err != nil {
-		if _, e := os.Stat("/usr/sbin/haproxy"); e != nil {
-			t.Skip("haproxy is not installed (Debian: apt-get install haproxy); .ci/run installs it")
-		}
-		haproxy = "/usr/sbin/haproxy"
-	}
+	haproxy := testutil.NeedTool(t, "haproxy")
 	cfg := filepath.Join(t.TempDir(), "haproxy.cfg")
 	os.WriteFile(cfg, []byte("global\n  log stderr format raw local0 emerg\n"+config), 0o644)
 	hp := exec.Command(haproxy, "-db", "-f", cfg)
@@ -129,12 +122,9 @@ func startHAProxy(t *testing.T, addr, config string) {
 // accept-proxy on its bind, reads the header sluice sends and answers
 // with the source address it got from it: curl's own, for v1 and v2.
 func TestUpstreamProxyProtocolTCPMode(t *testing.T) {
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		t.Skip("curl is not installed")
-	}
+	curl := testutil.NeedTool(t, "curl")
 	for _, v := range []string{"v1", "v2"} {
-		up := freePort(t)
+		up := testutil.FreePort(t)
 		startHAProxy(t, up, fmt.Sprintf(`defaults
   mode http
   timeout connect 5s
@@ -145,7 +135,7 @@ frontend fe
   http-request return status 200 content-type text/plain lf-string "src=%%[src]:%%[src_port]"
 `, up))
 		p := startSluice(t, "-mode", "tcp", "-upstream", "tcp://"+up, "-proxy-protocol", "-upstream-proxy-protocol", v)
-		port := freePort(t)[len("127.0.0.1:"):]
+		port := testutil.FreePort(t)[len("127.0.0.1:"):]
 		out, err := exec.Command(curl, "-sS", "--haproxy-protocol", "--local-port", port, "http://"+p.addr+"/").CombinedOutput()
 		if want := "src=127.0.0.1:" + port; err != nil || string(out) != want {
 			t.Fatalf("%s: %v %q, want %q", v, err, out, want)

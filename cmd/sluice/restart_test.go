@@ -34,7 +34,7 @@ type family struct {
 	cmd    *exec.Cmd
 	done   chan struct{} // the first process exited
 	err    error
-	log    syncBuffer
+	log    testutil.Buffer
 	addr   string
 	admin  string
 	lineCh chan struct{}
@@ -133,7 +133,7 @@ func stopPid(t *testing.T, pid int, d time.Duration) unix.WaitStatus {
 // byte for byte, and counts what they saw.
 type load struct {
 	ok, failed [3]atomic.Int64 // h1 new conn, h1 keep-alive, h2
-	errs       syncBuffer
+	errs       testutil.Buffer
 	wg         sync.WaitGroup
 }
 
@@ -216,7 +216,7 @@ func (ld *load) counts() (ok, failed [3]int64) {
 func TestRestartUnderLoad(t *testing.T) {
 	subreaper(t)
 	up := httpBackend(t)
-	addr, admin := freePort(t), freePort(t)
+	addr, admin := testutil.FreePort(t), testutil.FreePort(t)
 	f := startFamily(t, nil, nil, binPath, "-listen", addr, "-admin", admin, "-loops", "2", "-upstream", "http://"+up, "-drain-timeout", "10s")
 	oldPid := f.waitLine(t, `sluice serving" pid=(\d+)`, 1, 15*time.Second)[1]
 	if oldPid != strconv.Itoa(f.cmd.Process.Pid) {
@@ -288,7 +288,7 @@ func TestRestartFailureKeepsServing(t *testing.T) {
 	dir := t.TempDir()
 	certs := testutil.WriteCerts(t, dir)
 	up := httpBackend(t)
-	addr, admin := freePort(t), freePort(t)
+	addr, admin := testutil.FreePort(t), testutil.FreePort(t)
 	f := startFamily(t, nil, nil, binPath, "-listen", addr, "-admin", admin, "-loops", "2", "-upstream", "http://"+up,
 		"-cert", certs.Cert, "-key", certs.Key)
 	f.waitLine(t, `sluice serving" pid=`, 1, 15*time.Second)
@@ -404,7 +404,7 @@ func TestSIGTERMCancelsAPendingRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	up := httpBackend(t)
-	addr := freePort(t)
+	addr := testutil.FreePort(t)
 	f := startFamily(t, nil, nil, bin, "-listen", addr, "-admin", "", "-loops", "1", "-upstream", "http://"+up)
 	f.waitLine(t, `sluice serving" pid=`, 1, 15*time.Second)
 	// The restart re-executes os.Executable, i.e. this path: a process

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/internal/testutil"
 )
 
 // writeCert writes a self-signed certificate for names and returns the
@@ -67,7 +69,7 @@ func TestTLSTerminationSNIAndSIGHUPReload(t *testing.T) {
 	dir := t.TempDir()
 	aCert, aKey, a := writeCert(t, dir, "a", "a.example")
 	bCert, bKey, b := writeCert(t, dir, "b", "b.example")
-	up := echoBackend(t)
+	up := testutil.Echo(t)
 	p := startSluice(t, "-mode", "tcp", "-upstream", "tcp://"+up,
 		"-cert", aCert, "-key", aKey, "-cert", bCert, "-key", bKey)
 
@@ -111,24 +113,6 @@ func TestTLSTerminationSNIAndSIGHUPReload(t *testing.T) {
 		c.Close()
 	}
 	echoOnce(t, old, "after failed reload")
-}
-
-func echoBackend(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
-	return ln.Addr().String()
 }
 
 func echoOnce(t *testing.T, c net.Conn, msg string) {

@@ -1,9 +1,13 @@
-// Package testutil holds test helpers shared by packages whose tests run
-// sluice as a real process beside real peers: loopback ports never handed
-// out twice, a CA with a leaf certificate, building the sluice binary, and
-// running a child process whose output lines are kept and watched.
+// Package testutil holds the test helpers every package's tests share,
+// written once: loopback ports never handed out twice, accept-loop
+// backends, TLS fixtures (a tlsio self-signed pair, a CA with a leaf),
+// building the sluice binary with the test's own tags, child processes
+// whose output lines are kept and watched, external tool lookup, a locked
+// log buffer and a hand-driven HTTP/2 client on x/net's Framer.
 //
-// Threading: a Proc's output is read by one goroutine per stream; its
-// methods are safe from any goroutine. Limits: loopback only; every
-// process started is killed in t.Cleanup.
+// Threading: a Proc's output is read by one goroutine per stream; Serve
+// runs one goroutine per connection; Proc and Buffer methods are safe
+// from any goroutine, an H2Conn belongs to one. Limits: loopback only;
+// every process started is killed, and every listener and connection
+// Serve accepted is closed, in t.Cleanup.
 package testutil

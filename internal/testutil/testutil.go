@@ -132,6 +132,20 @@ func BuildSluice(dir string) (string, error) {
 	return bin, nil
 }
 
+// SluiceBinary is BuildSluice for a test or benchmark that fails if the
+// build does, with ConsultModule done.
+func SluiceBinary(tb testing.TB, dir string) string {
+	tb.Helper()
+	bin, err := BuildSluice(dir)
+	if err == nil {
+		err = ConsultModule()
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return bin
+}
+
 // ConsultTree opens every file under root whose name ends in one of
 // suffixes, so go test's cache knows the result depends on them.
 func ConsultTree(root string, suffixes ...string) error {
@@ -194,6 +208,7 @@ type Proc struct {
 	mu      sync.Mutex
 	lines   []string // stdout and stderr, interleaved as read
 	stdout  []string
+	stderr  []string
 	changed chan struct{} // closed and replaced on every new line
 	done    chan struct{}
 	waitErr error
@@ -246,6 +261,8 @@ func (p *Proc) scan(r io.Reader, stdout bool, wg *sync.WaitGroup) {
 		p.lines = append(p.lines, sc.Text())
 		if stdout {
 			p.stdout = append(p.stdout, sc.Text())
+		} else {
+			p.stderr = append(p.stderr, sc.Text())
 		}
 		close(p.changed)
 		p.changed = make(chan struct{})
@@ -265,6 +282,18 @@ func (p *Proc) Stdout() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]string(nil), p.stdout...)
+}
+
+// Stderr is the stderr lines so far, each ended by a newline.
+func (p *Proc) Stderr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var b strings.Builder
+	for _, l := range p.stderr {
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	return b.String()
 }
 
 // WaitLine waits for a stdout or stderr line containing s and returns it.

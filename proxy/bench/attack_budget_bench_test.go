@@ -3,7 +3,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -17,10 +16,10 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 
 	loadgen "github.com/sluice-proxy/sluice/bench"
-	"github.com/sluice-proxy/sluice/tlsio"
+
+	"github.com/sluice-proxy/sluice/internal/testutil"
 )
 
 // Issue #9's attacks 2 and 3, each against sluice (the real binary on its
@@ -72,7 +71,7 @@ func attackBench(b *testing.B, start func(addr string) attacker) {
 	if err := os.WriteFile(filepath.Join(dir, "big"), bytes.Repeat([]byte("x"), 10<<20), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	backend := freePort(b)
+	backend := testutil.FreePort(b)
 	startNginx(b, "backend", 1, fmt.Sprintf(`  server {
     listen %s;
     location = /1k { default_type application/octet-stream; return 200 "%s"; }
@@ -80,19 +79,10 @@ func attackBench(b *testing.B, start func(addr string) attacker) {
     location = /up { client_max_body_size 10m; proxy_pass http://127.0.0.1:1; }
   }`, backend, strings.Repeat("x", 1024), dir), backend)
 
-	kp, err := tlsio.SelfSigned(time.Now(), rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
-	keyPEM, err := kp.KeyPEM()
-	if err != nil {
-		b.Fatal(err)
-	}
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	os.WriteFile(certFile, kp.CertPEM(), 0o644)
-	os.WriteFile(keyFile, keyPEM, 0o600)
+	kp := testutil.SelfSigned(b)
+	certFile, keyFile := testutil.WriteKeyPair(b, dir, kp)
 
-	ngxAddr := freePort(b)
+	ngxAddr := testutil.FreePort(b)
 	ngx := startNginx(b, "proxy", 1, fmt.Sprintf(`  upstream backend { server %s; keepalive 64; }
   server {
     listen %s ssl http2;
@@ -106,8 +96,8 @@ func attackBench(b *testing.B, start func(addr string) attacker) {
       proxy_set_header Connection "";
     }
   }`, backend, ngxAddr, certFile, keyFile), ngxAddr)
-	slAddr := freePort(b)
-	sl := startProc(b, "sluice", slAddr, buildSluice(b, dir), "-listen", slAddr, "-admin", "",
+	slAddr := testutil.FreePort(b)
+	sl := startProc(b, "sluice", slAddr, testutil.SluiceBinary(b, dir), "-listen", slAddr, "-admin", "",
 		"-loops", "1", "-upstream", "http://"+backend, "-cert", certFile, "-key", keyFile)
 	for _, a := range []string{slAddr, ngxAddr} {
 		// The attack must get its 10 MiB responses (nginx workers may run
@@ -174,7 +164,14 @@ func attackBench(b *testing.B, start func(addr string) attacker) {
 // rateLoad runs sluice-bench's rate mode (HTTP/1.1 keep-alive) against url.
 func rateLoad(b *testing.B, url string, conns int, d time.Duration) *loadgen.Result {
 	b.Helper()
-	o, err := loadgen.Parse([]string{"-url", url, "-k", "-c", fmt.Sprint(conns), "-d", d.String()}, io.Discard)
+	return loadgenRun(b, "-url", url, "-k", "-c", fmt.Sprint(conns), "-d", d.String())
+}
+
+// loadgenRun runs sluice-bench with args, parsed like its command line,
+// so every other option is its default.
+func loadgenRun(b *testing.B, args ...string) *loadgen.Result {
+	b.Helper()
+	o, err := loadgen.Parse(args, io.Discard)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -215,19 +212,13 @@ func startStall(b *testing.B, addr string, conns, streams int) *stall {
 }
 
 func (s *stall) run(c net.Conn, addr string, streams int) {
-	fr := http2.NewFramer(c, c)
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	var hb bytes.Buffer
-	enc := hpack.NewEncoder(&hb)
-	io.WriteString(c, http2.ClientPreface)
-	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	h, err := testutil.StartH2(c, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	if err != nil {
+		return
+	}
 	next := uint32(1)
 	open := func() error {
-		hb.Reset()
-		for _, kv := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", addr}, {":path", "/big"}} {
-			enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
-		}
-		err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: next, EndStream: true, EndHeaders: true, BlockFragment: hb.Bytes()})
+		err := h.Get(next, addr, "/big")
 		next += 2
 		s.opened.Add(1)
 		return err
@@ -238,19 +229,11 @@ func (s *stall) run(c net.Conn, addr string, streams int) {
 		}
 	}
 	for {
-		f, err := fr.ReadFrame()
+		f, err := h.Next()
 		if err != nil {
 			return
 		}
-		switch f := f.(type) {
-		case *http2.SettingsFrame:
-			if !f.IsAck() {
-				fr.WriteSettingsAck()
-			}
-		case *http2.PingFrame:
-			if !f.IsAck() {
-				fr.WritePing(true, f.Data)
-			}
+		switch f.(type) {
 		case *http2.MetaHeadersFrame:
 			s.heads.Add(1)
 		case *http2.RSTStreamFrame:

@@ -1,14 +1,10 @@
 package bench
 
 import (
-	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,7 +12,8 @@ import (
 	"time"
 
 	loadgen "github.com/sluice-proxy/sluice/bench"
-	"github.com/sluice-proxy/sluice/tlsio"
+
+	"github.com/sluice-proxy/sluice/internal/testutil"
 )
 
 // BenchmarkHandshakeFloodVsNginx is issue #9's attack 1: 1,100 TCP
@@ -40,26 +37,17 @@ func BenchmarkHandshakeFloodVsNginx(b *testing.B) {
 	secs := envInt("SLUICE_BENCH_SECONDS", 6)
 	const silentN, partialN, clients = 1100, 1100, 8
 
-	backend := freePort(b)
+	backend := testutil.FreePort(b)
 	startNginx(b, "backend", 1, fmt.Sprintf(`  server {
     listen %s;
     location / { default_type application/octet-stream; return 200 "%s"; }
   }`, backend, strings.Repeat("x", 1024)), backend)
 
-	kp, err := tlsio.SelfSigned(time.Now(), rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
+	kp := testutil.SelfSigned(b)
 	dir := b.TempDir()
-	keyPEM, err := kp.KeyPEM()
-	if err != nil {
-		b.Fatal(err)
-	}
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	os.WriteFile(certFile, kp.CertPEM(), 0o644)
-	os.WriteFile(keyFile, keyPEM, 0o600)
+	certFile, keyFile := testutil.WriteKeyPair(b, dir, kp)
 
-	ngxAddr := freePort(b)
+	ngxAddr := testutil.FreePort(b)
 	startNginx(b, "proxy", 1, fmt.Sprintf(`  upstream backend { server %s; keepalive 64; }
   server {
     listen %s ssl;
@@ -72,8 +60,8 @@ func BenchmarkHandshakeFloodVsNginx(b *testing.B) {
       proxy_set_header Connection "";
     }
   }`, backend, ngxAddr, certFile, keyFile), ngxAddr)
-	slAddr := freePort(b)
-	startProc(b, "sluice", slAddr, buildSluice(b, dir), "-listen", slAddr, "-admin", "",
+	slAddr := testutil.FreePort(b)
+	startProc(b, "sluice", slAddr, testutil.SluiceBinary(b, dir), "-listen", slAddr, "-admin", "",
 		"-loops", "1", "-upstream", "http://"+backend, "-cert", certFile, "-key", keyFile)
 
 	hello := clientHelloBytes(b)
@@ -117,17 +105,7 @@ func BenchmarkHandshakeFloodVsNginx(b *testing.B) {
 // handshakeLoad runs sluice-bench's handshake mode against url.
 func handshakeLoad(b *testing.B, url string, clients int, d time.Duration) *loadgen.Result {
 	b.Helper()
-	// Parsed like the command line, so every other option is its default.
-	o, err := loadgen.Parse([]string{"-mode", "handshake", "-url", url, "-k",
-		"-c", fmt.Sprint(clients), "-d", d.String()}, io.Discard)
-	if err != nil {
-		b.Fatal(err)
-	}
-	r, err := loadgen.Run(context.Background(), o, io.Discard)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return r
+	return loadgenRun(b, "-mode", "handshake", "-url", url, "-k", "-c", fmt.Sprint(clients), "-d", d.String())
 }
 
 // flood holds silent and partial-handshake connections open, reopening

@@ -3,7 +3,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"fmt"
 	"net"
 	"os"
@@ -16,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-proxy/sluice/tlsio"
+	"github.com/sluice-proxy/sluice/internal/testutil"
 )
 
 // BenchmarkH2ProxyVsHAProxy: HTTP/2 over TLS (ALPN h2) from h2load
@@ -52,37 +51,21 @@ func BenchmarkH2ProxyVsHAProxy(b *testing.B) { benchH2VsHAProxy(b, false) }
 func BenchmarkH2ProxyTLSUpstreamVsHAProxy(b *testing.B) { benchH2VsHAProxy(b, true) }
 
 func benchH2VsHAProxy(b *testing.B, upTLS bool) {
-	h2load, err := exec.LookPath("h2load")
-	if err != nil {
-		b.Skip("h2load is not installed (Debian: apt-get install nghttp2-client)")
-	}
-	haproxy, err := exec.LookPath("haproxy")
-	if err != nil {
-		if _, e := os.Stat("/usr/sbin/haproxy"); e != nil {
-			b.Skip("haproxy is not installed (Debian: apt-get install haproxy)")
-		}
-		haproxy = "/usr/sbin/haproxy"
-	}
+	h2load := testutil.NeedTool(b, "h2load")
+	haproxy := testutil.NeedTool(b, "haproxy")
 	workers := envInt("SLUICE_BENCH_WORKERS", 1)
 	rounds := envInt("SLUICE_BENCH_ROUNDS", 6)
 	requests := envInt("SLUICE_BENCH_H2_REQUESTS", 20000)
 	const size = 1024
 
 	dir := b.TempDir()
-	kp, err := tlsio.SelfSigned(time.Now(), rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
-	keyPEM, err := kp.KeyPEM()
-	if err != nil {
-		b.Fatal(err)
-	}
-	certFile, keyFile, both := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "both.pem")
-	os.WriteFile(certFile, kp.CertPEM(), 0o644)
-	os.WriteFile(keyFile, keyPEM, 0o600)
+	kp := testutil.SelfSigned(b)
+	certFile, keyFile := testutil.WriteKeyPair(b, dir, kp)
+	keyPEM, _ := kp.KeyPEM()
+	both := filepath.Join(dir, "both.pem") // HAProxy's crt: certificate and key in one file
 	os.WriteFile(both, append(append([]byte(nil), kp.CertPEM()...), keyPEM...), 0o600)
 
-	backend := freePort(b)
+	backend := testutil.FreePort(b)
 	listen, upURL, hpServer := backend, "http://"+backend, backend
 	if upTLS {
 		listen = fmt.Sprintf("%s ssl;\n    ssl_certificate %s;\n    ssl_certificate_key %s", backend, certFile, keyFile)
@@ -100,9 +83,9 @@ func benchH2VsHAProxy(b *testing.B, upTLS bool) {
 	// follows demand by default (1024 per upstream per loop), as HAProxy
 	// keeps every idle server connection. "sluice-tuned" is the same with
 	// -access-log=off.
-	bin := buildSluice(b, dir)
+	bin := testutil.SluiceBinary(b, dir)
 	runSluice := func(name string, extra ...string) *h2target {
-		addr := freePort(b)
+		addr := testutil.FreePort(b)
 		args := append([]string{"-listen", addr, "-admin", "", "-loops", strconv.Itoa(workers),
 			"-upstream", upURL, "-upstream-ca", certFile, "-cert", certFile, "-key", keyFile,
 			"-access-log", filepath.Join(dir, name+"-access.log")}, extra...)
@@ -110,7 +93,7 @@ func benchH2VsHAProxy(b *testing.B, upTLS bool) {
 		return &h2target{name: name, url: "https://" + addr + "/1k", pid: p.Process.Pid}
 	}
 
-	hpAddr := freePort(b)
+	hpAddr := testutil.FreePort(b)
 	cfg := filepath.Join(dir, "haproxy.cfg")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`global
   maxconn 4096
@@ -209,17 +192,6 @@ func runH2load(h2load, url string, n int) (float64, error) {
 		return 0, fmt.Errorf("h2load: %s\n%s", m[0], out)
 	}
 	return strconv.ParseFloat(string(r[1]), 64)
-}
-
-// buildSluice builds the sluice binary into dir.
-func buildSluice(tb testing.TB, dir string) string {
-	tb.Helper()
-	bin := filepath.Join(dir, "sluice")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/sluice-proxy/sluice/cmd/sluice").CombinedOutput()
-	if err != nil {
-		tb.Fatalf("building sluice: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // startProc runs a proxy in its own process group until the benchmark

@@ -22,27 +22,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/internal/testutil"
 )
-
-// freePort returns a loopback host:port nothing listens on now, never
-// the same one twice in a process (the kernel may offer a freed port
-// again, and a benchmark starts several servers).
-func freePort(tb testing.TB) string {
-	tb.Helper()
-	for {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		if _, dup := portsGiven.LoadOrStore(addr, true); !dup {
-			return addr
-		}
-	}
-}
-
-var portsGiven sync.Map
 
 // nginxProc is an nginx started by the benchmark from a generated config,
 // in the foreground (daemon off), in its own process group.
@@ -55,14 +37,7 @@ type nginxProc struct {
 // a temp dir and runs nginx on it until the benchmark ends.
 func startNginx(tb testing.TB, name string, workers int, httpBlock string, waitAddr string) *nginxProc {
 	tb.Helper()
-	bin, err := exec.LookPath("nginx")
-	if err != nil {
-		if _, e := os.Stat("/usr/sbin/nginx"); e == nil {
-			bin = "/usr/sbin/nginx"
-		} else {
-			tb.Skip("nginx is not installed (Debian: apt-get install nginx); skipping the comparison")
-		}
-	}
+	bin := testutil.NeedTool(tb, "nginx")
 	dir := tb.TempDir()
 	for _, d := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
 		os.MkdirAll(filepath.Join(dir, d), 0o755)

@@ -1,9 +1,7 @@
 package bench
 
 import (
-	"crypto/rand"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -12,6 +10,8 @@ import (
 	"time"
 
 	"github.com/sluice-proxy/sluice/tlsio"
+
+	"github.com/sluice-proxy/sluice/internal/testutil"
 )
 
 type target struct {
@@ -49,17 +49,14 @@ func median(v []float64) float64 {
 func BenchmarkHTTPProxyVsNginx(b *testing.B) {
 	workers := envInt("SLUICE_BENCH_WORKERS", 1)
 	const size = 1024
-	backend := freePort(b)
+	backend := testutil.FreePort(b)
 	startNginx(b, "backend", 1, fmt.Sprintf(`  server {
     listen %s;
     location / { default_type application/octet-stream; return 200 "%s"; }
   }`, backend, strings.Repeat("x", size)), backend)
-	kp, err := tlsio.SelfSigned(time.Now(), rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
+	kp := testutil.SelfSigned(b)
 	dir := b.TempDir()
-	bin := buildSluice(b, dir)
+	bin := testutil.SluiceBinary(b, dir)
 	b.Run("cleartext", func(b *testing.B) { compare(b, bin, backend, workers, kp, false) })
 	b.Run("tls", func(b *testing.B) { compare(b, bin, backend, workers, kp, true) })
 }
@@ -72,13 +69,7 @@ func compare(b *testing.B, bin, backend string, workers int, kp *tlsio.KeyPair, 
 	const conns, size = 50, 1024
 	scheme, listenOpt, tlsConf := "http", "", ""
 	dir := b.TempDir()
-	keyPEM, err := kp.KeyPEM()
-	if err != nil {
-		b.Fatal(err)
-	}
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	os.WriteFile(certFile, kp.CertPEM(), 0o644)
-	os.WriteFile(keyFile, keyPEM, 0o600)
+	certFile, keyFile := testutil.WriteKeyPair(b, dir, kp)
 	if useTLS {
 		scheme, listenOpt = "https", " ssl"
 		// Same offer as sluice: TLS 1.2 and 1.3 (nginx 1.22 defaults to 1.2 only).
@@ -90,7 +81,7 @@ func compare(b *testing.B, bin, backend string, workers int, kp *tlsio.KeyPair, 
 
 	// nginx as the proxy, configured to do what sluice does: keep-alive
 	// to the backend, X-Forwarded-*, Host preserved.
-	ngxAddr := freePort(b)
+	ngxAddr := testutil.FreePort(b)
 	ngx := startNginx(b, "proxy", workers, fmt.Sprintf(`  upstream backend { server %s; keepalive 64; }
   server {
     listen %s%s;%s
@@ -107,7 +98,7 @@ func compare(b *testing.B, bin, backend string, workers int, kp *tlsio.KeyPair, 
 
 	// sluice serves TLS on -listen and cleartext on -listen-plain.
 	runSluice := func(name string, extra ...string) *target {
-		tlsAddr, plainAddr := freePort(b), freePort(b)
+		tlsAddr, plainAddr := testutil.FreePort(b), testutil.FreePort(b)
 		args := append([]string{"-listen", tlsAddr, "-listen-plain", plainAddr, "-admin", "", "-loops", strconv.Itoa(workers),
 			"-cert", certFile, "-key", keyFile, "-upstream", "http://" + backend,
 			"-access-log", filepath.Join(dir, name+"-access.log")}, extra...)
