@@ -12,13 +12,13 @@ func TestConnDataPathAllocs(t *testing.T) {
 	h := &consumeHandler{}
 	c := NewConn(Server, Config{}, h, t0)
 	h.c = c
-	in := append([]byte(ClientPreface), AppendSettings(nil)...)
-	in = append(in, AppendSettingsAck(nil)...)
-	in = append(in, AppendHeaders(nil, 1, false, true, typicalPostBlock())...)
+	in := append([]byte(ClientPreface), appendSettings(nil)...)
+	in = append(in, appendSettingsAck(nil)...)
+	in = append(in, appendHeaders(nil, 1, false, true, typicalPostBlock())...)
 	if _, err := c.Feed(t0, in); err != nil {
 		t.Fatal(err)
 	}
-	frame := AppendData(nil, 1, false, make([]byte, 1024))
+	frame := appendData(nil, 1, false, make([]byte, 1024))
 	out := make([]byte, 0, 1<<16)
 	n := testing.AllocsPerRun(1000, func() {
 		if _, err := c.Feed(t0, frame); err != nil {
@@ -52,7 +52,7 @@ func TestConnRequestAllocs(t *testing.T) {
 	var frame, out []byte
 	fields := typicalRequest()
 	next := func() {
-		frame = AppendHeaders(frame[:0], id, true, true, peer.encode(fields))
+		frame = appendHeaders(frame[:0], id, true, true, peer.encode(fields))
 		id += 2
 	}
 	next()

@@ -54,9 +54,9 @@ func benchCases() []benchCase {
 	d16 := bytes.Repeat([]byte{'d'}, 16<<10)
 	block := typicalRequestBlock()
 	return []benchCase{
-		{"DATA-1KiB", AppendData(nil, 1, false, d1), d1, func(dst []byte) []byte { return AppendData(dst, 1, false, d1) }},
-		{"DATA-16KiB", AppendData(nil, 1, false, d16), d16, func(dst []byte) []byte { return AppendData(dst, 1, false, d16) }},
-		{"HEADERS-request", AppendHeaders(nil, 1, true, true, block), block, func(dst []byte) []byte { return AppendHeaders(dst, 1, true, true, block) }},
+		{"DATA-1KiB", appendData(nil, 1, false, d1), d1, func(dst []byte) []byte { return appendData(dst, 1, false, d1) }},
+		{"DATA-16KiB", appendData(nil, 1, false, d16), d16, func(dst []byte) []byte { return appendData(dst, 1, false, d16) }},
+		{"HEADERS-request", appendHeaders(nil, 1, true, true, block), block, func(dst []byte) []byte { return appendHeaders(dst, 1, true, true, block) }},
 	}
 }
 
@@ -64,7 +64,7 @@ func BenchmarkFrameParse(b *testing.B) {
 	for _, bc := range benchCases() {
 		b.Run(bc.name, func(b *testing.B) {
 			b.Run("sluice", func(b *testing.B) {
-				var fr Framer
+				var fr framer
 				b.ReportAllocs()
 				b.SetBytes(int64(len(bc.frame)))
 				for b.Loop() {
@@ -107,13 +107,13 @@ func BenchmarkConnData(b *testing.B) {
 			h := &consumeHandler{}
 			c := NewConn(Server, Config{}, h, t0)
 			h.c = c
-			in := append([]byte(ClientPreface), AppendSettings(nil)...)
-			in = append(in, AppendSettingsAck(nil)...)
-			in = append(in, AppendHeaders(nil, 1, false, true, typicalPostBlock())...)
+			in := append([]byte(ClientPreface), appendSettings(nil)...)
+			in = append(in, appendSettingsAck(nil)...)
+			in = append(in, appendHeaders(nil, 1, false, true, typicalPostBlock())...)
 			if _, err := c.Feed(t0, in); err != nil {
 				b.Fatal(err)
 			}
-			frame := AppendData(nil, 1, false, bytes.Repeat([]byte{'d'}, size))
+			frame := appendData(nil, 1, false, bytes.Repeat([]byte{'d'}, size))
 			out := make([]byte, 0, 1<<16)
 			b.ReportAllocs()
 			b.SetBytes(int64(len(frame)))
@@ -174,8 +174,8 @@ func BenchmarkConnRequest(b *testing.B) {
 // exchange, its events going to h.
 func openedServer(tb testing.TB, h Handler) *Conn {
 	c := NewConn(Server, Config{}, h, t0)
-	in := append([]byte(ClientPreface), AppendSettings(nil)...)
-	in = append(in, AppendSettingsAck(nil)...)
+	in := append([]byte(ClientPreface), appendSettings(nil)...)
+	in = append(in, appendSettingsAck(nil)...)
 	if _, err := c.Feed(t0, in); err != nil {
 		tb.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func benchRequests(b *testing.B, c *Conn) {
 	var frame, out []byte
 	b.ReportAllocs()
 	for b.Loop() {
-		frame = AppendHeaders(frame[:0], id, true, true, peer.encode(fields))
+		frame = appendHeaders(frame[:0], id, true, true, peer.encode(fields))
 		id += 2
 		if _, err := c.Feed(t0, frame); err != nil {
 			b.Fatal(err)

@@ -40,7 +40,7 @@ func TestBlockCacheDecodesSame(t *testing.T) {
 	for i := 0; i < 3000; i++ {
 		switch {
 		case i%211 == 0:
-			tc.writeFrame(AppendSettings(nil, Setting{ID: SettingHeaderTableSize, Val: sizes[rng.IntN(len(sizes))]}))
+			tc.writeFrame(appendSettings(nil, setting{ID: settingHeaderTableSize, Val: sizes[rng.IntN(len(sizes))]}))
 			tc.wantSettingsAck()
 		case i%53 == 0:
 			date = "Thu, 26 Nov 2026 01:00:" + string(rune('0'+i%6)) + string(rune('0'+i%10)) + " GMT"
@@ -85,14 +85,14 @@ func TestBlockCacheTableSizeUpdate(t *testing.T) {
 	if tc.c.blocks.hits == 0 {
 		t.Fatal("the repeated block was not cached")
 	}
-	tc.writeFrame(AppendSettings(nil, Setting{ID: SettingHeaderTableSize, Val: 0}))
+	tc.writeFrame(appendSettings(nil, setting{ID: settingHeaderTableSize, Val: 0}))
 	tc.wantSettingsAck()
 	tc.writeHeaders(7, true, hf(":method", "GET"), hf(":scheme", "https"), hf(":authority", "a"), hf(":path", "/"))
 	if err := tc.c.WriteHeaders(7, fields, true); err != nil {
 		t.Fatal(err)
 	}
 	tc.drain()
-	f := tc.wantFrameType(FrameHeaders)
+	f := tc.wantFrameType(frameHeaders)
 	if len(f.Payload) == 0 || f.Payload[0]&0xe0 != 0x20 {
 		t.Fatalf("block after SETTINGS_HEADER_TABLE_SIZE=0 starts %x, want a dynamic table size update", f.Payload)
 	}
@@ -140,7 +140,7 @@ func TestBlockCacheKeepsChecks(t *testing.T) {
 	}
 	for _, more := tc.readFrame(); more; _, more = tc.readFrame() {
 	}
-	tc.writeFrame(AppendSettings(nil, Setting{ID: SettingMaxHeaderListSize, Val: uint32(headerListSize(final) - 1)}))
+	tc.writeFrame(appendSettings(nil, setting{ID: settingMaxHeaderListSize, Val: uint32(headerListSize(final) - 1)}))
 	tc.wantSettingsAck()
 	open(9)
 	hits = tc.c.blocks.hits

@@ -17,7 +17,7 @@ type Conn struct {
 	role Role
 	cfg  Config
 	h    Handler
-	fr   Framer
+	fr   framer
 
 	now   time.Time // latest time given to any method
 	epoch time.Time // NewConn's time; closed-stream ages are relative to it
@@ -132,42 +132,42 @@ func NewConn(role Role, cfg Config, h Handler, now time.Time) *Conn {
 	// new streams, or already use our value: accept the larger.
 	c.streamRecvInit = int64(max(cfg.InitialStreamWindow, DefaultWindowSize))
 
-	var list [8]Setting
+	var list [8]setting
 	ss := list[:0]
 	if role == Client {
 		c.nextLocalID = 1
 		c.out = append(c.out, ClientPreface...)
 		// "A client cannot push": we never accept pushed streams.
-		ss = append(ss, Setting{SettingEnablePush, 0})
+		ss = append(ss, setting{settingEnablePush, 0})
 		c.local.EnablePush = false
 	} else {
 		c.nextLocalID = 2
-		ss = append(ss, Setting{SettingMaxConcurrentStreams, cfg.MaxConcurrentStreams})
+		ss = append(ss, setting{settingMaxConcurrentStreams, cfg.MaxConcurrentStreams})
 		c.local.MaxConcurrentStreams = cfg.MaxConcurrentStreams
 		if cfg.EnableConnectProtocol {
-			ss = append(ss, Setting{SettingEnableConnectProtocol, 1})
+			ss = append(ss, setting{settingEnableConnectProtocol, 1})
 			c.local.EnableConnectProtocol = true
 		}
 	}
 	if cfg.HeaderTableSize != DefaultHeaderTableSize {
-		ss = append(ss, Setting{SettingHeaderTableSize, cfg.HeaderTableSize})
+		ss = append(ss, setting{settingHeaderTableSize, cfg.HeaderTableSize})
 	}
 	ss = append(ss,
-		Setting{SettingInitialWindowSize, cfg.InitialStreamWindow},
-		Setting{SettingMaxHeaderListSize, cfg.MaxHeaderListSize},
-		Setting{SettingNoRFC7540Priorities, 1}, // priorities are parsed and ignored
+		setting{settingInitialWindowSize, cfg.InitialStreamWindow},
+		setting{settingMaxHeaderListSize, cfg.MaxHeaderListSize},
+		setting{settingNoRFC7540Priorities, 1}, // priorities are parsed and ignored
 	)
 	if cfg.MaxReadFrameSize != DefaultMaxFrameSize {
-		ss = append(ss, Setting{SettingMaxFrameSize, cfg.MaxReadFrameSize})
+		ss = append(ss, setting{settingMaxFrameSize, cfg.MaxReadFrameSize})
 	}
 	for _, s := range ss {
 		c.local.apply(s)
 	}
-	c.out = AppendSettings(c.out, ss...)
+	c.out = appendSettings(c.out, ss...)
 	c.settingsPending = true
 	c.settingsDeadline = now.Add(cfg.SettingsTimeout)
 	if cfg.ConnWindow > DefaultWindowSize {
-		c.out = AppendWindowUpdate(c.out, 0, cfg.ConnWindow-DefaultWindowSize)
+		c.out = appendWindowUpdate(c.out, 0, cfg.ConnWindow-DefaultWindowSize)
 		c.recvWin = int64(cfg.ConnWindow)
 	}
 	return c
@@ -217,7 +217,7 @@ func (c *Conn) fail(e *ConnError) {
 	}
 	c.err = e
 	c.count(e.Reason)
-	c.out = AppendGoAway(c.out, c.lastProcessedPeerID, e.Code, []byte(e.Reason))
+	c.out = appendGoAway(c.out, c.lastProcessedPeerID, e.Code, []byte(e.Reason))
 	c.stats.GoAwaySent.add(e.Code)
 	c.goAway.sent = true
 	c.goAway.lastID = c.lastProcessedPeerID
@@ -250,7 +250,7 @@ func (c *Conn) junk() {
 // Feed processes bytes received from the peer. It consumes whole frames
 // (and the client preface) from the start of b and returns how many bytes
 // it consumed; the caller keeps b[n:] and passes it again, followed by new
-// bytes, on the next call. At most FrameHeaderLen + MaxReadFrameSize bytes
+// bytes, on the next call. At most 9 (the frame header) + MaxReadFrameSize bytes
 // are ever needed to make progress.
 //
 // Events are delivered to the Handler during the call; DATA passed to
@@ -280,7 +280,7 @@ func (c *Conn) Feed(now time.Time, b []byte) (int, error) {
 	}
 	for c.err == nil {
 		f, m, err := c.fr.ReadFrame(b[n:])
-		if err == ErrNeedMore {
+		if err == errNeedMore {
 			break
 		}
 		if err != nil {
@@ -308,8 +308,8 @@ func (c *Conn) Feed(now time.Time, b []byte) (int, error) {
 
 // frameAllowed applies the rules that span frames: the preface's SETTINGS
 // first, and nothing between a HEADERS and the end of its header block.
-func (c *Conn) frameAllowed(f *Frame) bool {
-	if !c.peerSettingsSeen && (f.Type != FrameSettings || f.IsAck()) {
+func (c *Conn) frameAllowed(f *frame) bool {
+	if !c.peerSettingsSeen && (f.Type != frameSettings || f.IsAck()) {
 		// "The server connection preface consists of a potentially empty
 		// SETTINGS frame (Section 6.5) that MUST be the first frame the
 		// server sends"; the client preface "MUST be followed by a SETTINGS
@@ -317,7 +317,7 @@ func (c *Conn) frameAllowed(f *Frame) bool {
 		c.fail(connErr(ErrCodeProtocol, "first frame is not SETTINGS"))
 		return false
 	}
-	if c.hb.active && (f.Type != FrameContinuation || f.StreamID != c.hb.streamID) {
+	if c.hb.active && (f.Type != frameContinuation || f.StreamID != c.hb.streamID) {
 		// "A receiver MUST treat the receipt of any other type of frame or a
 		// frame on a different stream as a connection error (Section 5.4.1)
 		// of type PROTOCOL_ERROR."
@@ -328,47 +328,47 @@ func (c *Conn) frameAllowed(f *Frame) bool {
 }
 
 // processFrame dispatches a frame by type.
-func (c *Conn) processFrame(f *Frame) {
+func (c *Conn) processFrame(f *frame) {
 	switch f.Type {
-	case FrameData:
+	case frameData:
 		c.onData(f)
-	case FrameHeaders:
+	case frameHeaders:
 		c.onHeaders(f, nil)
-	case FramePriority:
-		c.junk() // parsed and validated by the Framer; otherwise ignored
-	case FrameRSTStream:
+	case framePriority:
+		c.junk() // parsed and validated by the framer; otherwise ignored
+	case frameRSTStream:
 		c.onRSTStream(f)
-	case FrameSettings:
+	case frameSettings:
 		c.onSettings(f)
-	case FramePushPromise:
+	case framePushPromise:
 		c.onPushPromise(f)
-	case FramePing:
+	case framePing:
 		c.onPing(f)
-	case FrameGoAway:
+	case frameGoAway:
 		c.onGoAway(f)
-	case FrameWindowUpdate:
+	case frameWindowUpdate:
 		c.onWindowUpdate(f)
-	case FrameContinuation:
+	case frameContinuation:
 		c.onContinuation(f)
 	default:
 		c.junk()
 	}
 }
 
-// frameStreamError handles a frame the Framer flagged with a stream error.
-func (c *Conn) frameStreamError(f *Frame, se *StreamError) {
+// frameStreamError handles a frame the framer flagged with a stream error.
+func (c *Conn) frameStreamError(f *frame, se *StreamError) {
 	switch f.Type {
-	case FrameHeaders:
+	case frameHeaders:
 		// The field block must still be decoded to keep HPACK in sync.
 		c.onHeaders(f, se)
-	case FramePriority:
+	case framePriority:
 		s, cls, _ := c.lookup(f.StreamID)
 		if cls == classActive {
 			c.codecReset(s, se.Code, se.Reason)
 		} else {
 			c.rstInactive(f.StreamID, se.Code)
 		}
-	case FrameWindowUpdate:
+	case frameWindowUpdate:
 		s, cls, sm := c.lookup(f.StreamID)
 		switch cls {
 		case classIdle:
@@ -474,7 +474,7 @@ func (c *Conn) closeStream(s *stream) {
 
 // queueRST appends a RST_STREAM.
 func (c *Conn) queueRST(id uint32, code ErrCode) {
-	c.out = AppendRSTStream(c.out, id, code)
+	c.out = appendRSTStream(c.out, id, code)
 	c.stats.ResetsSent.add(code)
 	c.queueCtrl()
 }
@@ -510,7 +510,7 @@ func (c *Conn) rstInactive(id uint32, code ErrCode) {
 	c.countReset()
 }
 
-func (c *Conn) onRSTStream(f *Frame) {
+func (c *Conn) onRSTStream(f *frame) {
 	s, cls, sm := c.lookup(f.StreamID)
 	switch cls {
 	case classIdle:
@@ -542,7 +542,7 @@ func (c *Conn) onRSTStream(f *Frame) {
 	c.h.OnReset(id, &StreamError{StreamID: id, Code: f.Code, Reason: "RST_STREAM received", By: ByPeer})
 }
 
-func (c *Conn) onSettings(f *Frame) {
+func (c *Conn) onSettings(f *frame) {
 	if f.IsAck() {
 		if !c.settingsPending {
 			c.fail(connErr(ErrCodeProtocol, "SETTINGS ACK without pending SETTINGS"))
@@ -560,9 +560,9 @@ func (c *Conn) onSettings(f *Frame) {
 	c.peerSettingsSeen = true
 	oldWindow := c.peer.InitialWindowSize
 	for i := range f.NumSettings() {
-		st := f.Setting(i) // values were range-checked by the Framer
+		st := f.setting(i) // values were range-checked by the framer
 		switch st.ID {
-		case SettingEnablePush:
+		case settingEnablePush:
 			// "A client MUST treat receipt of a SETTINGS frame with
 			// SETTINGS_ENABLE_PUSH set to 1 as a connection error (Section
 			// 5.4.1) of type PROTOCOL_ERROR."
@@ -570,7 +570,7 @@ func (c *Conn) onSettings(f *Frame) {
 				c.fail(connErr(ErrCodeProtocol, "server sent SETTINGS_ENABLE_PUSH=1"))
 				return
 			}
-		case SettingHeaderTableSize:
+		case settingHeaderTableSize:
 			c.enc.SetMaxDynamicTableSize(st.Val) // capped at MaxEncoderTableSize
 			c.blocks.invalidate()                // entries may be evicted now
 		}
@@ -586,7 +586,7 @@ func (c *Conn) onSettings(f *Frame) {
 	grew := newWindow > oldWindow
 	// "Upon receiving the SETTINGS frame, the recipient MUST send a SETTINGS
 	// frame with the ACK flag set"
-	c.out = AppendSettingsAck(c.out)
+	c.out = appendSettingsAck(c.out)
 	c.queueCtrl()
 	if c.err != nil {
 		return
@@ -599,7 +599,7 @@ func (c *Conn) onSettings(f *Frame) {
 	}
 }
 
-func (c *Conn) onPushPromise(f *Frame) {
+func (c *Conn) onPushPromise(f *frame) {
 	if c.role == Server {
 		// "A client cannot push. Thus, servers MUST treat the receipt of a
 		// PUSH_PROMISE frame as a connection error (Section 5.4.1) of type
@@ -614,7 +614,7 @@ func (c *Conn) onPushPromise(f *Frame) {
 	c.fail(connErr(ErrCodeProtocol, "PUSH_PROMISE with push disabled"))
 }
 
-func (c *Conn) onPing(f *Frame) {
+func (c *Conn) onPing(f *frame) {
 	if f.IsAck() {
 		if c.goAway.phase == 1 && f.PingData == shutdownPing {
 			c.goAwayFinal()
@@ -638,7 +638,7 @@ func (c *Conn) onPing(f *Frame) {
 	// "Receivers of a PING frame that does not include an ACK flag MUST send
 	// a PING frame with the ACK flag set in response, with an identical
 	// frame payload."
-	c.out = AppendPing(c.out, true, f.PingData)
+	c.out = appendPing(c.out, true, f.PingData)
 	c.stats.PingsReceived++
 	c.queueCtrl()
 }

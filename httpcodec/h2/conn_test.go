@@ -13,16 +13,16 @@ import (
 func TestServerPreface(t *testing.T) {
 	tc := newRawTestConn(t, Server, Config{})
 	// Our SETTINGS goes out before the client says anything.
-	f := tc.wantFrameType(FrameSettings)
+	f := tc.wantFrameType(frameSettings)
 	if f.NumSettings() == 0 {
 		t.Fatal("empty SETTINGS")
 	}
-	got := map[SettingID]uint32{}
+	got := map[settingID]uint32{}
 	for i := range f.NumSettings() {
-		s := f.Setting(i)
+		s := f.setting(i)
 		got[s.ID] = s.Val
 	}
-	if got[SettingMaxConcurrentStreams] != 100 || got[SettingInitialWindowSize] != 256<<10 || got[SettingMaxHeaderListSize] != 64<<10 {
+	if got[settingMaxConcurrentStreams] != 100 || got[settingInitialWindowSize] != 256<<10 || got[settingMaxHeaderListSize] != 64<<10 {
 		t.Fatalf("advertised %v", got)
 	}
 	tc.wantWindowUpdate(0, 1<<20-65535)
@@ -30,7 +30,7 @@ func TestServerPreface(t *testing.T) {
 	for i := range len(ClientPreface) {
 		tc.writeFrame([]byte{ClientPreface[i]})
 	}
-	tc.writeFrame(AppendSettings(nil, Setting{SettingMaxFrameSize, 1 << 20}))
+	tc.writeFrame(appendSettings(nil, setting{settingMaxFrameSize, 1 << 20}))
 	tc.wantSettingsAck()
 	tc.wantEvent(event{kind: "settings"})
 	if tc.c.PeerSettings().MaxFrameSize != 1<<20 {
@@ -60,16 +60,16 @@ func TestFirstFrameMustBeSettings(t *testing.T) {
 			if role == Server {
 				in = []byte(ClientPreface)
 			}
-			err := tc.writeFrameErr(append(in, AppendPing(nil, false, [8]byte{})...))
+			err := tc.writeFrameErr(append(in, appendPing(nil, false, [8]byte{})...))
 			tc.wantConnError(err, ErrCodeProtocol)
 			tc.wantGoAway(0, ErrCodeProtocol)
 		})
 	}
-	// Also when the first frame is one the Framer flags as a stream error.
+	// Also when the first frame is one the framer flags as a stream error.
 	tc := newRawTestConn(t, Server, Config{})
 	tc.drain()
 	tc.out = nil
-	err := tc.writeFrameErr(append([]byte(ClientPreface), AppendPriority(nil, 1, Priority{StreamDep: 1})...))
+	err := tc.writeFrameErr(append([]byte(ClientPreface), appendPriority(nil, 1, priority{StreamDep: 1})...))
 	tc.wantConnError(err, ErrCodeProtocol)
 	tc.wantGoAway(0, ErrCodeProtocol)
 }
@@ -77,10 +77,10 @@ func TestFirstFrameMustBeSettings(t *testing.T) {
 func TestClientPreface(t *testing.T) {
 	tc := newRawTestConn(t, Client, Config{})
 	tc.wantRaw([]byte(ClientPreface))
-	f := tc.wantFrameType(FrameSettings)
+	f := tc.wantFrameType(frameSettings)
 	push := false
 	for i := range f.NumSettings() {
-		if s := f.Setting(i); s.ID == SettingEnablePush && s.Val == 0 {
+		if s := f.setting(i); s.ID == settingEnablePush && s.Val == 0 {
 			push = true
 		}
 	}
@@ -92,7 +92,7 @@ func TestClientPreface(t *testing.T) {
 func TestSettingsAckTimeout(t *testing.T) {
 	tc := newRawTestConn(t, Server, Config{SettingsTimeout: 5 * time.Second})
 	tc.writeFrame([]byte(ClientPreface))
-	tc.writeFrame(AppendSettings(nil))
+	tc.writeFrame(appendSettings(nil))
 	tc.drain()
 	tc.out = nil
 	tc.events = nil
@@ -116,22 +116,22 @@ func TestSettingsAckStopsTimer(t *testing.T) {
 		t.Fatalf("deadline %v after ACK", tc.c.NextDeadline())
 	}
 	// An ACK for nothing is a protocol error.
-	err := tc.writeFrameErr(AppendSettingsAck(nil))
+	err := tc.writeFrameErr(appendSettingsAck(nil))
 	tc.wantConnError(err, ErrCodeProtocol)
 }
 
 func TestClientRejectsEnablePush(t *testing.T) {
 	tc := newRawTestConn(t, Client, Config{})
 	tc.drain()
-	err := tc.writeFrameErr(AppendSettings(nil, Setting{SettingEnablePush, 1}))
+	err := tc.writeFrameErr(appendSettings(nil, setting{settingEnablePush, 1}))
 	tc.wantConnError(err, ErrCodeProtocol)
 }
 
 func TestPing(t *testing.T) {
 	tc := newTestConn(t, Server, Config{})
 	data := [8]byte{1, 2, 3, 4, 5, 6, 7, 8}
-	tc.writeFrame(AppendPing(nil, false, data))
-	f := tc.wantFrameType(FramePing)
+	tc.writeFrame(appendPing(nil, false, data))
+	f := tc.wantFrameType(framePing)
 	if !f.IsAck() || f.PingData != data {
 		t.Fatalf("want PING ACK %x, got ack=%v %x", data, f.IsAck(), f.PingData)
 	}
@@ -142,12 +142,12 @@ func TestPing(t *testing.T) {
 	if err := tc.c.Ping(tc.now, mine); err != nil {
 		t.Fatal(err)
 	}
-	f = tc.wantFrameType(FramePing)
+	f = tc.wantFrameType(framePing)
 	if f.IsAck() || f.PingData != mine {
 		t.Fatal("want our PING")
 	}
 	tc.now = tc.now.Add(30 * time.Millisecond)
-	tc.writeFrame(AppendPing(nil, true, mine))
+	tc.writeFrame(appendPing(nil, true, mine))
 	e := tc.wantEvent(event{kind: "pingack"})
 	if e.ping != mine || e.rtt != 30*time.Millisecond {
 		t.Fatalf("got %v", e)
@@ -196,7 +196,7 @@ func TestRequestResponse(t *testing.T) {
 		t.Fatalf("%d active streams after both ends closed", tc.c.ActiveStreams())
 	}
 	// A frame on the closed stream after END_STREAM both ways.
-	err := tc.writeFrameErr(AppendData(nil, 1, false, []byte("late")))
+	err := tc.writeFrameErr(appendData(nil, 1, false, []byte("late")))
 	tc.wantConnError(err, ErrCodeStreamClosed)
 }
 
@@ -232,11 +232,11 @@ func TestContinuationAssembly(t *testing.T) {
 	block := tc.block(reqFields(hf("x-long", bigString(100)))...)
 	// Split the block across HEADERS and two CONTINUATIONs, one of them
 	// empty, and deliver the frames in separate Feed calls.
-	tc.writeFrame(AppendHeaders(nil, 1, true, false, block[:5]))
+	tc.writeFrame(appendHeaders(nil, 1, true, false, block[:5]))
 	tc.wantIdle()
-	tc.writeFrame(AppendContinuation(nil, 1, false, nil))
-	tc.writeFrame(AppendContinuation(nil, 1, false, block[5:40]))
-	tc.writeFrame(AppendContinuation(nil, 1, true, block[40:]))
+	tc.writeFrame(appendContinuation(nil, 1, false, nil))
+	tc.writeFrame(appendContinuation(nil, 1, false, block[5:40]))
+	tc.writeFrame(appendContinuation(nil, 1, true, block[40:]))
 	e := tc.wantEvent(event{kind: "headers", id: 1, es: true})
 	if len(e.fields) != 5 || e.fields[4].Value != bigString(100) {
 		t.Fatalf("fields %v", e.fields)
@@ -249,18 +249,18 @@ func TestContinuationInterleaving(t *testing.T) {
 		name  string
 		frame []byte
 	}{
-		{"DATA on the same stream", AppendData(nil, 1, false, []byte("x"))},
-		{"PING", AppendPing(nil, false, [8]byte{})},
-		{"HEADERS on another stream", AppendHeaders(nil, 3, true, true, []byte{0x82})},
-		{"CONTINUATION on another stream", AppendContinuation(nil, 3, true, []byte{0x82})},
-		{"unknown frame", AppendFrame(nil, 0xee, 0, 0, nil)},
-		{"PRIORITY", AppendPriority(nil, 1, Priority{StreamDep: 0, Weight: 1})},
+		{"DATA on the same stream", appendData(nil, 1, false, []byte("x"))},
+		{"PING", appendPing(nil, false, [8]byte{})},
+		{"HEADERS on another stream", appendHeaders(nil, 3, true, true, []byte{0x82})},
+		{"CONTINUATION on another stream", appendContinuation(nil, 3, true, []byte{0x82})},
+		{"unknown frame", appendFrame(nil, 0xee, 0, 0, nil)},
+		{"PRIORITY", appendPriority(nil, 1, priority{StreamDep: 0, Weight: 1})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tc := newTestConn(t, Server, Config{})
 			block := tc.block(reqFields()...)
-			tc.writeFrame(AppendHeaders(nil, 1, true, false, block[:2]))
+			tc.writeFrame(appendHeaders(nil, 1, true, false, block[:2]))
 			err := tc.writeFrameErr(tt.frame)
 			tc.wantConnError(err, ErrCodeProtocol)
 			tc.wantGoAway(1, ErrCodeProtocol)
@@ -268,13 +268,13 @@ func TestContinuationInterleaving(t *testing.T) {
 	}
 	t.Run("CONTINUATION without HEADERS", func(t *testing.T) {
 		tc := newTestConn(t, Server, Config{})
-		err := tc.writeFrameErr(AppendContinuation(nil, 1, true, []byte{0x82}))
+		err := tc.writeFrameErr(appendContinuation(nil, 1, true, []byte{0x82}))
 		tc.wantConnError(err, ErrCodeProtocol)
 	})
 	t.Run("CONTINUATION after END_HEADERS", func(t *testing.T) {
 		tc := newTestConn(t, Server, Config{})
 		tc.openRequest(1, false)
-		err := tc.writeFrameErr(AppendContinuation(nil, 1, true, []byte{0x82}))
+		err := tc.writeFrameErr(appendContinuation(nil, 1, true, []byte{0x82}))
 		tc.wantConnError(err, ErrCodeProtocol)
 	})
 }
@@ -282,13 +282,13 @@ func TestContinuationInterleaving(t *testing.T) {
 func TestStreamIDRules(t *testing.T) {
 	t.Run("even stream from client", func(t *testing.T) {
 		tc := newTestConn(t, Server, Config{})
-		err := tc.writeFrameErr(AppendHeaders(nil, 2, true, true, tc.block(reqFields()...)))
+		err := tc.writeFrameErr(appendHeaders(nil, 2, true, true, tc.block(reqFields()...)))
 		tc.wantConnError(err, ErrCodeProtocol)
 	})
 	t.Run("decreasing stream id", func(t *testing.T) {
 		tc := newTestConn(t, Server, Config{})
 		tc.openRequest(5, true)
-		err := tc.writeFrameErr(AppendHeaders(nil, 3, true, true, tc.block(reqFields()...)))
+		err := tc.writeFrameErr(appendHeaders(nil, 3, true, true, tc.block(reqFields()...)))
 		tc.wantConnError(err, ErrCodeProtocol)
 		tc.wantGoAway(5, ErrCodeProtocol)
 	})
@@ -302,22 +302,22 @@ func TestStreamIDRules(t *testing.T) {
 	})
 	t.Run("DATA on idle stream", func(t *testing.T) {
 		tc := newTestConn(t, Server, Config{})
-		err := tc.writeFrameErr(AppendData(nil, 1, false, []byte("x")))
+		err := tc.writeFrameErr(appendData(nil, 1, false, []byte("x")))
 		tc.wantConnError(err, ErrCodeProtocol)
 	})
 	t.Run("RST_STREAM on idle stream", func(t *testing.T) {
 		tc := newTestConn(t, Server, Config{})
-		err := tc.writeFrameErr(AppendRSTStream(nil, 1, ErrCodeCancel))
+		err := tc.writeFrameErr(appendRSTStream(nil, 1, ErrCodeCancel))
 		tc.wantConnError(err, ErrCodeProtocol)
 	})
 	t.Run("WINDOW_UPDATE on idle stream", func(t *testing.T) {
 		tc := newTestConn(t, Server, Config{})
-		err := tc.writeFrameErr(AppendWindowUpdate(nil, 1, 10))
+		err := tc.writeFrameErr(appendWindowUpdate(nil, 1, 10))
 		tc.wantConnError(err, ErrCodeProtocol)
 	})
 	t.Run("PRIORITY on idle stream", func(t *testing.T) {
 		tc := newTestConn(t, Server, Config{})
-		tc.writeFrame(AppendPriority(nil, 9, Priority{StreamDep: 0, Weight: 15}))
+		tc.writeFrame(appendPriority(nil, 9, priority{StreamDep: 0, Weight: 15}))
 		tc.wantIdle()
 		// PRIORITY does not open the stream: 3 is still usable.
 		tc.openRequest(3, true)
@@ -325,15 +325,15 @@ func TestStreamIDRules(t *testing.T) {
 	t.Run("PRIORITY self dependency", func(t *testing.T) {
 		tc := newTestConn(t, Server, Config{})
 		tc.openRequest(1, false)
-		tc.writeFrame(AppendPriority(nil, 1, Priority{StreamDep: 1, Weight: 15}))
+		tc.writeFrame(appendPriority(nil, 1, priority{StreamDep: 1, Weight: 15}))
 		tc.wantRST(1, ErrCodeProtocol)
 		tc.wantEvent(event{kind: "reset", id: 1, code: ErrCodeProtocol, by: ByCodec})
 	})
 	t.Run("HEADERS self dependency", func(t *testing.T) {
 		tc := newTestConn(t, Server, Config{})
-		tc.writeFrame(AppendHeadersFrame(nil, HeadersParams{
+		tc.writeFrame(appendHeadersFrame(nil, headersParams{
 			StreamID: 1, Fragment: tc.block(reqFields(hf("x-indexed", "kept"))...), EndStream: true, EndHeaders: true,
-			HasPriority: true, Priority: Priority{StreamDep: 1},
+			HasPriority: true, Priority: priority{StreamDep: 1},
 		}))
 		tc.wantRST(1, ErrCodeProtocol)
 		tc.wantIdle()
@@ -348,7 +348,7 @@ func TestStreamIDRules(t *testing.T) {
 	t.Run("WINDOW_UPDATE 0 on open stream", func(t *testing.T) {
 		tc := newTestConn(t, Server, Config{})
 		tc.openRequest(1, false)
-		tc.writeFrame(rawFrame(-1, FrameWindowUpdate, 0, 1, u32(0)...))
+		tc.writeFrame(rawFrame(-1, frameWindowUpdate, 0, 1, u32(0)...))
 		tc.wantRST(1, ErrCodeProtocol)
 		tc.wantEvent(event{kind: "reset", id: 1, code: ErrCodeProtocol, by: ByCodec})
 	})
@@ -362,20 +362,20 @@ func TestClosedStreamHandling(t *testing.T) {
 		tc.wantRST(1, ErrCodeCancel)
 		tc.writeData(1, false, "in flight")
 		tc.writeHeaders(1, true, hf("x-trailer", "1"))
-		tc.writeFrame(AppendWindowUpdate(nil, 1, 100))
-		tc.writeFrame(AppendRSTStream(nil, 1, ErrCodeCancel))
+		tc.writeFrame(appendWindowUpdate(nil, 1, 100))
+		tc.writeFrame(appendRSTStream(nil, 1, ErrCodeCancel))
 		tc.wantIdle()
 	})
 	t.Run("frames after peer RST_STREAM", func(t *testing.T) {
 		tc := newTestConn(t, Server, Config{})
 		tc.openRequest(1, false)
-		tc.writeFrame(AppendRSTStream(nil, 1, ErrCodeCancel))
+		tc.writeFrame(appendRSTStream(nil, 1, ErrCodeCancel))
 		tc.wantEvent(event{kind: "reset", id: 1, code: ErrCodeCancel, by: ByPeer})
 		// "An endpoint that receives any frame other than PRIORITY after
 		// receiving a RST_STREAM MUST treat that as a stream error".
 		tc.writeData(1, false, "x")
 		tc.wantRST(1, ErrCodeStreamClosed)
-		tc.writeFrame(AppendPriority(nil, 1, Priority{StreamDep: 0, Weight: 1}))
+		tc.writeFrame(appendPriority(nil, 1, priority{StreamDep: 0, Weight: 1}))
 		tc.wantIdle()
 	})
 	t.Run("WINDOW_UPDATE after our END_STREAM is fine", func(t *testing.T) {
@@ -383,8 +383,8 @@ func TestClosedStreamHandling(t *testing.T) {
 		tc.openRequest(1, true)
 		tc.c.WriteHeaders(1, []hpack.HeaderField{hf(":status", "204")}, true)
 		tc.wantHeaders(1, true)
-		tc.writeFrame(AppendWindowUpdate(nil, 1, 100))
-		tc.writeFrame(AppendRSTStream(nil, 1, ErrCodeNo))
+		tc.writeFrame(appendWindowUpdate(nil, 1, 100))
+		tc.writeFrame(appendRSTStream(nil, 1, ErrCodeNo))
 		tc.wantIdle()
 	})
 	t.Run("DATA on half-closed (remote)", func(t *testing.T) {
@@ -416,7 +416,7 @@ func TestPushPromiseRejected(t *testing.T) {
 				}
 				tc.wantHeaders(1, true)
 			}
-			err := tc.writeFrameErr(AppendPushPromise(nil, PushPromiseParams{StreamID: 1, PromisedID: 2, Fragment: []byte{0x82}, EndHeaders: true}))
+			err := tc.writeFrameErr(appendPushPromise(nil, pushPromiseParams{StreamID: 1, PromisedID: 2, Fragment: []byte{0x82}, EndHeaders: true}))
 			tc.wantConnError(err, ErrCodeProtocol)
 		})
 	}
@@ -424,8 +424,8 @@ func TestPushPromiseRejected(t *testing.T) {
 
 func TestUnknownFrameIgnored(t *testing.T) {
 	tc := newTestConn(t, Server, Config{})
-	tc.writeFrame(AppendFrame(nil, 0xbb, 0xff, 1, []byte("extension")))
-	tc.writeFrame(AppendFrame(nil, 0x10, 0, 0, nil)) // PRIORITY_UPDATE (RFC 9218)
+	tc.writeFrame(appendFrame(nil, 0xbb, 0xff, 1, []byte("extension")))
+	tc.writeFrame(appendFrame(nil, 0x10, 0, 0, nil)) // PRIORITY_UPDATE (RFC 9218)
 	tc.wantIdle()
 	tc.openRequest(1, true)
 }
@@ -433,7 +433,7 @@ func TestUnknownFrameIgnored(t *testing.T) {
 func TestFrameTooLarge(t *testing.T) {
 	tc := newTestConn(t, Server, Config{})
 	// The header alone is enough to refuse it.
-	err := tc.writeFrameErr(rawFrame(1<<20, FrameData, 0, 1)[:FrameHeaderLen])
+	err := tc.writeFrameErr(rawFrame(1<<20, frameData, 0, 1)[:frameHeaderLen])
 	tc.wantConnError(err, ErrCodeFrameSize)
 	tc.wantGoAway(0, ErrCodeFrameSize)
 }
@@ -448,7 +448,7 @@ func TestPeerGoAway(t *testing.T) {
 	tc.wantHeaders(1, true)
 	tc.wantHeaders(3, true)
 	tc.wantHeaders(5, true)
-	tc.writeFrame(AppendGoAway(nil, 1, ErrCodeNo, []byte("bye")))
+	tc.writeFrame(appendGoAway(nil, 1, ErrCodeNo, []byte("bye")))
 	tc.wantEvent(event{kind: "goaway", last: 1, code: ErrCodeNo})
 	tc.wantEvent(event{kind: "reset", id: 3, code: ErrCodeRefusedStream, by: ByPeer})
 	tc.wantEvent(event{kind: "reset", id: 5, code: ErrCodeRefusedStream, by: ByPeer})
@@ -521,7 +521,7 @@ func TestClientStreamLimit(t *testing.T) {
 	tc := newRawTestConn(t, Client, Config{})
 	tc.drain()
 	tc.out = nil
-	tc.writeFrame(AppendSettings(nil, Setting{SettingMaxConcurrentStreams, 2}))
+	tc.writeFrame(appendSettings(nil, setting{settingMaxConcurrentStreams, 2}))
 	tc.events = nil
 	for range 2 {
 		if _, err := tc.c.OpenStream(reqFields(), true); err != nil {
@@ -534,7 +534,7 @@ func TestClientStreamLimit(t *testing.T) {
 	if _, err := tc.c.OpenStream(reqFields(), true); err != ErrStreamLimit {
 		t.Fatalf("got %v", err)
 	}
-	tc.writeFrame(AppendRSTStream(nil, 1, ErrCodeRefusedStream))
+	tc.writeFrame(appendRSTStream(nil, 1, ErrCodeRefusedStream))
 	if !tc.c.CanOpenStream() {
 		t.Fatal("no room after a reset")
 	}
@@ -595,7 +595,7 @@ func TestRFC7541RequestExamples(t *testing.T) {
 			for i, h := range blocks {
 				b, _ := hex.DecodeString(h)
 				id := uint32(2*i + 1)
-				tc.writeFrame(AppendHeaders(nil, id, true, true, b))
+				tc.writeFrame(appendHeaders(nil, id, true, true, b))
 				tc.wantEvent(event{kind: "headers", id: id, es: true, fields: want[i]})
 			}
 			tc.wantIdle()
@@ -626,7 +626,7 @@ func TestRFC7541ResponseExamples(t *testing.T) {
 		if i == 0 {
 			b = append([]byte{0x3f, 0xe1, 0x01}, b...) // dynamic table size update to 256
 		}
-		tc.writeFrame(AppendHeaders(nil, id, true, true, b))
+		tc.writeFrame(appendHeaders(nil, id, true, true, b))
 		e := tc.wantEvent(event{kind: "headers", id: id, es: true})
 		if e.hdr.Status != statuses[i] {
 			t.Fatalf("block %d: status %d", i, e.hdr.Status)
@@ -640,7 +640,7 @@ func TestRFC7541ResponseExamples(t *testing.T) {
 func TestHPACKErrorIsCompressionError(t *testing.T) {
 	tc := newTestConn(t, Server, Config{})
 	// Index 70 does not exist in a fresh table.
-	err := tc.writeFrameErr(AppendHeaders(nil, 1, true, true, []byte{0x80 | 70}))
+	err := tc.writeFrameErr(appendHeaders(nil, 1, true, true, []byte{0x80 | 70}))
 	tc.wantConnError(err, ErrCodeCompression)
 	tc.wantGoAway(1, ErrCodeCompression)
 }
@@ -722,7 +722,7 @@ func TestClientInitialStreamLimit(t *testing.T) {
 	if _, err := tc.c.OpenStream(reqFields(), true); err != ErrStreamLimit {
 		t.Fatalf("got %v, want ErrStreamLimit", err)
 	}
-	tc.writeFrame(AppendSettings(nil, Setting{SettingMaxConcurrentStreams, 1000}))
+	tc.writeFrame(appendSettings(nil, setting{settingMaxConcurrentStreams, 1000}))
 	if !tc.c.CanOpenStream() {
 		t.Fatal("limit not lifted by SETTINGS")
 	}
@@ -735,7 +735,7 @@ func TestOutputDiscard(t *testing.T) {
 	if err := tc.c.Ping(tc.now, [8]byte{1, 2, 3}); err != nil {
 		t.Fatal(err)
 	}
-	want := AppendPing(nil, false, [8]byte{1, 2, 3})
+	want := appendPing(nil, false, [8]byte{1, 2, 3})
 	if got := tc.c.Output(); !bytes.Equal(got, want) || tc.c.OutputLen() != len(want) {
 		t.Fatalf("Output() = %x, want %x", got, want)
 	}

@@ -20,6 +20,12 @@
 // (RFC 7540 and RFC 9218) are parsed, validated and ignored, and
 // SETTINGS_NO_RFC7540_PRIORITIES is advertised.
 //
+// What other packages use is exported: Conn and NewConn, Config and its
+// defaults, Handler, Headers, Settings, Stats, the error types and codes.
+// The frame layer (the framer, the frame types and the append* frame
+// builders) is internal to the package; its tests and fuzz targets reach
+// it from inside.
+//
 // # Threading model
 //
 // A Conn belongs to one goroutine, the event loop that owns its socket.
@@ -39,7 +45,7 @@
 //	on timer:     c.OnTimer(now); re-arm at c.NextDeadline()
 //	when c.Drained(): flush and close
 //
-// Feed consumes whole frames only; at most FrameHeaderLen+MaxReadFrameSize
+// Feed consumes whole frames only; at most 9+MaxReadFrameSize
 // bytes are ever needed to make progress. Data given to OnData aliases the
 // buffer passed to Feed and is valid only during the call; header field
 // slices are reused; strings may be kept.
@@ -134,7 +140,7 @@
 //
 // The interop tests run against net/http's HTTP/2 and against
 // golang.org/x/net/http2's Server.ServeConn and Transport.NewClientConn
-// (xnet_test.go), and the Framer benchmarks put x/net's Framer beside ours.
+// (xnet_test.go), and the framer benchmarks put x/net's Framer beside ours.
 // TestH2Spec runs h2spec (pinned as a Go tool in go.mod) against a
 // server-role Conn.
 package h2

@@ -129,10 +129,10 @@ func (e *HeaderError) Error() string {
 	return "h2: invalid header field " + strconv.Quote(e.Name) + ": " + e.Reason
 }
 
-// Errors returned by the Framer and by Conn's write methods.
+// Errors returned by the framer and by Conn's write methods.
 var (
-	// ErrNeedMore: the input holds no complete frame yet; call again with more bytes.
-	ErrNeedMore = errors.New("h2: need more data")
+	// errNeedMore: the input holds no complete frame yet; call again with more bytes.
+	errNeedMore = errors.New("h2: need more data")
 	// ErrStreamNotWritable: the stream is unknown, closed, or closed for sending.
 	ErrStreamNotWritable = errors.New("h2: stream not writable")
 	// ErrHeadersNotSent: DATA or trailers before the stream's headers.

@@ -22,7 +22,7 @@ import "time"
 // ones, so control frames queued behind them wait at most one 16 KiB frame.
 const maxDataFrame = DefaultMaxFrameSize
 
-func (c *Conn) onData(f *Frame) {
+func (c *Conn) onData(f *frame) {
 	flow := int64(f.Length)
 	data, es := f.Payload, f.EndStream()
 	// "A receiver MUST treat the receipt of a frame that causes the
@@ -139,7 +139,7 @@ func (c *Conn) maybeGrantConn() {
 	if c.recvUnacked <= 0 || c.err != nil || c.recvUnacked < int64(c.cfg.ConnWindow)/2 {
 		return
 	}
-	c.out = AppendWindowUpdate(c.out, 0, uint32(c.recvUnacked))
+	c.out = appendWindowUpdate(c.out, 0, uint32(c.recvUnacked))
 	c.recvWin += c.recvUnacked
 	c.recvUnacked = 0
 	c.stats.WindowUpdatesOut++
@@ -150,7 +150,7 @@ func (c *Conn) maybeGrantStream(s *stream) {
 	if c.err != nil || s.recvUnacked < int64(c.cfg.InitialStreamWindow)/2 {
 		return
 	}
-	c.out = AppendWindowUpdate(c.out, s.id, uint32(s.recvUnacked))
+	c.out = appendWindowUpdate(c.out, s.id, uint32(s.recvUnacked))
 	s.recvWin += s.recvUnacked
 	s.recvUnacked = 0
 	c.stats.WindowUpdatesOut++
@@ -193,7 +193,7 @@ func (c *Conn) adjustStreamSendWindows(delta int64) bool {
 	return true
 }
 
-func (c *Conn) onWindowUpdate(f *Frame) {
+func (c *Conn) onWindowUpdate(f *frame) {
 	if c.wuRate.hit(c.now, c.cfg.WindowUpdateBudget) {
 		c.failCalm("window_update_flood", "too many WINDOW_UPDATE frames")
 		return

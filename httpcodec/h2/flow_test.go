@@ -52,7 +52,7 @@ func TestRecvNeverBeyondConnWindow(t *testing.T) {
 		t.Fatalf("holding %d", tc.c.recvHeld)
 	}
 	tc.openRequest(7, false)
-	err := tc.writeFrameErr(AppendData(nil, 7, false, []byte("!")))
+	err := tc.writeFrameErr(appendData(nil, 7, false, []byte("!")))
 	tc.wantConnError(err, ErrCodeFlowControl)
 	tc.wantGoAway(7, ErrCodeFlowControl)
 }
@@ -60,7 +60,7 @@ func TestRecvNeverBeyondConnWindow(t *testing.T) {
 func TestRecvPaddingCreditedAtOnce(t *testing.T) {
 	tc := newTestConn(t, Server, Config{ConnWindow: DefaultWindowSize})
 	tc.openRequest(1, false)
-	tc.writeFrame(AppendDataPadded(nil, 1, false, []byte("x"), 200))
+	tc.writeFrame(appendDataPadded(nil, 1, false, []byte("x"), 200))
 	tc.wantEvent(event{kind: "data", id: 1, data: "x"})
 	// 200 octets of padding plus the Pad Length octet never reach the
 	// caller, so they are owed back already; the data octet is not.
@@ -69,12 +69,12 @@ func TestRecvPaddingCreditedAtOnce(t *testing.T) {
 	}
 	// Padding-only frames add up to a WINDOW_UPDATE without any Consumed.
 	for range 160 {
-		tc.writeFrame(AppendDataPadded(nil, 1, false, []byte("x"), 255))
+		tc.writeFrame(appendDataPadded(nil, 1, false, []byte("x"), 255))
 		tc.events = nil
 	}
-	f := tc.wantFrameType(FrameWindowUpdate)
+	f := tc.wantFrameType(frameWindowUpdate)
 	if f.StreamID != 0 {
-		f = tc.wantFrameType(FrameWindowUpdate)
+		f = tc.wantFrameType(frameWindowUpdate)
 	}
 	if f.StreamID != 0 || f.Increment < DefaultWindowSize/2 {
 		t.Fatalf("want connection WINDOW_UPDATE, got %s", describe(f))
@@ -100,13 +100,13 @@ func TestRecvWindowBeforeSettingsAck(t *testing.T) {
 	// smaller value; we accept the larger, then shrink.
 	tc := newRawTestConn(t, Server, Config{InitialStreamWindow: 1000, ConnWindow: 1 << 20})
 	tc.writeFrame([]byte(ClientPreface))
-	tc.writeFrame(AppendSettings(nil))
+	tc.writeFrame(appendSettings(nil))
 	tc.drain()
 	tc.out, tc.events = nil, nil
 	tc.openRequest(1, false)
 	tc.writeData(1, false, strings.Repeat("a", 5000))
 	tc.wantEvent(event{kind: "data", id: 1, data: strings.Repeat("a", 5000)})
-	tc.writeFrame(AppendSettingsAck(nil))
+	tc.writeFrame(appendSettingsAck(nil))
 	tc.events = nil
 	if s := tc.c.streams[1]; s.recvWin != 1000-5000 {
 		t.Fatalf("window after ACK %d", s.recvWin)
@@ -116,11 +116,11 @@ func TestRecvWindowBeforeSettingsAck(t *testing.T) {
 }
 
 // sendSetup opens stream 1 on a server conn and sends response headers.
-func sendSetup(t *testing.T, cfg Config, peerSettings ...Setting) *testConn {
+func sendSetup(t *testing.T, cfg Config, peerSettings ...setting) *testConn {
 	tc := newRawTestConn(t, Server, cfg)
 	tc.writeFrame([]byte(ClientPreface))
-	tc.writeFrame(AppendSettings(nil, peerSettings...))
-	tc.writeFrame(AppendSettingsAck(nil))
+	tc.writeFrame(appendSettings(nil, peerSettings...))
+	tc.writeFrame(appendSettingsAck(nil))
 	tc.drain()
 	tc.out, tc.events = nil, nil
 	tc.openRequest(1, true)
@@ -139,7 +139,7 @@ func TestSendWindowAndBackpressure(t *testing.T) {
 		t.Fatalf("WriteData %d %v, want %d", n, err, DefaultWindowSize)
 	}
 	for _, size := range []int{16384, 16384, 16384, 16383} {
-		f := tc.wantFrameType(FrameData)
+		f := tc.wantFrameType(frameData)
 		if int(f.Length) != size || f.EndStream() {
 			t.Fatalf("DATA of %d es=%v, want %d without END_STREAM", f.Length, f.EndStream(), size)
 		}
@@ -154,9 +154,9 @@ func TestSendWindowAndBackpressure(t *testing.T) {
 	}
 	// The connection window opens first: the stream window is still 0.
 	tc.now = tc.now.Add(time.Second)
-	tc.writeFrame(AppendWindowUpdate(nil, 0, 10))
+	tc.writeFrame(appendWindowUpdate(nil, 0, 10))
 	tc.wantIdle()
-	tc.writeFrame(AppendWindowUpdate(nil, 1, 100))
+	tc.writeFrame(appendWindowUpdate(nil, 1, 100))
 	tc.wantEvent(event{kind: "window", id: 1})
 	if w := tc.c.SendWindow(1); w != 10 {
 		t.Fatalf("SendWindow %d", w)
@@ -174,9 +174,9 @@ func TestSendWindowAndBackpressure(t *testing.T) {
 	if id, since, ok := tc.c.OldestBlocked(); !ok || id != 1 || !since.Equal(t0) {
 		t.Fatalf("OldestBlocked %d %v %v", id, since, ok)
 	}
-	tc.writeFrame(AppendWindowUpdate(nil, 1, 100000))
+	tc.writeFrame(appendWindowUpdate(nil, 1, 100000))
 	tc.wantIdle() // the connection window is still 0
-	tc.writeFrame(AppendWindowUpdate(nil, 0, 100000))
+	tc.writeFrame(appendWindowUpdate(nil, 0, 100000))
 	tc.wantEvent(event{kind: "window", id: 1})
 	rest := body[DefaultWindowSize+10:]
 	n, _ = tc.c.WriteData(1, rest, true)
@@ -202,19 +202,19 @@ func TestSendNegativeWindow(t *testing.T) {
 	tc.out = nil
 	// The peer lowers the initial window under 1000 bytes in flight: the
 	// stream window becomes 100 - 1000 = -900.
-	tc.writeFrame(AppendSettings(nil, Setting{SettingInitialWindowSize, 100}))
+	tc.writeFrame(appendSettings(nil, setting{settingInitialWindowSize, 100}))
 	tc.wantSettingsAck()
 	tc.wantEvent(event{kind: "settings"})
 	if w := tc.c.streams[1].sendWin; w != -900 {
 		t.Fatalf("window %d, want -900", w)
 	}
-	tc.writeFrame(AppendWindowUpdate(nil, 1, 500))
+	tc.writeFrame(appendWindowUpdate(nil, 1, 500))
 	if n, _ := tc.c.WriteData(1, []byte("y"), false); n != 0 {
 		t.Fatalf("wrote %d with a negative window", n)
 	}
 	tc.wantIdle()
 	// Raising it again reopens the stream: -400 + (65535-100) > 0.
-	tc.writeFrame(AppendSettings(nil, Setting{SettingInitialWindowSize, DefaultWindowSize}))
+	tc.writeFrame(appendSettings(nil, setting{settingInitialWindowSize, DefaultWindowSize}))
 	tc.wantSettingsAck()
 	tc.wantEvent(event{kind: "window", id: 1})
 	tc.wantEvent(event{kind: "settings"})
@@ -230,14 +230,14 @@ func TestSendNegativeWindow(t *testing.T) {
 func TestWindowUpdateOverflow(t *testing.T) {
 	t.Run("connection", func(t *testing.T) {
 		tc := newTestConn(t, Server, Config{})
-		err := tc.writeFrameErr(AppendWindowUpdate(nil, 0, MaxWindowSize))
+		err := tc.writeFrameErr(appendWindowUpdate(nil, 0, MaxWindowSize))
 		tc.wantConnError(err, ErrCodeFlowControl)
 		tc.wantGoAway(0, ErrCodeFlowControl)
 	})
 	t.Run("stream", func(t *testing.T) {
 		tc := newTestConn(t, Server, Config{})
 		tc.openRequest(1, false)
-		tc.writeFrame(AppendWindowUpdate(nil, 1, MaxWindowSize))
+		tc.writeFrame(appendWindowUpdate(nil, 1, MaxWindowSize))
 		tc.wantRST(1, ErrCodeFlowControl)
 		tc.wantEvent(event{kind: "reset", id: 1, code: ErrCodeFlowControl, by: ByCodec})
 		tc.wantIdle()
@@ -245,8 +245,8 @@ func TestWindowUpdateOverflow(t *testing.T) {
 	t.Run("settings", func(t *testing.T) {
 		tc := newTestConn(t, Server, Config{})
 		tc.openRequest(1, false)
-		tc.writeFrame(AppendWindowUpdate(nil, 1, MaxWindowSize-DefaultWindowSize))
-		err := tc.writeFrameErr(AppendSettings(nil, Setting{SettingInitialWindowSize, DefaultWindowSize + 1}))
+		tc.writeFrame(appendWindowUpdate(nil, 1, MaxWindowSize-DefaultWindowSize))
+		err := tc.writeFrameErr(appendSettings(nil, setting{settingInitialWindowSize, DefaultWindowSize + 1}))
 		tc.wantConnError(err, ErrCodeFlowControl)
 	})
 }
@@ -254,8 +254,8 @@ func TestWindowUpdateOverflow(t *testing.T) {
 func TestWindowOpenOrderAndSharing(t *testing.T) {
 	tc := newRawTestConn(t, Server, Config{})
 	tc.writeFrame([]byte(ClientPreface))
-	tc.writeFrame(AppendSettings(nil, Setting{SettingInitialWindowSize, 1 << 20}))
-	tc.writeFrame(AppendSettingsAck(nil))
+	tc.writeFrame(appendSettings(nil, setting{settingInitialWindowSize, 1 << 20}))
+	tc.writeFrame(appendSettingsAck(nil))
 	tc.drain()
 	tc.out, tc.events = nil, nil
 	pending := map[uint32][]byte{}
@@ -279,10 +279,10 @@ func TestWindowOpenOrderAndSharing(t *testing.T) {
 		n, _ := tc.c.WriteData(id, pending[id], true)
 		pending[id] = pending[id][n:]
 	}
-	tc.writeFrame(AppendWindowUpdate(nil, 0, 100))
+	tc.writeFrame(appendWindowUpdate(nil, 0, 100))
 	tc.wantEvent(event{kind: "window", id: 1})
 	tc.wantIdle2Frames(t)
-	tc.writeFrame(AppendWindowUpdate(nil, 0, 1<<20))
+	tc.writeFrame(appendWindowUpdate(nil, 0, 1<<20))
 	tc.wantEvent(event{kind: "window", id: 1})
 	tc.wantEvent(event{kind: "window", id: 3})
 	if len(pending[1]) != 0 || len(pending[3]) != 0 {
@@ -315,14 +315,14 @@ func TestWriteDataEmptyEndStream(t *testing.T) {
 }
 
 func TestDataFrameSizeCapped(t *testing.T) {
-	tc := sendSetup(t, Config{}, Setting{SettingMaxFrameSize, 1 << 20}, Setting{SettingInitialWindowSize, 1 << 20})
-	tc.writeFrame(AppendWindowUpdate(nil, 0, 1<<20))
+	tc := sendSetup(t, Config{}, setting{settingMaxFrameSize, 1 << 20}, setting{settingInitialWindowSize, 1 << 20})
+	tc.writeFrame(appendWindowUpdate(nil, 0, 1<<20))
 	n, _ := tc.c.WriteData(1, bytes.Repeat([]byte{'x'}, 40000), true)
 	if n != 40000 {
 		t.Fatal(n)
 	}
 	for _, want := range []uint32{16384, 16384, 7232} {
-		if f := tc.wantFrameType(FrameData); f.Length != want {
+		if f := tc.wantFrameType(frameData); f.Length != want {
 			t.Fatalf("frame of %d, want %d", f.Length, want)
 		}
 	}
@@ -330,12 +330,12 @@ func TestDataFrameSizeCapped(t *testing.T) {
 
 func TestSettingsWindowAppliedOncePerFrame(t *testing.T) {
 	tc := sendSetup(t, Config{})
-	var ss []Setting
+	var ss []setting
 	for i := range 2000 {
-		ss = append(ss, Setting{SettingInitialWindowSize, uint32(1000 + i)})
+		ss = append(ss, setting{settingInitialWindowSize, uint32(1000 + i)})
 	}
-	ss = append(ss, Setting{SettingInitialWindowSize, 100})
-	tc.writeFrame(AppendSettings(nil, ss...))
+	ss = append(ss, setting{settingInitialWindowSize, 100})
+	tc.writeFrame(appendSettings(nil, ss...))
 	tc.wantSettingsAck()
 	tc.wantEvent(event{kind: "settings"})
 	if w := tc.c.streams[1].sendWin; w != 100 {

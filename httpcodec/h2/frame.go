@@ -5,113 +5,113 @@ import (
 	"strconv"
 )
 
-// FrameHeaderLen is the size of the fixed frame header (RFC 9113 §4.1).
-const FrameHeaderLen = 9
+// frameHeaderLen is the size of the fixed frame header (RFC 9113 §4.1).
+const frameHeaderLen = 9
 
 // ClientPreface is the fixed start of every client connection (RFC 9113 §3.4),
 // followed by a SETTINGS frame.
 const ClientPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
-// FrameType is the 8-bit type of a frame (RFC 9113 §6).
-type FrameType uint8
+// frameType is the 8-bit type of a frame (RFC 9113 §6).
+type frameType uint8
 
-// Frame types of RFC 9113 §6.
+// frame types of RFC 9113 §6.
 const (
-	FrameData         FrameType = 0x0
-	FrameHeaders      FrameType = 0x1
-	FramePriority     FrameType = 0x2
-	FrameRSTStream    FrameType = 0x3
-	FrameSettings     FrameType = 0x4
-	FramePushPromise  FrameType = 0x5
-	FramePing         FrameType = 0x6
-	FrameGoAway       FrameType = 0x7
-	FrameWindowUpdate FrameType = 0x8
-	FrameContinuation FrameType = 0x9
+	frameData         frameType = 0x0
+	frameHeaders      frameType = 0x1
+	framePriority     frameType = 0x2
+	frameRSTStream    frameType = 0x3
+	frameSettings     frameType = 0x4
+	framePushPromise  frameType = 0x5
+	framePing         frameType = 0x6
+	frameGoAway       frameType = 0x7
+	frameWindowUpdate frameType = 0x8
+	frameContinuation frameType = 0x9
 )
 
 var frameNames = [...]string{
-	FrameData:         "DATA",
-	FrameHeaders:      "HEADERS",
-	FramePriority:     "PRIORITY",
-	FrameRSTStream:    "RST_STREAM",
-	FrameSettings:     "SETTINGS",
-	FramePushPromise:  "PUSH_PROMISE",
-	FramePing:         "PING",
-	FrameGoAway:       "GOAWAY",
-	FrameWindowUpdate: "WINDOW_UPDATE",
-	FrameContinuation: "CONTINUATION",
+	frameData:         "DATA",
+	frameHeaders:      "HEADERS",
+	framePriority:     "PRIORITY",
+	frameRSTStream:    "RST_STREAM",
+	frameSettings:     "SETTINGS",
+	framePushPromise:  "PUSH_PROMISE",
+	framePing:         "PING",
+	frameGoAway:       "GOAWAY",
+	frameWindowUpdate: "WINDOW_UPDATE",
+	frameContinuation: "CONTINUATION",
 }
 
 // String returns the RFC name of the type, or UNKNOWN_0x.. for extension types.
-func (t FrameType) String() string {
+func (t frameType) String() string {
 	if int(t) < len(frameNames) {
 		return frameNames[t]
 	}
 	return "UNKNOWN_0x" + strconv.FormatUint(uint64(t), 16)
 }
 
-// Flags are the 8 flag bits of a frame header. Their meaning depends on the type.
-type Flags uint8
+// frameFlags are the 8 flag bits of a frame header. Their meaning depends on the type.
+type frameFlags uint8
 
-// Frame flags (RFC 9113 §6).
+// frame flags (RFC 9113 §6).
 const (
-	FlagEndStream  Flags = 0x1  // DATA, HEADERS
-	FlagAck        Flags = 0x1  // SETTINGS, PING
-	FlagEndHeaders Flags = 0x4  // HEADERS, PUSH_PROMISE, CONTINUATION
-	FlagPadded     Flags = 0x8  // DATA, HEADERS, PUSH_PROMISE
-	FlagPriority   Flags = 0x20 // HEADERS
+	flagEndStream  frameFlags = 0x1  // DATA, HEADERS
+	flagAck        frameFlags = 0x1  // SETTINGS, PING
+	flagEndHeaders frameFlags = 0x4  // HEADERS, PUSH_PROMISE, CONTINUATION
+	flagPadded     frameFlags = 0x8  // DATA, HEADERS, PUSH_PROMISE
+	flagPriority   frameFlags = 0x20 // HEADERS
 )
 
 // Has reports whether all bits of v are set.
-func (f Flags) Has(v Flags) bool { return f&v == v }
+func (f frameFlags) Has(v frameFlags) bool { return f&v == v }
 
-// FrameHeader is the 9-octet header every frame starts with (RFC 9113 §4.1).
-type FrameHeader struct {
+// frameHeader is the 9-octet header every frame starts with (RFC 9113 §4.1).
+type frameHeader struct {
 	Length   uint32 // payload length, 24 bits
-	Type     FrameType
-	Flags    Flags
+	Type     frameType
+	Flags    frameFlags
 	StreamID uint32 // 31 bits; the reserved bit is dropped when read
 }
 
-// ParseFrameHeader decodes the first FrameHeaderLen bytes of b. ok is false
+// parseFrameHeader decodes the first frameHeaderLen bytes of b. ok is false
 // when b is shorter than that.
-func ParseFrameHeader(b []byte) (h FrameHeader, ok bool) {
-	if len(b) < FrameHeaderLen {
+func parseFrameHeader(b []byte) (h frameHeader, ok bool) {
+	if len(b) < frameHeaderLen {
 		return h, false
 	}
 	h.Length = uint32(b[0])<<16 | uint32(b[1])<<8 | uint32(b[2])
-	h.Type = FrameType(b[3])
-	h.Flags = Flags(b[4])
+	h.Type = frameType(b[3])
+	h.Flags = frameFlags(b[4])
 	// "The semantics of this bit are undefined, and the bit MUST remain
 	// unset (0x00) when sending and MUST be ignored when receiving."
 	h.StreamID = binary.BigEndian.Uint32(b[5:9]) & MaxStreamID
 	return h, true
 }
 
-// Priority is the dependency information of a PRIORITY frame or of a
+// priority is the dependency information of a PRIORITY frame or of a
 // HEADERS frame with the PRIORITY flag (RFC 9113 §5.3.2, deprecated). It is
 // parsed and validated, never acted upon.
-type Priority struct {
+type priority struct {
 	StreamDep uint32
 	Exclusive bool
 	Weight    uint8 // wire value; the weight is Weight+1
 }
 
-// Frame is one parsed frame. Which fields are set depends on Type; the
-// slices alias the buffer passed to Framer.ReadFrame, and the Frame itself
+// frame is one parsed frame. Which fields are set depends on Type; the
+// slices alias the buffer passed to framer.ReadFrame, and the frame itself
 // is reused, so both are valid only until the next ReadFrame or until that
 // buffer is modified.
-type Frame struct {
-	FrameHeader
+type frame struct {
+	frameHeader
 
 	// Payload is, by type: DATA: the data, padding removed. HEADERS,
 	// PUSH_PROMISE, CONTINUATION: the field block fragment, padding and
 	// priority removed. SETTINGS: the raw parameters (see NumSettings,
-	// Setting). GOAWAY: the debug data. Unknown types: the whole payload.
+	// setting). GOAWAY: the debug data. Unknown types: the whole payload.
 	Payload []byte
 
-	PadLength    uint8    // DATA, HEADERS, PUSH_PROMISE with FlagPadded
-	Priority     Priority // PRIORITY, HEADERS with FlagPriority
+	PadLength    uint8    // DATA, HEADERS, PUSH_PROMISE with flagPadded
+	Priority     priority // PRIORITY, HEADERS with flagPriority
 	Code         ErrCode  // RST_STREAM, GOAWAY
 	LastStreamID uint32   // GOAWAY
 	PromisedID   uint32   // PUSH_PROMISE
@@ -119,75 +119,75 @@ type Frame struct {
 	PingData     [8]byte  // PING
 }
 
-// EndStream reports FlagEndStream on a DATA or HEADERS frame.
-func (f *Frame) EndStream() bool {
-	return (f.Type == FrameData || f.Type == FrameHeaders) && f.Flags.Has(FlagEndStream)
+// EndStream reports flagEndStream on a DATA or HEADERS frame.
+func (f *frame) EndStream() bool {
+	return (f.Type == frameData || f.Type == frameHeaders) && f.Flags.Has(flagEndStream)
 }
 
-// EndHeaders reports FlagEndHeaders on a HEADERS, PUSH_PROMISE or CONTINUATION frame.
-func (f *Frame) EndHeaders() bool {
-	return (f.Type == FrameHeaders || f.Type == FramePushPromise || f.Type == FrameContinuation) &&
-		f.Flags.Has(FlagEndHeaders)
+// EndHeaders reports flagEndHeaders on a HEADERS, PUSH_PROMISE or CONTINUATION frame.
+func (f *frame) EndHeaders() bool {
+	return (f.Type == frameHeaders || f.Type == framePushPromise || f.Type == frameContinuation) &&
+		f.Flags.Has(flagEndHeaders)
 }
 
-// IsAck reports FlagAck on a SETTINGS or PING frame.
-func (f *Frame) IsAck() bool {
-	return (f.Type == FrameSettings || f.Type == FramePing) && f.Flags.Has(FlagAck)
+// IsAck reports flagAck on a SETTINGS or PING frame.
+func (f *frame) IsAck() bool {
+	return (f.Type == frameSettings || f.Type == framePing) && f.Flags.Has(flagAck)
 }
 
 // FlowLen is the number of bytes a DATA frame counts against flow control:
 // "The entire DATA frame payload is included in flow control, including the
 // Pad Length and Padding fields if present." Zero for other types.
-func (f *Frame) FlowLen() uint32 {
-	if f.Type != FrameData {
+func (f *frame) FlowLen() uint32 {
+	if f.Type != frameData {
 		return 0
 	}
 	return f.Length
 }
 
 // NumSettings returns the number of parameters in a SETTINGS frame.
-func (f *Frame) NumSettings() int {
-	if f.Type != FrameSettings {
+func (f *frame) NumSettings() int {
+	if f.Type != frameSettings {
 		return 0
 	}
 	return len(f.Payload) / 6
 }
 
-// Setting returns the i-th parameter of a SETTINGS frame.
-func (f *Frame) Setting(i int) Setting {
+// setting returns the i-th parameter of a SETTINGS frame.
+func (f *frame) setting(i int) setting {
 	p := f.Payload[i*6 : i*6+6]
-	return Setting{ID: SettingID(binary.BigEndian.Uint16(p)), Val: binary.BigEndian.Uint32(p[2:])}
+	return setting{ID: settingID(binary.BigEndian.Uint16(p)), Val: binary.BigEndian.Uint32(p[2:])}
 }
 
-// Framer parses frames out of caller-owned buffers. It checks every rule
+// framer parses frames out of caller-owned buffers. It checks every rule
 // RFC 9113 states about a frame on its own (lengths, stream 0, flags,
 // padding, setting values); rules that involve other frames or stream state
 // (CONTINUATION sequencing, stream states, windows) belong to Conn.
 //
 // The zero value accepts frames up to DefaultMaxFrameSize.
-type Framer struct {
+type framer struct {
 	// MaxReadFrameSize is the largest payload accepted: the
 	// SETTINGS_MAX_FRAME_SIZE this endpoint advertised. 0 means 16384.
 	MaxReadFrameSize uint32
 
-	f Frame
+	f frame
 }
 
 // ReadFrame parses the frame at the start of b.
 //
-// It returns ErrNeedMore (n == 0) when b does not hold a whole frame. An
+// It returns errNeedMore (n == 0) when b does not hold a whole frame. An
 // oversized frame is reported as soon as its header is readable.
 //
 // On success it returns the frame and n, the bytes it occupies in b. The
-// Frame and its slices stay valid until the next call or until b changes.
+// frame and its slices stay valid until the next call or until b changes.
 //
 // A *ConnError means the connection must end. A *StreamError comes with a
 // valid frame and n: the frame is well formed enough to skip (and for
 // HEADERS, its field block must still be decoded to keep HPACK in sync).
-func (fr *Framer) ReadFrame(b []byte) (f *Frame, n int, err error) {
-	h, ok := ParseFrameHeader(b)
+func (fr *framer) ReadFrame(b []byte) (f *frame, n int, err error) {
+	h, ok := parseFrameHeader(b)
 	if !ok {
-		return nil, 0, ErrNeedMore
+		return nil, 0, errNeedMore
 	}
 	max := fr.MaxReadFrameSize
 	if max == 0 {
@@ -199,17 +199,17 @@ func (fr *Framer) ReadFrame(b []byte) (f *Frame, n int, err error) {
 	if h.Length > max {
 		return nil, 0, connErr(ErrCodeFrameSize, "frame larger than SETTINGS_MAX_FRAME_SIZE")
 	}
-	end := FrameHeaderLen + int(h.Length)
+	end := frameHeaderLen + int(h.Length)
 	if len(b) < end {
-		return nil, 0, ErrNeedMore
+		return nil, 0, errNeedMore
 	}
 	f = &fr.f
-	*f = Frame{FrameHeader: h}
+	*f = frame{frameHeader: h}
 	parse := parseUnknown
 	if int(h.Type) < len(frameParsers) {
 		parse = frameParsers[h.Type]
 	}
-	if err := parse(f, b[FrameHeaderLen:end]); err != nil {
+	if err := parse(f, b[frameHeaderLen:end]); err != nil {
 		if se, ok := err.(*StreamError); ok {
 			return f, end, se
 		}
@@ -222,20 +222,20 @@ func (fr *Framer) ReadFrame(b []byte) (f *Frame, n int, err error) {
 // payload p and enforces the MUSTs of that type's section, quoted beside
 // the check. Types past the table are extension frames: "Implementations
 // MUST ignore and discard frames of unknown types."
-var frameParsers = [...]func(f *Frame, p []byte) error{
-	FrameData:         parseData,
-	FrameHeaders:      parseHeaders,
-	FramePriority:     parsePriority,
-	FrameRSTStream:    parseRSTStream,
-	FrameSettings:     parseSettings,
-	FramePushPromise:  parsePushPromise,
-	FramePing:         parsePing,
-	FrameGoAway:       parseGoAway,
-	FrameWindowUpdate: parseWindowUpdate,
-	FrameContinuation: parseContinuation,
+var frameParsers = [...]func(f *frame, p []byte) error{
+	frameData:         parseData,
+	frameHeaders:      parseHeaders,
+	framePriority:     parsePriority,
+	frameRSTStream:    parseRSTStream,
+	frameSettings:     parseSettings,
+	framePushPromise:  parsePushPromise,
+	framePing:         parsePing,
+	frameGoAway:       parseGoAway,
+	frameWindowUpdate: parseWindowUpdate,
+	frameContinuation: parseContinuation,
 }
 
-func parseUnknown(f *Frame, p []byte) error {
+func parseUnknown(f *frame, p []byte) error {
 	f.Payload = p
 	return nil
 }
@@ -243,8 +243,8 @@ func parseUnknown(f *Frame, p []byte) error {
 // stripPadding removes the Pad Length octet and the padding. fixed is the
 // number of octets of fixed fields between the Pad Length and the content
 // (priority or promised id); they stay at the front of the returned slice.
-func stripPadding(f *Frame, p []byte, fixed int) ([]byte, error) {
-	if !f.Flags.Has(FlagPadded) {
+func stripPadding(f *frame, p []byte, fixed int) ([]byte, error) {
+	if !f.Flags.Has(flagPadded) {
 		if len(p) < fixed {
 			return nil, connErr(ErrCodeFrameSize, f.Type.String()+" frame too short")
 		}
@@ -268,7 +268,7 @@ func stripPadding(f *Frame, p []byte, fixed int) ([]byte, error) {
 	return p[:len(p)-pad], nil
 }
 
-func parseData(f *Frame, p []byte) error {
+func parseData(f *frame, p []byte) error {
 	// "If a DATA frame is received whose Stream Identifier field is 0x00,
 	// the recipient MUST respond with a connection error (Section 5.4.1) of
 	// type PROTOCOL_ERROR."
@@ -283,12 +283,12 @@ func parseData(f *Frame, p []byte) error {
 	return nil
 }
 
-func readPriority(p []byte) Priority {
+func readPriority(p []byte) priority {
 	v := binary.BigEndian.Uint32(p)
-	return Priority{StreamDep: v & MaxStreamID, Exclusive: v>>31 == 1, Weight: p[4]}
+	return priority{StreamDep: v & MaxStreamID, Exclusive: v>>31 == 1, Weight: p[4]}
 }
 
-func parseHeaders(f *Frame, p []byte) error {
+func parseHeaders(f *frame, p []byte) error {
 	// "If a HEADERS frame is received whose Stream Identifier field is 0x00,
 	// the recipient MUST respond with a connection error (Section 5.4.1) of
 	// type PROTOCOL_ERROR."
@@ -296,7 +296,7 @@ func parseHeaders(f *Frame, p []byte) error {
 		return connErr(ErrCodeProtocol, "HEADERS on stream 0")
 	}
 	fixed := 0
-	if f.Flags.Has(FlagPriority) {
+	if f.Flags.Has(flagPriority) {
 		fixed = 5
 	}
 	frag, err := stripPadding(f, p, fixed)
@@ -315,7 +315,7 @@ func parseHeaders(f *Frame, p []byte) error {
 	return nil
 }
 
-func parsePriority(f *Frame, p []byte) error {
+func parsePriority(f *frame, p []byte) error {
 	// "If a PRIORITY frame is received with a stream identifier of 0x00, the
 	// recipient MUST respond with a connection error (Section 5.4.1) of type
 	// PROTOCOL_ERROR."
@@ -334,7 +334,7 @@ func parsePriority(f *Frame, p []byte) error {
 	return nil
 }
 
-func parseRSTStream(f *Frame, p []byte) error {
+func parseRSTStream(f *frame, p []byte) error {
 	// "If a RST_STREAM frame is received with a stream identifier of 0x00,
 	// the recipient MUST treat this as a connection error (Section 5.4.1) of
 	// type PROTOCOL_ERROR."
@@ -350,14 +350,14 @@ func parseRSTStream(f *Frame, p []byte) error {
 	return nil
 }
 
-func parseSettings(f *Frame, p []byte) error {
+func parseSettings(f *frame, p []byte) error {
 	// "If an endpoint receives a SETTINGS frame whose Stream Identifier field
 	// is anything other than 0x00, the endpoint MUST respond with a
 	// connection error (Section 5.4.1) of type PROTOCOL_ERROR."
 	if f.StreamID != 0 {
 		return connErr(ErrCodeProtocol, "SETTINGS on a stream")
 	}
-	if f.Flags.Has(FlagAck) {
+	if f.Flags.Has(flagAck) {
 		// "Receipt of a SETTINGS frame with the ACK flag set and a length
 		// field value other than 0 MUST be treated as a connection error
 		// (Section 5.4.1) of type FRAME_SIZE_ERROR."
@@ -374,7 +374,7 @@ func parseSettings(f *Frame, p []byte) error {
 	}
 	f.Payload = p
 	for i := 0; i < len(p); i += 6 {
-		s := Setting{ID: SettingID(binary.BigEndian.Uint16(p[i:])), Val: binary.BigEndian.Uint32(p[i+2:])}
+		s := setting{ID: settingID(binary.BigEndian.Uint16(p[i:])), Val: binary.BigEndian.Uint32(p[i+2:])}
 		if err := s.Valid(); err != nil {
 			return err
 		}
@@ -382,7 +382,7 @@ func parseSettings(f *Frame, p []byte) error {
 	return nil
 }
 
-func parsePushPromise(f *Frame, p []byte) error {
+func parsePushPromise(f *frame, p []byte) error {
 	// "If the Stream Identifier field specifies the value 0x00, a recipient
 	// MUST respond with a connection error (Section 5.4.1) of type
 	// PROTOCOL_ERROR."
@@ -398,7 +398,7 @@ func parsePushPromise(f *Frame, p []byte) error {
 	return nil
 }
 
-func parsePing(f *Frame, p []byte) error {
+func parsePing(f *frame, p []byte) error {
 	// "If a PING frame is received with a Stream Identifier field value
 	// other than 0x00, the recipient MUST respond with a connection error
 	// (Section 5.4.1) of type PROTOCOL_ERROR."
@@ -415,7 +415,7 @@ func parsePing(f *Frame, p []byte) error {
 	return nil
 }
 
-func parseGoAway(f *Frame, p []byte) error {
+func parseGoAway(f *frame, p []byte) error {
 	// "An endpoint MUST treat a GOAWAY frame with a stream identifier other
 	// than 0x00 as a connection error (Section 5.4.1) of type
 	// PROTOCOL_ERROR."
@@ -431,7 +431,7 @@ func parseGoAway(f *Frame, p []byte) error {
 	return nil
 }
 
-func parseWindowUpdate(f *Frame, p []byte) error {
+func parseWindowUpdate(f *frame, p []byte) error {
 	// "A WINDOW_UPDATE frame with a length other than 4 octets MUST be
 	// treated as a connection error (Section 5.4.1) of type
 	// FRAME_SIZE_ERROR."
@@ -452,7 +452,7 @@ func parseWindowUpdate(f *Frame, p []byte) error {
 	return nil
 }
 
-func parseContinuation(f *Frame, p []byte) error {
+func parseContinuation(f *frame, p []byte) error {
 	// "If a CONTINUATION frame is received with a Stream Identifier field of
 	// 0x00, the recipient MUST respond with a connection error (Section
 	// 5.4.1) of type PROTOCOL_ERROR."

@@ -14,7 +14,7 @@ import "encoding/binary"
 
 // startFrame appends a frame header with a zero length and returns the
 // offset of the header, for endFrame.
-func startFrame(dst []byte, t FrameType, flags Flags, streamID uint32) ([]byte, int) {
+func startFrame(dst []byte, t frameType, flags frameFlags, streamID uint32) ([]byte, int) {
 	start := len(dst)
 	dst = append(dst, 0, 0, 0, byte(t), byte(flags),
 		byte(streamID>>24)&0x7f, byte(streamID>>16), byte(streamID>>8), byte(streamID))
@@ -23,7 +23,7 @@ func startFrame(dst []byte, t FrameType, flags Flags, streamID uint32) ([]byte, 
 
 // endFrame fills in the length of the frame started at start.
 func endFrame(dst []byte, start int) []byte {
-	n := len(dst) - start - FrameHeaderLen
+	n := len(dst) - start - frameHeaderLen
 	dst[start] = byte(n >> 16)
 	dst[start+1] = byte(n >> 8)
 	dst[start+2] = byte(n)
@@ -39,61 +39,61 @@ func appendPadding(dst []byte, n uint8) []byte {
 	return dst
 }
 
-// AppendFrameHeader appends a frame header as is.
-func AppendFrameHeader(dst []byte, h FrameHeader) []byte {
+// appendFrameHeader appends a frame header as is.
+func appendFrameHeader(dst []byte, h frameHeader) []byte {
 	return append(dst, byte(h.Length>>16), byte(h.Length>>8), byte(h.Length), byte(h.Type), byte(h.Flags),
 		byte(h.StreamID>>24)&0x7f, byte(h.StreamID>>16), byte(h.StreamID>>8), byte(h.StreamID))
 }
 
-// AppendFrame appends a frame of any type with a raw payload (extension
+// appendFrame appends a frame of any type with a raw payload (extension
 // frames, tests).
-func AppendFrame(dst []byte, t FrameType, flags Flags, streamID uint32, payload []byte) []byte {
+func appendFrame(dst []byte, t frameType, flags frameFlags, streamID uint32, payload []byte) []byte {
 	dst, start := startFrame(dst, t, flags, streamID)
 	dst = append(dst, payload...)
 	return endFrame(dst, start)
 }
 
-// AppendData appends a DATA frame.
-func AppendData(dst []byte, streamID uint32, endStream bool, data []byte) []byte {
-	var flags Flags
+// appendData appends a DATA frame.
+func appendData(dst []byte, streamID uint32, endStream bool, data []byte) []byte {
+	var flags frameFlags
 	if endStream {
-		flags = FlagEndStream
+		flags = flagEndStream
 	}
-	dst, start := startFrame(dst, FrameData, flags, streamID)
+	dst, start := startFrame(dst, frameData, flags, streamID)
 	dst = append(dst, data...)
 	return endFrame(dst, start)
 }
 
-// AppendDataPadded appends a DATA frame with FlagPadded and padLen zero
+// appendDataPadded appends a DATA frame with flagPadded and padLen zero
 // octets of padding (padLen 0 still costs the Pad Length octet).
-func AppendDataPadded(dst []byte, streamID uint32, endStream bool, data []byte, padLen uint8) []byte {
-	flags := FlagPadded
+func appendDataPadded(dst []byte, streamID uint32, endStream bool, data []byte, padLen uint8) []byte {
+	flags := flagPadded
 	if endStream {
-		flags |= FlagEndStream
+		flags |= flagEndStream
 	}
-	dst, start := startFrame(dst, FrameData, flags, streamID)
+	dst, start := startFrame(dst, frameData, flags, streamID)
 	dst = append(dst, padLen)
 	dst = append(dst, data...)
 	dst = appendPadding(dst, padLen)
 	return endFrame(dst, start)
 }
 
-// AppendHeaders appends a HEADERS frame without padding or priority.
-func AppendHeaders(dst []byte, streamID uint32, endStream, endHeaders bool, fragment []byte) []byte {
-	var flags Flags
+// appendHeaders appends a HEADERS frame without padding or priority.
+func appendHeaders(dst []byte, streamID uint32, endStream, endHeaders bool, fragment []byte) []byte {
+	var flags frameFlags
 	if endStream {
-		flags |= FlagEndStream
+		flags |= flagEndStream
 	}
 	if endHeaders {
-		flags |= FlagEndHeaders
+		flags |= flagEndHeaders
 	}
-	dst, start := startFrame(dst, FrameHeaders, flags, streamID)
+	dst, start := startFrame(dst, frameHeaders, flags, streamID)
 	dst = append(dst, fragment...)
 	return endFrame(dst, start)
 }
 
-// HeadersParams describes a HEADERS frame for AppendHeadersFrame.
-type HeadersParams struct {
+// headersParams describes a HEADERS frame for appendHeadersFrame.
+type headersParams struct {
 	StreamID    uint32
 	Fragment    []byte // field block fragment
 	EndStream   bool
@@ -101,26 +101,26 @@ type HeadersParams struct {
 	Padded      bool
 	PadLength   uint8
 	HasPriority bool
-	Priority    Priority
+	Priority    priority
 }
 
-// AppendHeadersFrame appends a HEADERS frame with optional padding and
+// appendHeadersFrame appends a HEADERS frame with optional padding and
 // priority fields.
-func AppendHeadersFrame(dst []byte, p HeadersParams) []byte {
-	var flags Flags
+func appendHeadersFrame(dst []byte, p headersParams) []byte {
+	var flags frameFlags
 	if p.EndStream {
-		flags |= FlagEndStream
+		flags |= flagEndStream
 	}
 	if p.EndHeaders {
-		flags |= FlagEndHeaders
+		flags |= flagEndHeaders
 	}
 	if p.Padded {
-		flags |= FlagPadded
+		flags |= flagPadded
 	}
 	if p.HasPriority {
-		flags |= FlagPriority
+		flags |= flagPriority
 	}
-	dst, start := startFrame(dst, FrameHeaders, flags, p.StreamID)
+	dst, start := startFrame(dst, frameHeaders, flags, p.StreamID)
 	if p.Padded {
 		dst = append(dst, p.PadLength)
 	}
@@ -134,7 +134,7 @@ func AppendHeadersFrame(dst []byte, p HeadersParams) []byte {
 	return endFrame(dst, start)
 }
 
-func appendPriorityFields(dst []byte, p Priority) []byte {
+func appendPriorityFields(dst []byte, p priority) []byte {
 	v := p.StreamDep & MaxStreamID
 	if p.Exclusive {
 		v |= 1 << 31
@@ -143,23 +143,23 @@ func appendPriorityFields(dst []byte, p Priority) []byte {
 	return append(dst, p.Weight)
 }
 
-// AppendPriority appends a PRIORITY frame.
-func AppendPriority(dst []byte, streamID uint32, p Priority) []byte {
-	dst, start := startFrame(dst, FramePriority, 0, streamID)
+// appendPriority appends a PRIORITY frame.
+func appendPriority(dst []byte, streamID uint32, p priority) []byte {
+	dst, start := startFrame(dst, framePriority, 0, streamID)
 	dst = appendPriorityFields(dst, p)
 	return endFrame(dst, start)
 }
 
-// AppendRSTStream appends a RST_STREAM frame.
-func AppendRSTStream(dst []byte, streamID uint32, code ErrCode) []byte {
-	dst, start := startFrame(dst, FrameRSTStream, 0, streamID)
+// appendRSTStream appends a RST_STREAM frame.
+func appendRSTStream(dst []byte, streamID uint32, code ErrCode) []byte {
+	dst, start := startFrame(dst, frameRSTStream, 0, streamID)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(code))
 	return endFrame(dst, start)
 }
 
-// AppendSettings appends a SETTINGS frame carrying the given parameters.
-func AppendSettings(dst []byte, settings ...Setting) []byte {
-	dst, start := startFrame(dst, FrameSettings, 0, 0)
+// appendSettings appends a SETTINGS frame carrying the given parameters.
+func appendSettings(dst []byte, settings ...setting) []byte {
+	dst, start := startFrame(dst, frameSettings, 0, 0)
 	for _, s := range settings {
 		dst = binary.BigEndian.AppendUint16(dst, uint16(s.ID))
 		dst = binary.BigEndian.AppendUint32(dst, s.Val)
@@ -167,14 +167,14 @@ func AppendSettings(dst []byte, settings ...Setting) []byte {
 	return endFrame(dst, start)
 }
 
-// AppendSettingsAck appends an empty SETTINGS frame with FlagAck.
-func AppendSettingsAck(dst []byte) []byte {
-	dst, start := startFrame(dst, FrameSettings, FlagAck, 0)
+// appendSettingsAck appends an empty SETTINGS frame with flagAck.
+func appendSettingsAck(dst []byte) []byte {
+	dst, start := startFrame(dst, frameSettings, flagAck, 0)
 	return endFrame(dst, start)
 }
 
-// PushPromiseParams describes a PUSH_PROMISE frame for AppendPushPromise.
-type PushPromiseParams struct {
+// pushPromiseParams describes a PUSH_PROMISE frame for appendPushPromise.
+type pushPromiseParams struct {
 	StreamID   uint32
 	PromisedID uint32
 	Fragment   []byte
@@ -183,17 +183,17 @@ type PushPromiseParams struct {
 	PadLength  uint8
 }
 
-// AppendPushPromise appends a PUSH_PROMISE frame. sluice never pushes; this
+// appendPushPromise appends a PUSH_PROMISE frame. sluice never pushes; this
 // exists for completeness and tests.
-func AppendPushPromise(dst []byte, p PushPromiseParams) []byte {
-	var flags Flags
+func appendPushPromise(dst []byte, p pushPromiseParams) []byte {
+	var flags frameFlags
 	if p.EndHeaders {
-		flags |= FlagEndHeaders
+		flags |= flagEndHeaders
 	}
 	if p.Padded {
-		flags |= FlagPadded
+		flags |= flagPadded
 	}
-	dst, start := startFrame(dst, FramePushPromise, flags, p.StreamID)
+	dst, start := startFrame(dst, framePushPromise, flags, p.StreamID)
 	if p.Padded {
 		dst = append(dst, p.PadLength)
 	}
@@ -205,41 +205,41 @@ func AppendPushPromise(dst []byte, p PushPromiseParams) []byte {
 	return endFrame(dst, start)
 }
 
-// AppendPing appends a PING frame, or its acknowledgment when ack is set.
-func AppendPing(dst []byte, ack bool, data [8]byte) []byte {
-	var flags Flags
+// appendPing appends a PING frame, or its acknowledgment when ack is set.
+func appendPing(dst []byte, ack bool, data [8]byte) []byte {
+	var flags frameFlags
 	if ack {
-		flags = FlagAck
+		flags = flagAck
 	}
-	dst, start := startFrame(dst, FramePing, flags, 0)
+	dst, start := startFrame(dst, framePing, flags, 0)
 	dst = append(dst, data[:]...)
 	return endFrame(dst, start)
 }
 
-// AppendGoAway appends a GOAWAY frame.
-func AppendGoAway(dst []byte, lastStreamID uint32, code ErrCode, debug []byte) []byte {
-	dst, start := startFrame(dst, FrameGoAway, 0, 0)
+// appendGoAway appends a GOAWAY frame.
+func appendGoAway(dst []byte, lastStreamID uint32, code ErrCode, debug []byte) []byte {
+	dst, start := startFrame(dst, frameGoAway, 0, 0)
 	dst = binary.BigEndian.AppendUint32(dst, lastStreamID&MaxStreamID)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(code))
 	dst = append(dst, debug...)
 	return endFrame(dst, start)
 }
 
-// AppendWindowUpdate appends a WINDOW_UPDATE frame; streamID 0 addresses the
+// appendWindowUpdate appends a WINDOW_UPDATE frame; streamID 0 addresses the
 // connection window.
-func AppendWindowUpdate(dst []byte, streamID, increment uint32) []byte {
-	dst, start := startFrame(dst, FrameWindowUpdate, 0, streamID)
+func appendWindowUpdate(dst []byte, streamID, increment uint32) []byte {
+	dst, start := startFrame(dst, frameWindowUpdate, 0, streamID)
 	dst = binary.BigEndian.AppendUint32(dst, increment&MaxWindowSize)
 	return endFrame(dst, start)
 }
 
-// AppendContinuation appends a CONTINUATION frame.
-func AppendContinuation(dst []byte, streamID uint32, endHeaders bool, fragment []byte) []byte {
-	var flags Flags
+// appendContinuation appends a CONTINUATION frame.
+func appendContinuation(dst []byte, streamID uint32, endHeaders bool, fragment []byte) []byte {
+	var flags frameFlags
 	if endHeaders {
-		flags = FlagEndHeaders
+		flags = flagEndHeaders
 	}
-	dst, start := startFrame(dst, FrameContinuation, flags, streamID)
+	dst, start := startFrame(dst, frameContinuation, flags, streamID)
 	dst = append(dst, fragment...)
 	return endFrame(dst, start)
 }

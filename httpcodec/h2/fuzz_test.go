@@ -10,48 +10,48 @@ import (
 )
 
 // reencode writes f back with our encoders, keeping only defined flags.
-func reencode(f *Frame) []byte {
-	es, eh, padded := f.Flags.Has(FlagEndStream), f.Flags.Has(FlagEndHeaders), f.Flags.Has(FlagPadded)
+func reencode(f *frame) []byte {
+	es, eh, padded := f.Flags.Has(flagEndStream), f.Flags.Has(flagEndHeaders), f.Flags.Has(flagPadded)
 	switch f.Type {
-	case FrameData:
+	case frameData:
 		if padded {
-			return AppendDataPadded(nil, f.StreamID, es, f.Payload, f.PadLength)
+			return appendDataPadded(nil, f.StreamID, es, f.Payload, f.PadLength)
 		}
-		return AppendData(nil, f.StreamID, es, f.Payload)
-	case FrameHeaders:
-		return AppendHeadersFrame(nil, HeadersParams{
+		return appendData(nil, f.StreamID, es, f.Payload)
+	case frameHeaders:
+		return appendHeadersFrame(nil, headersParams{
 			StreamID: f.StreamID, Fragment: f.Payload, EndStream: es, EndHeaders: eh,
-			Padded: padded, PadLength: f.PadLength, HasPriority: f.Flags.Has(FlagPriority), Priority: f.Priority,
+			Padded: padded, PadLength: f.PadLength, HasPriority: f.Flags.Has(flagPriority), Priority: f.Priority,
 		})
-	case FramePriority:
-		return AppendPriority(nil, f.StreamID, f.Priority)
-	case FrameRSTStream:
-		return AppendRSTStream(nil, f.StreamID, f.Code)
-	case FrameSettings:
+	case framePriority:
+		return appendPriority(nil, f.StreamID, f.Priority)
+	case frameRSTStream:
+		return appendRSTStream(nil, f.StreamID, f.Code)
+	case frameSettings:
 		if f.IsAck() {
-			return AppendSettingsAck(nil)
+			return appendSettingsAck(nil)
 		}
-		var ss []Setting
+		var ss []setting
 		for i := range f.NumSettings() {
-			ss = append(ss, f.Setting(i))
+			ss = append(ss, f.setting(i))
 		}
-		return AppendSettings(nil, ss...)
-	case FramePushPromise:
-		return AppendPushPromise(nil, PushPromiseParams{StreamID: f.StreamID, PromisedID: f.PromisedID, Fragment: f.Payload, EndHeaders: eh, Padded: padded, PadLength: f.PadLength})
-	case FramePing:
-		return AppendPing(nil, f.IsAck(), f.PingData)
-	case FrameGoAway:
-		return AppendGoAway(nil, f.LastStreamID, f.Code, f.Payload)
-	case FrameWindowUpdate:
-		return AppendWindowUpdate(nil, f.StreamID, f.Increment)
-	case FrameContinuation:
-		return AppendContinuation(nil, f.StreamID, eh, f.Payload)
+		return appendSettings(nil, ss...)
+	case framePushPromise:
+		return appendPushPromise(nil, pushPromiseParams{StreamID: f.StreamID, PromisedID: f.PromisedID, Fragment: f.Payload, EndHeaders: eh, Padded: padded, PadLength: f.PadLength})
+	case framePing:
+		return appendPing(nil, f.IsAck(), f.PingData)
+	case frameGoAway:
+		return appendGoAway(nil, f.LastStreamID, f.Code, f.Payload)
+	case frameWindowUpdate:
+		return appendWindowUpdate(nil, f.StreamID, f.Increment)
+	case frameContinuation:
+		return appendContinuation(nil, f.StreamID, eh, f.Payload)
 	}
-	return AppendFrame(nil, f.Type, f.Flags, f.StreamID, f.Payload)
+	return appendFrame(nil, f.Type, f.Flags, f.StreamID, f.Payload)
 }
 
 // sameFrame compares the meaning of two frames.
-func sameFrame(a, b *Frame) bool {
+func sameFrame(a, b *frame) bool {
 	return a.Type == b.Type && a.StreamID == b.StreamID && a.EndStream() == b.EndStream() &&
 		a.EndHeaders() == b.EndHeaders() && a.IsAck() == b.IsAck() && bytes.Equal(a.Payload, b.Payload) &&
 		a.PadLength == b.PadLength && a.Priority == b.Priority && a.Code == b.Code &&
@@ -59,7 +59,7 @@ func sameFrame(a, b *Frame) bool {
 		a.Increment == b.Increment && a.PingData == b.PingData && a.FlowLen() == b.FlowLen()
 }
 
-func copyFrame(f *Frame) *Frame {
+func copyFrame(f *frame) *frame {
 	cp := *f
 	cp.Payload = append([]byte(nil), f.Payload...)
 	return &cp
@@ -81,55 +81,55 @@ func generate(b []byte) []byte {
 	switch typ {
 	case 0:
 		if sel&1 == 1 {
-			return AppendDataPadded(nil, id, sel&2 != 0, payload, pad)
+			return appendDataPadded(nil, id, sel&2 != 0, payload, pad)
 		}
-		return AppendData(nil, id, sel&2 != 0, payload)
+		return appendData(nil, id, sel&2 != 0, payload)
 	case 1:
-		return AppendHeadersFrame(nil, HeadersParams{StreamID: id, Fragment: payload, EndStream: sel&1 != 0, EndHeaders: sel&2 != 0,
-			Padded: sel&4 != 0, PadLength: pad, HasPriority: sel&8 != 0, Priority: Priority{StreamDep: id + 2, Exclusive: sel&16 != 0, Weight: pad}})
+		return appendHeadersFrame(nil, headersParams{StreamID: id, Fragment: payload, EndStream: sel&1 != 0, EndHeaders: sel&2 != 0,
+			Padded: sel&4 != 0, PadLength: pad, HasPriority: sel&8 != 0, Priority: priority{StreamDep: id + 2, Exclusive: sel&16 != 0, Weight: pad}})
 	case 2:
-		return AppendPriority(nil, id, Priority{StreamDep: id + 2, Exclusive: sel&1 != 0, Weight: pad})
+		return appendPriority(nil, id, priority{StreamDep: id + 2, Exclusive: sel&1 != 0, Weight: pad})
 	case 3:
-		return AppendRSTStream(nil, id, ErrCode(pad))
+		return appendRSTStream(nil, id, ErrCode(pad))
 	case 4:
-		var ss []Setting
+		var ss []setting
 		for i := 0; i+6 <= len(payload) && i < 60; i += 6 {
-			s := Setting{ID: SettingID(binary.BigEndian.Uint16(payload[i:])), Val: binary.BigEndian.Uint32(payload[i+2:])}
+			s := setting{ID: settingID(binary.BigEndian.Uint16(payload[i:])), Val: binary.BigEndian.Uint32(payload[i+2:])}
 			if s.Valid() == nil {
 				ss = append(ss, s)
 			}
 		}
-		return AppendSettings(nil, ss...)
+		return appendSettings(nil, ss...)
 	case 5:
-		return AppendPushPromise(nil, PushPromiseParams{StreamID: id, PromisedID: id + 1, Fragment: payload, EndHeaders: sel&1 != 0, Padded: sel&2 != 0, PadLength: pad})
+		return appendPushPromise(nil, pushPromiseParams{StreamID: id, PromisedID: id + 1, Fragment: payload, EndHeaders: sel&1 != 0, Padded: sel&2 != 0, PadLength: pad})
 	case 6:
-		return AppendPing(nil, sel&1 != 0, ping)
+		return appendPing(nil, sel&1 != 0, ping)
 	case 7:
-		return AppendGoAway(nil, id, ErrCode(pad), payload)
+		return appendGoAway(nil, id, ErrCode(pad), payload)
 	case 8:
-		return AppendWindowUpdate(nil, id*uint32(sel&1), uint32(pad)+1)
+		return appendWindowUpdate(nil, id*uint32(sel&1), uint32(pad)+1)
 	case 9:
-		return AppendContinuation(nil, id, sel&1 != 0, payload)
+		return appendContinuation(nil, id, sel&1 != 0, payload)
 	}
-	return AppendFrame(nil, FrameType(10+sel%200), Flags(pad), id, payload)
+	return appendFrame(nil, frameType(10+sel%200), frameFlags(pad), id, payload)
 }
 
 func FuzzFramer(f *testing.F) {
 	for _, seed := range [][]byte{
-		AppendData(nil, 1, true, []byte("hello")),
-		AppendDataPadded(nil, 3, false, []byte("x"), 4),
-		AppendHeaders(nil, 1, true, true, typicalRequestBlock()),
-		AppendHeadersFrame(nil, HeadersParams{StreamID: 5, Fragment: []byte{0x82}, EndHeaders: true, Padded: true, PadLength: 2, HasPriority: true, Priority: Priority{StreamDep: 3, Weight: 7}}),
-		AppendPriority(nil, 1, Priority{StreamDep: 3, Weight: 1}),
-		AppendRSTStream(nil, 1, ErrCodeCancel),
-		AppendSettings(nil, Setting{SettingMaxConcurrentStreams, 100}, Setting{SettingInitialWindowSize, 1 << 20}),
-		AppendSettingsAck(nil),
-		AppendPushPromise(nil, PushPromiseParams{StreamID: 1, PromisedID: 2, Fragment: []byte{0x82}, EndHeaders: true}),
-		AppendPing(nil, false, [8]byte{1, 2, 3}),
-		AppendGoAway(nil, 7, ErrCodeEnhanceYourCalm, []byte("calm")),
-		AppendWindowUpdate(nil, 0, 1000),
-		AppendContinuation(nil, 1, true, []byte{0x84}),
-		AppendFrame(nil, 0xfe, 0xff, 9, []byte("ext")),
+		appendData(nil, 1, true, []byte("hello")),
+		appendDataPadded(nil, 3, false, []byte("x"), 4),
+		appendHeaders(nil, 1, true, true, typicalRequestBlock()),
+		appendHeadersFrame(nil, headersParams{StreamID: 5, Fragment: []byte{0x82}, EndHeaders: true, Padded: true, PadLength: 2, HasPriority: true, Priority: priority{StreamDep: 3, Weight: 7}}),
+		appendPriority(nil, 1, priority{StreamDep: 3, Weight: 1}),
+		appendRSTStream(nil, 1, ErrCodeCancel),
+		appendSettings(nil, setting{settingMaxConcurrentStreams, 100}, setting{settingInitialWindowSize, 1 << 20}),
+		appendSettingsAck(nil),
+		appendPushPromise(nil, pushPromiseParams{StreamID: 1, PromisedID: 2, Fragment: []byte{0x82}, EndHeaders: true}),
+		appendPing(nil, false, [8]byte{1, 2, 3}),
+		appendGoAway(nil, 7, ErrCodeEnhanceYourCalm, []byte("calm")),
+		appendWindowUpdate(nil, 0, 1000),
+		appendContinuation(nil, 1, true, []byte{0x84}),
+		appendFrame(nil, 0xfe, 0xff, 9, []byte("ext")),
 		{0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0x0a}, // generator input
 	} {
 		f.Add(seed)
@@ -141,14 +141,14 @@ func checkFramer(t *testing.T, b []byte) {
 	{
 		// 1. Parse arbitrary bytes; every frame that parses must survive
 		// re-encoding and parsing again.
-		var fr, fr2 Framer
+		var fr, fr2 framer
 		fr.MaxReadFrameSize = MaxFrameSizeLimit
 		rest := b
 		for len(rest) > 0 {
 			fm, n, err := fr.ReadFrame(rest)
-			if err == ErrNeedMore {
+			if err == errNeedMore {
 				if n != 0 {
-					t.Fatal("ErrNeedMore with n != 0")
+					t.Fatal("errNeedMore with n != 0")
 				}
 				break
 			}
@@ -181,7 +181,7 @@ func checkFramer(t *testing.T, b []byte) {
 			// The generator keeps every field legal.
 			t.Fatalf("generated frame rejected: %v\n% x", err, g)
 		}
-		if n != len(g) || int(fm.Length) != len(g)-FrameHeaderLen {
+		if n != len(g) || int(fm.Length) != len(g)-frameHeaderLen {
 			t.Fatalf("length mismatch: n=%d len=%d field=%d", n, len(g), fm.Length)
 		}
 		if !bytes.Equal(reencode(copyFrame(fm)), g) {
@@ -235,21 +235,21 @@ func FuzzConnFeed(f *testing.F) {
 	req := enc(reqFields()...)
 	post := enc(postFields(hf("content-length", "5"))...)
 	var conv []byte
-	conv = AppendHeaders(conv, 1, true, true, req)
-	conv = AppendHeaders(conv, 3, false, true, post)
-	conv = AppendData(conv, 3, true, []byte("hello"))
-	conv = AppendHeaders(conv, 5, false, false, post[:3])
-	conv = AppendContinuation(conv, 5, true, post[3:])
-	conv = AppendRSTStream(conv, 5, ErrCodeCancel)
-	conv = AppendPing(conv, false, [8]byte{7})
-	conv = AppendWindowUpdate(conv, 0, 100)
-	conv = AppendSettings(conv, Setting{SettingInitialWindowSize, 10})
-	conv = AppendPriority(conv, 7, Priority{StreamDep: 1, Weight: 3})
-	conv = AppendGoAway(conv, 0, ErrCodeNo, nil)
+	conv = appendHeaders(conv, 1, true, true, req)
+	conv = appendHeaders(conv, 3, false, true, post)
+	conv = appendData(conv, 3, true, []byte("hello"))
+	conv = appendHeaders(conv, 5, false, false, post[:3])
+	conv = appendContinuation(conv, 5, true, post[3:])
+	conv = appendRSTStream(conv, 5, ErrCodeCancel)
+	conv = appendPing(conv, false, [8]byte{7})
+	conv = appendWindowUpdate(conv, 0, 100)
+	conv = appendSettings(conv, setting{settingInitialWindowSize, 10})
+	conv = appendPriority(conv, 7, priority{StreamDep: 1, Weight: 3})
+	conv = appendGoAway(conv, 0, ErrCodeNo, nil)
 	f.Add(byte(0), conv)
 	f.Add(byte(17), conv)
-	f.Add(byte(1), AppendHeaders(nil, 1, true, true, enc(hf(":status", "200"))))
-	f.Add(byte(0), AppendDataPadded(nil, 1, false, []byte("x"), 9))
+	f.Add(byte(1), appendHeaders(nil, 1, true, true, enc(hf(":status", "200"))))
+	f.Add(byte(0), appendDataPadded(nil, 1, false, []byte("x"), 9))
 	f.Fuzz(func(t *testing.T, mode byte, b []byte) {
 		role := Server
 		if mode&1 == 1 {
@@ -266,8 +266,8 @@ func FuzzConnFeed(f *testing.F) {
 			c.OpenStream(reqFields(), false)
 			c.OpenStream(reqFields(), true)
 		}
-		c.Feed(now, AppendSettings(nil))
-		c.Feed(now, AppendSettingsAck(nil))
+		c.Feed(now, appendSettings(nil))
+		c.Feed(now, appendSettingsAck(nil))
 		c.AppendOutput(nil)
 		// Deliver in chunks whose size depends on the mode byte, keeping
 		// the unconsumed tail like an event loop does.
@@ -280,7 +280,7 @@ func FuzzConnFeed(f *testing.F) {
 			out = c.AppendOutput(out[:0])
 			now = now.Add(time.Millisecond)
 			c.OnTimer(now)
-			if len(in) > FrameHeaderLen+int(c.cfg.MaxReadFrameSize) {
+			if len(in) > frameHeaderLen+int(c.cfg.MaxReadFrameSize) {
 				t.Fatalf("Conn left %d bytes unconsumed", len(in))
 			}
 			if len(c.streams) > int(cfg.MaxConcurrentStreams)+2 || len(c.closed.ents) > cfg.MaxClosedStreams {
@@ -293,7 +293,7 @@ func FuzzConnFeed(f *testing.F) {
 				t.Fatalf("fields %d output %d", len(c.fields), len(out))
 			}
 			// Everything we send must parse.
-			var fr Framer
+			var fr framer
 			fr.MaxReadFrameSize = MaxFrameSizeLimit
 			for o := out; len(o) > 0; {
 				if role == Client && bytes.HasPrefix(o, []byte(ClientPreface)) {

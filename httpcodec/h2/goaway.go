@@ -55,9 +55,9 @@ func (c *Conn) Shutdown(now time.Time) {
 	}
 	c.goAway.phase = 1
 	c.goAway.deadline = now.Add(c.cfg.GoAwayTimeout)
-	c.out = AppendGoAway(c.out, MaxStreamID, ErrCodeNo, nil)
+	c.out = appendGoAway(c.out, MaxStreamID, ErrCodeNo, nil)
 	c.stats.GoAwaySent.add(ErrCodeNo)
-	c.out = AppendPing(c.out, false, shutdownPing)
+	c.out = appendPing(c.out, false, shutdownPing)
 }
 
 // goAwayFinal is phase 2 of Shutdown.
@@ -67,7 +67,7 @@ func (c *Conn) goAwayFinal() {
 }
 
 func (c *Conn) sendGoAway(last uint32, code ErrCode, debug []byte) {
-	c.out = AppendGoAway(c.out, last, code, debug)
+	c.out = appendGoAway(c.out, last, code, debug)
 	c.stats.GoAwaySent.add(code)
 	c.goAway.sent = true
 	c.goAway.lastID = last
@@ -111,7 +111,7 @@ func (c *Conn) GoingAway() bool {
 	return c.goAway.sent || c.goAway.phase != 0 || c.goAway.recv
 }
 
-func (c *Conn) onGoAway(f *Frame) {
+func (c *Conn) onGoAway(f *frame) {
 	last := f.LastStreamID
 	if c.goAway.recv && last > c.goAway.recvLast {
 		last = c.goAway.recvLast // a peer may not raise it; keep the lower

@@ -25,7 +25,7 @@ func TestGracefulShutdownTwoPhase(t *testing.T) {
 
 	tc.c.Shutdown(tc.now)
 	tc.wantGoAway(MaxStreamID, ErrCodeNo)
-	f := tc.wantFrameType(FramePing)
+	f := tc.wantFrameType(framePing)
 	if f.IsAck() {
 		t.Fatal("want PING")
 	}
@@ -40,7 +40,7 @@ func TestGracefulShutdownTwoPhase(t *testing.T) {
 	// A request the client sent before it read the GOAWAY.
 	tc.openRequest(201, false)
 	// The PING ACK proves the client has seen the GOAWAY: phase 2.
-	tc.writeFrame(AppendPing(nil, true, f.PingData))
+	tc.writeFrame(appendPing(nil, true, f.PingData))
 	tc.wantGoAway(201, ErrCodeNo)
 	tc.wantIdle()
 	if !tc.c.NextDeadline().IsZero() {
@@ -79,8 +79,8 @@ func TestGracefulShutdownTwoPhase(t *testing.T) {
 	// The header block of the ignored stream was decoded: a later block
 	// referencing its dynamic-table entry would still decode. (The
 	// connection is drained, but frames are still processed.)
-	tc.writeFrame(AppendPing(nil, false, [8]byte{9}))
-	tc.wantFrameType(FramePing)
+	tc.writeFrame(appendPing(nil, false, [8]byte{9}))
+	tc.wantFrameType(framePing)
 }
 
 func TestGracefulShutdownTimeout(t *testing.T) {
@@ -88,7 +88,7 @@ func TestGracefulShutdownTimeout(t *testing.T) {
 	tc.openRequest(1, false)
 	tc.c.Shutdown(tc.now)
 	tc.wantGoAway(MaxStreamID, ErrCodeNo)
-	tc.wantFrameType(FramePing)
+	tc.wantFrameType(framePing)
 	if err := tc.advance(400 * time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestGracefulShutdownTimeout(t *testing.T) {
 	}
 	tc.wantGoAway(3, ErrCodeNo)
 	// A late ACK of the shutdown PING changes nothing.
-	tc.writeFrame(AppendPing(nil, true, shutdownPing))
+	tc.writeFrame(appendPing(nil, true, shutdownPing))
 	tc.wantIdle()
 	tc.writeHeaders(5, true, reqFields()...)
 	tc.wantIdle()
@@ -126,7 +126,7 @@ func TestGoAwayImmediate(t *testing.T) {
 	if string(f.Payload) != "shutting down" {
 		t.Fatalf("debug %q", f.Payload)
 	}
-	_, err := tc.c.Feed(tc.now, AppendPing(nil, false, [8]byte{}))
+	_, err := tc.c.Feed(tc.now, appendPing(nil, false, [8]byte{}))
 	var ce *ConnError
 	if !errors.As(err, &ce) || ce.By != ByCaller || ce.Code != ErrCodeInternal {
 		t.Fatalf("Feed after GoAway: %v", err)
@@ -162,7 +162,7 @@ func TestConnErrorGoAwayCarriesLastStream(t *testing.T) {
 	tc := newTestConn(t, Server, Config{})
 	tc.openRequest(1, false)
 	tc.openRequest(5, false)
-	err := tc.writeFrameErr(rawFrame(-1, FramePing, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8))
+	err := tc.writeFrameErr(rawFrame(-1, framePing, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8))
 	tc.wantConnError(err, ErrCodeProtocol)
 	f := tc.wantGoAway(5, ErrCodeProtocol)
 	if string(f.Payload) != "PING on a stream" {

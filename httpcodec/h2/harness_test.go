@@ -60,7 +60,7 @@ type testConn struct {
 	enc    *hpack.Encoder
 	encBuf bytes.Buffer
 	dec    *hpack.Decoder
-	fr     Framer
+	fr     framer
 	out    []byte // our output not yet examined
 	in     []byte // peer bytes not yet consumed by Feed
 
@@ -173,13 +173,13 @@ func (tc *testConn) handshake() {
 	} else {
 		tc.wantRaw([]byte(ClientPreface))
 	}
-	tc.writeFrame(AppendSettings(nil))
-	tc.wantFrameType(FrameSettings) // ours
+	tc.writeFrame(appendSettings(nil))
+	tc.wantFrameType(frameSettings) // ours
 	if tc.c.cfg.ConnWindow > DefaultWindowSize {
-		tc.wantFrameType(FrameWindowUpdate)
+		tc.wantFrameType(frameWindowUpdate)
 	}
 	tc.wantSettingsAck()
-	tc.writeFrame(AppendSettingsAck(nil))
+	tc.writeFrame(appendSettingsAck(nil))
 	tc.wantEvent(event{kind: "settings"})
 	tc.wantIdle()
 }
@@ -219,12 +219,12 @@ func (tc *testConn) block(fields ...hpack.HeaderField) []byte {
 
 func (tc *testConn) writeHeaders(id uint32, es bool, fields ...hpack.HeaderField) {
 	tc.t.Helper()
-	tc.writeFrame(AppendHeaders(nil, id, es, true, tc.block(fields...)))
+	tc.writeFrame(appendHeaders(nil, id, es, true, tc.block(fields...)))
 }
 
 func (tc *testConn) writeData(id uint32, es bool, data string) {
 	tc.t.Helper()
-	tc.writeFrame(AppendData(nil, id, es, []byte(data)))
+	tc.writeFrame(appendData(nil, id, es, []byte(data)))
 }
 
 func (tc *testConn) drain() {
@@ -232,7 +232,7 @@ func (tc *testConn) drain() {
 }
 
 // readFrame takes the next frame of our output, copied.
-func (tc *testConn) readFrame() (*Frame, bool) {
+func (tc *testConn) readFrame() (*frame, bool) {
 	tc.t.Helper()
 	tc.drain()
 	if len(tc.out) == 0 {
@@ -257,7 +257,7 @@ func (tc *testConn) wantRaw(b []byte) {
 	tc.out = tc.out[len(b):]
 }
 
-func (tc *testConn) wantFrameType(ft FrameType) *Frame {
+func (tc *testConn) wantFrameType(ft frameType) *frame {
 	tc.t.Helper()
 	f, ok := tc.readFrame()
 	if !ok {
@@ -269,13 +269,13 @@ func (tc *testConn) wantFrameType(ft FrameType) *Frame {
 	return f
 }
 
-func describe(f *Frame) string {
+func describe(f *frame) string {
 	switch f.Type {
-	case FrameRSTStream:
+	case frameRSTStream:
 		return fmt.Sprintf("stream=%d code=%v", f.StreamID, f.Code)
-	case FrameGoAway:
+	case frameGoAway:
 		return fmt.Sprintf("last=%d code=%v debug=%q", f.LastStreamID, f.Code, f.Payload)
-	case FrameWindowUpdate:
+	case frameWindowUpdate:
 		return fmt.Sprintf("stream=%d incr=%d", f.StreamID, f.Increment)
 	}
 	return fmt.Sprintf("stream=%d flags=%#x len=%d", f.StreamID, f.Flags, f.Length)
@@ -283,7 +283,7 @@ func describe(f *Frame) string {
 
 func (tc *testConn) wantSettingsAck() {
 	tc.t.Helper()
-	f := tc.wantFrameType(FrameSettings)
+	f := tc.wantFrameType(frameSettings)
 	if !f.IsAck() {
 		tc.t.Fatalf("want SETTINGS ACK, got SETTINGS")
 	}
@@ -291,15 +291,15 @@ func (tc *testConn) wantSettingsAck() {
 
 func (tc *testConn) wantRST(id uint32, code ErrCode) {
 	tc.t.Helper()
-	f := tc.wantFrameType(FrameRSTStream)
+	f := tc.wantFrameType(frameRSTStream)
 	if f.StreamID != id || f.Code != code {
 		tc.t.Fatalf("want RST_STREAM(%d, %v), got RST_STREAM(%d, %v)", id, code, f.StreamID, f.Code)
 	}
 }
 
-func (tc *testConn) wantGoAway(last uint32, code ErrCode) *Frame {
+func (tc *testConn) wantGoAway(last uint32, code ErrCode) *frame {
 	tc.t.Helper()
-	f := tc.wantFrameType(FrameGoAway)
+	f := tc.wantFrameType(frameGoAway)
 	if f.LastStreamID != last || f.Code != code {
 		tc.t.Fatalf("want GOAWAY(%d, %v), got GOAWAY(%d, %v, %q)", last, code, f.LastStreamID, f.Code, f.Payload)
 	}
@@ -308,7 +308,7 @@ func (tc *testConn) wantGoAway(last uint32, code ErrCode) *Frame {
 
 func (tc *testConn) wantWindowUpdate(id, incr uint32) {
 	tc.t.Helper()
-	f := tc.wantFrameType(FrameWindowUpdate)
+	f := tc.wantFrameType(frameWindowUpdate)
 	if f.StreamID != id || f.Increment != incr {
 		tc.t.Fatalf("want WINDOW_UPDATE(%d, %d), got WINDOW_UPDATE(%d, %d)", id, incr, f.StreamID, f.Increment)
 	}
@@ -317,13 +317,13 @@ func (tc *testConn) wantWindowUpdate(id, incr uint32) {
 // wantHeaders reads a header block (HEADERS + CONTINUATIONs) and decodes it.
 func (tc *testConn) wantHeaders(id uint32, es bool) []hpack.HeaderField {
 	tc.t.Helper()
-	f := tc.wantFrameType(FrameHeaders)
+	f := tc.wantFrameType(frameHeaders)
 	if f.StreamID != id || f.EndStream() != es {
 		tc.t.Fatalf("want HEADERS(%d, es=%v), got HEADERS(%d, es=%v)", id, es, f.StreamID, f.EndStream())
 	}
 	block := f.Payload
 	for end := f.EndHeaders(); !end; {
-		cf := tc.wantFrameType(FrameContinuation)
+		cf := tc.wantFrameType(frameContinuation)
 		if cf.StreamID != id {
 			tc.t.Fatalf("CONTINUATION on stream %d, want %d", cf.StreamID, id)
 		}
@@ -339,7 +339,7 @@ func (tc *testConn) wantHeaders(id uint32, es bool) []hpack.HeaderField {
 
 func (tc *testConn) wantData(id uint32, es bool, data string) {
 	tc.t.Helper()
-	f := tc.wantFrameType(FrameData)
+	f := tc.wantFrameType(frameData)
 	if f.StreamID != id || f.EndStream() != es || string(f.Payload) != data {
 		tc.t.Fatalf("want DATA(%d, es=%v, %q), got DATA(%d, es=%v, %q)", id, es, data, f.StreamID, f.EndStream(), f.Payload)
 	}

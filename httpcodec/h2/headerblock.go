@@ -62,10 +62,10 @@ func (c *Conn) beginReset(id uint32, code ErrCode, reason string, active bool) {
 	c.hb.resetCode, c.hb.resetReason, c.hb.resetActive = code, reason, active
 }
 
-// onHeaders starts a header block. pending is a stream error the Framer
+// onHeaders starts a header block. pending is a stream error the framer
 // found in the frame (self-dependency): the block is decoded, then the
 // stream reset.
-func (c *Conn) onHeaders(f *Frame, pending *StreamError) {
+func (c *Conn) onHeaders(f *frame, pending *StreamError) {
 	id, es := f.StreamID, f.EndStream()
 	if !c.peerInitiated(id) {
 		if c.role == Server {
@@ -153,7 +153,7 @@ func (c *Conn) onHeaders(f *Frame, pending *StreamError) {
 	c.blockFragment(f.Payload, f.EndHeaders())
 }
 
-func (c *Conn) onContinuation(f *Frame) {
+func (c *Conn) onContinuation(f *frame) {
 	if !c.hb.active {
 		// "A CONTINUATION frame MUST be preceded by a HEADERS, PUSH_PROMISE
 		// or CONTINUATION frame without the END_HEADERS flag set. A

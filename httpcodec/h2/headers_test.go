@@ -180,7 +180,7 @@ func TestOutgoingValidation(t *testing.T) {
 func TestPeerMaxHeaderListSizeOnSend(t *testing.T) {
 	tc := newRawTestConn(t, Client, Config{})
 	tc.drain()
-	tc.writeFrame(AppendSettings(nil, Setting{SettingMaxHeaderListSize, 200}))
+	tc.writeFrame(appendSettings(nil, setting{settingMaxHeaderListSize, 200}))
 	if _, err := tc.c.OpenStream(reqFields(hf("x-big", bigString(200))), true); err != ErrHeaderListTooLarge {
 		t.Fatalf("got %v", err)
 	}

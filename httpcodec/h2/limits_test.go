@@ -39,15 +39,15 @@ func (tc *testConn) feedAll(b []byte) (int, error) {
 }
 
 // lastGoAway scans our output for the GOAWAY.
-func (tc *testConn) lastGoAway() *Frame {
+func (tc *testConn) lastGoAway() *frame {
 	tc.t.Helper()
-	var ga *Frame
+	var ga *frame
 	for {
 		f, ok := tc.readFrame()
 		if !ok {
 			return ga
 		}
-		if f.Type == FrameGoAway {
+		if f.Type == frameGoAway {
 			ga = f
 		}
 	}
@@ -79,7 +79,7 @@ func TestLimitConcurrentStreams(t *testing.T) {
 		t.Fatalf("%d active", tc.c.ActiveStreams())
 	}
 	// A stream finishing makes room.
-	tc.writeFrame(AppendRSTStream(nil, 1, ErrCodeCancel))
+	tc.writeFrame(appendRSTStream(nil, 1, ErrCodeCancel))
 	tc.wantEvent(event{kind: "reset", id: 1, code: ErrCodeCancel, by: ByPeer})
 	tc.writeHeaders(23, true, reqFields(hf("x-session", "abc"))...)
 	e := tc.wantEvent(event{kind: "headers", id: 23, es: true})
@@ -102,13 +102,13 @@ func TestLimitRefusedStreamFlood(t *testing.T) {
 	var in []byte
 	block := tc.block(reqFields()...)
 	for i := range 5000 {
-		in = AppendHeaders(in, uint32(3+2*i), true, true, block)
+		in = appendHeaders(in, uint32(3+2*i), true, true, block)
 	}
 	var n int
 	var err error
 	alloc := allocated(func() { n, err = tc.feedAll(in) })
 	tc.wantCalm(err, "reset")
-	frameLen := len(AppendHeaders(nil, 3, true, true, block))
+	frameLen := len(appendHeaders(nil, 3, true, true, block))
 	if frames := n / frameLen; frames > DefaultResetBudget.Max+1 {
 		t.Fatalf("processed %d frames before cutting off", frames)
 	}
@@ -161,9 +161,9 @@ func TestLimitHeaderListSize(t *testing.T) {
 		for off := 0; off < len(block); off += 16384 {
 			end := min(off+16384, len(block))
 			if off == 0 {
-				in = AppendHeaders(in, 1, true, end == len(block), block[off:end])
+				in = appendHeaders(in, 1, true, end == len(block), block[off:end])
 			} else {
-				in = AppendContinuation(in, 1, end == len(block), block[off:end])
+				in = appendContinuation(in, 1, end == len(block), block[off:end])
 			}
 		}
 		tc.writeFrame(in)
@@ -188,7 +188,7 @@ func TestLimitHPACKBomb(t *testing.T) {
 	for buf.Len() < 16000 {
 		buf.WriteByte(0x80 | 62)
 	}
-	frame := AppendHeaders(nil, 1, true, true, buf.Bytes())
+	frame := appendHeaders(nil, 1, true, true, buf.Bytes())
 	alloc := allocated(func() { tc.writeFrame(frame) })
 	got := tc.wantHeaders(1, true)
 	if got[0].Value != "431" {
@@ -203,7 +203,7 @@ func TestLimitHPACKBomb(t *testing.T) {
 		tc := newTestConn(t, Server, Config{})
 		// Dynamic table size update to 1 MiB, above our 4096.
 		b := []byte{0x3f, 0xe1, 0xff, 0x3f}
-		err := tc.writeFrameErr(AppendHeaders(nil, 1, true, true, append(b, 0x82)))
+		err := tc.writeFrameErr(appendHeaders(nil, 1, true, true, append(b, 0x82)))
 		tc.wantConnError(err, ErrCodeCompression)
 	})
 }
@@ -211,9 +211,9 @@ func TestLimitHPACKBomb(t *testing.T) {
 func TestLimitContinuationFlood(t *testing.T) {
 	t.Run("empty frames", func(t *testing.T) {
 		tc := newTestConn(t, Server, Config{})
-		in := AppendHeaders(nil, 1, true, false, tc.block(reqFields()...)[:3])
+		in := appendHeaders(nil, 1, true, false, tc.block(reqFields()...)[:3])
 		for range 100000 {
-			in = AppendContinuation(in, 1, false, nil)
+			in = appendContinuation(in, 1, false, nil)
 		}
 		var n int
 		var err error
@@ -246,9 +246,9 @@ func TestLimitContinuationFlood(t *testing.T) {
 			}
 			enc.WriteField(hpack.HeaderField{Name: "x-huge", Value: bigString(tt.size)})
 			block := buf.Bytes()
-			in := AppendHeaders(nil, 1, true, false, block[:16384])
+			in := appendHeaders(nil, 1, true, false, block[:16384])
 			for off := 16384; off+16384 < len(block); off += 16384 {
-				in = AppendContinuation(in, 1, false, block[off:off+16384])
+				in = appendContinuation(in, 1, false, block[off:off+16384])
 			}
 			var n int
 			var err error
@@ -272,14 +272,14 @@ func TestLimitRapidReset(t *testing.T) {
 	var in []byte
 	for i := range 10000 {
 		id := uint32(1 + 2*i)
-		in = AppendHeaders(in, id, false, true, block)
-		in = AppendRSTStream(in, id, ErrCodeCancel)
+		in = appendHeaders(in, id, false, true, block)
+		in = appendRSTStream(in, id, ErrCodeCancel)
 	}
 	var n int
 	var err error
 	alloc := allocated(func() { n, err = tc.feedAll(in) })
 	tc.wantCalm(err, "reset")
-	pair := len(AppendHeaders(nil, 1, false, true, block)) + 13
+	pair := len(appendHeaders(nil, 1, false, true, block)) + 13
 	if streams := n / pair; streams > DefaultResetBudget.Max+1 {
 		t.Fatalf("accepted %d reset streams", streams)
 	}
@@ -304,8 +304,8 @@ func TestLimitResetsUnderBudgetAreFine(t *testing.T) {
 	for range 5 { // five windows of 40 resets each
 		var in []byte
 		for range 40 {
-			in = AppendHeaders(in, id, false, true, block)
-			in = AppendRSTStream(in, id, ErrCodeCancel)
+			in = appendHeaders(in, id, false, true, block)
+			in = appendRSTStream(in, id, ErrCodeCancel)
 			id += 2
 		}
 		if _, err := tc.feedAll(in); err != nil {
@@ -323,15 +323,15 @@ func TestLimitMadeYouReset(t *testing.T) {
 	var in []byte
 	for i := range 1000 {
 		id := uint32(1 + 2*i)
-		in = AppendHeaders(in, id, false, true, block)
-		in = rawFrameAppend(in, FrameWindowUpdate, 0, id, u32(0)) // stream error
+		in = appendHeaders(in, id, false, true, block)
+		in = rawFrameAppend(in, frameWindowUpdate, 0, id, u32(0)) // stream error
 	}
 	_, err := tc.feedAll(in)
 	tc.wantCalm(err, "reset")
 }
 
-func rawFrameAppend(dst []byte, t FrameType, flags Flags, id uint32, payload []byte) []byte {
-	return AppendFrame(dst, t, flags, id, payload)
+func rawFrameAppend(dst []byte, t frameType, flags frameFlags, id uint32, payload []byte) []byte {
+	return appendFrame(dst, t, flags, id, payload)
 }
 
 func TestLimitControlFloods(t *testing.T) {
@@ -341,16 +341,16 @@ func TestLimitControlFloods(t *testing.T) {
 		frame func(i int) []byte
 		debug string
 	}{
-		{"PING", Config{}, func(i int) []byte { return AppendPing(nil, false, [8]byte{byte(i)}) }, "PING"},
-		{"SETTINGS", Config{}, func(int) []byte { return AppendSettings(nil, Setting{SettingMaxConcurrentStreams, 10}) }, "SETTINGS"},
-		{"WINDOW_UPDATE(0)", Config{}, func(int) []byte { return AppendWindowUpdate(nil, 0, 1) }, "WINDOW_UPDATE"},
-		{"PRIORITY", Config{}, func(i int) []byte { return AppendPriority(nil, uint32(2*i+101), Priority{Weight: 1}) }, "empty"},
-		{"unknown frames", Config{}, func(int) []byte { return AppendFrame(nil, 0xcc, 0, 0, nil) }, "empty"},
-		{"PING ACKs for nothing", Config{}, func(i int) []byte { return AppendPing(nil, true, [8]byte{byte(i)}) }, "empty"},
+		{"PING", Config{}, func(i int) []byte { return appendPing(nil, false, [8]byte{byte(i)}) }, "PING"},
+		{"SETTINGS", Config{}, func(int) []byte { return appendSettings(nil, setting{settingMaxConcurrentStreams, 10}) }, "SETTINGS"},
+		{"WINDOW_UPDATE(0)", Config{}, func(int) []byte { return appendWindowUpdate(nil, 0, 1) }, "WINDOW_UPDATE"},
+		{"PRIORITY", Config{}, func(i int) []byte { return appendPriority(nil, uint32(2*i+101), priority{Weight: 1}) }, "empty"},
+		{"unknown frames", Config{}, func(int) []byte { return appendFrame(nil, 0xcc, 0, 0, nil) }, "empty"},
+		{"PING ACKs for nothing", Config{}, func(i int) []byte { return appendPing(nil, true, [8]byte{byte(i)}) }, "empty"},
 		// With the rate budgets off, the queued-response cap still holds
 		// when the caller does not drain output.
-		{"PING, budgets off", Config{PingBudget: Budget{Max: -1}}, func(i int) []byte { return AppendPing(nil, false, [8]byte{byte(i)}) }, "queued"},
-		{"SETTINGS, budgets off", Config{SettingsBudget: Budget{Max: -1}}, func(int) []byte { return AppendSettings(nil) }, "queued"},
+		{"PING, budgets off", Config{PingBudget: Budget{Max: -1}}, func(i int) []byte { return appendPing(nil, false, [8]byte{byte(i)}) }, "queued"},
+		{"SETTINGS, budgets off", Config{SettingsBudget: Budget{Max: -1}}, func(int) []byte { return appendSettings(nil) }, "queued"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -391,7 +391,7 @@ func TestLimitWindowUpdateAllowanceGrowsWithData(t *testing.T) {
 	tc.out = nil
 	var in []byte
 	for range 2000 {
-		in = AppendWindowUpdate(in, 1, 1)
+		in = appendWindowUpdate(in, 1, 1)
 	}
 	if _, err := tc.feedAll(in); err != nil {
 		t.Fatalf("legitimate WINDOW_UPDATEs refused: %v", err)
@@ -403,7 +403,7 @@ func TestLimitEmptyDataFlood(t *testing.T) {
 	tc.openRequest(1, false)
 	var in []byte
 	for range 100000 {
-		in = AppendData(in, 1, false, nil)
+		in = appendData(in, 1, false, nil)
 	}
 	var err error
 	alloc := allocated(func() { _, err = tc.feedAll(in) })
@@ -421,7 +421,7 @@ func TestLimitEmptyDataFlood(t *testing.T) {
 // TestLimitStalledWindow: a client that never opens its window gets
 // nothing queued beyond the window, and the caller can see for how long.
 func TestLimitStalledWindow(t *testing.T) {
-	tc := sendSetup(t, Config{}, Setting{SettingInitialWindowSize, 0})
+	tc := sendSetup(t, Config{}, setting{settingInitialWindowSize, 0})
 	body := bytes.Repeat([]byte{'s'}, 1<<20)
 	for range 100 {
 		if n, _ := tc.c.WriteData(1, body, false); n != 0 {
@@ -434,7 +434,7 @@ func TestLimitStalledWindow(t *testing.T) {
 	// Dribbling one byte at a time: the stall keeps its start time.
 	for range 100 {
 		tc.now = tc.now.Add(time.Second)
-		tc.writeFrame(AppendWindowUpdate(nil, 1, 1))
+		tc.writeFrame(appendWindowUpdate(nil, 1, 1))
 		tc.events = nil
 		if n, _ := tc.c.WriteData(1, body, false); n != 1 {
 			t.Fatalf("wrote %d", n)
@@ -465,7 +465,7 @@ func TestLimitBoundedStreamMemory(t *testing.T) {
 	}
 	block := tc.block(reqFields()...)
 	for i := range 20000 {
-		tc.writeFrame(AppendHeaders(nil, uint32(1+2*i), true, true, block))
+		tc.writeFrame(appendHeaders(nil, uint32(1+2*i), true, true, block))
 		tc.events = tc.events[:0]
 		tc.out = tc.out[:0]
 	}

@@ -5,44 +5,44 @@ import (
 	"strconv"
 )
 
-// SettingID identifies a SETTINGS parameter (RFC 9113 §6.5.2).
-type SettingID uint16
+// settingID identifies a SETTINGS parameter (RFC 9113 §6.5.2).
+type settingID uint16
 
 // Settings parameters: RFC 9113 §6.5.2, RFC 8441 (extended CONNECT) and
 // RFC 9218 (priorities).
 const (
-	SettingHeaderTableSize       SettingID = 0x1
-	SettingEnablePush            SettingID = 0x2
-	SettingMaxConcurrentStreams  SettingID = 0x3
-	SettingInitialWindowSize     SettingID = 0x4
-	SettingMaxFrameSize          SettingID = 0x5
-	SettingMaxHeaderListSize     SettingID = 0x6
-	SettingEnableConnectProtocol SettingID = 0x8
-	SettingNoRFC7540Priorities   SettingID = 0x9
+	settingHeaderTableSize       settingID = 0x1
+	settingEnablePush            settingID = 0x2
+	settingMaxConcurrentStreams  settingID = 0x3
+	settingInitialWindowSize     settingID = 0x4
+	settingMaxFrameSize          settingID = 0x5
+	settingMaxHeaderListSize     settingID = 0x6
+	settingEnableConnectProtocol settingID = 0x8
+	settingNoRFC7540Priorities   settingID = 0x9
 )
 
 var settingNames = [...]string{
-	SettingHeaderTableSize:       "SETTINGS_HEADER_TABLE_SIZE",
-	SettingEnablePush:            "SETTINGS_ENABLE_PUSH",
-	SettingMaxConcurrentStreams:  "SETTINGS_MAX_CONCURRENT_STREAMS",
-	SettingInitialWindowSize:     "SETTINGS_INITIAL_WINDOW_SIZE",
-	SettingMaxFrameSize:          "SETTINGS_MAX_FRAME_SIZE",
-	SettingMaxHeaderListSize:     "SETTINGS_MAX_HEADER_LIST_SIZE",
-	SettingEnableConnectProtocol: "SETTINGS_ENABLE_CONNECT_PROTOCOL",
-	SettingNoRFC7540Priorities:   "SETTINGS_NO_RFC7540_PRIORITIES",
+	settingHeaderTableSize:       "SETTINGS_HEADER_TABLE_SIZE",
+	settingEnablePush:            "SETTINGS_ENABLE_PUSH",
+	settingMaxConcurrentStreams:  "SETTINGS_MAX_CONCURRENT_STREAMS",
+	settingInitialWindowSize:     "SETTINGS_INITIAL_WINDOW_SIZE",
+	settingMaxFrameSize:          "SETTINGS_MAX_FRAME_SIZE",
+	settingMaxHeaderListSize:     "SETTINGS_MAX_HEADER_LIST_SIZE",
+	settingEnableConnectProtocol: "SETTINGS_ENABLE_CONNECT_PROTOCOL",
+	settingNoRFC7540Priorities:   "SETTINGS_NO_RFC7540_PRIORITIES",
 }
 
 // String returns the RFC name of the setting.
-func (s SettingID) String() string {
+func (s settingID) String() string {
 	if int(s) < len(settingNames) && settingNames[s] != "" {
 		return settingNames[s]
 	}
 	return "SETTINGS_UNKNOWN_0x" + strconv.FormatUint(uint64(s), 16)
 }
 
-// Setting is one parameter of a SETTINGS frame.
-type Setting struct {
-	ID  SettingID
+// setting is one parameter of a SETTINGS frame.
+type setting struct {
+	ID  settingID
 	Val uint32
 }
 
@@ -64,33 +64,33 @@ const (
 
 // Valid checks the value against the ranges RFC 9113 §6.5.2 sets, and
 // returns the connection error the RFC requires when it is out of range.
-func (s Setting) Valid() *ConnError {
+func (s setting) Valid() *ConnError {
 	switch s.ID {
-	case SettingEnablePush:
+	case settingEnablePush:
 		// "Any value other than 0 or 1 MUST be treated as a connection
 		// error (Section 5.4.1) of type PROTOCOL_ERROR."
 		if s.Val > 1 {
 			return connErr(ErrCodeProtocol, "SETTINGS_ENABLE_PUSH not 0 or 1")
 		}
-	case SettingInitialWindowSize:
+	case settingInitialWindowSize:
 		// "Values above the maximum flow-control window size of 2^31-1 MUST
 		// be treated as a connection error (Section 5.4.1) of type
 		// FLOW_CONTROL_ERROR."
 		if s.Val > MaxWindowSize {
 			return connErr(ErrCodeFlowControl, "SETTINGS_INITIAL_WINDOW_SIZE above 2^31-1")
 		}
-	case SettingMaxFrameSize:
+	case settingMaxFrameSize:
 		// "Values outside this range MUST be treated as a connection error
 		// (Section 5.4.1) of type PROTOCOL_ERROR."
 		if s.Val < DefaultMaxFrameSize || s.Val > MaxFrameSizeLimit {
 			return connErr(ErrCodeProtocol, "SETTINGS_MAX_FRAME_SIZE out of range")
 		}
-	case SettingEnableConnectProtocol:
+	case settingEnableConnectProtocol:
 		// RFC 8441 §3: "The value of the parameter MUST be 0 or 1."
 		if s.Val > 1 {
 			return connErr(ErrCodeProtocol, "SETTINGS_ENABLE_CONNECT_PROTOCOL not 0 or 1")
 		}
-	case SettingNoRFC7540Priorities:
+	case settingNoRFC7540Priorities:
 		// RFC 9218 §2.1: "... value other than 0 or 1 MUST treat this as a
 		// connection error of type PROTOCOL_ERROR."
 		if s.Val > 1 {
@@ -128,23 +128,23 @@ func InitialSettings() Settings {
 // apply stores one already validated parameter. Unknown identifiers are
 // ignored: "An endpoint that receives a SETTINGS frame with any unknown or
 // unsupported identifier MUST ignore that setting."
-func (s *Settings) apply(st Setting) {
+func (s *Settings) apply(st setting) {
 	switch st.ID {
-	case SettingHeaderTableSize:
+	case settingHeaderTableSize:
 		s.HeaderTableSize = st.Val
-	case SettingEnablePush:
+	case settingEnablePush:
 		s.EnablePush = st.Val == 1
-	case SettingMaxConcurrentStreams:
+	case settingMaxConcurrentStreams:
 		s.MaxConcurrentStreams = st.Val
-	case SettingInitialWindowSize:
+	case settingInitialWindowSize:
 		s.InitialWindowSize = st.Val
-	case SettingMaxFrameSize:
+	case settingMaxFrameSize:
 		s.MaxFrameSize = st.Val
-	case SettingMaxHeaderListSize:
+	case settingMaxHeaderListSize:
 		s.MaxHeaderListSize = st.Val
-	case SettingEnableConnectProtocol:
+	case settingEnableConnectProtocol:
 		s.EnableConnectProtocol = st.Val == 1
-	case SettingNoRFC7540Priorities:
+	case settingNoRFC7540Priorities:
 		s.NoRFC7540Priorities = st.Val == 1
 	}
 }

@@ -171,12 +171,12 @@ func (c *Conn) WriteData(streamID uint32, p []byte, endStream bool) (int, error)
 	for off := 0; off < n; {
 		k := min(n-off, maxDataFrame, int(c.peer.MaxFrameSize))
 		last := off+k == n
-		c.out = AppendData(c.out, streamID, endStream && last && n == len(p), p[off:off+k])
+		c.out = appendData(c.out, streamID, endStream && last && n == len(p), p[off:off+k])
 		off += k
 		frames++
 	}
 	if len(p) == 0 && endStream {
-		c.out = AppendData(c.out, streamID, true, nil)
+		c.out = appendData(c.out, streamID, true, nil)
 		frames++
 	}
 	c.sendWin -= int64(n)
@@ -224,7 +224,7 @@ func (c *Conn) ResetStream(streamID uint32, code ErrCode) error {
 	}
 	s.sendReset()
 	c.closeStream(s)
-	c.out = AppendRSTStream(c.out, streamID, code)
+	c.out = appendRSTStream(c.out, streamID, code)
 	c.stats.ResetsSent.add(code)
 	return nil
 }
@@ -240,7 +240,7 @@ func (c *Conn) Ping(now time.Time, data [8]byte) error {
 		return ErrTooManyPings
 	}
 	c.pings = append(c.pings, pendingPing{data: data, sent: now})
-	c.out = AppendPing(c.out, false, data)
+	c.out = appendPing(c.out, false, data)
 	return nil
 }
 
@@ -274,10 +274,10 @@ func (c *Conn) frameBlock(id uint32, block []byte, endStream bool) {
 		frag := block[:n]
 		block = block[n:]
 		if first {
-			c.out = AppendHeaders(c.out, id, endStream, len(block) == 0, frag)
+			c.out = appendHeaders(c.out, id, endStream, len(block) == 0, frag)
 			first = false
 		} else {
-			c.out = AppendContinuation(c.out, id, len(block) == 0, frag)
+			c.out = appendContinuation(c.out, id, len(block) == 0, frag)
 		}
 	}
 }

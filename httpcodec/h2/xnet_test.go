@@ -34,7 +34,7 @@ func init() {
 		var buf bytes.Buffer
 		fr := http2.NewFramer(&buf, nil)
 		b.ReportAllocs()
-		b.SetBytes(int64(FrameHeaderLen + len(payload)))
+		b.SetBytes(int64(frameHeaderLen + len(payload)))
 		headers := strings.HasPrefix(name, "HEADERS")
 		for b.Loop() {
 			buf.Reset()
@@ -69,16 +69,16 @@ func init() {
 // parser for every frame type.
 func TestXNetFramerReadsOurFrames(t *testing.T) {
 	var b []byte
-	b = AppendSettings(b, Setting{SettingMaxConcurrentStreams, 10})
-	b = AppendSettingsAck(b)
-	b = AppendHeadersFrame(b, HeadersParams{StreamID: 1, Fragment: typicalRequestBlock(), EndHeaders: true, Padded: true, PadLength: 7, HasPriority: true, Priority: Priority{StreamDep: 0, Weight: 9}})
-	b = AppendDataPadded(b, 1, false, []byte("padded"), 5)
-	b = AppendData(b, 1, true, []byte("data"))
-	b = AppendPriority(b, 3, Priority{StreamDep: 1, Exclusive: true, Weight: 3})
-	b = AppendRSTStream(b, 3, ErrCodeCancel)
-	b = AppendPing(b, false, [8]byte{1})
-	b = AppendWindowUpdate(b, 0, 1000)
-	b = AppendGoAway(b, 1, ErrCodeNo, []byte("bye"))
+	b = appendSettings(b, setting{settingMaxConcurrentStreams, 10})
+	b = appendSettingsAck(b)
+	b = appendHeadersFrame(b, headersParams{StreamID: 1, Fragment: typicalRequestBlock(), EndHeaders: true, Padded: true, PadLength: 7, HasPriority: true, Priority: priority{StreamDep: 0, Weight: 9}})
+	b = appendDataPadded(b, 1, false, []byte("padded"), 5)
+	b = appendData(b, 1, true, []byte("data"))
+	b = appendPriority(b, 3, priority{StreamDep: 1, Exclusive: true, Weight: 3})
+	b = appendRSTStream(b, 3, ErrCodeCancel)
+	b = appendPing(b, false, [8]byte{1})
+	b = appendWindowUpdate(b, 0, 1000)
+	b = appendGoAway(b, 1, ErrCodeNo, []byte("bye"))
 	fr := http2.NewFramer(io.Discard, bytes.NewReader(b))
 	want := []string{"SETTINGS", "SETTINGS", "HEADERS", "DATA", "DATA", "PRIORITY", "RST_STREAM", "PING", "WINDOW_UPDATE", "GOAWAY"}
 	for i, w := range want {
