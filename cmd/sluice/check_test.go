@@ -90,6 +90,19 @@ func TestCheckListsEveryProblem(t *testing.T) {
 	if code != 2 || startErr != stderr {
 		t.Errorf("start-up: exit %d, %q; want 2 and what -check said", code, startErr)
 	}
+	// A file's own problems and the checks of its values together: a
+	// bad key keeps the flag's default, which is not reported again.
+	f := writeFile(t, "loops = \"many\"\nidle-timeout = 5\nbalance = \"random\"\nmax-conns = 0\n")
+	code, _, stderr = runBin(t, "-check", "-config", f)
+	lines = strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+	if code != 2 || len(lines) != 4 {
+		t.Fatalf("exit %d, %d lines, want 2 and 4 (one per problem):\n%s", code, len(lines), stderr)
+	}
+	for i, w := range []string{`idle-timeout = 5: a duration needs a unit`, `loops = "many": want a whole number`, `-max-conns 0`, `-balance "random"`} {
+		if !strings.Contains(lines[i], w) {
+			t.Errorf("line %d %q does not say %q", i, lines[i], w)
+		}
+	}
 }
 
 // -check creates no file: a new access log's path is checked (its

@@ -111,9 +111,11 @@ func applyFile(fs *flag.FlagSet, path string, given map[string]bool) ([]proxy.Ro
 				*l.v = nil
 			}
 		}
+		was := f.Value.String()
 		for _, s := range vals {
 			if err := f.Value.Set(s); err != nil {
 				bad("%s = %s: %s", k, tomlQuote(v, s), valueReason(f, s, err))
+				_ = f.Value.Set(was) // a bad value zeroes the flag package's values
 				break
 			}
 		}

@@ -142,9 +142,6 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 		routes, ups, ferrs := applyFile(fs, c.configFile, given)
 		c.fileUps = ups
 		errs = append(errs, ferrs...)
-		if len(ferrs) > 0 {
-			return nil, errors.Join(errs...) // validate would repeat them
-		}
 		if !given["route"] {
 			c.fileRoutes = routes
 		}
