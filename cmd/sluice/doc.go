@@ -16,11 +16,11 @@
 // config.go's build is the one constructor from a checked config to the
 // TLS server, the proxy and the engine, used by start-up and by -check
 // (ops.go) alike, opening no socket and creating no file. ops.go also
-// holds -version and the SIGHUP reloader, which parses everything again
-// on the main goroutine and hands the routes to proxy.HTTP.SetRoutes and
-// the certificates to the TLS store, or keeps all of the old
-// configuration. demo.go is the built-in upstream for running on the
-// embedded defaults.
+// holds -version; reload.go is the SIGHUP reloader, which parses
+// everything again on the main goroutine and hands the routes to
+// proxy.HTTP.SetRoutes and the certificates to the TLS store, or keeps
+// all of the old configuration; log.go builds the loggers. demo.go is
+// the built-in upstream for running on the embedded defaults.
 //
 // Threading: everything here runs on the main goroutine except the demo
 // upstream's net/http server and the admin server.
