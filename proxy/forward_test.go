@@ -155,6 +155,31 @@ func TestRouteHostHeader(t *testing.T) {
 	}
 }
 
+// A route's HostHeader goes into upstream heads as is, so route building
+// refuses what is no host[:port] (a CR LF would inject a field), at start
+// and on reload alike; the CLI is not the only way in.
+func TestRouteHostHeaderValidated(t *testing.T) {
+	route := func(hh string) []Route {
+		return []Route{{PathPrefix: "/", Upstreams: []string{"127.0.0.1:1"}, HostHeader: hh}}
+	}
+	bad := []string{"a b", "api.test\r\nX-Injected: 1", "api.test/path", "api.test\x00", strings.Repeat("a", 256)}
+	for _, hh := range bad {
+		if _, err := NewHTTP(HTTPConfig{Routes: route(hh)}, nil); err == nil || !strings.Contains(err.Error(), "host header") {
+			t.Errorf("NewHTTP with HostHeader %q: %v, want a host header error", hh, err)
+		}
+	}
+	h, err := NewHTTP(HTTPConfig{Routes: route("api.saas.example:8443")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.SetRoutes(route(bad[1])); err == nil {
+		t.Error("SetRoutes accepted a HostHeader with CR LF")
+	}
+	if err := h.SetRoutes(route("[::1]:80")); err != nil {
+		t.Errorf("SetRoutes refused an IPv6 literal host: %v", err)
+	}
+}
+
 // A route's own UpstreamTimeout and Retries replace the proxy-wide ones
 // for its requests only.
 func TestRouteTimeoutAndRetries(t *testing.T) {

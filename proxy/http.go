@@ -503,6 +503,10 @@ func (h *HTTP) buildRoutes(routes []Route) (*router, []*Upstream, error) {
 		if len(r.Upstreams) == 0 {
 			return nil, nil, fmt.Errorf("http proxy: route %s: no upstream", r)
 		}
+		if r.HostHeader != "" && !header.ValidHost(r.HostHeader) {
+			// It goes into every upstream head as is.
+			return nil, nil, fmt.Errorf("http proxy: route %s: host header %q: not a host[:port]", r, r.HostHeader)
+		}
 		rr := &route{Route: r, name: r.DisplayName(), allH2: true, retries: h.cfg.Retries,
 			respHT: int64(h.cfg.ResponseHeaderTimeout), readT: int64(h.cfg.ReadTimeout)}
 		if r.Retries > 0 {
