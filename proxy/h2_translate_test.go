@@ -642,3 +642,54 @@ func TestH2FinalFieldsCache(t *testing.T) {
 		t.Fatal("a head over maxCachedHead was cached")
 	}
 }
+
+// Interim responses carry Via like final ones (RFC 9110 §7.6.3: in each
+// message forwarded), from an HTTP/1.1 and from an h2c upstream; toward
+// HTTP/2 clients they used to go without it.
+func TestH2InterimResponsesCarryVia(t *testing.T) {
+	h1Up := hpRawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		if _, err := readBlock(br); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"+
+			"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	})
+	h2Up := h2cServe(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</s.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		io.WriteString(w, "ok")
+	}))
+	for _, tc := range []struct{ up, via string }{{h1Up, "1.1 sluice"}, {h2Up.url(), "2.0 sluice"}} {
+		env := h2Start(t, HTTPConfig{}, tc.up)
+		r := rawH2Dial(t, env.tlsAddr, true)
+		r.get(1, "/hints")
+		var heads []map[string]string
+		for done := false; !done; {
+			f, err := r.next()
+			if err != nil {
+				t.Fatalf("%s: %v", tc.up, err)
+			}
+			switch f := f.(type) {
+			case *http2.MetaHeadersFrame:
+				m := map[string]string{}
+				for _, hf := range f.Fields {
+					m[hf.Name] = hf.Value
+				}
+				heads = append(heads, m)
+				done = f.StreamEnded()
+			case *http2.DataFrame:
+				done = f.StreamEnded()
+			case *http2.RSTStreamFrame:
+				t.Fatalf("%s: reset %v", tc.up, f.ErrCode)
+			}
+		}
+		if len(heads) != 2 || heads[0][":status"] != "103" || heads[1][":status"] != "200" {
+			t.Fatalf("%s: heads %v, want 103 then 200", tc.up, heads)
+		}
+		if heads[0]["link"] == "" || heads[0]["via"] != tc.via || heads[1]["via"] != tc.via {
+			t.Errorf("%s: 103 %v, 200 %v: want via %q on both", tc.up, heads[0], heads[1], tc.via)
+		}
+	}
+}

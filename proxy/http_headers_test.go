@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2"
+
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/httpcodec/h1"
 
@@ -539,5 +541,132 @@ func TestHTTPErrorResponseToHEAD(t *testing.T) {
 	resp, err = http.ReadResponse(bufio.NewReader(br), nil)
 	if err != nil || resp.StatusCode != 502 {
 		t.Fatalf("GET after HEAD: %v %v", resp, err)
+	}
+}
+
+// readBlock reads CRLF lines up to an empty one and returns them.
+func readBlock(br *bufio.Reader) ([]string, error) {
+	var lines []string
+	for {
+		l, err := br.ReadString('\n')
+		if err != nil {
+			return lines, err
+		}
+		if l == "\r\n" {
+			return lines, nil
+		}
+		lines = append(lines, strings.TrimSuffix(l, "\r\n"))
+	}
+}
+
+// Trailers follow the one trailer rule both ways (RFC 9110 §6.5.1): the
+// fields that frame, route or describe the content never travel as
+// trailers, even between two HTTP/1.1 peers whose parser accepts them
+// (an HTTP/1.1 hop used to pass them on as received). Host and the
+// framing fields the parser refuses itself.
+func TestHTTPTrailersOnlyThoseThatMayTravel(t *testing.T) {
+	upTrailers := make(chan []string, 1)
+	up := hpRawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		if _, err := readBlock(br); err != nil { // the head
+			return
+		}
+		for { // chunks: size line, data line, up to the last one
+			l, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if l == "0\r\n" {
+				break
+			}
+			br.ReadString('\n')
+		}
+		tr, err := readBlock(br)
+		if err != nil {
+			return
+		}
+		upTrailers <- tr
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n"+
+			"0\r\nX-Resp-Sum: 2\r\nConnection: close\r\nContent-Type: text/evil\r\nContent-Encoding: gzip\r\n\r\n")
+	})
+	env := hpStart(t, HTTPConfig{}, up)
+	c, br := hpRaw(t, env.addr)
+	io.WriteString(c, "POST /t HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n"+
+		"5\r\nhello\r\n0\r\nX-Sum: 1\r\nContent-Type: text/evil\r\nTE: trailers\r\nUpgrade: evil\r\n\r\n")
+	select {
+	case tr := <-upTrailers:
+		if strings.Join(tr, "|") != "X-Sum: 1" {
+			t.Errorf("upstream got trailers %q, want only X-Sum", tr)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no request body upstream")
+	}
+	head, err := readBlock(br)
+	if err != nil || len(head) == 0 || head[0] != "HTTP/1.1 200 OK" {
+		t.Fatalf("response head %q: %v", head, err)
+	}
+	var body []string
+	for {
+		l, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("body %q: %v", body, err)
+		}
+		if l == "0\r\n" {
+			break
+		}
+		body = append(body, l)
+	}
+	tr, err := readBlock(br)
+	if err != nil || strings.Join(tr, "|") != "X-Resp-Sum: 2" {
+		t.Errorf("client got trailers %q (%v), want only X-Resp-Sum", tr, err)
+	}
+}
+
+// An HTTP/1.1 client's request with a repeated Content-Length (identical
+// values, which the parser accepts) reaches an h2c upstream with one
+// content-length, as it reaches an HTTP/1.1 upstream (RFC 9110 §8.6).
+func TestHTTPToH2CContentLengthOnce(t *testing.T) {
+	got := make(chan []string, 1)
+	up := rawH2CServer(t, func(u *rawUp) {
+		f, err := u.request(nil)
+		if err != nil {
+			return
+		}
+		var cl []string
+		for _, hf := range f.Fields {
+			if hf.Name == "content-length" {
+				cl = append(cl, hf.Value)
+			}
+		}
+		got <- cl
+		for { // the body, to its END_STREAM
+			fr, err := u.fr.ReadFrame()
+			if err != nil {
+				return
+			}
+			if d, ok := fr.(*http2.DataFrame); ok && d.StreamEnded() {
+				break
+			}
+		}
+		u.respond(f.StreamID, "ok")
+	})
+	env := hpStart(t, HTTPConfig{}, "h2c://"+up)
+	c, br := hpRaw(t, env.addr)
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc")
+	select {
+	case cl := <-got:
+		if len(cl) != 1 || cl[0] != "3" {
+			t.Errorf("h2c upstream got content-length %q, want one \"3\"", cl)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no request upstream")
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(b) != "ok" {
+		t.Errorf("response %d %q", resp.StatusCode, b)
 	}
 }
