@@ -22,9 +22,11 @@
 // Upstreams are kept by key across reloads; a loop grows its per-upstream
 // pools and queues when it first meets a new one.
 //
-// Forwarding headers (headers.go, forward.go): one policy for every
-// protocol pair, by whether the client's address is in TrustedProxies;
-// X-Request-Id kept or generated per loop without locks. Metrics
+// Headers: one policy for every protocol pair is package proxy/header
+// (hop-by-hop, forwarding fields by whether the client's address is in
+// TrustedProxies, Host, Via, trailers); headers.go and h2headers.go only
+// name a message's fields and its body's framing for it. forward.go:
+// trust, and X-Request-Id kept or generated per loop without locks. Metrics
 // (httpmetrics.go, metrichelp.go): requests by route name and upstream,
 // Prometheus le histograms, HELP text for every family /metrics shows.
 //
@@ -48,7 +50,7 @@
 // {proto="h2"}) exactly as an HTTP/1.1 request is:
 //
 //   - to an HTTP/1.1 upstream, through the per-loop pools, one upstream
-//     request per stream (translation rules in h2headers.go);
+//     request per stream (body framing in h2headers.go);
 //   - to an h2c upstream (route URL h2c://host:port), as a stream of a
 //     multiplexed upstream connection (h2up.go, h2stream_up.go): gRPC's
 //     trailers and bidirectional streaming pass end to end, message by
