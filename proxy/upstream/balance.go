@@ -97,24 +97,27 @@ func (PowerOfTwo) Select(cands []*Upstream) *Upstream {
 // per route (a reload builds new ones). Read-only once built, shared by
 // every loop.
 type Set struct {
-	ups     []*Upstream
-	weights []int       // aligned with ups; nil: all 1
-	all     []*Upstream // ups, each once per unit of weight: the candidates while all are available
-	sel     Selector
+	ups   []*Upstream
+	all   []*Upstream // ups, each once per unit of weight: the candidates while all are available
+	start []int       // ups[i] fills all[start[i]:start[i+1]]
+	sel   Selector
 }
 
 // NewSet binds ups (each once) to their weights (nil: all 1; else one per
 // upstream, at least 1) and sel.
 func NewSet(ups []*Upstream, weights []int, sel Selector) *Set {
-	s := &Set{ups: ups, weights: weights, all: ups, sel: sel}
-	if weights != nil {
-		s.all = nil
-		for i, u := range ups {
-			for range weights[i] {
-				s.all = append(s.all, u)
-			}
+	s := &Set{ups: ups, start: make([]int, 0, len(ups)+1), sel: sel}
+	for i, u := range ups {
+		s.start = append(s.start, len(s.all))
+		w := 1
+		if weights != nil {
+			w = weights[i]
+		}
+		for range w {
+			s.all = append(s.all, u)
 		}
 	}
+	s.start = append(s.start, len(s.all))
 	return s
 }
 
@@ -126,17 +129,23 @@ func NewSet(ups []*Upstream, weights []int, sel Selector) *Set {
 // reused, its contents cleared). When nothing is available, avoid is
 // tried, then every upstream once, unweighted.
 func (s *Set) Pick(avoid *Upstream, now int64, scratch *[]*Upstream) *Upstream {
-	if avoid == nil && s.allAvailable(now) {
+	k := 0
+	for k < len(s.ups) && s.ups[k] != avoid && s.ups[k].AvailableAt(now) {
+		k++
+	}
+	if k == len(s.ups) {
 		return s.sel.Select(s.all)
 	}
+	// ups[:k] are in, ups[k] is not. Element by element: for a few
+	// pointers, append's typed slice copy costs more than the loop.
 	c := (*scratch)[:0]
-	for i, u := range s.ups {
-		if u != avoid && u.AvailableAt(now) {
-			c = append(c, u)
-			if s.weights != nil {
-				for range s.weights[i] - 1 {
-					c = append(c, u)
-				}
+	for _, u := range s.all[:s.start[k]] {
+		c = append(c, u)
+	}
+	for i := k + 1; i < len(s.ups); i++ {
+		if u := s.ups[i]; u != avoid && u.AvailableAt(now) {
+			for range s.start[i+1] - s.start[i] {
+				c = append(c, u)
 			}
 		}
 	}
@@ -150,13 +159,4 @@ func (s *Set) Pick(avoid *Upstream, now int64, scratch *[]*Upstream) *Upstream {
 	clear(c)
 	*scratch = c[:0]
 	return u
-}
-
-func (s *Set) allAvailable(now int64) bool {
-	for _, u := range s.ups {
-		if !u.AvailableAt(now) {
-			return false
-		}
-	}
-	return true
 }
