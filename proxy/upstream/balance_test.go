@@ -9,18 +9,23 @@ import (
 )
 
 func testUpstreams(n int) []*Upstream {
-	s := metrics.NewSet()
 	us := make([]*Upstream, n)
 	for i := range us {
 		a := fmt.Sprintf("10.0.0.%d:80", i+1)
-		us[i] = New(a, a, i, false, nil)
-		us[i].M = Metrics{
-			Ejections:  s.NewCounter(fmt.Sprintf(`ejections{upstream=%q}`, a)),
-			ChecksOK:   s.NewCounter(fmt.Sprintf(`checks{upstream=%q,result="ok"}`, a)),
-			ChecksFail: s.NewCounter(fmt.Sprintf(`checks{upstream=%q,result="fail"}`, a)),
-		}
+		us[i] = withMetrics(New(a, a, i, false, nil))
 	}
 	return us
+}
+
+// withMetrics gives u counters of its own (on a set nobody scrapes).
+func withMetrics(u *Upstream) *Upstream {
+	s := metrics.NewSet()
+	u.M = Metrics{
+		Ejections:  s.NewCounter("ejections"),
+		ChecksOK:   s.NewCounter(`checks{result="ok"}`),
+		ChecksFail: s.NewCounter(`checks{result="fail"}`),
+	}
+	return u
 }
 
 func TestRoundRobin(t *testing.T) {
