@@ -19,6 +19,7 @@ import (
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/httpcodec/h2"
 	"github.com/sluice-proxy/sluice/internal/h2run"
+	"github.com/sluice-proxy/sluice/internal/testutil/enginetest"
 )
 
 // counts is what the test server reports to the test goroutine.
@@ -126,24 +127,11 @@ func (s *server) OnClosed(*engine.Conn, *engine.Trace) { s.r.Detach() }
 // start runs an engine whose listener serves with server.
 func start(t *testing.T, cfg h2.Config, n *counts) string {
 	t.Helper()
-	e, err := engine.New(engine.Config{
+	e := enginetest.Start(t, engine.Config{
 		Loops: 2,
 		Listeners: []engine.Listener{{Name: "h2", Addr: "127.0.0.1:0", Accept: func(*engine.Conn) engine.Handler {
 			return &server{cfg: cfg, n: n}
 		}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := e.Stop(ctx); err != nil {
-			t.Errorf("stop: %v", err)
-		}
 	})
 	return e.Addr("h2")
 }

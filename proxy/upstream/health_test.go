@@ -1,7 +1,6 @@
 package upstream
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,29 +14,17 @@ import (
 
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/httpcodec/h1"
+	"github.com/sluice-proxy/sluice/internal/testutil/enginetest"
 )
 
 // startLoops runs an engine (one loop; a listener nobody dials) for
 // checkers to run on, stopped when the test ends.
 func startLoops(t *testing.T) *engine.Loop {
 	t.Helper()
-	e, err := engine.New(engine.Config{Loops: 1, Listeners: []engine.Listener{{
+	e := enginetest.Start(t, engine.Config{Loops: 1, Listeners: []engine.Listener{{
 		Name: "unused", Addr: "127.0.0.1:0",
 		Accept: func(*engine.Conn) engine.Handler { return engine.BaseHandler{} },
 	}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := e.Stop(ctx); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
 	return e.Loops()[0]
 }
 
