@@ -137,7 +137,7 @@ type harness struct {
 
 func startDrain(t *testing.T, f *fakeTarget, delay, timeout time.Duration) *harness {
 	h := &harness{f: f, set: metrics.NewSet(), log: &logRec{}, res: make(chan Result, 1), stop: make(chan os.Signal, 1)}
-	h.co = New(Config{Target: f, Delay: delay, Timeout: timeout, Metrics: h.set, Logger: slog.New(h.log),
+	h.co = New(Config{Drainer: f, Delay: delay, Timeout: timeout, Metrics: h.set, Logger: slog.New(h.log),
 		SetReady: func(ok bool) { h.ready = append(h.ready, ok) }})
 	f.co = h.co
 	if p := metricValue(t, h.set, "sluice_drain_phase"); p != "0" {

@@ -9,7 +9,7 @@
 // engine, which owns the sockets.
 //
 // Threading: Coordinator.Run runs on the caller's goroutine and reaches
-// the connections only through Target, whose methods (the engine's) post
+// the connections only through a Drainer, whose methods (the engine's) post
 // to the loops. Phase, Status and the metric callbacks may be read from
 // any goroutine (a mutex guards the phase and its timestamps).
 //

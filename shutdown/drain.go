@@ -11,9 +11,9 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 )
 
-// Target is what a drain drives: the engine implements it, a test fakes
+// Drainer is what a drain drives: the engine implements it, a test fakes
 // it. Every method may be called from any goroutine.
-type Target interface {
+type Drainer interface {
 	// StopAccepting closes the listeners to new connections.
 	StopAccepting(ctx context.Context) error
 	// DrainConnections asks every open connection (and every one that
@@ -34,7 +34,7 @@ type Target interface {
 
 // Config configures a process drain.
 type Config struct {
-	Target Target
+	Drainer Drainer
 	// SetReady flips readiness (the admin /readyz); called with false
 	// when the drain begins.
 	SetReady func(bool)
@@ -89,8 +89,8 @@ func New(cfg Config) *Coordinator {
 		co.log = slog.New(slog.DiscardHandler)
 	}
 	co.entered[Serving] = time.Now()
-	if cfg.Target != nil {
-		cfg.Target.OpenByState(func(s string, _ int64) { co.states = append(co.states, s) })
+	if cfg.Drainer != nil {
+		cfg.Drainer.OpenByState(func(s string, _ int64) { co.states = append(co.states, s) })
 	}
 	if s := cfg.Metrics; s != nil {
 		s.NewGauge(`sluice_drain_phase`, func() float64 { return float64(co.Phase()) })
@@ -190,7 +190,7 @@ func (co *Coordinator) openIn(i int) int64 {
 	}
 	var n int64
 	j := 0
-	co.cfg.Target.OpenByState(func(_ string, k int64) {
+	co.cfg.Drainer.OpenByState(func(_ string, k int64) {
 		if j == i {
 			n = k
 		}
@@ -213,8 +213,8 @@ func (co *Coordinator) enter(p Phase, attrs ...slog.Attr) {
 	if !t0.IsZero() {
 		a = append(a, slog.Duration("since_signal", now.Sub(t0)))
 	}
-	if co.cfg.Target != nil {
-		a = append(a, slog.Int64("connections", co.cfg.Target.Live()))
+	if co.cfg.Drainer != nil {
+		a = append(a, slog.Int64("connections", co.cfg.Drainer.Live()))
 	}
 	a = append(a, attrs...)
 	lvl := slog.LevelInfo
@@ -246,7 +246,7 @@ func (co *Coordinator) Run(stop <-chan os.Signal) Result {
 	if started {
 		return Result{}
 	}
-	t := co.cfg.Target
+	t := co.cfg.Drainer
 	res := Result{}
 	wait := co.cfg.Delay
 	if co.noDelay {

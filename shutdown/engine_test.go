@@ -68,7 +68,7 @@ func TestDrainForcesAtDeadline(t *testing.T) {
 	waitLive(t, e)
 	var ready []bool
 	set := metrics.NewSet()
-	res := New(Config{Target: e, Timeout: 200 * time.Millisecond, Metrics: set, SetReady: func(ok bool) { ready = append(ready, ok) }}).Run(nil)
+	res := New(Config{Drainer: e, Timeout: 200 * time.Millisecond, Metrics: set, SetReady: func(ok bool) { ready = append(ready, ok) }}).Run(nil)
 	if !res.Forced || res.Left != 1 {
 		t.Fatalf("result %+v", res)
 	}
@@ -106,7 +106,7 @@ func TestDrainEndsWhenLastConnectionCloses(t *testing.T) {
 	}
 	waitLive(t, e)
 	go func() { time.Sleep(100 * time.Millisecond); c.Close() }()
-	res := New(Config{Target: e, Timeout: 10 * time.Second}).Run(nil)
+	res := New(Config{Drainer: e, Timeout: 10 * time.Second}).Run(nil)
 	if res.Forced || res.Left != 0 || res.Duration > 5*time.Second {
 		t.Fatalf("result %+v", res)
 	}
@@ -126,7 +126,7 @@ func TestSecondSignalCutsDrainShort(t *testing.T) {
 	waitLive(t, e)
 	sig := make(chan os.Signal, 1)
 	sig <- syscall.SIGTERM
-	res := New(Config{Target: e, Timeout: time.Minute}).Run(sig)
+	res := New(Config{Drainer: e, Timeout: time.Minute}).Run(sig)
 	if !res.Forced || res.Duration > 5*time.Second {
 		t.Fatalf("result %+v", res)
 	}

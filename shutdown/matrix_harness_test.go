@@ -168,7 +168,7 @@ func start(t *testing.T, k knobs) *mx {
 		k.timeout = 10 * time.Second
 	}
 	m.asked = make(chan struct{})
-	m.co = shutdown.New(shutdown.Config{Target: askedTarget{m.e, m.asked}, Timeout: k.timeout, Logger: lg, Metrics: m.set})
+	m.co = shutdown.New(shutdown.Config{Drainer: askedTarget{m.e, m.asked}, Timeout: k.timeout, Logger: lg, Metrics: m.set})
 	return m
 }
 
@@ -190,7 +190,7 @@ func (m *mx) drain() {
 	}
 }
 
-// askedTarget is the engine as the coordinator's Target, reporting when
+// askedTarget is the engine as the coordinator's Drainer, reporting when
 // DrainConnections has returned.
 type askedTarget struct {
 	*engine.Engine

@@ -127,7 +127,7 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 
 	var admin *proxy.Admin
 	drain := shutdown.New(shutdown.Config{
-		Target:  eng,
+		Drainer: eng,
 		Delay:   cfg.drainDelay,
 		Timeout: cfg.drainTimeout,
 		Logger:  log,
