@@ -9,7 +9,8 @@ package proxy
 // (upConn, pool.go) live on the same loop, so forwarding is a function
 // call; the pools are per loop (loopState). Only per-upstream counters
 // (load, health, pool gauges) are shared across loops, as atomics.
-// Active health checks run on the loops too, with loop timers (health.go).
+// Active health checks run on the loops too, with loop timers (package
+// upstream; health.go gives them their settings).
 //
 // One request at a time per client connection. Requests are answered in
 // order; while one is in flight the connection reads only its body, and

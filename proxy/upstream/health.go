@@ -92,8 +92,9 @@ type Checker struct {
 	fails, okays int
 }
 
-// NewChecker returns u's checker on loop l; its first probe comes first
-// after Start (0 is taken as the shortest delay).
+// NewChecker returns u's checker on loop l. first is the delay from Start
+// to the first probe, so that a proxy's upstreams are spread over the
+// interval (0 probes at once).
 func NewChecker(u *Upstream, l *engine.Loop, first time.Duration, cfg CheckConfig) *Checker {
 	return &Checker{u: u, l: l, cfg: cfg, first: int64(first)}
 }
