@@ -11,7 +11,8 @@
 // step. Layers above (TLS, HTTP, the TCP relay) implement Handler. TLS is
 // the engine's own on both sides: listeners with a tlsio.Server (tls.go)
 // and Loop.DialTLS with a tlsio.Client (dial.go). A listener may require
-// a PROXY protocol header before anything else (proxyproto.go). Admission
+// a PROXY protocol header before anything else (proxyproto.go waits for
+// it; httpcodec/proxyproto parses it). Admission
 // (admission.go) keeps clients that have proven nothing from holding
 // capacity: a silent connection holds no handshake slot, has a first-byte
 // deadline and is evicted first at MaxConns; at MaxHandshakes the

@@ -2,9 +2,12 @@ package proxy
 
 import (
 	"log/slog"
+	"net"
+	"net/netip"
 	"time"
 
 	"github.com/sluice-proxy/sluice/engine"
+	"github.com/sluice-proxy/sluice/httpcodec/proxyproto"
 )
 
 // TCPConfig configures the layer-4 pass-through.
@@ -14,7 +17,7 @@ type TCPConfig struct {
 	IdleTimeout time.Duration // no bytes either way for this long closes both sides
 	// ProxyProtocol, 1 or 2, starts each upstream connection with a PROXY
 	// protocol header of that version naming the client and the address
-	// it reached (engine.AppendProxyHeader); 0 sends none.
+	// it reached (httpcodec/proxyproto); 0 sends none.
 	ProxyProtocol int
 	Logger        *slog.Logger
 }
@@ -156,7 +159,7 @@ func (h *relayUp) OnOpen(c *engine.Conn) {
 	r.up = c
 	c.Advance(engine.DataTransfer)
 	if v := r.t.cfg.ProxyProtocol; v != 0 {
-		c.Write(engine.AppendProxyHeader(nil, v, r.down.RemoteAddr(), r.down.LocalAddr())) // before any client byte
+		c.Write(proxyproto.Append(nil, v, tcpAddrPort(r.down.RemoteAddr()), tcpAddrPort(r.down.LocalAddr()))) // before any client byte
 	}
 	r.touch()
 	r.down.ResumeRead()
@@ -199,4 +202,13 @@ func cleanOutcome(o engine.Outcome) bool {
 		return true
 	}
 	return false
+}
+
+// tcpAddrPort is a's address and port; zero (the header then says
+// "unknown") when a is not a TCP address.
+func tcpAddrPort(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok && ta != nil {
+		return ta.AddrPort()
+	}
+	return netip.AddrPort{}
 }
