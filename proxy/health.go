@@ -3,7 +3,7 @@ package proxy
 import (
 	"time"
 
-	"github.com/sluice-proxy/sluice/httpcodec/h1"
+	"github.com/sluice-proxy/sluice/proxy/header"
 	"github.com/sluice-proxy/sluice/proxy/upstream"
 )
 
@@ -28,20 +28,13 @@ func (h *HTTP) newChecker(u *Upstream, i, n int) *upstream.Checker {
 		Log:      h.cfg.Logger,
 		Closed:   h.closed.Load,
 	}
+	// An h2c-only upstream (gRPC) cannot answer an HTTP/1.1 GET.
+	probe := header.Own{Method: "GET", Path: h.cfg.HealthPath, Host: u.Host(), Scheme: u.Scheme(), UserAgent: "sluice-health-check"}
 	if u.H2() {
-		cfg.H2Request = h2cHealthRequest(h, u)
+		cfg.H2Request = probe.H2()
 	} else {
-		cfg.Request = h1HealthRequest(h, u)
+		cfg.Request = probe.AppendH1(nil)
 	}
 	first := h.cfg.HealthInterval * time.Duration(i) / time.Duration(n)
 	return upstream.NewChecker(u, h.engLoops[i%len(h.engLoops)], first, cfg)
-}
-
-// h1HealthRequest is the probe's request to an HTTP/1.1 upstream u.
-func h1HealthRequest(h *HTTP, u *Upstream) []byte {
-	b := h1.AppendRequestLine(nil, "GET", h.cfg.HealthPath, 1)
-	b = h1.AppendHeader(b, "Host", u.Host())
-	b = h1.AppendHeader(b, "User-Agent", "sluice-health-check")
-	b = h1.AppendHeader(b, "Connection", "close")
-	return h1.AppendEndOfHead(b)
 }

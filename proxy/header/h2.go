@@ -4,6 +4,8 @@ import (
 	"strconv"
 
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/sluice-proxy/sluice/httpcodec/h1"
 )
 
 // Scratch is the memory HTTP/2 encodings reuse; keep one per connection.
@@ -190,4 +192,34 @@ func StatusString(code int) string {
 		return statusStrings[code]
 	}
 	return strconv.Itoa(code)
+}
+
+// Own is a request sluice makes itself, a health probe: it forwards
+// nothing, so it has no forwarding fields and no Via.
+type Own struct {
+	Method, Path string
+	Host         string // Host, or :authority
+	Scheme       string // :scheme (HTTP/2)
+	UserAgent    string
+}
+
+// AppendH1 appends o as an HTTP/1.1 head that asks for the connection's
+// close: a probe's connection carries one request.
+func (o *Own) AppendH1(dst []byte) []byte {
+	dst = h1.AppendRequestLine(dst, o.Method, o.Path, 1)
+	dst = h1.AppendHeader(dst, "Host", o.Host)
+	dst = h1.AppendHeader(dst, "User-Agent", o.UserAgent)
+	dst = append(dst, "Connection: close\r\n"...)
+	return h1.AppendEndOfHead(dst)
+}
+
+// H2 is o as an HTTP/2 field list.
+func (o *Own) H2() []hpack.HeaderField {
+	return []hpack.HeaderField{
+		{Name: ":method", Value: o.Method},
+		{Name: ":scheme", Value: o.Scheme},
+		{Name: ":authority", Value: o.Host},
+		{Name: ":path", Value: o.Path},
+		{Name: "user-agent", Value: o.UserAgent},
+	}
 }

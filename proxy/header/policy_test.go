@@ -385,3 +385,16 @@ func TestEncodeAllocs(t *testing.T) {
 		}
 	}
 }
+
+// A probe sluice makes itself has no forwarding fields and no Via, in
+// either protocol.
+func TestOwnRequest(t *testing.T) {
+	o := Own{Method: "GET", Path: "/healthz", Host: "up.test:81", Scheme: "http", UserAgent: "probe"}
+	if got, want := string(o.AppendH1(nil)), "GET /healthz HTTP/1.1\r\nHost: up.test:81\r\nUser-Agent: probe\r\nConnection: close\r\n\r\n"; got != want {
+		t.Errorf("HTTP/1.1: %q, want %q", got, want)
+	}
+	start, fields := h2Lines(o.H2())
+	if start != ":method=GET :scheme=http :path=/healthz" || fields != "host: up.test:81|user-agent: probe" {
+		t.Errorf("HTTP/2: %q %q", start, fields)
+	}
+}
