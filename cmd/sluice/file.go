@@ -13,6 +13,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/sluice-proxy/sluice/proxy"
+	"github.com/sluice-proxy/sluice/proxy/header"
 )
 
 // The configuration file (-config sluice.toml) holds the same settings as
@@ -245,7 +246,7 @@ func fileRoutes(path string, v any) ([]proxy.Route, []error) {
 			bad("%v", err)
 			continue
 		}
-		if hostHdr != "" && !validHostHeader(hostHdr) {
+		if hostHdr != "" && !header.ValidHost(hostHdr) {
 			bad("host-header %q: a host name or IP, with an optional port", hostHdr)
 			continue
 		}
@@ -294,21 +295,6 @@ func fileRoutes(path string, v any) ([]proxy.Route, []error) {
 		rs = append(rs, r)
 	}
 	return rs, errs
-}
-
-// validHostHeader: what a Host field may carry (RFC 9110 §7.2): a
-// host name or IP literal, an optional port; no spaces, no path.
-func validHostHeader(s string) bool {
-	if len(s) > 255 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-.:[]_", c) >= 0) {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // fileUpstream is one [[upstreams]] table: TLS settings for one https://
