@@ -25,9 +25,10 @@ type reqHeadInfo struct {
 	upstream *Upstream
 	clientIP string
 	scheme   string
-	trusted  bool   // the client is a trusted proxy
-	hostHdr  string // the route's Host override, if any
-	reqID    []byte // X-Request-Id
+	trusted  bool            // the client is a trusted proxy
+	hostHdr  string          // the route's Host override, if any
+	reqID    []byte          // X-Request-Id
+	scratch  *header.Scratch // for HTTP/2 field lists: the loop's
 }
 
 // h1Request is the neutral view of an HTTP/1.1 client's request. Its
@@ -55,7 +56,7 @@ func (h *HTTP) appendRequestHead(dst []byte, req *h1.Request, in *reqHeadInfo) [
 // it came with. Names and values share one allocation.
 func (h *HTTP) appendH2CRequestFields(dst []hpack.HeaderField, req *h1.Request, in *reqHeadInfo) []hpack.HeaderField {
 	r := h1Request(req, in)
-	return h.hdr.AppendH2Request(dst, nil, &r, req.Body == h1.BodyLength)
+	return h.hdr.AppendH2Request(dst, in.scratch, &r, req.Body == h1.BodyLength)
 }
 
 // respHeadOpts says how the client connection frames the response.

@@ -730,9 +730,10 @@ func (h *HTTP) Close() {
 type loopState struct {
 	h       *HTTP
 	l       *engine.Loop
-	reqSeq  uint64   // request ids generated on this loop (forward.go)
-	pools   []pool   // by Upstream.idx
-	h2pools []h2pool // by Upstream.idx: h2c upstream connections
+	reqSeq  uint64         // request ids generated on this loop (forward.go)
+	hs      header.Scratch // HTTP/1.1 clients' h2c request fields, built one at a time
+	pools   []pool         // by Upstream.idx
+	h2pools []h2pool       // by Upstream.idx: h2c upstream connections
 	cands   []*Upstream
 	queues  atomic.Pointer[[]*upQueue] // by Upstream.idx: requests waiting at the in-use cap (queue.go)
 }

@@ -507,7 +507,7 @@ func (cc *clientConn) connect(avoid *Upstream, host, target []byte) {
 	case target != nil:
 		in := reqHeadInfo{
 			target: target, host: host, upstream: u, clientIP: cc.ip, scheme: cc.scheme, trusted: cc.trusted, reqID: x.reqID,
-			hostHdr: x.rt.HostHeader,
+			hostHdr: x.rt.HostHeader, scratch: &cc.ls.hs,
 		}
 		x.head = cc.h.appendRequestHead(x.head[:0], &cc.req, &in)
 		if x.rt.hasH2C {
