@@ -112,7 +112,7 @@ func (cc *clientConn) bodyDoneH2C() {
 		cc.state = csWait
 	}
 	if t := cc.body.Trailers(); x.reqChunked && t.Len() > 0 {
-		x.upFields = header.AppendH2Trailers(x.upFields[:0], nil, header.H1(t)) // the request fields are not needed any more
+		x.upFields = header.AppendH2Trailers(x.upFields[:0], &cc.ls.hs, header.H1(t)) // the request fields are not needed any more
 	} else {
 		x.upFields = x.upFields[:0]
 	}

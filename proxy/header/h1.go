@@ -30,7 +30,7 @@ func (p *Policy) AppendH1Request(dst []byte, r *Request, fr *Framing) []byte {
 	f := p.forward(r, HTTP11)
 	v := &r.Fields
 	for i := range v.Len() {
-		if name, value, nominated := v.field(i); f.field(name, nominated, fr.KeepContentLength) {
+		if name, value := v.at(i); f.field(name, v.nominated(i), fr.KeepContentLength) {
 			dst = h1.AppendHeader(dst, name, value)
 		}
 	}
@@ -71,7 +71,7 @@ func (p *Policy) AppendH1Response(dst []byte, r *Response, fr *Framing) []byte {
 	v := &r.Fields
 	f := response{keepCL: fr.KeepContentLength}
 	for i := range v.Len() {
-		if name, value, nominated := v.field(i); f.field(name, nominated) {
+		if name, value := v.at(i); f.field(name, v.nominated(i)) {
 			dst = h1.AppendHeader(dst, name, value)
 		}
 	}
@@ -93,7 +93,7 @@ func appendFraming(dst []byte, v *View, fr *Framing) []byte {
 	case fr.Upgrade:
 		dst = append(dst, "Connection: upgrade\r\n"...)
 		for i := range v.Len() {
-			if name, value, _ := v.field(i); KindOf(name) == Upgrade {
+			if name, value := v.at(i); KindOf(name) == Upgrade {
 				dst = h1.AppendHeader(dst, "Upgrade", value)
 			}
 		}
@@ -114,8 +114,8 @@ func appendFraming(dst []byte, v *View, fr *Framing) []byte {
 func AppendLastChunk(dst []byte, t View) []byte {
 	dst = append(dst, "0\r\n"...)
 	for i := range t.Len() {
-		name, value, nominated := t.field(i)
-		if !nominated && TrailerAllowed(name) && h1.ValidFieldValue(value) {
+		name, value := t.at(i)
+		if TrailerAllowed(name) && !t.nominated(i) && h1.ValidFieldValue(value) {
 			dst = h1.AppendHeader(dst, name, value)
 		}
 	}

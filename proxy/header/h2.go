@@ -18,164 +18,167 @@ type Scratch struct {
 // span places one copied field: dst index, name length, end in b.
 type span struct{ i, name, end int }
 
-// h2w writes one HTTP/2 field list: fields whose strings are immutable
-// are appended as they are, the others are copied into s.b and become
-// one string at the end.
-type h2w struct {
-	dst   []hpack.HeaderField
-	s     *Scratch
-	start int
-}
+// An HTTP/2 field list is written append-style into dst: fields whose
+// strings are immutable are appended as they are; the others are copied
+// into s.b, with a placeholder in dst, and become one string at the end
+// (finish).
 
-// newH2W starts a list in dst; s nil: scratch is allocated if needed.
-func newH2W(dst []hpack.HeaderField, s *Scratch) h2w {
-	if s != nil {
-		s.b, s.sp = s.b[:0], s.sp[:0]
+// reset starts a list; a nil s is replaced by a fresh one.
+func (s *Scratch) reset() *Scratch {
+	if s == nil {
+		return new(Scratch)
 	}
-	return h2w{dst: dst, s: s}
-}
-
-// ref appends a field whose strings outlive the list.
-func (w *h2w) ref(name, value string) {
-	w.dst = append(w.dst, hpack.HeaderField{Name: name, Value: value})
+	s.b, s.sp = s.b[:0], s.sp[:0]
+	return s
 }
 
 // begin starts a copied field: its name (lower-cased) is copied now, its
-// value is what the caller appends to w.s.b before end.
-func (w *h2w) begin(name string) {
-	if w.s == nil {
-		w.s = new(Scratch)
-	}
-	w.start = len(w.s.b)
+// value is what the caller appends to s.b before end.
+func (s *Scratch) begin(dst []hpack.HeaderField, name string) []hpack.HeaderField {
+	start := len(s.b)
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
 		}
-		w.s.b = append(w.s.b, c)
+		s.b = append(s.b, c)
 	}
-	w.s.sp = append(w.s.sp, span{i: len(w.dst), name: len(w.s.b) - w.start})
-	w.dst = append(w.dst, hpack.HeaderField{})
+	s.sp = append(s.sp, span{i: len(dst), name: len(s.b) - start})
+	return append(dst, hpack.HeaderField{})
 }
 
-func (w *h2w) end() { w.s.sp[len(w.s.sp)-1].end = len(w.s.b) }
+func (s *Scratch) end() { s.sp[len(s.sp)-1].end = len(s.b) }
 
 // own appends a copied field.
-func (w *h2w) own(name, value string) {
-	w.begin(name)
-	w.s.b = append(w.s.b, value...)
-	w.end()
-}
-
-// pass appends the i-th field of v: an HTTP/2 list's as it is (its
-// Sensitive mark kept), an HTTP/1.1 one lower-cased and copied.
-func (w *h2w) pass(v *View, i int, name, value string) {
-	if v.h1 == nil {
-		w.dst = append(w.dst, v.h2[i])
-	} else {
-		w.own(name, value)
-	}
+func (s *Scratch) own(dst []hpack.HeaderField, name, value string) []hpack.HeaderField {
+	dst = s.begin(dst, name)
+	s.b = append(s.b, value...)
+	s.end()
+	return dst
 }
 
 // field appends name: value, copied unless immutable.
-func (w *h2w) field(name, value string, immutable bool) {
+func (s *Scratch) field(dst []hpack.HeaderField, name, value string, immutable bool) []hpack.HeaderField {
 	if immutable {
-		w.ref(name, value)
-	} else {
-		w.own(name, value)
+		return append(dst, hpack.HeaderField{Name: name, Value: value})
 	}
+	return s.own(dst, name, value)
 }
 
 // finish makes the copied fields' strings, one allocation for all.
-func (w *h2w) finish() []hpack.HeaderField {
-	if w.s == nil || len(w.s.sp) == 0 {
-		return w.dst
+func (s *Scratch) finish(dst []hpack.HeaderField) []hpack.HeaderField {
+	if len(s.sp) == 0 {
+		return dst
 	}
-	all := string(w.s.b)
+	all := string(s.b)
 	at := 0
-	for _, sp := range w.s.sp {
-		w.dst[sp.i] = hpack.HeaderField{Name: all[at : at+sp.name], Value: all[at+sp.name : sp.end]}
+	for _, sp := range s.sp {
+		dst[sp.i] = hpack.HeaderField{Name: all[at : at+sp.name], Value: all[at+sp.name : sp.end]}
 		at = sp.end
 	}
-	w.s.b = w.s.b[:0]
-	return w.dst
+	s.b = s.b[:0]
+	return dst
 }
 
 // AppendH2Request appends the field list sent to an HTTP/2 upstream for
 // r: pseudo-header fields, the fields that pass (Content-Length with
-// keepCL, once), the forwarding fields.
+// keepCL, once), the forwarding fields. s may be nil (then it allocates).
 func (p *Policy) AppendH2Request(dst []hpack.HeaderField, s *Scratch, r *Request, keepCL bool) []hpack.HeaderField {
-	w := newH2W(dst, s)
+	s = s.reset()
 	h2in := r.From == HTTP2 // the request's strings are the HPACK decoder's
-	w.field(":method", r.Method, h2in)
-	w.ref(":scheme", r.UpstreamScheme)
 	host := p.Host(r)
-	w.field(":authority", host, h2in || host != r.Authority)
-	w.field(":path", r.Target, h2in)
+	dst = s.field(dst, ":method", r.Method, h2in)
+	dst = append(dst, hpack.HeaderField{Name: ":scheme", Value: r.UpstreamScheme})
+	dst = s.field(dst, ":authority", host, h2in || host != r.Authority)
+	dst = s.field(dst, ":path", r.Target, h2in)
 	f := p.forward(r, HTTP2)
 	v := &r.Fields
-	for i := range v.Len() {
-		if name, value, nominated := v.field(i); f.field(name, nominated, keepCL) {
-			w.pass(v, i, name, value)
+	if v.h1 == nil {
+		for i := range v.h2 {
+			if hf := &v.h2[i]; f.field(hf.Name, false, keepCL) {
+				dst = append(dst, *hf) // its Sensitive mark kept
+			}
+		}
+	} else {
+		for i := range v.f1 {
+			if name, value := v.at(i); f.field(name, v.nominated(i), keepCL) {
+				dst = s.own(dst, name, value)
+			}
 		}
 	}
 	if f.xf {
-		w.begin("x-forwarded-for")
-		w.s.b = f.appendXFF(w.s.b, r)
-		w.end()
+		dst = s.begin(dst, "x-forwarded-for")
+		s.b = f.appendXFF(s.b, r)
+		s.end()
 		if f.nXFProto == 0 {
-			w.ref("x-forwarded-proto", r.Scheme)
+			dst = append(dst, hpack.HeaderField{Name: "x-forwarded-proto", Value: r.Scheme})
 		}
 		if r.Authority != "" && f.nXFHo == 0 {
-			w.field("x-forwarded-host", r.Authority, h2in)
+			dst = s.field(dst, "x-forwarded-host", r.Authority, h2in)
 		}
 	}
 	if r.RequestID != "" {
-		w.own("x-request-id", r.RequestID)
+		dst = s.own(dst, "x-request-id", r.RequestID)
 	}
-	p.via2(&w, v, f.nVia, r.From)
-	return w.finish()
+	dst = p.via2(dst, s, v, f.nVia, r.From)
+	return s.finish(dst)
 }
 
 // AppendH2Response appends the field list sent to an HTTP/2 client for r:
 // :status, the fields that pass (Content-Length with keepCL, once), Via.
+// s may be nil (then it allocates).
 func (p *Policy) AppendH2Response(dst []hpack.HeaderField, s *Scratch, r *Response, keepCL bool) []hpack.HeaderField {
-	w := newH2W(dst, s)
-	w.ref(":status", StatusString(r.Status))
+	s = s.reset()
+	dst = append(dst, hpack.HeaderField{Name: ":status", Value: StatusString(r.Status)})
 	v := &r.Fields
 	f := response{keepCL: keepCL}
-	for i := range v.Len() {
-		if name, value, nominated := v.field(i); f.field(name, nominated) {
-			w.pass(v, i, name, value)
+	if v.h1 == nil {
+		for i := range v.h2 {
+			if hf := &v.h2[i]; f.field(hf.Name, false) {
+				dst = append(dst, *hf)
+			}
+		}
+	} else {
+		for i := range v.f1 {
+			if name, value := v.at(i); f.field(name, v.nominated(i)) {
+				dst = s.own(dst, name, value)
+			}
 		}
 	}
-	p.via2(&w, v, f.nVia, r.From)
-	return w.finish()
+	dst = p.via2(dst, s, v, f.nVia, r.From)
+	return s.finish(dst)
 }
 
 // via2 appends Via: sluice's constant alone, or joined to the received.
-func (p *Policy) via2(w *h2w, v *View, nVia int, from Version) {
+func (p *Policy) via2(dst []hpack.HeaderField, s *Scratch, v *View, nVia int, from Version) []hpack.HeaderField {
 	if nVia == 0 {
-		w.ref("via", p.via[from])
-		return
+		return append(dst, hpack.HeaderField{Name: "via", Value: p.via[from]})
 	}
-	w.begin("via")
-	w.s.b = p.appendVia(w.s.b, v, nVia, from)
-	w.end()
+	dst = s.begin(dst, "via")
+	s.b = p.appendVia(s.b, v, nVia, from)
+	s.end()
+	return dst
 }
 
 // AppendH2Trailers appends the trailers of t that may travel (the trailer
 // rule) as HTTP/2 fields: an HTTP/2 list's as they are, HTTP/1.1 ones
-// lower-cased and copied.
+// lower-cased and copied. s may be nil for an HTTP/2 list.
 func AppendH2Trailers(dst []hpack.HeaderField, s *Scratch, t View) []hpack.HeaderField {
-	w := newH2W(dst, s)
-	for i := range t.Len() {
-		name, value, nominated := t.field(i)
-		if !nominated && TrailerAllowed(name) {
-			w.pass(&t, i, name, value)
+	if t.h1 == nil {
+		for i := range t.h2 {
+			if hf := &t.h2[i]; TrailerAllowed(hf.Name) {
+				dst = append(dst, *hf)
+			}
+		}
+		return dst
+	}
+	s = s.reset()
+	for i := range t.f1 {
+		if name, value := t.at(i); TrailerAllowed(name) && !t.nominated(i) {
+			dst = s.own(dst, name, value)
 		}
 	}
-	return w.finish()
+	return s.finish(dst)
 }
 
 // statusStrings holds "100" to "599", so a :status costs no allocation.

@@ -320,6 +320,9 @@ func (f *forward) pass(k Kind) bool {
 // passes once, with keepCL.
 func (f *forward) field(name string, nominated, keepCL bool) bool {
 	k := KindOf(name)
+	if k == Regular && !nominated {
+		return true // most fields, in a few instructions
+	}
 	if nominated || !f.pass(k) {
 		return false
 	}
@@ -341,10 +344,13 @@ type response struct {
 }
 
 func (f *response) field(name string, nominated bool) bool {
+	k := KindOf(name)
 	if nominated {
 		return false
 	}
-	switch k := KindOf(name); {
+	switch {
+	case k == Regular:
+		return true
 	case k == Via:
 		f.nVia++
 		return false

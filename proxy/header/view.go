@@ -12,6 +12,7 @@ import (
 // RFC 9113 §8.2.2). The zero View has no fields.
 type View struct {
 	h1   *h1.Headers
+	f1   []h1.Field // h1's fields
 	h2   []hpack.HeaderField
 	slow bool // HTTP/1.1: a Connection field names other fields
 }
@@ -21,7 +22,7 @@ func H1(h *h1.Headers) View {
 	if h == nil {
 		return View{}
 	}
-	return View{h1: h, slow: nominatesOthers(h)}
+	return View{h1: h, f1: h.Fields(), slow: nominatesOthers(h)}
 }
 
 // H2 views an HTTP/2 field list.
@@ -30,29 +31,32 @@ func H2(f []hpack.HeaderField) View { return View{h2: f} }
 // Len is the number of fields, dropped ones included.
 func (v *View) Len() int {
 	if v.h1 != nil {
-		return v.h1.Len()
+		return len(v.f1)
 	}
 	return len(v.h2)
 }
 
-// field returns the i-th field. nominated reports a field an HTTP/1.1
-// Connection option names (to be dropped).
-func (v *View) field(i int) (name, value string, nominated bool) {
+// at returns the i-th field; HTTP/1.1 strings alias the parser's buffer.
+func (v *View) at(i int) (name, value string) {
 	if v.h1 != nil {
-		f := &v.h1.Fields()[i]
-		return Alias(f.Name), Alias(f.Value), v.slow && v.h1.IsHopByHop(f.Name)
+		f := &v.f1[i]
+		return Alias(f.Name), Alias(f.Value)
 	}
 	f := &v.h2[i]
-	return f.Name, f.Value, false
+	return f.Name, f.Value
 }
+
+// nominated reports an HTTP/1.1 field a Connection option names (to be
+// dropped).
+func (v *View) nominated(i int) bool { return v.slow && v.h1.IsHopByHop(v.f1[i].Name) }
 
 // appendJoined appends the non-empty values of the fields of kind k,
 // joined with sep (RFC 9110 §5.3: the same as repeated field lines).
 func (v *View) appendJoined(dst []byte, k Kind, sep string) []byte {
 	first := true
 	for i := range v.Len() {
-		name, value, nominated := v.field(i)
-		if nominated || value == "" || KindOf(name) != k {
+		name, value := v.at(i)
+		if value == "" || KindOf(name) != k || v.nominated(i) {
 			continue
 		}
 		if !first {
