@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-proxy/sluice/diag"
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/tlsio"
 )
@@ -76,7 +77,7 @@ type holdOpen struct {
 	engine.BaseHandler
 }
 
-func (holdOpen) OnOpen(c *engine.Conn) { c.Advance(engine.DataTransfer) }
+func (holdOpen) OnOpen(c *engine.Conn) { c.Advance(diag.DataTransfer) }
 
 func rss() int64 {
 	b, _ := os.ReadFile("/proc/self/status")

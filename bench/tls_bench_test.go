@@ -12,6 +12,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/sluice-proxy/sluice/diag"
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/tlsio"
 )
@@ -50,7 +51,7 @@ func newTLSBench(tb testing.TB) *tlsBench {
 // tlsHello answers one byte per byte received, after the handshake.
 type tlsHello struct{ engine.BaseHandler }
 
-func (tlsHello) OnOpen(c *engine.Conn) { c.Advance(engine.DataTransfer) }
+func (tlsHello) OnOpen(c *engine.Conn) { c.Advance(diag.DataTransfer) }
 func (tlsHello) OnData(c *engine.Conn, b []byte) int {
 	c.Write(b)
 	return len(b)

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sluice-proxy/sluice/diag"
 )
 
 // Admission: what a client that has proven nothing yet may hold.
@@ -234,8 +236,8 @@ func (c *Conn) answerWaiting() bool {
 // admissionOutcome: the resets admission makes, logged by their close line
 // at info (outcome, remote, age, bytes) and in detail at debug only, since
 // a flood makes thousands a second.
-func admissionOutcome(o Outcome) bool {
-	return o == Evicted || o == FirstByteTimeout || o == Rejected
+func admissionOutcome(o diag.Outcome) bool {
+	return o == diag.Evicted || o == diag.FirstByteTimeout || o == diag.Rejected
 }
 
 // evict resets a waiting connection or a handshake to make room.
@@ -269,11 +271,11 @@ func (c *Conn) evict(k admKind) {
 		if k == admHandshake {
 			cap = "-max-handshakes"
 		}
-		lg.Debug("evicted to make room", "conn", connID(c.id), "remote", addrString(c.remote),
-			"cap", cap, "waiting_for", what, "age", Dur(now-c.trace.Entered[Created]),
+		lg.Debug("evicted to make room", "conn", diag.ConnID(c.id), "remote", addrString(c.remote),
+			"cap", cap, "waiting_for", what, "age", Dur(now-c.trace.Entered[diag.Created]),
 			"stalled", Dur(now-c.admKey), "bytes_in", c.trace.BytesIn)
 	}
-	c.abort(Evicted, true)
+	c.abort(diag.Evicted, true)
 }
 
 // park takes the slot of a handshake whose ClientHello is not complete
@@ -290,7 +292,7 @@ func (c *Conn) park() {
 	c.hsCounted, c.hsParked = false, true
 	c.admJoin(admWaiting)
 	if lg := e.log; lg.Enabled(context.Background(), slog.LevelDebug) {
-		lg.Debug("tls handshake parked: -max-handshakes reached", "conn", connID(c.id),
+		lg.Debug("tls handshake parked: -max-handshakes reached", "conn", diag.ConnID(c.id),
 			"remote", addrString(c.remote), "bytes_in", c.trace.BytesIn)
 	}
 }
@@ -309,10 +311,10 @@ func (c *Conn) firstByteTimeout() {
 		e.met.tlsHandshake(hsFirstByteTimeout, 0)
 	}
 	if lg := e.log; lg.Enabled(context.Background(), slog.LevelDebug) {
-		lg.Debug("no first byte in time", "conn", connID(c.id), "remote", addrString(c.remote),
+		lg.Debug("no first byte in time", "conn", diag.ConnID(c.id), "remote", addrString(c.remote),
 			"timeout", e.cfg.FirstByteTimeout)
 	}
-	c.abort(FirstByteTimeout, true)
+	c.abort(diag.FirstByteTimeout, true)
 }
 
 // admitHandshake gives a TLS client its handshake slot at its first byte.
@@ -323,16 +325,16 @@ func (c *Conn) admitHandshake() bool {
 	if !e.makeRoom(c.l, admHandshake, n-1, int64(e.cfg.MaxHandshakes)) {
 		e.hsInFlight.Add(-1)
 		e.met.tlsHandshake(hsRejected, 0)
-		e.log.Debug("tls handshake rejected: too many in flight and none to evict", "conn", connID(c.id),
+		e.log.Debug("tls handshake rejected: too many in flight and none to evict", "conn", diag.ConnID(c.id),
 			"max", e.cfg.MaxHandshakes)
-		c.abort(Rejected, true)
+		c.abort(diag.Rejected, true)
 		return false
 	}
 	c.hsCounted = true
 	if c.hsParked {
 		c.hsParked = false // back with more bytes: its deadline stays the first byte's
 	} else {
-		c.setState(Handshake)
+		c.setState(diag.Handshake)
 		c.SetTimer(TimerHandshake, int64(e.cfg.HandshakeTimeout))
 	}
 	c.admJoin(admHandshake)

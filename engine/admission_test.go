@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/sluice-proxy/sluice/diag"
 )
 
 // clientHello returns the first flight of a crypto/tls client: a real
@@ -70,7 +72,7 @@ func TestSilentAndPartialHandshakeFlood(t *testing.T) {
 	const silentN, partialN, goodN = 1100, 1100, 10
 	needFDs(t, 2*(silentN+partialN+goodN)+100)
 	f := newTLSFixture(t)
-	closed := make(chan Trace, 2*(silentN+partialN+goodN))
+	closed := make(chan diag.Trace, 2*(silentN+partialN+goodN))
 	e, addr := startTLSEngine(t, f, Config{}, func(c *Conn) Handler {
 		return &echo{cl: &closes{ch: closed}}
 	})
@@ -151,23 +153,23 @@ func TestSilentAndPartialHandshakeFlood(t *testing.T) {
 	}
 	var firstByte int
 	for wait := time.After(5 * time.Second); firstByte < silentN; {
-		var tr Trace
+		var tr diag.Trace
 		select {
 		case tr = <-closed:
 		case <-wait:
 			t.Fatalf("%d first-byte timeouts, want %d", firstByte, silentN)
 		}
 		switch tr.Outcome {
-		case FirstByteTimeout:
+		case diag.FirstByteTimeout:
 			firstByte++
 			// Scheduled at accept + FirstByteTimeout; a loop that fires
 			// 1,100 of them at once resets them all within well under 1s.
-			if d := time.Duration(tr.Entered[SocketClosed] - tr.Entered[Created]); d < cfg.FirstByteTimeout || d > cfg.FirstByteTimeout+time.Second {
-				t.Errorf("%s reset after %v, want the %v deadline", connID(tr.ID), d, cfg.FirstByteTimeout)
+			if d := time.Duration(tr.Entered[diag.SocketClosed] - tr.Entered[diag.Created]); d < cfg.FirstByteTimeout || d > cfg.FirstByteTimeout+time.Second {
+				t.Errorf("%s reset after %v, want the %v deadline", diag.ConnID(tr.ID), d, cfg.FirstByteTimeout)
 			}
 		default: // the real clients' connections
 			if tr.BytesIn == int64(len(partial)) {
-				t.Errorf("%s, a partial ClientHello, closed (%v) before its handshake deadline", connID(tr.ID), tr.Outcome)
+				t.Errorf("%s, a partial ClientHello, closed (%v) before its handshake deadline", diag.ConnID(tr.ID), tr.Outcome)
 			}
 		}
 	}
@@ -276,7 +278,7 @@ func TestClientFirstPlainEvictsSilent(t *testing.T) {
 	if _, err := silent.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("silent connection: read %v, want a reset (evicted)", err)
 	}
-	if tr := cl.next(t, 5*time.Second); tr.Outcome != Evicted {
+	if tr := cl.next(t, 5*time.Second); tr.Outcome != diag.Evicted {
 		t.Fatalf("outcome %v, want evicted", tr.Outcome)
 	}
 	talker.Write([]byte("c"))

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/diag"
 )
 
 // batchRecorder notes, in order, each read and each AfterBatch run.
@@ -102,7 +104,7 @@ type drainRecorder struct {
 
 func (h *drainRecorder) OnDrain(c *Conn) {
 	h.r.add(fmt.Sprintf("conn%d", c.Loop().Index()))
-	c.Close(Clean)
+	c.Close(diag.Clean)
 }
 
 // A loop's OnDrain hooks run once per process drain, on the loop, before

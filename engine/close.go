@@ -5,6 +5,8 @@ import (
 	"log/slog"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sluice-proxy/sluice/diag"
 )
 
 // The graceful close, after nginx's lingering close and Envoy's delayed close:
@@ -24,8 +26,8 @@ import (
 // Close starts the graceful close. cause is the outcome recorded if the
 // sequence completes (Clean, IdleTimeout, PeerClosed, ...). Input from now on
 // is discarded. Calling it again does nothing.
-func (c *Conn) Close(cause Outcome) {
-	if c.fullClose || c.state == SocketClosed || c.socketClosing {
+func (c *Conn) Close(cause diag.Outcome) {
+	if c.fullClose || c.state == diag.SocketClosed || c.socketClosing {
 		return
 	}
 	if c.tls != nil && tlsAbortsOn(cause) {
@@ -35,7 +37,7 @@ func (c *Conn) Close(cause Outcome) {
 	c.fullClose = true
 	c.discardReads = true
 	c.in = nil
-	if c.trace.Cause == OutcomeNone {
+	if c.trace.Cause == diag.OutcomeNone {
 		c.trace.Cause = cause
 	}
 	// The linger phase must read to see the peer's FIN, whatever the handler paused.
@@ -48,18 +50,18 @@ func (c *Conn) Close(cause Outcome) {
 // delivering input until the peer's FIN, which closes the socket. It is the
 // half-close a TCP relay forwards.
 func (c *Conn) CloseWrite() {
-	if c.state >= ShutdownInitiated || c.socketClosing {
+	if c.state >= diag.ShutdownInitiated || c.socketClosing {
 		return
 	}
-	if c.trace.Cause == OutcomeNone {
-		c.trace.Cause = Clean
+	if c.trace.Cause == diag.OutcomeNone {
+		c.trace.Cause = diag.Clean
 	}
 	c.startShutdown()
 }
 
 func (c *Conn) startShutdown() {
-	if c.state < ShutdownInitiated {
-		c.setState(ShutdownInitiated)
+	if c.state < diag.ShutdownInitiated {
+		c.setState(diag.ShutdownInitiated)
 	}
 	c.advance()
 }
@@ -67,22 +69,22 @@ func (c *Conn) startShutdown() {
 // advance moves the close sequence as far as it can go now. It is called
 // when the sequence starts and whenever the output buffer drains.
 func (c *Conn) advance() {
-	if c.socketClosing || c.state == SocketClosed || c.state < ShutdownInitiated {
+	if c.socketClosing || c.state == diag.SocketClosed || c.state < diag.ShutdownInitiated {
 		return
 	}
-	if c.state == ShutdownInitiated {
+	if c.state == diag.ShutdownInitiated {
 		if c.pending() > 0 || c.dirty || c.wArmed {
 			return // flush in progress; drained() calls back
 		}
-		c.setState(BufferFlushed)
+		c.setState(diag.BufferFlushed)
 	}
-	if c.state == BufferFlushed {
+	if c.state == diag.BufferFlushed {
 		if !c.cnDone {
 			c.cnDone = true
 			if c.tls != nil {
 				c.cnPending = c.tlsCloseNotify()
 			}
-			if c.socketClosing || c.state == SocketClosed {
+			if c.socketClosing || c.state == diag.SocketClosed {
 				return
 			}
 		}
@@ -94,13 +96,13 @@ func (c *Conn) advance() {
 		}
 		if c.cnPending {
 			c.cnPending = false
-			c.setState(CloseNotifySent)
+			c.setState(diag.CloseNotifySent)
 		}
 	}
-	if c.state < WriteShut {
+	if c.state < diag.WriteShut {
 		_ = unix.Shutdown(c.fd, unix.SHUT_WR)
 		c.wshut = true
-		c.setState(WriteShut)
+		c.setState(diag.WriteShut)
 		c.checkDelivered()
 	}
 	if c.readEOF {
@@ -108,10 +110,10 @@ func (c *Conn) advance() {
 		c.closeSocket(c.trace.Cause)
 		return
 	}
-	if !c.fullClose || c.state == Lingering {
+	if !c.fullClose || c.state == diag.Lingering {
 		return // half-close: input keeps flowing until the peer's FIN
 	}
-	c.setState(Lingering)
+	c.setState(diag.Lingering)
 	now := c.clock() // the Lingering timestamp: the trace never shows a short linger
 	c.lastProgress, c.ackQ = now, c.kernelQueue()
 	c.setDeadline(timerLinger, now+int64(c.l.e.cfg.LingerTimeout))
@@ -123,10 +125,10 @@ func (c *Conn) advance() {
 // Abort resets the connection at once (SO_LINGER 0, RST). Bytes still in the
 // engine buffer and the kernel send queue are thrown away; the count is
 // logged and recorded.
-func (c *Conn) Abort(o Outcome) { c.abort(o, true) }
+func (c *Conn) Abort(o diag.Outcome) { c.abort(o, true) }
 
-func (c *Conn) abort(o Outcome, rst bool) {
-	if c.state == SocketClosed || c.socketClosing {
+func (c *Conn) abort(o diag.Outcome, rst bool) {
+	if c.state == diag.SocketClosed || c.socketClosing {
 		return
 	}
 	var kq int
@@ -140,7 +142,7 @@ func (c *Conn) abort(o Outcome, rst bool) {
 	if rst {
 		_ = unix.SetsockoptLinger(c.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 	}
-	if c.trace.Cause == OutcomeNone {
+	if c.trace.Cause == diag.OutcomeNone {
 		c.trace.Cause = o
 	}
 	c.l.e.met.abort(c.side, c.trace.Discarded)
@@ -149,12 +151,12 @@ func (c *Conn) abort(o Outcome, rst bool) {
 	// Admission's resets (admission.go) throw nothing away and come by
 	// the thousand under a flood: their close line says enough.
 	lvl := slog.LevelWarn
-	if c.side == Upstream || c.trace.Discarded == 0 && admissionOutcome(o) {
+	if c.side == diag.Upstream || c.trace.Discarded == 0 && admissionOutcome(o) {
 		lvl = slog.LevelDebug
 	}
 	if c.l.e.log.Enabled(context.Background(), lvl) {
 		c.l.e.log.LogAttrs(context.Background(), lvl, "connection aborted",
-			slog.String("conn", connID(c.id)),
+			slog.String("conn", diag.ConnID(c.id)),
 			slog.String("side", c.side.String()),
 			slog.String("outcome", o.String()),
 			slog.String("state", c.state.String()),
@@ -165,8 +167,8 @@ func (c *Conn) abort(o Outcome, rst bool) {
 }
 
 // closeSocket ends the connection with outcome o.
-func (c *Conn) closeSocket(o Outcome) {
-	if c.socketClosing || c.state == SocketClosed {
+func (c *Conn) closeSocket(o diag.Outcome) {
+	if c.socketClosing || c.state == diag.SocketClosed {
 		return
 	}
 	c.socketClosing = true
@@ -187,7 +189,7 @@ func (c *Conn) closeSocket(o Outcome) {
 		// A paused fd is not in gnet's epoll; gnet's delete then fails
 		// harmlessly and it closes the fd all the same.
 		_ = l.gel.Close(c.gc) // synchronous on this loop: OnClose finalizes
-		if c.state != SocketClosed {
+		if c.state != diag.SocketClosed {
 			c.finalize() // gnet had already dropped it
 		}
 	}
@@ -200,8 +202,8 @@ func (c *Conn) finalize() {
 	}
 	c.finalized = true
 	l := c.l
-	if c.trace.Outcome == OutcomeNone {
-		c.trace.Outcome = Aborted
+	if c.trace.Outcome == diag.OutcomeNone {
+		c.trace.Outcome = diag.Aborted
 	}
 	if n := c.out.reset(); n > 0 {
 		l.buffered.Add(-int64(n))
@@ -214,11 +216,11 @@ func (c *Conn) finalize() {
 		c.tls.Close()
 	}
 	c.admLeave()
-	c.setState(SocketClosed)
+	c.setState(diag.SocketClosed)
 	l.timers.remove(&c.tm)
 	delete(l.conns, c.id)
 	l.live.Add(-1)
-	l.stateCount[c.side][SocketClosed].Add(-1)
+	l.stateCount[c.side][diag.SocketClosed].Add(-1)
 	if c.local != nil {
 		c.trace.Local = c.local.String()
 	}
@@ -245,7 +247,7 @@ func (c *Conn) finalize() {
 func (c *Conn) lingerWaits(now int64) bool {
 	lt := int64(c.l.e.cfg.LingerTimeout)
 	if d := c.trace.Delivered; d != 0 {
-		end := c.trace.Entered[Lingering] + lt
+		end := c.trace.Entered[diag.Lingering] + lt
 		if c.lingerLong {
 			end = max(end, d+lt)
 		}

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/diag"
 )
 
 // 8 MiB to a client that reads slowly, then a last write and the graceful
@@ -20,7 +22,7 @@ func TestSlowReaderGetsEveryByte(t *testing.T) {
 	_, addr := startEngine(t, Config{}, func(c *Conn) Handler {
 		return &sender{cl: cl, total: total, then: func(c *Conn) {
 			c.Write(bye)
-			c.Close(Clean)
+			c.Close(diag.Clean)
 		}}
 	})
 	nc := dialT(t, addr)
@@ -46,11 +48,11 @@ func TestSlowReaderGetsEveryByte(t *testing.T) {
 	_ = sum
 	nc.Close()
 	tr := cl.next(t, 10*time.Second)
-	if tr.Outcome != Clean {
+	if tr.Outcome != diag.Clean {
 		t.Fatalf("outcome %v, want clean; close=%q", tr.Outcome, tr.CloseSequence())
 	}
-	mustState(t, tr, DataTransfer, ShutdownInitiated, BufferFlushed, WriteShut, Lingering, SocketClosed)
-	if tr.Entered[CloseNotifySent] != 0 {
+	mustState(t, tr, diag.DataTransfer, diag.ShutdownInitiated, diag.BufferFlushed, diag.WriteShut, diag.Lingering, diag.SocketClosed)
+	if tr.Entered[diag.CloseNotifySent] != 0 {
 		t.Errorf("plain TCP recorded CloseNotifySent; close=%q", tr.CloseSequence())
 	}
 	if tr.BytesOut != int64(total+len(bye)) {
@@ -60,7 +62,7 @@ func TestSlowReaderGetsEveryByte(t *testing.T) {
 		t.Errorf("Delivered not recorded although the client read everything")
 	}
 	// The flush really waited for the slow reader.
-	if d := tr.Entered[BufferFlushed] - tr.Entered[ShutdownInitiated]; d <= 0 {
+	if d := tr.Entered[diag.BufferFlushed] - tr.Entered[diag.ShutdownInitiated]; d <= 0 {
 		t.Errorf("flush took %v", time.Duration(d))
 	}
 }
@@ -82,7 +84,7 @@ func TestSlowReaderSHA256(t *testing.T) {
 		t.Fatal("sha256 mismatch")
 	}
 	nc.Close()
-	if tr := cl.next(t, 10*time.Second); tr.Outcome != Clean {
+	if tr := cl.next(t, 10*time.Second); tr.Outcome != diag.Clean {
 		t.Fatalf("outcome %v", tr.Outcome)
 	}
 }
@@ -100,10 +102,10 @@ func TestAbortReportsDiscardedBytes(t *testing.T) {
 	// The client reads nothing: most of 16 MiB stays in the engine buffer.
 	time.Sleep(50 * time.Millisecond)
 	aborted := make(chan struct{})
-	c.Loop().Post(func() { c.Abort(Aborted); close(aborted) })
+	c.Loop().Post(func() { c.Abort(diag.Aborted); close(aborted) })
 	<-aborted
 	tr := cl.next(t, 5*time.Second)
-	if tr.Outcome != Aborted {
+	if tr.Outcome != diag.Aborted {
 		t.Fatalf("outcome %v", tr.Outcome)
 	}
 	if tr.Discarded < total/2 || tr.Discarded > total {
@@ -118,7 +120,7 @@ func TestAbortReportsDiscardedBytes(t *testing.T) {
 	if !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("client read error %v, want ECONNRESET", err)
 	}
-	if got := e.met.aborts[Downstream].Get(); got != 1 {
+	if got := e.met.aborts[diag.Downstream].Get(); got != 1 {
 		t.Fatalf("abort counter %d", got)
 	}
 }
@@ -138,7 +140,7 @@ func TestLingerTimeoutAgainstSilentPeer(t *testing.T) {
 			t.Fatalf("read %d, %v", n, err)
 		}
 		tr := cl.next(t, 5*time.Second)
-		if tr.Outcome != LingerTimeout {
+		if tr.Outcome != diag.LingerTimeout {
 			t.Fatalf("outcome %v", tr.Outcome)
 		}
 		// The linger counts from Lingering, or from delivery (the kernel
@@ -147,8 +149,8 @@ func TestLingerTimeoutAgainstSilentPeer(t *testing.T) {
 		if tr.Delivered == 0 {
 			t.Fatalf("never delivered: %s", tr.CloseSequence())
 		}
-		lingered = time.Duration(tr.Entered[SocketClosed] - max(tr.Entered[Lingering], tr.Delivered))
-		if lingered < linger && tr.Delivered <= tr.Entered[Lingering] {
+		lingered = time.Duration(tr.Entered[diag.SocketClosed] - max(tr.Entered[diag.Lingering], tr.Delivered))
+		if lingered < linger && tr.Delivered <= tr.Entered[diag.Lingering] {
 			t.Fatalf("lingered %v, less than %v", lingered, linger)
 		}
 		if lingered <= linger+20*time.Millisecond {
@@ -181,7 +183,7 @@ func TestLingerDiscardsLateClientBytes(t *testing.T) {
 		t.Fatalf("read %d bytes, err %v", n, err)
 	}
 	tr := cl.next(t, 5*time.Second)
-	if tr.Outcome != Clean {
+	if tr.Outcome != diag.Clean {
 		t.Fatalf("outcome %v", tr.Outcome)
 	}
 	if tr.BytesIn == 0 {
@@ -203,14 +205,14 @@ func TestWriteTimeoutAbortsStalledPeer(t *testing.T) {
 		nc := dialT(t, addr)
 		nc.SetReadBuffer(16 << 10)
 		tr := cl.next(t, 5*time.Second)
-		want := WriteTimeout
+		want := diag.WriteTimeout
 		if closing {
-			want = FlushTimeout
+			want = diag.FlushTimeout
 		}
 		if tr.Outcome != want {
 			t.Fatalf("closing=%v: outcome %v, want %v", closing, tr.Outcome, want)
 		}
-		if el := time.Duration(tr.Entered[SocketClosed] - tr.Entered[Created]); el < wt || el > wt+time.Second {
+		if el := time.Duration(tr.Entered[diag.SocketClosed] - tr.Entered[diag.Created]); el < wt || el > wt+time.Second {
 			t.Fatalf("aborted %v after open, want just after the %v write timeout", el, wt)
 		}
 		if tr.Discarded == 0 {
@@ -239,7 +241,7 @@ func TestPeerHalfCloseStillGetsResponse(t *testing.T) {
 		t.Fatalf("read %d bytes, err %v", n, err)
 	}
 	tr := cl.next(t, 5*time.Second)
-	if tr.Outcome != Clean {
+	if tr.Outcome != diag.Clean {
 		t.Fatalf("outcome %v; close=%q", tr.Outcome, tr.CloseSequence())
 	}
 	if e.met.detached.Get() != 1 {
@@ -261,7 +263,7 @@ func (h *lateResponder) OnReadEOF(c *Conn) {
 		s.pump(c)
 	})
 }
-func (h *lateResponder) OnClosed(c *Conn, t *Trace) { h.cl.add(t) }
+func (h *lateResponder) OnClosed(c *Conn, t *diag.Trace) { h.cl.add(t) }
 
 func TestPauseBoundsMemory(t *testing.T) {
 	cl := newCloses()
@@ -322,9 +324,9 @@ func (p *pauser) OnOpen(c *Conn) {
 	c.PauseRead()
 	p.opened <- c
 }
-func (p *pauser) OnData(c *Conn, b []byte) int { p.h.Write(b); return len(b) }
-func (p *pauser) OnReadEOF(c *Conn)            { p.sum = p.h.Sum(); c.Close(Clean) }
-func (p *pauser) OnClosed(c *Conn, t *Trace)   { p.cl.add(t) }
+func (p *pauser) OnData(c *Conn, b []byte) int    { p.h.Write(b); return len(b) }
+func (p *pauser) OnReadEOF(c *Conn)               { p.sum = p.h.Sum(); c.Close(diag.Clean) }
+func (p *pauser) OnClosed(c *Conn, t *diag.Trace) { p.cl.add(t) }
 
 func TestStopAcceptingRefusesNewConnections(t *testing.T) {
 	cl := newCloses()

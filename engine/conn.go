@@ -10,6 +10,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
 
+	"github.com/sluice-proxy/sluice/diag"
 	"github.com/sluice-proxy/sluice/tlsio"
 )
 
@@ -20,7 +21,7 @@ type Conn struct {
 	// Set at creation, read-only afterwards.
 	id       uint64
 	l        *Loop
-	side     Side
+	side     diag.Side
 	listener string
 	local    net.Addr
 	remote   net.Addr // replaced once, before the handler opens, by a PROXY header's client
@@ -29,8 +30,8 @@ type Conn struct {
 	// Loop-owned.
 	gc    gnet.Conn // nil once detached from gnet (peer FIN with work left, see gap_fin.go)
 	fd    int
-	state State
-	trace Trace
+	state diag.State
+	trace diag.Trace
 
 	out            outq
 	in             []byte // bytes the handler has not consumed yet
@@ -85,7 +86,7 @@ type Conn struct {
 func (c *Conn) ID() uint64 { return c.id }
 
 // Side reports downstream (accepted) or upstream (dialed).
-func (c *Conn) Side() Side { return c.side }
+func (c *Conn) Side() diag.Side { return c.side }
 
 // Loop is the loop the connection lives on.
 func (c *Conn) Loop() *Loop { return c.l }
@@ -103,11 +104,11 @@ func (c *Conn) LocalAddr() net.Addr { return c.local }
 func (c *Conn) RemoteAddr() net.Addr { return c.remote }
 
 // State is the current lifecycle state.
-func (c *Conn) State() State { return c.state }
+func (c *Conn) State() diag.State { return c.state }
 
 // Closed reports whether the socket is closed or the connection is closing
 // (no new work should start on it).
-func (c *Conn) Closed() bool { return c.state >= ShutdownInitiated }
+func (c *Conn) Closed() bool { return c.state >= diag.ShutdownInitiated }
 
 // Buffered is the number of bytes in the engine's output buffer.
 func (c *Conn) Buffered() int { return c.pending() }
@@ -127,9 +128,9 @@ func (c *Conn) ReadEOF() bool { return c.readEOF }
 func (c *Conn) BytesIn() int64  { return c.trace.BytesIn }
 func (c *Conn) BytesOut() int64 { return c.trace.BytesOut }
 
-func (c *Conn) String() string { return connID(c.id) }
+func (c *Conn) String() string { return diag.ConnID(c.id) }
 
-func newConn(l *Loop, gc gnet.Conn, side Side, listener string, h Handler) *Conn {
+func newConn(l *Loop, gc gnet.Conn, side diag.Side, listener string, h Handler) *Conn {
 	c := &Conn{
 		id: l.e.nextID.Add(1) + firstID, l: l, side: side, listener: listener,
 		local: gc.LocalAddr(), remote: gc.RemoteAddr(), h: h,
@@ -142,24 +143,24 @@ func newConn(l *Loop, gc gnet.Conn, side Side, listener string, h Handler) *Conn
 	c.trace.ID = c.id
 	c.trace.Side = side
 	c.trace.Listener = listener
-	c.trace.Entered[Created] = now
+	c.trace.Entered[diag.Created] = now
 	l.conns[c.id] = c
 	l.live.Add(1)
-	l.stateCount[side][Created].Add(1)
+	l.stateCount[side][diag.Created].Add(1)
 	return c
 }
 
 // Advance moves the connection to a pre-shutdown state (Handshake,
 // HandshakeDone, DataTransfer). Moving backwards or into the close sequence
 // is ignored: the engine drives that part itself.
-func (c *Conn) Advance(s State) {
-	if s > DataTransfer || s <= c.state {
+func (c *Conn) Advance(s diag.State) {
+	if s > diag.DataTransfer || s <= c.state {
 		return
 	}
 	c.setState(s)
 }
 
-func (c *Conn) setState(s State) {
+func (c *Conn) setState(s diag.State) {
 	now := Now()
 	prev := c.state
 	l := c.l
@@ -170,13 +171,13 @@ func (c *Conn) setState(s State) {
 	spent := now - c.stateSince
 	c.stateSince = now
 	l.e.met.observeState(c.side, prev, s, spent)
-	if s >= ShutdownInitiated {
+	if s >= diag.ShutdownInitiated {
 		c.shutdownStep(s, prev, now, spent)
 		return
 	}
 	if lg := l.e.log; lg.Enabled(context.Background(), slog.LevelDebug) {
 		lg.LogAttrs(context.Background(), slog.LevelDebug, "state",
-			slog.String("conn", connID(c.id)),
+			slog.String("conn", diag.ConnID(c.id)),
 			slog.String("side", c.side.String()),
 			slog.String("state", s.String()),
 			slog.String("from", prev.String()),
@@ -192,7 +193,7 @@ func (c *Conn) onRead(b []byte) {
 	c.trace.BytesIn += int64(len(b))
 	c.l.e.met.bytesIn(c.side, len(b))
 	if c.discardReads {
-		if c.state == Lingering {
+		if c.state == diag.Lingering {
 			c.checkDelivered()
 		}
 		return
@@ -232,7 +233,7 @@ func (c *Conn) acceptFrom(ln *Listener) {
 // openHandler runs the handler's OnOpen (and OnDrain during a drain).
 func (c *Conn) openHandler() {
 	c.h.OnOpen(c)
-	if c.l.e.draining.Load() && c.state < ShutdownInitiated && !c.socketClosing {
+	if c.l.e.draining.Load() && c.state < diag.ShutdownInitiated && !c.socketClosing {
 		c.h.OnDrain(c)
 	}
 }
@@ -248,18 +249,18 @@ func (c *Conn) deliver(b []byte) {
 		return
 	}
 	n := c.h.OnData(c, b)
-	if n < len(b) && !c.discardReads && c.state != SocketClosed {
+	if n < len(b) && !c.discardReads && c.state != diag.SocketClosed {
 		c.in = append(c.in[:0], b[n:]...)
 	}
 }
 
 // deliverBuffered hands kept input to the handler, then a pending EOF.
 func (c *Conn) deliverBuffered() {
-	for len(c.in) > 0 && !c.paused && !c.discardReads && c.state != SocketClosed {
+	for len(c.in) > 0 && !c.paused && !c.discardReads && c.state != diag.SocketClosed {
 		n := c.h.OnData(c, c.in)
 		// The handler may have closed the connection (c.in dropped) or
 		// consumed everything.
-		if n <= 0 || c.discardReads || c.state == SocketClosed || n > len(c.in) {
+		if n <= 0 || c.discardReads || c.state == diag.SocketClosed || n > len(c.in) {
 			break
 		}
 		rest := copy(c.in, c.in[n:])
@@ -278,7 +279,7 @@ func (c *Conn) maybeDeliverEOF() {
 	}
 	// Kept bytes do not hold EOF back: they were offered and the handler
 	// wants more, which will never come.
-	if !eof || c.eofDelivered || c.paused || c.state == SocketClosed {
+	if !eof || c.eofDelivered || c.paused || c.state == diag.SocketClosed {
 		return
 	}
 	if c.pp != nil {
@@ -297,7 +298,7 @@ func (c *Conn) maybeDeliverEOF() {
 // PauseRead stops reading from the socket until ResumeRead. The kernel's
 // receive window then pushes back on the peer; nothing piles up in memory.
 func (c *Conn) PauseRead() {
-	if c.paused || c.state == SocketClosed {
+	if c.paused || c.state == diag.SocketClosed {
 		return
 	}
 	c.paused = true
@@ -307,7 +308,7 @@ func (c *Conn) PauseRead() {
 
 // ResumeRead undoes PauseRead; kept input is delivered first.
 func (c *Conn) ResumeRead() {
-	if !c.paused || c.state == SocketClosed {
+	if !c.paused || c.state == diag.SocketClosed {
 		return
 	}
 	c.paused = false
@@ -331,7 +332,7 @@ const directWriteMin = 16 << 10
 // error closes the connection (see OnClosed). After the write side is shut
 // or the connection is closed, bytes are dropped.
 func (c *Conn) Write(p []byte) {
-	if len(p) == 0 || c.wshut || c.socketClosing || c.state == SocketClosed {
+	if len(p) == 0 || c.wshut || c.socketClosing || c.state == diag.SocketClosed {
 		return
 	}
 	if c.tls != nil {
@@ -379,9 +380,9 @@ func (c *Conn) sealPlain() {
 func (c *Conn) sealRaw(p []byte) {
 	sealed, err := c.tls.Seal(c.l.sealBuf[:0], p)
 	if err != nil {
-		c.l.e.log.Debug("tls seal failed", "conn", connID(c.id), "err", err)
+		c.l.e.log.Debug("tls seal failed", "conn", diag.ConnID(c.id), "err", err)
 		c.tlsDead = true
-		c.abort(TLSError, true)
+		c.abort(diag.TLSError, true)
 		return
 	}
 	c.writeRaw(sealed)
@@ -413,7 +414,7 @@ func (c *Conn) markDirty() {
 
 // writeRaw queues socket bytes (ciphertext on a TLS connection).
 func (c *Conn) writeRaw(p []byte) {
-	if len(p) == 0 || c.wshut || c.socketClosing || c.state == SocketClosed {
+	if len(p) == 0 || c.wshut || c.socketClosing || c.state == diag.SocketClosed {
 		return
 	}
 	if len(p) >= directWriteMin && c.out.len() == 0 && !c.wArmed {
@@ -467,7 +468,7 @@ func (c *Conn) NotifyWritable() {
 func (c *Conn) OverHighWater() bool { return c.pending() > c.l.e.cfg.HighWater }
 
 func (c *Conn) maybeNotifyWritable() {
-	if c.notifyWritable && c.pending() <= c.l.e.cfg.LowWater && c.state != SocketClosed {
+	if c.notifyWritable && c.pending() <= c.l.e.cfg.LowWater && c.state != diag.SocketClosed {
 		c.notifyWritable = false
 		c.h.OnWritable(c)
 	}
@@ -475,12 +476,12 @@ func (c *Conn) maybeNotifyWritable() {
 
 // flush writes as much of the output buffer as the socket takes.
 func (c *Conn) flush() {
-	if c.socketClosing || c.state == SocketClosed {
+	if c.socketClosing || c.state == diag.SocketClosed {
 		return
 	}
 	if c.plain != nil {
 		c.sealPlain()
-		if c.socketClosing || c.state == SocketClosed {
+		if c.socketClosing || c.state == diag.SocketClosed {
 			return
 		}
 	}
@@ -567,7 +568,7 @@ func (c *Conn) acked() bool {
 
 func (c *Conn) drained() {
 	c.deadlines[timerWrite] = 0
-	if c.state >= ShutdownInitiated && c.state < WriteShut {
+	if c.state >= diag.ShutdownInitiated && c.state < diag.WriteShut {
 		c.advance()
 	}
 }
@@ -599,12 +600,12 @@ func (c *Conn) armWritable() {
 }
 
 func (c *Conn) writeFailed(err error) {
-	c.l.e.log.Debug("write failed", "conn", connID(c.id), "err", err)
-	o := ResetByPeer
+	c.l.e.log.Debug("write failed", "conn", diag.ConnID(c.id), "err", err)
+	o := diag.ResetByPeer
 	if !errors.Is(err, unix.EPIPE) && !errors.Is(err, unix.ECONNRESET) {
-		o = Aborted
+		o = diag.Aborted
 	} else {
-		c.trace.peerEnded(PeerReset, c.l.now())
+		c.trace.MarkPeerEnded(diag.PeerReset, c.l.now())
 	}
 	c.abort(o, false)
 }
@@ -638,7 +639,7 @@ func (c *Conn) clock() int64 { return max(c.l.now(), c.stateSince) }
 
 func (c *Conn) setDeadline(k TimerKind, at int64) {
 	c.deadlines[k] = at
-	if c.state == SocketClosed {
+	if c.state == diag.SocketClosed {
 		return
 	}
 	c.l.timers.schedule(&c.tm, at)
@@ -649,7 +650,7 @@ func (c *Conn) setDeadline(k TimerKind, at int64) {
 func (c *Conn) onTimer(now int64) {
 	for k := TimerKind(0); k < numTimers; k++ {
 		at := c.deadlines[k]
-		if at == 0 || at > now || c.state == SocketClosed {
+		if at == 0 || at > now || c.state == diag.SocketClosed {
 			continue
 		}
 		c.deadlines[k] = 0
@@ -665,19 +666,19 @@ func (c *Conn) onTimer(now int64) {
 				c.armWriteTimer(now)
 				continue
 			}
-			if c.state >= ShutdownInitiated {
-				c.abort(FlushTimeout, true)
+			if c.state >= diag.ShutdownInitiated {
+				c.abort(diag.FlushTimeout, true)
 			} else {
-				c.abort(WriteTimeout, true)
+				c.abort(diag.WriteTimeout, true)
 			}
 		case timerLinger:
 			c.checkDelivered()
 			if !c.lingerWaits(now) {
-				c.closeSocket(LingerTimeout)
+				c.closeSocket(diag.LingerTimeout)
 			}
 		case timerDelivered:
 			c.checkDelivered()
-			if c.trace.Delivered == 0 && c.state == Lingering {
+			if c.trace.Delivered == 0 && c.state == diag.Lingering {
 				c.setDeadline(timerDelivered, now+deliveredPoll)
 			}
 		case timerFirstByte:
@@ -692,7 +693,7 @@ func (c *Conn) onTimer(now int64) {
 			c.h.OnTimer(c, k)
 		}
 	}
-	if c.state == SocketClosed {
+	if c.state == diag.SocketClosed {
 		return
 	}
 	next := int64(0)

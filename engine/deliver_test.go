@@ -3,6 +3,8 @@ package engine
 import (
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/diag"
 )
 
 // closer closes from inside a redelivered OnData (after a pause) and says it
@@ -15,10 +17,10 @@ type closer struct {
 
 func (h *closer) OnOpen(c *Conn) { c.PauseRead(); h.opened <- c }
 func (h *closer) OnData(c *Conn, b []byte) int {
-	c.Close(Clean)
+	c.Close(diag.Clean)
 	return len(b)
 }
-func (h *closer) OnClosed(c *Conn, t *Trace) { h.cl.add(t) }
+func (h *closer) OnClosed(c *Conn, t *diag.Trace) { h.cl.add(t) }
 
 func TestCloseInsideRedeliveredData(t *testing.T) {
 	cl := newCloses()
@@ -33,7 +35,7 @@ func TestCloseInsideRedeliveredData(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	c.Loop().Post(func() { c.ResumeRead() })
 	go func() { var b [1]byte; nc.Read(b[:]); nc.Close() }()
-	if tr := cl.next(t, 5*time.Second); tr.Outcome != Clean {
+	if tr := cl.next(t, 5*time.Second); tr.Outcome != diag.Clean {
 		t.Fatalf("outcome %v", tr.Outcome)
 	}
 }
@@ -50,7 +52,7 @@ func (h *wantsMore) OnData(c *Conn, b []byte) int {
 	h.buf = append(h.buf[:0], b...)
 	return 0
 }
-func (h *wantsMore) OnReadEOF(c *Conn) { h.eof <- h.buf; c.Close(PeerClosed) }
+func (h *wantsMore) OnReadEOF(c *Conn) { h.eof <- h.buf; c.Close(diag.PeerClosed) }
 
 func TestEOFDeliveredWithKeptInput(t *testing.T) {
 	h := &wantsMore{eof: make(chan []byte, 1)}

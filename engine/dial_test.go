@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-proxy/sluice/diag"
 	"github.com/sluice-proxy/sluice/internal/testutil"
 )
 
@@ -21,12 +22,12 @@ type dialed struct {
 	cl     *closes
 }
 
-func (d *dialed) OnOpen(c *Conn) { c.Advance(DataTransfer); d.opened <- c }
+func (d *dialed) OnOpen(c *Conn) { c.Advance(diag.DataTransfer); d.opened <- c }
 func (d *dialed) OnData(c *Conn, b []byte) int {
 	d.data <- append([]byte(nil), b...)
 	return len(b)
 }
-func (d *dialed) OnClosed(c *Conn, t *Trace) { d.cl.add(t) }
+func (d *dialed) OnClosed(c *Conn, t *diag.Trace) { d.cl.add(t) }
 
 func TestDialPlacesUpstreamOnLoop(t *testing.T) {
 	e, _ := startEngine(t, Config{}, func(c *Conn) Handler { return BaseHandler{} })
@@ -40,16 +41,16 @@ func TestDialPlacesUpstreamOnLoop(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("dial did not complete")
 		}
-		if c.Loop() != l || c.Side() != Upstream {
+		if c.Loop() != l || c.Side() != diag.Upstream {
 			t.Fatalf("dialed conn on loop %d side %v, want loop %d upstream", c.Loop().Index(), c.Side(), l.Index())
 		}
 		l.Post(func() { c.Write([]byte("ping")) })
 		if got := <-d.data; string(got) != "ping" {
 			t.Fatalf("echo %q", got)
 		}
-		l.Post(func() { c.Close(Clean) })
+		l.Post(func() { c.Close(diag.Clean) })
 		tr := d.cl.next(t, 5*time.Second)
-		if tr.Outcome != Clean || tr.Side != Upstream {
+		if tr.Outcome != diag.Clean || tr.Side != diag.Upstream {
 			t.Fatalf("trace %+v", tr)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-proxy/sluice/diag"
 	"github.com/sluice-proxy/sluice/tlsio"
 
 	"github.com/sluice-proxy/sluice/internal/testutil"
@@ -146,10 +147,10 @@ func TestDialTLS(t *testing.T) {
 			if string(got) != "ping" {
 				t.Fatalf("echo %q", got)
 			}
-			l.Post(func() { c.Close(Clean) })
+			l.Post(func() { c.Close(diag.Clean) })
 			tr := d.cl.next(t, 5*time.Second)
-			if tr.Outcome != Clean || tr.Entered[CloseNotifySent] == 0 || tr.Entered[HandshakeDone] == 0 {
-				t.Fatalf("trace: outcome %v, close_notify sent at %d, handshake done at %d", tr.Outcome, tr.Entered[CloseNotifySent], tr.Entered[HandshakeDone])
+			if tr.Outcome != diag.Clean || tr.Entered[diag.CloseNotifySent] == 0 || tr.Entered[diag.HandshakeDone] == 0 {
+				t.Fatalf("trace: outcome %v, close_notify sent at %d, handshake done at %d", tr.Outcome, tr.Entered[diag.CloseNotifySent], tr.Entered[diag.HandshakeDone])
 			}
 			end := <-ends
 			if end.readErr != io.EOF {
@@ -180,8 +181,8 @@ func TestDialTLSBadCertificate(t *testing.T) {
 		d := &dialed{opened: make(chan *Conn, 1), data: make(chan []byte, 16), cl: newCloses()}
 		e.Loops()[0].DialTLS(addr, time.Second, cl, d, func(err error) { t.Errorf("dial: %v", err) })
 		tr := d.cl.next(t, 5*time.Second)
-		if tr.Outcome != TLSError || tr.Entered[HandshakeDone] != 0 {
-			t.Fatalf("case %d: outcome %v, handshake done at %d", i, tr.Outcome, tr.Entered[HandshakeDone])
+		if tr.Outcome != diag.TLSError || tr.Entered[diag.HandshakeDone] != 0 {
+			t.Fatalf("case %d: outcome %v, handshake done at %d", i, tr.Outcome, tr.Entered[diag.HandshakeDone])
 		}
 		select {
 		case <-d.opened:
@@ -223,7 +224,7 @@ func TestDialTLSHandshakeTimeout(t *testing.T) {
 	start := time.Now()
 	e.Loops()[0].DialTLS(ln.Addr().String(), time.Second, tlsClient(t, nil, "localhost"), d, func(err error) { t.Errorf("dial: %v", err) })
 	tr := d.cl.next(t, 5*time.Second)
-	if tr.Outcome != HandshakeTimeout {
+	if tr.Outcome != diag.HandshakeTimeout {
 		t.Fatalf("outcome %v, want HandshakeTimeout", tr.Outcome)
 	}
 	if el := time.Since(start); el < 100*time.Millisecond {

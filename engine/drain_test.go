@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/diag"
 )
 
 func TestDrainClosesIdleAndWaitsForWork(t *testing.T) {
@@ -70,7 +72,7 @@ func TestSnapshotListsConnectionsAndTraces(t *testing.T) {
 	if ci.ID != c.String() || ci.State != "DataTransfer" || ci.Pending == 0 || ci.BytesOut == 0 || ci.Remote != nc.LocalAddr().String() {
 		t.Fatalf("conn info %+v", ci)
 	}
-	c.Loop().Post(func() { c.Abort(Aborted) })
+	c.Loop().Post(func() { c.Abort(diag.Aborted) })
 	cl.next(t, 5*time.Second)
 	s, _ = e.Snapshot(testCtx(t))
 	if len(s.Conns) != 0 || len(s.Recent) != 1 || s.Recent[0].Outcome != "aborted" || s.Recent[0].Discarded == 0 {
@@ -134,4 +136,4 @@ func TestSnapshotSaysWhatHoldsTheDrain(t *testing.T) {
 // drainSender closes when asked to drain, whatever it still has queued.
 type drainSender struct{ sender }
 
-func (d *drainSender) OnDrain(c *Conn) { c.Close(Clean) }
+func (d *drainSender) OnDrain(c *Conn) { c.Close(diag.Clean) }

@@ -6,6 +6,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/diag"
 )
 
 // heldFinished passes the client's first write (the ClientHello) and holds
@@ -35,11 +37,11 @@ type drainBye struct {
 func (h *drainBye) OnOpen(c *Conn) { h.opened = true; h.echo.OnOpen(c) }
 func (h *drainBye) OnDrain(c *Conn) {
 	if !h.opened {
-		c.Close(Clean) // what a handler can do before its OnOpen
+		c.Close(diag.Clean) // what a handler can do before its OnOpen
 		return
 	}
 	c.Write([]byte("bye"))
-	c.Close(Clean)
+	c.Close(diag.Clean)
 }
 
 // A client whose TLS handshake is under way (our flight out) when the drain

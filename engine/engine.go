@@ -18,6 +18,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
 
+	"github.com/sluice-proxy/sluice/diag"
 	"github.com/sluice-proxy/sluice/tlsio"
 )
 
@@ -346,8 +347,8 @@ func (e *Engine) Live() int64 {
 func (e *Engine) LiveDownstream() int64 {
 	var n int64
 	for _, l := range e.Loops() {
-		for s := State(0); s < SocketClosed; s++ {
-			n += l.stateCount[Downstream][s].Load()
+		for s := diag.State(0); s < diag.SocketClosed; s++ {
+			n += l.stateCount[diag.Downstream][s].Load()
 		}
 	}
 	return n
@@ -417,7 +418,7 @@ func (e *Engine) DrainConnections(ctx context.Context) error {
 // HandshakeTimeout. Before our flight no request can be on the connection
 // and the drain closes it at once (a FIN: the client retries elsewhere).
 func (c *Conn) handshakeUnderWay() bool {
-	return c.side == Downstream && c.tls != nil && !c.hsDone && c.trace.BytesOut > 0
+	return c.side == diag.Downstream && c.tls != nil && !c.hsDone && c.trace.BytesOut > 0
 }
 
 // Draining reports whether Drain was called.
@@ -432,10 +433,10 @@ func (e *Engine) ForceClose(ctx context.Context) (int64, error) {
 	var n atomic.Int64
 	err := e.onEachLoop(ctx, func(l *Loop) {
 		for _, c := range l.sortedConns() {
-			if c.state != SocketClosed && !c.socketClosing {
+			if c.state != diag.SocketClosed && !c.socketClosing {
 				n.Add(1)
 			}
-			c.Abort(ForcedAtDeadline)
+			c.Abort(diag.ForcedAtDeadline)
 		}
 	})
 	return n.Load(), err
@@ -445,10 +446,10 @@ func (e *Engine) ForceClose(ctx context.Context) (int64, error) {
 // with the number of connections (client and upstream) in it.
 func (e *Engine) OpenByState(fn func(state string, n int64)) {
 	loops := e.Loops()
-	for st := State(0); st < SocketClosed; st++ {
+	for st := diag.State(0); st < diag.SocketClosed; st++ {
 		var n int64
 		for _, l := range loops {
-			n += l.stateCount[Downstream][st].Load() + l.stateCount[Upstream][st].Load()
+			n += l.stateCount[diag.Downstream][st].Load() + l.stateCount[diag.Upstream][st].Load()
 		}
 		fn(st.String(), n)
 	}
@@ -497,7 +498,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 		// not see: detached sockets (gap_fin.go) are the engine's own.
 		l.enter()
 		for _, c := range l.sortedConns() {
-			c.trace.Outcome = EngineStopped
+			c.trace.Outcome = diag.EngineStopped
 			if c.gc == nil {
 				_ = unix.Close(c.fd)
 			}
@@ -553,7 +554,7 @@ func (g *gnetEvents) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	var c *Conn
 	rejected := false
 	if d, ok := gc.Context().(*dialReq); ok {
-		c = newConn(l, gc, Upstream, "", d.h)
+		c = newConn(l, gc, diag.Upstream, "", d.h)
 		e.met.dials[dialOK].Inc()
 		if d.tls != nil {
 			c.startTLSClient(d.tls)
@@ -570,7 +571,7 @@ func (g *gnetEvents) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		} else {
 			ln = e.listenerFor(gc.LocalAddr())
 		}
-		c = newConn(l, gc, Downstream, ln.Name, BaseHandler{})
+		c = newConn(l, gc, diag.Downstream, ln.Name, BaseHandler{})
 		e.met.accepted.Inc()
 		switch {
 		case !e.makeRoom(l, admWaiting, e.Live()-1, int64(e.cfg.MaxConns)):
@@ -590,12 +591,12 @@ func (g *gnetEvents) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	l.inTraffic = c
 	switch {
 	case rejected:
-		c.Abort(Rejected)
+		c.Abort(diag.Rejected)
 	case c.pp != nil:
 	case c.tls != nil:
 		// OnOpen runs when the handshake is done (tls.go); a client's
 		// starts now.
-		if c.side == Upstream {
+		if c.side == diag.Upstream {
 			c.tlsPump(nil)
 		}
 	default:
@@ -649,15 +650,15 @@ func (g *gnetEvents) OnClose(gc gnet.Conn, err error) gnet.Action {
 		c.finalize()
 	case err == nil: // gnet closes on its own only when the engine stops
 		c.socketClosing = true
-		c.trace.Outcome = EngineStopped
+		c.trace.Outcome = diag.EngineStopped
 		c.finalize()
 	case errors.Is(err, io.EOF):
 		c.onPeerFIN()
 	default: // ECONNRESET and friends
-		c.l.e.log.Debug("read failed", "conn", connID(c.id), "err", err)
-		c.trace.peerEnded(PeerReset, l.now())
+		c.l.e.log.Debug("read failed", "conn", diag.ConnID(c.id), "err", err)
+		c.trace.MarkPeerEnded(diag.PeerReset, l.now())
 		c.socketClosing = true
-		c.trace.Outcome = ResetByPeer
+		c.trace.Outcome = diag.ResetByPeer
 		c.finalize()
 	}
 	l.inClose = prev
@@ -681,12 +682,12 @@ func resetNotFIN(fd int) bool {
 
 func (c *Conn) onPeerFIN() {
 	c.readEOF = true
-	how := PeerFIN
-	if c.state < WriteShut && resetNotFIN(c.fd) {
-		how = PeerReset
+	how := diag.PeerFIN
+	if c.state < diag.WriteShut && resetNotFIN(c.fd) {
+		how = diag.PeerReset
 	}
-	c.trace.peerEnded(how, c.l.now())
-	if c.state >= WriteShut {
+	c.trace.MarkPeerEnded(how, c.l.now())
+	if c.state >= diag.WriteShut {
 		// Our FIN is out already: the peer's completes the close.
 		if !c.discardReads && !c.eofDelivered {
 			c.eofDelivered = true
@@ -695,32 +696,32 @@ func (c *Conn) onPeerFIN() {
 		c.checkDelivered()
 		if !c.finalized {
 			c.socketClosing = true
-			if c.trace.Outcome == OutcomeNone {
+			if c.trace.Outcome == diag.OutcomeNone {
 				c.trace.Outcome = c.trace.Cause
 			}
 			c.finalize()
 		}
 		return
 	}
-	if how == PeerReset {
+	if how == diag.PeerReset {
 		// What read as EOF was an RST whose error something else took
 		// first: a reset must never pass for a clean end.
-		c.l.e.log.Debug("read failed", "conn", connID(c.id), "err", "reset (TCP state CLOSE at EOF)")
+		c.l.e.log.Debug("read failed", "conn", diag.ConnID(c.id), "err", "reset (TCP state CLOSE at EOF)")
 		c.socketClosing = true
-		c.trace.Outcome = ResetByPeer
+		c.trace.Outcome = diag.ResetByPeer
 		c.finalize()
 		return
 	}
 	if err := c.detach(); err != nil {
-		c.l.e.log.Warn("cannot keep half-closed socket", "conn", connID(c.id), "err", err)
+		c.l.e.log.Warn("cannot keep half-closed socket", "conn", diag.ConnID(c.id), "err", err)
 		c.socketClosing = true
-		c.trace.Outcome = Aborted
+		c.trace.Outcome = diag.Aborted
 		c.finalize()
 		return
 	}
 	if c.tls != nil {
 		c.l.deferFn(func() {
-			if c.state == SocketClosed || c.discardReads {
+			if c.state == diag.SocketClosed || c.discardReads {
 				c.maybeDeliverEOF()
 				return
 			}

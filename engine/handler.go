@@ -1,5 +1,7 @@
 package engine
 
+import "github.com/sluice-proxy/sluice/diag"
+
 // Handler is the layer above the engine for one connection (TLS, HTTP, a TCP
 // relay). Every method runs on the connection's loop. None may block.
 type Handler interface {
@@ -25,7 +27,7 @@ type Handler interface {
 	OnDrain(c *Conn)
 	// OnClosed runs once, after the socket is closed. t is valid only
 	// during the call.
-	OnClosed(c *Conn, t *Trace)
+	OnClosed(c *Conn, t *diag.Trace)
 }
 
 // BaseHandler gives default behaviour to embed: EOF and timers close the
@@ -39,7 +41,7 @@ func (BaseHandler) OnOpen(*Conn) {}
 func (BaseHandler) OnData(_ *Conn, b []byte) int { return len(b) }
 
 // OnReadEOF closes gracefully with outcome peer_closed.
-func (BaseHandler) OnReadEOF(c *Conn) { c.Close(PeerClosed) }
+func (BaseHandler) OnReadEOF(c *Conn) { c.Close(diag.PeerClosed) }
 
 // OnWritable does nothing.
 func (BaseHandler) OnWritable(*Conn) {}
@@ -48,10 +50,10 @@ func (BaseHandler) OnWritable(*Conn) {}
 func (BaseHandler) OnTimer(c *Conn, k TimerKind) { c.Close(k.Outcome()) }
 
 // OnDrain closes gracefully.
-func (BaseHandler) OnDrain(c *Conn) { c.Close(Clean) }
+func (BaseHandler) OnDrain(c *Conn) { c.Close(diag.Clean) }
 
 // OnClosed does nothing.
-func (BaseHandler) OnClosed(*Conn, *Trace) {}
+func (BaseHandler) OnClosed(*Conn, *diag.Trace) {}
 
 // TimerKind names a per-connection deadline the layer above can set.
 type TimerKind uint8
@@ -76,16 +78,16 @@ const (
 )
 
 // Outcome is the outcome a timer of this kind closes with by default.
-func (k TimerKind) Outcome() Outcome {
+func (k TimerKind) Outcome() diag.Outcome {
 	switch k {
 	case TimerHandshake:
-		return HandshakeTimeout
+		return diag.HandshakeTimeout
 	case TimerHeader:
-		return HeaderTimeout
+		return diag.HeaderTimeout
 	case TimerIdle:
-		return IdleTimeout
+		return diag.IdleTimeout
 	}
-	return ProtocolError
+	return diag.ProtocolError
 }
 
 func (k TimerKind) String() string {

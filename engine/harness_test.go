@@ -7,6 +7,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/diag"
 )
 
 // testLogger logs to the test output when SLUICE_TEST_LOG is set.
@@ -47,14 +49,14 @@ func startEngine(t testing.TB, cfg Config, accept func(c *Conn) Handler) (*Engin
 
 // closes collects traces of closed connections for assertions.
 type closes struct {
-	ch chan Trace
+	ch chan diag.Trace
 }
 
-func newCloses() *closes { return &closes{ch: make(chan Trace, 1024)} }
+func newCloses() *closes { return &closes{ch: make(chan diag.Trace, 1024)} }
 
-func (cl *closes) add(t *Trace) { cl.ch <- *t }
+func (cl *closes) add(t *diag.Trace) { cl.ch <- *t }
 
-func (cl *closes) next(t testing.TB, d time.Duration) Trace {
+func (cl *closes) next(t testing.TB, d time.Duration) diag.Trace {
 	t.Helper()
 	select {
 	case tr := <-cl.ch:
@@ -62,7 +64,7 @@ func (cl *closes) next(t testing.TB, d time.Duration) Trace {
 	case <-time.After(d):
 		t.Fatalf("no connection closed within %v", d)
 	}
-	return Trace{}
+	return diag.Trace{}
 }
 
 // echo writes back what it reads and records its close.
@@ -73,14 +75,14 @@ type echo struct {
 }
 
 func (h *echo) OnOpen(c *Conn) {
-	c.Advance(DataTransfer)
+	c.Advance(diag.DataTransfer)
 	if h.opened != nil {
 		h.opened <- c
 	}
 }
 
-func (h *echo) OnData(c *Conn, b []byte) int { c.Write(b); return len(b) }
-func (h *echo) OnClosed(c *Conn, t *Trace)   { h.cl.add(t) }
+func (h *echo) OnData(c *Conn, b []byte) int    { c.Write(b); return len(b) }
+func (h *echo) OnClosed(c *Conn, t *diag.Trace) { h.cl.add(t) }
 func dialT(t testing.TB, addr string) *net.TCPConn {
 	t.Helper()
 	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
@@ -121,13 +123,13 @@ func testEcho(t *testing.T, lock bool) {
 		t.Fatalf("read after close = %d, %v; want EOF", n, err)
 	}
 	tr := cl.next(t, 5*time.Second)
-	if tr.Outcome != PeerClosed {
+	if tr.Outcome != diag.PeerClosed {
 		t.Fatalf("outcome = %v, want peer_closed", tr.Outcome)
 	}
 	if tr.BytesIn != int64(len(msg)) || tr.BytesOut != int64(len(msg)) {
 		t.Fatalf("bytes in/out = %d/%d", tr.BytesIn, tr.BytesOut)
 	}
-	for _, st := range []State{Created, DataTransfer, ShutdownInitiated, BufferFlushed, WriteShut, SocketClosed} {
+	for _, st := range []diag.State{diag.Created, diag.DataTransfer, diag.ShutdownInitiated, diag.BufferFlushed, diag.WriteShut, diag.SocketClosed} {
 		if tr.Entered[st] == 0 {
 			t.Errorf("state %v not recorded: %s", st, tr.CloseSequence())
 		}

@@ -6,6 +6,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/diag"
 )
 
 // tagEcho answers every read with its tag and the bytes read.
@@ -14,7 +16,7 @@ type tagEcho struct {
 	tag byte
 }
 
-func (h *tagEcho) OnOpen(c *Conn) { c.Advance(DataTransfer) }
+func (h *tagEcho) OnOpen(c *Conn) { c.Advance(diag.DataTransfer) }
 func (h *tagEcho) OnData(c *Conn, b []byte) int {
 	c.Write(append([]byte{h.tag}, b...))
 	return len(b)

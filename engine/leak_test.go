@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/diag"
 )
 
 func openFDs(t testing.TB) int {
@@ -38,7 +40,7 @@ func TestNoLeaksAfter10kConnections(t *testing.T) {
 		t.Skip("10k connections")
 	}
 	cl := newCloses()
-	cl.ch = make(chan Trace, 10001)
+	cl.ch = make(chan diag.Trace, 10001)
 	e, addr := startEngine(t, Config{}, func(c *Conn) Handler { return &echo{cl: cl} })
 	runtime.GC()
 	fds0, g0 := openFDs(t), runtime.NumGoroutine()
@@ -72,11 +74,11 @@ func TestNoLeaksAfter10kConnections(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	outcomes := map[Outcome]int{}
+	outcomes := map[diag.Outcome]int{}
 	for i := 0; i < total; i++ {
 		outcomes[cl.next(t, 10*time.Second).Outcome]++
 	}
-	if outcomes[PeerClosed] != total {
+	if outcomes[diag.PeerClosed] != total {
 		t.Fatalf("outcomes %v", outcomes)
 	}
 	if n := e.Live(); n != 0 {

@@ -4,13 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 	"time"
-)
 
-// connID formats a connection id for logs, traces and the admin endpoint.
-func connID(id uint64) string { return "c" + strconv.FormatUint(id, 16) }
+	"github.com/sluice-proxy/sluice/diag"
+)
 
 // logClose writes the one line per close: outcome, cause, duration,
 // bytes, and the close sequence as it happened, e.g.
@@ -23,20 +20,20 @@ func connID(id uint64) string { return "c" + strconv.FormatUint(id, 16) }
 // pooled connections come and go with demand and health probes dial every
 // few seconds: a line each at info would be paid per request on a busy
 // proxy. Their outcomes are counted in the metrics either way.
-func (e *Engine) logClose(t *Trace) {
+func (e *Engine) logClose(t *diag.Trace) {
 	lvl := slog.LevelInfo
-	if t.Side == Upstream {
+	if t.Side == diag.Upstream {
 		lvl = slog.LevelDebug
 	}
 	if !e.log.Enabled(context.Background(), lvl) {
 		return
 	}
 	attrs := []slog.Attr{
-		slog.String("conn", connID(t.ID)),
+		slog.String("conn", diag.ConnID(t.ID)),
 		slog.String("side", t.Side.String()),
 		slog.String("outcome", t.Outcome.String()),
 	}
-	if t.Cause != OutcomeNone && t.Cause != t.Outcome {
+	if t.Cause != diag.OutcomeNone && t.Cause != t.Outcome {
 		attrs = append(attrs, slog.String("cause", t.Cause.String()))
 	}
 	if t.Listener != "" {
@@ -44,45 +41,21 @@ func (e *Engine) logClose(t *Trace) {
 	}
 	attrs = append(attrs,
 		slog.String("remote", t.Remote),
-		slog.Duration("duration", time.Duration(t.Entered[SocketClosed]-t.Entered[Created])),
+		slog.Duration("duration", time.Duration(t.Entered[diag.SocketClosed]-t.Entered[diag.Created])),
 		slog.Int64("bytes_in", t.BytesIn),
 		slog.Int64("bytes_out", t.BytesOut))
 	if t.Discarded > 0 {
 		attrs = append(attrs, slog.Int64("discarded", t.Discarded))
 	}
-	if s := t.Entered[ShutdownInitiated]; s != 0 {
+	if s := t.Entered[diag.ShutdownInitiated]; s != 0 {
 		attrs = append(attrs,
 			slog.String("close", t.CloseSequence()),
-			slog.Duration("shutdown", time.Duration(t.Entered[SocketClosed]-s)))
+			slog.Duration("shutdown", time.Duration(t.Entered[diag.SocketClosed]-s)))
 	}
 	if t.Delivered != 0 {
 		attrs = append(attrs, slog.Bool("delivered", true))
 	}
 	e.log.LogAttrs(context.Background(), lvl, "connection closed", attrs...)
-}
-
-// CloseSequence renders the states from ShutdownInitiated on with their
-// offsets from it: "ShutdownInitiated · BufferFlushed +0.1ms · ...".
-func (t *Trace) CloseSequence() string {
-	s := t.Entered[ShutdownInitiated]
-	if s == 0 {
-		return ""
-	}
-	var b strings.Builder
-	for st := ShutdownInitiated; st < numStates; st++ {
-		at := t.Entered[st]
-		if at == 0 {
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteString(" · ")
-		}
-		b.WriteString(st.String())
-		if st != ShutdownInitiated {
-			fmt.Fprintf(&b, " +%s", time.Duration(at-s).Round(time.Microsecond))
-		}
-	}
-	return b.String()
 }
 
 // gnetLogger sends gnet's own log lines to slog, at one level lower than

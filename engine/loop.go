@@ -6,6 +6,8 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 	"github.com/panjf2000/gnet/v2/pkg/netpoll"
+
+	"github.com/sluice-proxy/sluice/diag"
 )
 
 // Loop is the engine's side of one gnet event loop. Everything in it marked
@@ -32,10 +34,9 @@ type Loop struct {
 	inTraffic  *Conn // conn whose gnet OnTraffic is running
 	inClose    *Conn // conn whose gnet OnClose is running
 	iov        [][]byte
-	sealBuf    []byte  // TLS output staging (Seal, alerts), reused
-	plainBuf   []byte  // TLS plaintext staging, reused; never aliases sealBuf
-	recent     []Trace // ring of recent close traces
-	recentNext int
+	sealBuf    []byte               // TLS output staging (Seal, alerts), reused
+	plainBuf   []byte               // TLS plaintext staging, reused; never aliases sealBuf
+	recent     *diag.Ring           // recent close traces
 	adm        [numAdmKinds]admList // waiting connections, handshakes (admission.go); heads' keys readable anywhere
 	batchq     []func()             // AfterBatch work for the current batch
 	batchSpare []func()
@@ -44,8 +45,8 @@ type Loop struct {
 	onDrain    []func()
 
 	// Read by metrics scrapes from other goroutines.
-	stateCount [2][numStates]atomic.Int64 // [side][state]
-	buffered   atomic.Int64               // bytes in engine output buffers
+	stateCount [2][diag.NumStates]atomic.Int64 // [side][state]
+	buffered   atomic.Int64                    // bytes in engine output buffers
 	live       atomic.Int64
 
 	task      gnet.Runnable
@@ -61,8 +62,8 @@ func newLoop(e *Engine, idx int, gel gnet.EventLoop, priv gnetLoopPriv) (*Loop, 
 	}
 	l := &Loop{
 		e: e, idx: idx, gel: gel, poller: priv.poller, lnFDs: priv.listenerFDs, w: w,
-		conns: make(map[uint64]*Conn),
-		iov:   make([][]byte, 0, 64),
+		conns: make(map[uint64]*Conn), recent: diag.NewRing(recentTraces),
+		iov: make([][]byte, 0, 64),
 	}
 	l.task = gnet.RunnableFunc(func(context.Context) error { l.onWatcher(); return nil })
 	l.batchTask = gnet.RunnableFunc(func(context.Context) error {
@@ -192,7 +193,7 @@ func (l *Loop) drain() {
 		}
 	}
 	for _, c := range l.sortedConns() {
-		if c.state < ShutdownInitiated && !c.handshakeUnderWay() {
+		if c.state < diag.ShutdownInitiated && !c.handshakeUnderWay() {
 			c.h.OnDrain(c)
 		}
 	}
@@ -251,11 +252,4 @@ func (l *Loop) runTimers() {
 	}
 }
 
-func (l *Loop) record(t *Trace) {
-	if len(l.recent) < recentTraces {
-		l.recent = append(l.recent, *t)
-		return
-	}
-	l.recent[l.recentNext] = *t
-	l.recentNext = (l.recentNext + 1) % recentTraces
-}
+func (l *Loop) record(t *diag.Trace) { l.recent.Add(t) }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/sluice-proxy/sluice/diag"
 	"github.com/sluice-proxy/sluice/tlsio"
 )
 
@@ -31,11 +32,11 @@ type engineMetrics struct {
 	spared     *metrics.Counter
 	pauses     *metrics.Counter
 	detached   *metrics.Counter
-	closes     [2][numOutcomes]*metrics.Counter
+	closes     [2][diag.NumOutcomes]*metrics.Counter
 	aborts     [2]*metrics.Counter
 	abortBytes [2]*metrics.Counter
 	in, out    [2]*metrics.Counter
-	phase      [numStates]*metrics.PrometheusHistogram // time spent in a state, by the state left
+	phase      [diag.NumStates]*metrics.PrometheusHistogram // time spent in a state, by the state left
 	lifetime   [2]*metrics.PrometheusHistogram
 	closeSeq   *metrics.PrometheusHistogram // ShutdownInitiated to SocketClosed
 	// The close's phases (client connections): flush, close_notify, linger.
@@ -96,8 +97,8 @@ func newEngineMetrics(e *Engine) *engineMetrics {
 	m.pauses = s.NewCounter(`sluice_read_pauses_total`)
 	m.detached = s.NewCounter(`sluice_half_closed_by_peer_total`)
 	prefix := [2]string{"sluice_connection", "sluice_upstream_connection"}
-	for side := Downstream; side <= Upstream; side++ {
-		for o := Outcome(1); o < numOutcomes; o++ {
+	for side := diag.Downstream; side <= diag.Upstream; side++ {
+		for o := diag.Outcome(1); o < diag.NumOutcomes; o++ {
 			m.closes[side][o] = s.NewCounter(fmt.Sprintf(`%s_closes_total{outcome=%q}`, prefix[side], o))
 		}
 		m.aborts[side] = s.NewCounter(prefix[side] + `_aborts_total`)
@@ -106,10 +107,10 @@ func newEngineMetrics(e *Engine) *engineMetrics {
 		dir := [2]string{"sluice_downstream", "sluice_upstream"}[side]
 		m.in[side] = s.NewCounter(dir + `_bytes_read_total`)
 		m.out[side] = s.NewCounter(dir + `_bytes_written_total`)
-		for st := State(0); st < SocketClosed; st++ {
+		for st := diag.State(0); st < diag.SocketClosed; st++ {
 			side, st := side, st
 			name := fmt.Sprintf(`sluice_connections_active{state=%q}`, st)
-			if side == Upstream {
+			if side == diag.Upstream {
 				name = fmt.Sprintf(`sluice_upstream_connections_active{state=%q}`, st)
 			}
 			s.NewGauge(name, func() float64 {
@@ -121,7 +122,7 @@ func newEngineMetrics(e *Engine) *engineMetrics {
 			})
 		}
 	}
-	for st := State(0); st < SocketClosed; st++ {
+	for st := diag.State(0); st < diag.SocketClosed; st++ {
 		m.phase[st] = s.NewPrometheusHistogramExt(fmt.Sprintf(`sluice_connection_state_duration_seconds{state=%q}`, st), lifetimeBuckets)
 	}
 	m.closeSeq = s.NewPrometheusHistogramExt(`sluice_close_sequence_duration_seconds`, latencyBuckets)
@@ -165,27 +166,27 @@ func newEngineMetrics(e *Engine) *engineMetrics {
 	return m
 }
 
-func (m *engineMetrics) observeState(side Side, prev, next State, spentNs int64) {
-	if side == Downstream && prev < SocketClosed && next != prev {
+func (m *engineMetrics) observeState(side diag.Side, prev, next diag.State, spentNs int64) {
+	if side == diag.Downstream && prev < diag.SocketClosed && next != prev {
 		m.phase[prev].Update(float64(spentNs) / 1e9)
 	}
 }
 
-func (m *engineMetrics) bytesIn(side Side, n int)  { m.in[side].Add(n) }
-func (m *engineMetrics) bytesOut(side Side, n int) { m.out[side].Add(n) }
+func (m *engineMetrics) bytesIn(side diag.Side, n int)  { m.in[side].Add(n) }
+func (m *engineMetrics) bytesOut(side diag.Side, n int) { m.out[side].Add(n) }
 
-func (m *engineMetrics) abort(side Side, discarded int64) {
+func (m *engineMetrics) abort(side diag.Side, discarded int64) {
 	m.aborts[side].Inc()
 	m.abortBytes[side].Add(int(discarded))
 }
 
-func (m *engineMetrics) closed(t *Trace) {
-	if t.Outcome > 0 && t.Outcome < numOutcomes {
+func (m *engineMetrics) closed(t *diag.Trace) {
+	if t.Outcome > 0 && t.Outcome < diag.NumOutcomes {
 		m.closes[t.Side][t.Outcome].Inc()
 	}
-	end := t.Entered[SocketClosed]
-	m.lifetime[t.Side].Update(float64(end-t.Entered[Created]) / 1e9)
-	if s := t.Entered[ShutdownInitiated]; s != 0 && t.Side == Downstream {
+	end := t.Entered[diag.SocketClosed]
+	m.lifetime[t.Side].Update(float64(end-t.Entered[diag.Created]) / 1e9)
+	if s := t.Entered[diag.ShutdownInitiated]; s != 0 && t.Side == diag.Downstream {
 		m.closeSeq.Update(float64(end-s) / 1e9)
 	}
 }
@@ -264,16 +265,16 @@ func TLSErrorCounter(s *metrics.Set) func(reason string) {
 // shutdownPhase observes the close phase that entering s ends: flush
 // (ShutdownInitiated to BufferFlushed), close_notify (BufferFlushed to
 // CloseNotifySent) and linger (Lingering to SocketClosed).
-func (m *engineMetrics) shutdownPhase(t *Trace, s State) {
-	var from State
+func (m *engineMetrics) shutdownPhase(t *diag.Trace, s diag.State) {
+	var from diag.State
 	var i int
 	switch s {
-	case BufferFlushed:
-		from, i = ShutdownInitiated, 0
-	case CloseNotifySent:
-		from, i = BufferFlushed, 1
-	case SocketClosed:
-		from, i = Lingering, 2
+	case diag.BufferFlushed:
+		from, i = diag.ShutdownInitiated, 0
+	case diag.CloseNotifySent:
+		from, i = diag.BufferFlushed, 1
+	case diag.SocketClosed:
+		from, i = diag.Lingering, 2
 	default:
 		return
 	}

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sluice-proxy/sluice/diag"
 )
 
 // Issue #12, defect 1: a slow reader that keeps reading must not be
@@ -63,7 +65,7 @@ func TestSlowSteadyReaderIsNotWriteTimeout(t *testing.T) {
 			}
 			nc.Close()
 			tr := cl.next(t, 10*time.Second)
-			if tr.Outcome == WriteTimeout || tr.Outcome == FlushTimeout {
+			if tr.Outcome == diag.WriteTimeout || tr.Outcome == diag.FlushTimeout {
 				t.Fatalf("outcome %v while the reader kept reading; discarded %d", tr.Outcome, tr.Discarded)
 			}
 			if tr.Discarded != 0 {
@@ -113,11 +115,11 @@ func TestLingerWaitsForASlowReaderToGetEverything(t *testing.T) {
 	}
 	nc.Close()
 	tr := cl.next(t, 10*time.Second)
-	if tr.Outcome != Clean || tr.Delivered == 0 || tr.Delivered > tr.Entered[SocketClosed] {
+	if tr.Outcome != diag.Clean || tr.Delivered == 0 || tr.Delivered > tr.Entered[diag.SocketClosed] {
 		t.Fatalf("outcome %v, delivered %v (closed %v after Lingering); close %q", tr.Outcome, tr.Delivered != 0,
-			time.Duration(tr.Entered[SocketClosed]-tr.Entered[Lingering]), tr.CloseSequence())
+			time.Duration(tr.Entered[diag.SocketClosed]-tr.Entered[diag.Lingering]), tr.CloseSequence())
 	}
-	if d := time.Duration(tr.Entered[SocketClosed] - tr.Entered[Lingering]); d < lt {
+	if d := time.Duration(tr.Entered[diag.SocketClosed] - tr.Entered[diag.Lingering]); d < lt {
 		t.Fatalf("lingered %v: the test did not cover a long linger", d)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 
+	"github.com/sluice-proxy/sluice/diag"
 	"github.com/sluice-proxy/sluice/httpcodec/proxyproto"
 )
 
@@ -64,7 +65,7 @@ func (c *Conn) ppRead(b []byte) {
 	if c.tls == nil {
 		c.openHandler()
 	}
-	if len(rest) > 0 && c.state < SocketClosed && !c.socketClosing {
+	if len(rest) > 0 && c.state < diag.SocketClosed && !c.socketClosing {
 		c.dispatchRead(rest)
 	}
 }
@@ -81,7 +82,7 @@ func (c *Conn) ppFailed(reason string, err error) {
 	c.pp = nil
 	e := c.l.e
 	e.met.proxyProtoFailed(reason)
-	e.log.Info("proxy protocol header rejected", "conn", connID(c.id), "remote", addrString(c.remote),
+	e.log.Info("proxy protocol header rejected", "conn", diag.ConnID(c.id), "remote", addrString(c.remote),
 		"reason", reason, "err", err)
-	c.Close(ProtocolError)
+	c.Close(diag.ProtocolError)
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-proxy/sluice/diag"
 	"github.com/sluice-proxy/sluice/httpcodec/proxyproto"
 	"github.com/sluice-proxy/sluice/tlsio"
 )
@@ -31,11 +32,11 @@ type remoteEcho struct {
 }
 
 func (h *remoteEcho) OnOpen(c *Conn) {
-	c.Advance(DataTransfer)
+	c.Advance(diag.DataTransfer)
 	c.Write([]byte(c.RemoteAddr().String() + "|"))
 }
-func (h *remoteEcho) OnData(c *Conn, b []byte) int { c.Write(b); return len(b) }
-func (h *remoteEcho) OnClosed(c *Conn, t *Trace)   { h.cl.add(t) }
+func (h *remoteEcho) OnData(c *Conn, b []byte) int    { c.Write(b); return len(b) }
+func (h *remoteEcho) OnClosed(c *Conn, t *diag.Trace) { h.cl.add(t) }
 
 // ppEngine runs an engine whose one listener ("pp") wants PROXY headers,
 // over TLS when srv is set.
@@ -141,7 +142,7 @@ func TestProxyProtocolRejects(t *testing.T) {
 	}
 	// The trace is written when the socket closes, after our close ends
 	// the linger: wait for all four.
-	var snap Snapshot
+	var snap diag.Snapshot
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		snap, _ = e.Snapshot(testCtx(t))
 		if len(snap.Recent) >= 4 || time.Now().After(deadline) {
@@ -163,7 +164,7 @@ func TestProxyProtocolRejects(t *testing.T) {
 		t.Fatalf("silent: read %v, want a reset", err)
 	}
 	if !waitFor(5*time.Second, func() bool {
-		return e.met.closes[Downstream][FirstByteTimeout].Get() == 1
+		return e.met.closes[diag.Downstream][diag.FirstByteTimeout].Get() == 1
 	}) {
 		t.Fatal("first_byte_timeout close not counted")
 	}

@@ -6,6 +6,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/diag"
 )
 
 // A restarted server must be able to bind its port while connections of
@@ -42,4 +44,4 @@ func TestRebindWithTimeWait(t *testing.T) {
 
 type closeAtOnce struct{ BaseHandler }
 
-func (closeAtOnce) OnOpen(c *Conn) { c.Close(Clean) }
+func (closeAtOnce) OnOpen(c *Conn) { c.Close(diag.Clean) }

@@ -7,6 +7,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/diag"
 )
 
 // pattern is a deterministic 1 MiB block; stream byte i is pattern[i%len].
@@ -43,7 +45,7 @@ type sender struct {
 }
 
 func (s *sender) OnOpen(c *Conn) {
-	c.Advance(DataTransfer)
+	c.Advance(diag.DataTransfer)
 	if s.opened != nil {
 		s.opened <- c
 	}
@@ -69,14 +71,14 @@ func (s *sender) pump(c *Conn) {
 		s.then(c)
 		return
 	}
-	c.Close(Clean)
+	c.Close(diag.Clean)
 }
 
 func (s *sender) OnWritable(c *Conn) { s.pump(c) }
 
 // OnDrain lets the transfer finish: it is work in progress.
-func (s *sender) OnDrain(c *Conn)            {}
-func (s *sender) OnClosed(c *Conn, t *Trace) { s.cl.add(t) }
+func (s *sender) OnDrain(c *Conn)                 {}
+func (s *sender) OnClosed(c *Conn, t *diag.Trace) { s.cl.add(t) }
 
 // slowRead reads everything with a pause every chunk, returning the bytes'
 // sha256, count and the final error.
@@ -107,7 +109,7 @@ func slowRead(nc net.Conn, chunk int, pause time.Duration, keep func([]byte)) ([
 	}
 }
 
-func mustState(t *testing.T, tr Trace, states ...State) {
+func mustState(t *testing.T, tr diag.Trace, states ...diag.State) {
 	t.Helper()
 	for _, st := range states {
 		if tr.Entered[st] == 0 {

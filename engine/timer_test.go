@@ -5,6 +5,8 @@ import (
 	"sort"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/diag"
 )
 
 func TestTimerHeapOrder(t *testing.T) {
@@ -141,7 +143,7 @@ func TestConnTimersManyConns(t *testing.T) {
 	start := time.Now()
 	for i := 0; i < n; i++ {
 		tr := cl.next(t, 5*time.Second)
-		if tr.Outcome != IdleTimeout {
+		if tr.Outcome != diag.IdleTimeout {
 			t.Fatalf("outcome %v", tr.Outcome)
 		}
 	}

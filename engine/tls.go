@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/sluice-proxy/sluice/diag"
 	"github.com/sluice-proxy/sluice/tlsio"
 )
 
@@ -76,14 +77,14 @@ func (c *Conn) startTLSClient(cl *tlsio.Client) {
 	c.tls = cl.NewConn(func() {
 		_ = l.Post(c.tlsWake)
 	})
-	c.setState(Handshake)
+	c.setState(diag.Handshake)
 	c.SetTimer(TimerHandshake, int64(l.e.cfg.HandshakeTimeout))
 	_ = c.tls.Feed(time.Now(), nil) // the clock for the ClientHello (ticket ages)
 }
 
 // tlsWake runs on the loop when the handshake goroutine made progress.
 func (c *Conn) tlsWake() {
-	if c.state == SocketClosed || c.socketClosing {
+	if c.state == diag.SocketClosed || c.socketClosing {
 		return
 	}
 	c.tlsPump(nil)
@@ -100,7 +101,7 @@ const maxHandshakeInput = 256 << 10
 
 // tlsRead feeds ciphertext to TLS and delivers what comes out.
 func (c *Conn) tlsRead(b []byte) {
-	if c.side == Downstream && !c.hsDone && !c.hsCounted && !c.admitHandshake() {
+	if c.side == diag.Downstream && !c.hsDone && !c.hsCounted && !c.admitHandshake() {
 		return
 	}
 	c.admTouch()
@@ -157,17 +158,17 @@ func (c *Conn) tlsPump(feedErr error) {
 		}
 		c.handshakeFinished(hsOK)
 		c.ClearTimer(TimerHandshake)
-		c.setState(HandshakeDone)
+		c.setState(diag.HandshakeDone)
 		if lg := c.l.e.log; lg.Enabled(context.Background(), slog.LevelDebug) {
 			in := t.Info()
-			lg.Debug("tls handshake done", "conn", connID(c.id), "version", in.Version,
+			lg.Debug("tls handshake done", "conn", diag.ConnID(c.id), "version", in.Version,
 				"cipher", in.CipherSuite, "group", in.Group, "alpn", in.ALPN, "sni", in.ServerName, "resumed", in.Resumed)
 		}
 		c.h.OnOpen(c)
-		if c.socketClosing || c.state == SocketClosed {
+		if c.socketClosing || c.state == diag.SocketClosed {
 			return
 		}
-		if c.l.e.draining.Load() && c.state < ShutdownInitiated {
+		if c.l.e.draining.Load() && c.state < diag.ShutdownInitiated {
 			c.h.OnDrain(c)
 		}
 	}
@@ -185,7 +186,7 @@ func (c *Conn) tlsPump(feedErr error) {
 		c.appEOF = true
 		if ev := t.Events(); ev.Has(tlsio.PeerCloseNotify) {
 			c.l.e.met.tlsPeerCloseNotify.Inc()
-			c.trace.peerEnded(PeerCloseNotify, c.l.now())
+			c.trace.MarkPeerEnded(diag.PeerCloseNotify, c.l.now())
 		}
 		c.maybeDeliverEOF()
 	} else if rerr != nil && rerr != io.EOF {
@@ -196,7 +197,7 @@ func (c *Conn) tlsPump(feedErr error) {
 // tlsFailed ends a connection whose TLS failed. The alert (already queued)
 // goes out, then FIN; plaintext HTTP on the TLS port gets a short 400.
 func (c *Conn) tlsFailed(err error) {
-	if c.socketClosing || c.state >= ShutdownInitiated {
+	if c.socketClosing || c.state >= diag.ShutdownInitiated {
 		return
 	}
 	reason := "tls_error"
@@ -207,22 +208,22 @@ func (c *Conn) tlsFailed(err error) {
 	if !c.hsDone {
 		c.handshakeFinished(hsError)
 	}
-	if c.side == Downstream && te != nil {
+	if c.side == diag.Downstream && te != nil {
 		c.l.e.met.tlsPathError(tlsio.EngineOf(c.tls), te.Reason)
 	}
 	if errors.Is(err, tlsio.ErrNotTLS) {
 		c.writeRaw(plainHTTPResponse)
 	}
-	c.l.e.log.Info("tls failed", "conn", connID(c.id), "remote", addrString(c.remote), "reason", reason, "err", err)
+	c.l.e.log.Info("tls failed", "conn", diag.ConnID(c.id), "remote", addrString(c.remote), "reason", reason, "err", err)
 	c.tlsDead = true
-	c.Close(TLSError)
+	c.Close(diag.TLSError)
 }
 
 // handshakeFinished settles the in-flight count and the metrics once.
 func (c *Conn) handshakeFinished(result int) {
 	if c.hsUpstream {
 		c.hsUpstream = false
-		c.l.e.met.upTLSHandshake(result, Now()-c.trace.Entered[Handshake])
+		c.l.e.met.upTLSHandshake(result, Now()-c.trace.Entered[diag.Handshake])
 		return
 	}
 	if !c.hsCounted && !c.hsParked {
@@ -234,7 +235,7 @@ func (c *Conn) handshakeFinished(result int) {
 	}
 	c.hsCounted, c.hsParked = false, false
 	c.admLeave()
-	e.met.tlsHandshake(result, Now()-c.trace.Entered[Handshake])
+	e.met.tlsHandshake(result, Now()-c.trace.Entered[diag.Handshake])
 	if c.tls != nil {
 		e.met.tlsPath(tlsio.EngineOf(c.tls), result)
 	}
@@ -244,8 +245,8 @@ func (c *Conn) handshakeFinished(result int) {
 // not finish a handshake in time.
 func (c *Conn) tlsHandshakeTimeout() {
 	c.handshakeFinished(hsTimeout)
-	c.l.e.log.Info("tls handshake timed out", "conn", connID(c.id), "remote", addrString(c.remote))
-	c.abort(HandshakeTimeout, true)
+	c.l.e.log.Info("tls handshake timed out", "conn", diag.ConnID(c.id), "remote", addrString(c.remote))
+	c.abort(diag.HandshakeTimeout, true)
 }
 
 // tlsCloseNotify is step 2 of the close for a TLS connection.
@@ -263,9 +264,9 @@ func (c *Conn) tlsCloseNotify() bool {
 
 // tlsAbortsOn reports the causes for which a TLS connection is reset rather
 // than closed with close_notify.
-func tlsAbortsOn(cause Outcome) bool {
+func tlsAbortsOn(cause diag.Outcome) bool {
 	switch cause {
-	case HandshakeTimeout, HeaderTimeout, WriteTimeout, FlushTimeout:
+	case diag.HandshakeTimeout, diag.HeaderTimeout, diag.WriteTimeout, diag.FlushTimeout:
 		return true
 	}
 	return false

@@ -13,6 +13,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/sluice-proxy/sluice/diag"
 	"github.com/sluice-proxy/sluice/tlsio"
 
 	"github.com/sluice-proxy/sluice/internal/testutil"
@@ -117,16 +118,16 @@ type echoUntil struct {
 	got []byte
 }
 
-func (h *echoUntil) OnOpen(c *Conn) { c.Advance(DataTransfer) }
+func (h *echoUntil) OnOpen(c *Conn) { c.Advance(diag.DataTransfer) }
 func (h *echoUntil) OnData(c *Conn, b []byte) int {
 	h.got = append(h.got, b...)
 	c.Write(b)
 	if bytes.Contains(h.got, []byte("bye")) {
-		c.Close(Clean)
+		c.Close(diag.Clean)
 	}
 	return len(b)
 }
-func (h *echoUntil) OnClosed(c *Conn, t *Trace) { h.cl.add(t) }
+func (h *echoUntil) OnClosed(c *Conn, t *diag.Trace) { h.cl.add(t) }
 
 // TestOpenSSLKeyUpdateNative: openssl s_client's "k" (KeyUpdate) and "K"
 // (KeyUpdate, update_requested) commands against the native engine: data
@@ -195,7 +196,7 @@ func TestOpenSSLKeyUpdateNative(t *testing.T) {
 	if sent != 2 || got != 1 {
 		t.Fatalf("KeyUpdates sent %d (want 2), received %d (want 1):\n%s", sent, got, out)
 	}
-	if tr := cl.next(t, 5*time.Second); tr.Outcome != Clean || tr.Entered[CloseNotifySent] == 0 {
+	if tr := cl.next(t, 5*time.Second); tr.Outcome != diag.Clean || tr.Entered[diag.CloseNotifySent] == 0 {
 		t.Fatalf("trace %v %q", tr.Outcome, tr.CloseSequence())
 	}
 	if got := f.set.GetOrCreateCounter(`sluice_tls_engine_handshakes_total{path="native",result="ok"}`).Get(); got != 1 {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-proxy/sluice/diag"
 	"github.com/sluice-proxy/sluice/internal/testutil"
 )
 
@@ -22,17 +23,17 @@ type httpOnce struct {
 	buf  []byte
 }
 
-func (h *httpOnce) OnOpen(c *Conn) { c.Advance(DataTransfer) }
+func (h *httpOnce) OnOpen(c *Conn) { c.Advance(diag.DataTransfer) }
 func (h *httpOnce) OnData(c *Conn, b []byte) int {
 	h.buf = append(h.buf, b...)
 	if bytes.Contains(h.buf, []byte("\r\n\r\n")) {
 		c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: " +
 			itoa(len(h.body)) + "\r\n\r\n" + h.body))
-		c.Close(Clean)
+		c.Close(diag.Clean)
 	}
 	return len(b)
 }
-func (h *httpOnce) OnClosed(c *Conn, t *Trace) { h.cl.add(t) }
+func (h *httpOnce) OnClosed(c *Conn, t *diag.Trace) { h.cl.add(t) }
 
 func (f *tlsFixture) certFile(t *testing.T) string {
 	p := filepath.Join(t.TempDir(), "cert.pem")
@@ -76,7 +77,7 @@ func TestCurlOverTLS(t *testing.T) {
 	if !strings.Contains(out, "hello curl") {
 		t.Fatalf("curl output:\n%s", out)
 	}
-	if tr := cl.next(t, 5*time.Second); tr.Entered[CloseNotifySent] == 0 {
+	if tr := cl.next(t, 5*time.Second); tr.Entered[diag.CloseNotifySent] == 0 {
 		t.Fatalf("no close_notify sent: %q", tr.CloseSequence())
 	}
 }
@@ -106,7 +107,7 @@ func TestOpenSSLSeesCloseNotify(t *testing.T) {
 		if !seen {
 			t.Fatalf("%s: no received close_notify alert line:\n%s", v, out)
 		}
-		if tr := cl.next(t, 5*time.Second); tr.Entered[CloseNotifySent] == 0 {
+		if tr := cl.next(t, 5*time.Second); tr.Entered[diag.CloseNotifySent] == 0 {
 			t.Fatalf("%s: trace %q", v, tr.CloseSequence())
 		}
 	}
@@ -124,7 +125,7 @@ func TestGnuTLSClient(t *testing.T) {
 	if !strings.Contains(out, "hello gnutls") {
 		t.Fatalf("gnutls-cli output:\n%s", out)
 	}
-	if tr := cl.next(t, 5*time.Second); tr.Entered[CloseNotifySent] == 0 {
+	if tr := cl.next(t, 5*time.Second); tr.Entered[diag.CloseNotifySent] == 0 {
 		t.Fatalf("trace %q", tr.CloseSequence())
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/sluice-proxy/sluice/diag"
 	"github.com/sluice-proxy/sluice/tlsio"
 
 	"github.com/sluice-proxy/sluice/internal/testutil"
@@ -79,7 +80,7 @@ type alpnEcho struct {
 
 func (h *alpnEcho) OnOpen(c *Conn) {
 	in, ok := c.TLSInfo()
-	if !ok || c.State() != HandshakeDone {
+	if !ok || c.State() != diag.HandshakeDone {
 		panic("OnOpen before the handshake completed")
 	}
 	h.info <- in
@@ -119,10 +120,10 @@ func TestTLSEchoALPNAndCloseNotify(t *testing.T) {
 		}
 		c.Close()
 		tr := cl.next(t, 5*time.Second)
-		if tr.Outcome != PeerClosed {
+		if tr.Outcome != diag.PeerClosed {
 			t.Fatalf("outcome %v", tr.Outcome)
 		}
-		mustState(t, tr, Handshake, HandshakeDone, DataTransfer, ShutdownInitiated, BufferFlushed, CloseNotifySent, WriteShut, SocketClosed)
+		mustState(t, tr, diag.Handshake, diag.HandshakeDone, diag.DataTransfer, diag.ShutdownInitiated, diag.BufferFlushed, diag.CloseNotifySent, diag.WriteShut, diag.SocketClosed)
 		if got := f.set.GetOrCreateCounter(`sluice_tls_handshakes_total{result="ok"}`).Get(); got != 1 {
 			t.Fatalf("handshakes ok = %d", got)
 		}
@@ -181,7 +182,7 @@ func TestTLSCloseNotifyIsLastRecordBeforeFIN(t *testing.T) {
 	}
 	c.Close()
 	tr := cl.next(t, 5*time.Second)
-	mustState(t, tr, CloseNotifySent)
+	mustState(t, tr, diag.CloseNotifySent)
 }
 
 func TestTLSSlowReaderSHA256(t *testing.T) {
@@ -197,7 +198,7 @@ func TestTLSSlowReaderSHA256(t *testing.T) {
 		t.Fatalf("read %d, %v, sha ok=%v", n, err, sum == patternSum(total))
 	}
 	c.Close()
-	if tr := cl.next(t, 5*time.Second); tr.Outcome != Clean {
+	if tr := cl.next(t, 5*time.Second); tr.Outcome != diag.Clean {
 		t.Fatalf("outcome %v", tr.Outcome)
 	}
 }
@@ -213,10 +214,10 @@ func TestTLSHandshakeTimeout(t *testing.T) {
 	raw := dialT(t, addr)
 	raw.Write([]byte{22}) // the start of a handshake record, then nothing
 	tr := cl.next(t, 5*time.Second)
-	if tr.Outcome != HandshakeTimeout {
+	if tr.Outcome != diag.HandshakeTimeout {
 		t.Fatalf("outcome %v", tr.Outcome)
 	}
-	if d := time.Duration(tr.Entered[SocketClosed] - tr.Entered[Handshake]); d < 150*time.Millisecond {
+	if d := time.Duration(tr.Entered[diag.SocketClosed] - tr.Entered[diag.Handshake]); d < 150*time.Millisecond {
 		t.Fatalf("timed out after %v", d)
 	}
 	raw.SetDeadline(time.Now().Add(5 * time.Second))
@@ -248,10 +249,10 @@ func TestTLSFirstByteTimeout(t *testing.T) {
 		t.Fatalf("snapshot %+v, want one connection in Created waiting for its first byte", snap.Conns)
 	}
 	tr := cl.next(t, 5*time.Second)
-	if tr.Outcome != FirstByteTimeout || tr.Entered[Handshake] != 0 {
-		t.Fatalf("outcome %v, handshake at %d", tr.Outcome, tr.Entered[Handshake])
+	if tr.Outcome != diag.FirstByteTimeout || tr.Entered[diag.Handshake] != 0 {
+		t.Fatalf("outcome %v, handshake at %d", tr.Outcome, tr.Entered[diag.Handshake])
 	}
-	if d := time.Duration(tr.Entered[SocketClosed] - tr.Entered[Created]); d < 200*time.Millisecond || d > 2*time.Second {
+	if d := time.Duration(tr.Entered[diag.SocketClosed] - tr.Entered[diag.Created]); d < 200*time.Millisecond || d > 2*time.Second {
 		t.Fatalf("closed after %v, want the 200ms first-byte timeout", d)
 	}
 	raw.SetDeadline(time.Now().Add(5 * time.Second))
@@ -282,7 +283,7 @@ func TestPlainHTTPOnTLSPortGets400(t *testing.T) {
 		t.Fatalf("response %q", resp)
 	}
 	tr := cl.next(t, 5*time.Second)
-	if tr.Outcome != TLSError {
+	if tr.Outcome != diag.TLSError {
 		t.Fatalf("outcome %v", tr.Outcome)
 	}
 	if got := f.set.GetOrCreateCounter(`sluice_tls_errors_total{reason="not_tls"}`).Get(); got != 1 {
@@ -304,7 +305,7 @@ func TestTLSGarbageGetsAlertThenClose(t *testing.T) {
 	if len(resp) < 7 || resp[0] != 21 {
 		t.Fatalf("want an alert record, got % x", resp)
 	}
-	if tr := cl.next(t, 5*time.Second); tr.Outcome != TLSError || tr.Entered[CloseNotifySent] != 0 {
+	if tr := cl.next(t, 5*time.Second); tr.Outcome != diag.TLSError || tr.Entered[diag.CloseNotifySent] != 0 {
 		t.Fatalf("outcome %v close=%q", tr.Outcome, tr.CloseSequence())
 	}
 }
@@ -408,7 +409,7 @@ func TestMaxHandshakesEvictsAStalledHandshake(t *testing.T) {
 		t.Fatalf("stalled handshake: %v, want a reset", err)
 	}
 	tr := cl.next(t, 5*time.Second)
-	if tr.Outcome != Evicted || tr.Entered[Handshake] == 0 {
+	if tr.Outcome != diag.Evicted || tr.Entered[diag.Handshake] == 0 {
 		t.Fatalf("outcome %v, want evicted after Handshake", tr.Outcome)
 	}
 	for name, want := range map[string]uint64{
@@ -449,7 +450,7 @@ func TestMaxConnsEvictsTheOldestSilent(t *testing.T) {
 	if _, err := oldest.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("oldest silent connection: read %v, want a reset", err)
 	}
-	if tr := cl.next(t, 5*time.Second); tr.Outcome != Evicted {
+	if tr := cl.next(t, 5*time.Second); tr.Outcome != diag.Evicted {
 		t.Fatalf("outcome %v, want evicted", tr.Outcome)
 	}
 	// Fill the rest with connections past their handshakes: nothing is
@@ -516,7 +517,7 @@ func TestTLSPeerCloseNotifyIsHalfClose(t *testing.T) {
 		t.Fatalf("read %d %v", n, err)
 	}
 	c.Close()
-	if tr := cl.next(t, 5*time.Second); tr.Outcome != Clean {
+	if tr := cl.next(t, 5*time.Second); tr.Outcome != diag.Clean {
 		t.Fatalf("outcome %v close=%q", tr.Outcome, tr.CloseSequence())
 	}
 }
@@ -608,10 +609,10 @@ func TestTLSHandshakeInputIsBounded(t *testing.T) {
 	tr := cl.next(t, 5*time.Second)
 	// The flooding client closes with our alert unread, so its RST may win.
 	// (BytesIn goes on counting what the linger phase reads and discards.)
-	if tr.Outcome != TLSError && tr.Outcome != ResetByPeer {
+	if tr.Outcome != diag.TLSError && tr.Outcome != diag.ResetByPeer {
 		t.Fatalf("outcome %v after %d bytes", tr.Outcome, tr.BytesIn)
 	}
-	if tr.Entered[HandshakeDone] != 0 {
+	if tr.Entered[diag.HandshakeDone] != 0 {
 		t.Fatal("a flood completed a handshake")
 	}
 }

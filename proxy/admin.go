@@ -16,6 +16,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/sluice-proxy/sluice/diag"
 	"github.com/sluice-proxy/sluice/engine"
 )
 
@@ -125,7 +126,7 @@ func (a *Admin) connections(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Sluice-Partial", err.Error())
 	}
 	out := struct {
-		engine.Snapshot
+		diag.Snapshot
 		Drain any `json:"drain,omitempty"`
 	}{Snapshot: snap}
 	if fn := a.drain.Load(); fn != nil {
@@ -142,10 +143,10 @@ func (a *Admin) connections(w http.ResponseWriter, r *http.Request) {
 // first, the bytes at each step of the close. ?outcome=a,b keeps those
 // outcomes, ?side=downstream|upstream one side; an unknown value is 400.
 func (a *Admin) shutdowns(w http.ResponseWriter, r *http.Request) {
-	var outcomes []engine.Outcome
+	var outcomes []diag.Outcome
 	if q := r.URL.Query().Get("outcome"); q != "" {
 		for _, name := range strings.Split(q, ",") {
-			o, ok := engine.ParseOutcome(name)
+			o, ok := diag.ParseOutcome(name)
 			if !ok {
 				http.Error(w, "unknown outcome "+strconv.Quote(name), http.StatusBadRequest)
 				return
@@ -158,7 +159,7 @@ func (a *Admin) shutdowns(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "side must be downstream or upstream", http.StatusBadRequest)
 		return
 	}
-	keep := func(t *engine.Trace) bool {
+	keep := func(t *diag.Trace) bool {
 		if side != "" && t.Side.String() != side {
 			return false
 		}
@@ -182,7 +183,7 @@ func (a *Admin) shutdowns(w http.ResponseWriter, r *http.Request) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(struct {
-		Closes []engine.TraceInfo `json:"closes"`
+		Closes []diag.TraceInfo `json:"closes"`
 	}{traces}); err != nil {
 		a.log.Debug("admin: writing /debug/shutdowns", "err", err)
 	}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-proxy/sluice/engine"
+	"github.com/sluice-proxy/sluice/diag"
 )
 
 func TestAdminEndpoints(t *testing.T) {
@@ -46,7 +46,7 @@ func TestAdminEndpoints(t *testing.T) {
 		t.Fatalf("/readyz %d", code)
 	}
 	// Wait until the relay is established, then look at it.
-	var snap engine.Snapshot
+	var snap diag.Snapshot
 	var live string
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"github.com/sluice-proxy/sluice/diag"
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/httpcodec/h1"
 	"github.com/sluice-proxy/sluice/httpcodec/h2"
@@ -79,14 +80,14 @@ func (d *httpConn) OnData(c *engine.Conn, b []byte) int {
 		case i == k:
 			return 0 // a prefix of the preface so far
 		case i >= pri:
-			c.Close(engine.ProtocolError) // a broken HTTP/2 preface
+			c.Close(diag.ProtocolError) // a broken HTTP/2 preface
 			return 0
 		}
 		switch httpVersionLine(b, d.h.reqCfg.MaxRequestLine) {
 		case lineIncomplete:
 			return 0
 		case lineNotHTTP:
-			c.Close(engine.ProtocolError)
+			c.Close(diag.ProtocolError)
 			return 0
 		}
 		d.sniff = false
@@ -177,11 +178,11 @@ func (d *httpConn) OnDrain(c *engine.Conn) {
 		// the drain reaches it again once the handshake is done.
 		return
 	}
-	c.Close(engine.Clean) // drained before the handshake finished
+	c.Close(diag.Clean) // drained before the handshake finished
 }
 
 // OnClosed passes the event on.
-func (d *httpConn) OnClosed(c *engine.Conn, t *engine.Trace) {
+func (d *httpConn) OnClosed(c *engine.Conn, t *diag.Trace) {
 	if d.hc != nil {
 		d.hc.OnClosed(c, t)
 		return

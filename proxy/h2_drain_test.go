@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/net/http2"
 
-	"github.com/sluice-proxy/sluice/engine"
+	"github.com/sluice-proxy/sluice/diag"
 	"github.com/sluice-proxy/sluice/httpcodec/h2"
 )
 
@@ -121,7 +121,7 @@ func TestH2GracefulGoAwayDrain(t *testing.T) {
 	snap, _ := env.e.Snapshot(context.Background())
 	found := false
 	for _, tr := range snap.Recent {
-		if tr.Side == engine.Downstream.String() && tr.Listener == "tls" {
+		if tr.Side == diag.Downstream.String() && tr.Listener == "tls" {
 			found = true
 			if tr.Outcome != "clean" || !strings.Contains(tr.Close, "CloseNotifySent") {
 				t.Errorf("client connection closed %s: %s", tr.Outcome, tr.Close)
@@ -167,7 +167,7 @@ func TestH2IdleTimeoutGoAway(t *testing.T) {
 	hpEventually(t, "the close trace", func() bool {
 		snap, _ := env.e.Snapshot(context.Background())
 		for _, tr := range snap.Recent {
-			if tr.Side == engine.Downstream.String() {
+			if tr.Side == diag.Downstream.String() {
 				return tr.Outcome == "idle_timeout"
 			}
 		}

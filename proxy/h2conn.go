@@ -5,6 +5,7 @@ import (
 
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/sluice-proxy/sluice/diag"
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/httpcodec/h1"
 	"github.com/sluice-proxy/sluice/httpcodec/h2"
@@ -84,7 +85,7 @@ type h2Conn struct {
 	eof       bool // the client half-closed (FIN or close_notify)
 	closing   bool // Close or Abort was called
 	dead      bool // OnClosed ran
-	cause     engine.Outcome
+	cause     diag.Outcome
 
 	stats h2.Stats    // last seen, for metric deltas
 	free  []*h2Stream // finished streams kept for reuse
@@ -99,7 +100,7 @@ type h2Conn struct {
 }
 
 func newH2Conn(h *HTTP, ls *loopState, c *engine.Conn) *h2Conn {
-	hc := &h2Conn{h: h, ls: ls, c: c, scheme: h.cfg.Scheme, streams: make(map[uint32]*h2Stream), cause: engine.Clean}
+	hc := &h2Conn{h: h, ls: ls, c: c, scheme: h.cfg.Scheme, streams: make(map[uint32]*h2Stream), cause: diag.Clean}
 	if c.IsTLS() {
 		hc.scheme = "https"
 	}
@@ -119,7 +120,7 @@ func h2Now() time.Time { return h2run.Now() }
 // OnOpen sends the server preface (SETTINGS) and arms the deadline for
 // the client's.
 func (hc *h2Conn) OnOpen(c *engine.Conn) {
-	c.Advance(engine.DataTransfer)
+	c.Advance(diag.DataTransfer)
 	hc.sc = h2.NewConn(h2.Server, hc.h.h2cfg, (*h2ConnEvents)(hc), h2Now())
 	flush := hc.flush // bound once: no allocation per batch
 	hc.run.Init(hc.sc, func() { hc.ls.l.AfterBatch(flush) })
@@ -151,7 +152,7 @@ func (hc *h2Conn) OnData(c *engine.Conn, b []byte) int {
 	}
 	hc.startFresh()
 	if err != nil {
-		hc.fail(engine.ProtocolError)
+		hc.fail(diag.ProtocolError)
 		return 0
 	}
 	hc.kick()
@@ -174,7 +175,7 @@ func (hc *h2Conn) OnReadEOF(c *engine.Conn) {
 			st.clientGone(h2.ErrCodeCancel, false)
 		}
 	}
-	hc.cause = engine.PeerClosed
+	hc.cause = diag.PeerClosed
 	hc.settle()
 }
 
@@ -207,7 +208,7 @@ func (hc *h2Conn) OnTimer(c *engine.Conn, k engine.TimerKind) {
 	switch k {
 	case engine.TimerHeader:
 		if !hc.opened {
-			hc.closeConn(engine.HeaderTimeout) // no preface: nothing to say
+			hc.closeConn(diag.HeaderTimeout) // no preface: nothing to say
 			return
 		}
 		hc.tickArmed = false
@@ -218,11 +219,11 @@ func (hc *h2Conn) OnTimer(c *engine.Conn, k engine.TimerKind) {
 	case engine.TimerIdle:
 		hc.idleArmed = false
 		if len(hc.streams) == 0 {
-			hc.shutdown(engine.IdleTimeout)
+			hc.shutdown(diag.IdleTimeout)
 		}
 	case engine.TimerProto:
 		if err := hc.run.OnTimer(); err != nil {
-			hc.fail(engine.ProtocolError)
+			hc.fail(diag.ProtocolError)
 			return
 		}
 		hc.kick()
@@ -232,11 +233,11 @@ func (hc *h2Conn) OnTimer(c *engine.Conn, k engine.TimerKind) {
 
 // OnDrain starts the graceful GOAWAY; streams in flight finish.
 func (hc *h2Conn) OnDrain(c *engine.Conn) {
-	hc.shutdown(engine.Clean)
+	hc.shutdown(diag.Clean)
 }
 
 // OnClosed abandons what is left: upstream exchanges are reset.
-func (hc *h2Conn) OnClosed(c *engine.Conn, t *engine.Trace) {
+func (hc *h2Conn) OnClosed(c *engine.Conn, t *diag.Trace) {
 	if hc.dead {
 		return
 	}
@@ -321,7 +322,7 @@ func (e *h2ConnEvents) OnWindowOpen(id uint32) {
 func (e *h2ConnEvents) OnGoAway(uint32, h2.ErrCode, []byte) {
 	hc := (*h2Conn)(e)
 	hc.peerGone = true
-	hc.cause = engine.PeerClosed
+	hc.cause = diag.PeerClosed
 }
 
 // OnPingAck is not used (Shutdown's PING is handled by the codec).
@@ -396,7 +397,7 @@ func (hc *h2Conn) settle() {
 		return
 	}
 	if hc.sc.Err() != nil {
-		hc.fail(engine.ProtocolError)
+		hc.fail(diag.ProtocolError)
 		return
 	}
 	if hc.sc.Drained() || (hc.eof || hc.peerGone) && len(hc.streams) == 0 {
@@ -438,7 +439,7 @@ func (hc *h2Conn) tick() {
 
 // shutdown starts the two-phase GOAWAY; cause is the outcome recorded
 // when the connection closes drained.
-func (hc *h2Conn) shutdown(cause engine.Outcome) {
+func (hc *h2Conn) shutdown(cause diag.Outcome) {
 	if hc.goingAway || hc.closing {
 		return
 	}
@@ -455,13 +456,13 @@ func (hc *h2Conn) shutdown(cause engine.Outcome) {
 
 // fail ends the connection after a protocol error: the codec's GOAWAY
 // goes out first.
-func (hc *h2Conn) fail(o engine.Outcome) {
+func (hc *h2Conn) fail(o diag.Outcome) {
 	hc.closeConn(o)
 }
 
 // closeConn flushes what the codec has queued, abandons every stream and
 // starts the engine's graceful close.
-func (hc *h2Conn) closeConn(o engine.Outcome) {
+func (hc *h2Conn) closeConn(o diag.Outcome) {
 	if hc.closing {
 		return
 	}

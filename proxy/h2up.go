@@ -6,6 +6,7 @@ import (
 
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/sluice-proxy/sluice/diag"
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/httpcodec/h2"
 	"github.com/sluice-proxy/sluice/internal/h2run"
@@ -210,12 +211,12 @@ func (up *h2UpConn) settle() {
 	if up.sc.Err() != nil {
 		up.fail(errUpResetErr, false)
 		up.flush()
-		up.shut(engine.ProtocolError)
+		up.shut(diag.ProtocolError)
 		return
 	}
 	if len(up.users) == 0 && (up.sc.Drained() || up.closing && !up.ls.l.Draining() || up.sc.GoingAway()) {
 		up.flush()
-		up.shut(engine.Clean)
+		up.shut(diag.Clean)
 		return
 	}
 	if len(up.users) == 0 && !up.idleArmed {
@@ -226,7 +227,7 @@ func (up *h2UpConn) settle() {
 }
 
 // shut takes up out of the pool and closes it gracefully.
-func (up *h2UpConn) shut(o engine.Outcome) {
+func (up *h2UpConn) shut(o diag.Outcome) {
 	if up.dead {
 		return
 	}
@@ -291,13 +292,13 @@ func (up *h2UpConn) dropSlot() {
 func (up *h2UpConn) OnOpen(c *engine.Conn) {
 	up.c = c
 	up.run.Attach(c)
-	c.Advance(engine.DataTransfer)
+	c.Advance(diag.DataTransfer)
 	if !h2run.CarriesH2(c) {
 		// An h2:// upstream that did not select h2 speaks something
 		// else: nothing was sent, as with a failed dial.
 		up.ls.h.warn("upstream did not select ALPN h2", slog.String("upstream", up.u.Addr()))
 		up.notConnected(errUpNoH2)
-		c.Close(engine.Clean)
+		c.Close(diag.Clean)
 		return
 	}
 	ids := make([]uint32, 0, len(up.users))
@@ -322,7 +323,7 @@ func (up *h2UpConn) OnData(c *engine.Conn, b []byte) int {
 	if err != nil {
 		up.fail(errUpResetErr, false)
 		up.flush()
-		up.shut(engine.ProtocolError)
+		up.shut(diag.ProtocolError)
 		return 0
 	}
 	up.kick()
@@ -337,7 +338,7 @@ func (up *h2UpConn) OnData(c *engine.Conn, b []byte) int {
 func (up *h2UpConn) OnReadEOF(c *engine.Conn) {
 	up.closing = true
 	up.fail(errUpResetErr, false)
-	up.shut(engine.PeerClosed)
+	up.shut(diag.PeerClosed)
 }
 
 // OnWritable is not used: frames are flushed after each batch of events.
@@ -359,7 +360,7 @@ func (up *h2UpConn) OnTimer(c *engine.Conn, k engine.TimerKind) {
 	case engine.TimerIdle:
 		up.idleArmed = false
 		if len(up.users) == 0 {
-			up.shut(engine.IdleTimeout)
+			up.shut(diag.IdleTimeout)
 			return
 		}
 	}
@@ -373,10 +374,10 @@ func (up *h2UpConn) OnDrain(c *engine.Conn) {
 
 // OnClosed fails whatever is left. Before OnOpen it is an h2:// upstream's
 // failed TLS handshake: a failed dial.
-func (up *h2UpConn) OnClosed(c *engine.Conn, t *engine.Trace) {
+func (up *h2UpConn) OnClosed(c *engine.Conn, t *diag.Trace) {
 	if up.c == nil && !up.dead {
 		err := errUpTLSFailed
-		if t.Outcome == engine.HandshakeTimeout {
+		if t.Outcome == diag.HandshakeTimeout {
 			err = errUpTLSTimeout
 		}
 		up.notConnected(err)

@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/sluice-proxy/sluice/diag"
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/httpcodec/h2"
 )
@@ -158,7 +159,7 @@ func (st *h2Stream) tunnelMaybeOver(uc *upConn) {
 	}
 	x.uc = nil
 	x.respDone = true
-	uc.end(engine.Clean, false)
+	uc.end(diag.Clean, false)
 	st.upDone = true
 	st.maybeDone()
 }
@@ -169,7 +170,7 @@ func (st *h2Stream) tunnelIdle() {
 	x := &st.x
 	if uc := x.uc; uc != nil {
 		x.uc = nil
-		uc.end(engine.IdleTimeout, false)
+		uc.end(diag.IdleTimeout, false)
 	}
 	x.respDone = true
 	st.upDone = true

@@ -3,6 +3,7 @@ package proxy
 import (
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/sluice-proxy/sluice/diag"
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/httpcodec/h1"
 	"github.com/sluice-proxy/sluice/proxy/header"
@@ -107,7 +108,7 @@ type exchange struct {
 	respDone    bool
 	truncated   bool // the upstream broke after the response head went out
 	closeAfter  bool // close the client connection after this exchange
-	closeCause  engine.Outcome
+	closeCause  diag.Outcome
 	out         outFraming
 
 	attempts int
@@ -196,7 +197,7 @@ func (cc *clientConn) OnOpen(c *engine.Conn) {
 		cc.scheme = "https"
 		cc.tlsVer, cc.alpn = tlsLogInfo(c)
 	}
-	c.Advance(engine.DataTransfer)
+	c.Advance(diag.DataTransfer)
 	c.SetTimer(engine.TimerHeader, cc.h.headerTimeout)
 }
 
@@ -247,7 +248,7 @@ func (cc *clientConn) OnReadEOF(c *engine.Conn) {
 	switch cc.state {
 	case csIdle, csHead:
 		cc.state = csClosing
-		c.Close(engine.PeerClosed)
+		c.Close(diag.PeerClosed)
 	case csBody:
 		cc.clientFailed(errClientAbortErr)
 	case csTunnel:
@@ -255,7 +256,7 @@ func (cc *clientConn) OnReadEOF(c *engine.Conn) {
 			uc.c.CloseWrite()
 		} else {
 			cc.state = csClosing
-			c.Close(engine.PeerClosed)
+			c.Close(diag.PeerClosed)
 		}
 	case csWait:
 		// A half-close after a whole request: the response still goes
@@ -284,20 +285,20 @@ func (cc *clientConn) OnTimer(c *engine.Conn, k engine.TimerKind) {
 	switch {
 	case k == engine.TimerHeader && cc.state == csIdle && cc.draining && cc.served == 0 && c.Successor():
 		cc.state = csClosing // a fresh connection at a restart sent nothing
-		c.Close(engine.Clean)
+		c.Close(diag.Clean)
 	case k == engine.TimerHeader && cc.state == csIdle:
 		cc.state = csClosing // nothing was sent: close without a word
-		c.Close(engine.HeaderTimeout)
+		c.Close(diag.HeaderTimeout)
 	case k == engine.TimerHeader && cc.state == csHead:
 		cc.x.reset()
 		cc.x.start = engine.Now()
 		cc.x.minor = 1
 		cc.x.closeAfter = true
-		cc.x.closeCause = engine.HeaderTimeout
+		cc.x.closeCause = diag.HeaderTimeout
 		cc.respondError(errHeaderTimeoutErr)
 	case k == engine.TimerIdle && cc.state == csIdle:
 		cc.state = csClosing
-		c.Close(engine.IdleTimeout)
+		c.Close(diag.IdleTimeout)
 	case k == engine.TimerIdle && cc.state == csBody:
 		cc.h.bm.bodyTimeout(false, errBodyTimeout)
 		cc.clientFailed(errBodyTimeoutErr)
@@ -331,13 +332,13 @@ func (cc *clientConn) OnDrain(c *engine.Conn) {
 	}
 	if cc.state == csIdle {
 		cc.state = csClosing
-		c.Close(engine.Clean)
+		c.Close(diag.Clean)
 	}
 }
 
 // OnClosed abandons the exchange in flight: its upstream connection is
 // reset (the upstream must not take a cut request for a whole one).
-func (cc *clientConn) OnClosed(c *engine.Conn, t *engine.Trace) {
+func (cc *clientConn) OnClosed(c *engine.Conn, t *diag.Trace) {
 	if cc.dead {
 		return
 	}
@@ -352,9 +353,9 @@ func (cc *clientConn) OnClosed(c *engine.Conn, t *engine.Trace) {
 		if uc := x.uc; uc != nil {
 			x.uc = nil
 			if cleanOutcome(t.Outcome) {
-				uc.end(engine.Clean, false)
+				uc.end(diag.Clean, false)
 			} else {
-				uc.end(engine.Aborted, true)
+				uc.end(diag.Aborted, true)
 			}
 		}
 		cc.account()
@@ -404,7 +405,7 @@ func (cc *clientConn) readHead(b []byte) int {
 		cc.state = csHead
 		cc.x.minor = 1
 		cc.x.closeAfter = true
-		cc.x.closeCause = engine.ProtocolError
+		cc.x.closeCause = diag.ProtocolError
 		cc.respondError(err)
 		return len(b)
 	}
@@ -756,11 +757,11 @@ func (cc *clientConn) clientFailed(err *proxyError) {
 	cc.cancelH2C(resAborted)
 	switch err.kind {
 	case errBodyTimeout, errBodyDeadline, errBodyRate:
-		x.closeCause = engine.IdleTimeout
+		x.closeCause = diag.IdleTimeout
 	case errClientAbort:
-		x.closeCause = engine.PeerClosed
+		x.closeCause = diag.PeerClosed
 	default:
-		x.closeCause = engine.ProtocolError
+		x.closeCause = diag.ProtocolError
 	}
 	if !x.respStarted {
 		cc.respondError(err)
@@ -986,17 +987,17 @@ func (cc *clientConn) finish() {
 		// chunked one (then FIN).
 		cc.state = csClosing
 		if x.out == outChunked {
-			cc.c.Close(engine.UpstreamError)
+			cc.c.Close(diag.UpstreamError)
 		} else {
-			cc.c.Abort(engine.UpstreamError)
+			cc.c.Abort(diag.UpstreamError)
 		}
 		return
 	}
 	if x.closeAfter || cc.eof || cc.draining {
 		cc.state = csClosing
 		cause := x.closeCause
-		if cause == engine.OutcomeNone {
-			cause = engine.Clean
+		if cause == diag.OutcomeNone {
+			cause = diag.Clean
 		}
 		cc.c.Close(cause)
 		return
@@ -1080,10 +1081,10 @@ func (cc *clientConn) tunnelFromUpstream(uc *upConn, b []byte) {
 func (cc *clientConn) tunnelIdle() {
 	if uc := cc.x.uc; uc != nil {
 		cc.x.uc = nil
-		uc.end(engine.IdleTimeout, false)
+		uc.end(diag.IdleTimeout, false)
 	}
 	cc.state = csClosing
-	cc.c.Close(engine.IdleTimeout)
+	cc.c.Close(diag.IdleTimeout)
 }
 
 // tunnelClosed runs when the upstream side of a tunnel closed: after a
@@ -1100,6 +1101,6 @@ func (cc *clientConn) tunnelClosed(uc *upConn, clean bool) {
 	if !clean {
 		cc.x.end = errUpReset
 		cc.state = csClosing
-		cc.c.Abort(engine.UpstreamError)
+		cc.c.Abort(diag.UpstreamError)
 	}
 }

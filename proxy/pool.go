@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"github.com/sluice-proxy/sluice/diag"
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/httpcodec/h1"
 )
@@ -53,7 +54,7 @@ func (ls *loopState) get(u *Upstream) *upConn {
 		u.IdleConns.Add(-1)
 		if uc.c.Closed() || uc.c.ReadEOF() {
 			uc.state = ucDone
-			uc.c.Close(engine.PeerClosed)
+			uc.c.Close(diag.PeerClosed)
 			continue
 		}
 		return uc
@@ -138,7 +139,7 @@ func (ls *loopState) closeIdle() {
 			p.idle = p.idle[:len(p.idle)-1]
 			uc.u.IdleConns.Add(-1)
 			uc.state = ucDone
-			uc.c.Close(engine.Clean)
+			uc.c.Close(diag.Clean)
 		}
 	}
 }
@@ -220,7 +221,7 @@ func (uc *upConn) release(reusable bool) {
 	p := ls.pool(uc.u)
 	if !reusable || uc.noReuse || ls.l.Draining() || uc.c.Closed() || uc.c.ReadEOF() || len(p.idle) >= ls.h.cfg.PoolSize {
 		uc.state = ucDone
-		uc.c.Close(engine.Clean)
+		uc.c.Close(diag.Clean)
 		uc.dropSlot()
 		return
 	}
@@ -240,15 +241,15 @@ func (uc *upConn) release(reusable bool) {
 // else a graceful close.
 func (uc *upConn) discard(abort bool) {
 	if abort {
-		uc.end(engine.UpstreamError, true)
+		uc.end(diag.UpstreamError, true)
 	} else {
-		uc.end(engine.Clean, false)
+		uc.end(diag.Clean, false)
 	}
 }
 
 // end takes uc out of service and closes it with outcome o (reset when
 // abort). Busy and tunnel connections leave the busy gauge exactly once.
-func (uc *upConn) end(o engine.Outcome, abort bool) {
+func (uc *upConn) end(o diag.Outcome, abort bool) {
 	if uc.state == ucBusy || uc.state == ucTunnel {
 		uc.u.BusyConns.Add(-1)
 	}
@@ -332,7 +333,7 @@ func (uc *upConn) discardable(limit int64) bool {
 // OnOpen runs when the dial succeeded.
 func (uc *upConn) OnOpen(c *engine.Conn) {
 	uc.c = c
-	c.Advance(engine.DataTransfer)
+	c.Advance(diag.DataTransfer)
 	if uc.cc != nil && uc.state == ucDialing {
 		uc.cc.upStart(uc.attempt())
 		return
@@ -364,7 +365,7 @@ func (uc *upConn) OnData(c *engine.Conn, b []byte) int {
 		// cannot be trusted for the next request.
 		uc.ls.unpool(uc)
 		uc.state = ucDone
-		c.Close(engine.ProtocolError)
+		c.Close(diag.ProtocolError)
 	}
 	if uc.state == ucDone {
 		uc.in.reset()
@@ -461,7 +462,7 @@ func (uc *upConn) OnReadEOF(c *engine.Conn) {
 	case ucIdle:
 		uc.ls.unpool(uc)
 		uc.state = ucDone
-		c.Close(engine.PeerClosed)
+		c.Close(diag.PeerClosed)
 	case ucBusy:
 		cc := uc.cc
 		if cc == nil {
@@ -480,7 +481,7 @@ func (uc *upConn) OnReadEOF(c *engine.Conn) {
 			return
 		}
 	}
-	c.Close(engine.PeerClosed)
+	c.Close(diag.PeerClosed)
 }
 
 // OnWritable resumes the client's body once the upstream drained.
@@ -498,7 +499,7 @@ func (uc *upConn) OnTimer(c *engine.Conn, k engine.TimerKind) {
 	case ucIdle:
 		uc.ls.unpool(uc)
 		uc.state = ucDone
-		c.Close(engine.IdleTimeout)
+		c.Close(diag.IdleTimeout)
 	case ucBusy:
 		if uc.cc != nil {
 			uc.cc.upFail(uc.attempt(), errUpTimeoutErr, false)
@@ -510,7 +511,7 @@ func (uc *upConn) OnTimer(c *engine.Conn, k engine.TimerKind) {
 			uc.cc.tunnelIdle()
 			return
 		}
-		c.Close(engine.IdleTimeout)
+		c.Close(diag.IdleTimeout)
 	default:
 		c.Close(k.Outcome())
 	}
@@ -522,12 +523,12 @@ func (uc *upConn) OnDrain(c *engine.Conn) {
 	if uc.state == ucIdle {
 		uc.ls.unpool(uc)
 		uc.state = ucDone
-		c.Close(engine.Clean)
+		c.Close(diag.Clean)
 	}
 }
 
 // OnClosed: a busy connection that closes fails its attempt.
-func (uc *upConn) OnClosed(c *engine.Conn, t *engine.Trace) {
+func (uc *upConn) OnClosed(c *engine.Conn, t *diag.Trace) {
 	prev := uc.state
 	cc := uc.cc
 	switch prev {
@@ -536,7 +537,7 @@ func (uc *upConn) OnClosed(c *engine.Conn, t *engine.Trace) {
 		// nothing was sent, so it counts as a failed dial.
 		if cc != nil {
 			err := errUpTLSFailed
-			if t.Outcome == engine.HandshakeTimeout {
+			if t.Outcome == diag.HandshakeTimeout {
 				err = errUpTLSTimeout
 			}
 			cc.upFail(uc.attempt(), err, false)
@@ -546,7 +547,7 @@ func (uc *upConn) OnClosed(c *engine.Conn, t *engine.Trace) {
 	case ucBusy:
 		if cc != nil {
 			err := errUpResetErr
-			if t.Outcome == engine.WriteTimeout || t.Outcome == engine.FlushTimeout {
+			if t.Outcome == diag.WriteTimeout || t.Outcome == diag.FlushTimeout {
 				err = errUpTimeoutErr // the upstream stopped reading our request
 			}
 			cc.upFail(uc.attempt(), err, false)

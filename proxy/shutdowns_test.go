@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-proxy/sluice/diag"
 	"github.com/sluice-proxy/sluice/engine"
 
 	"github.com/sluice-proxy/sluice/internal/testutil"
@@ -74,7 +75,7 @@ func TestDebugShutdownsAndShutdownLog(t *testing.T) {
 	remA, remB := ca.LocalAddr().String(), cb.LocalAddr().String()
 
 	type closes struct {
-		Closes []engine.TraceInfo `json:"closes"`
+		Closes []diag.TraceInfo `json:"closes"`
 	}
 	var all closes
 	hpEventually(t, "both client traces", func() bool {
@@ -83,7 +84,7 @@ func TestDebugShutdownsAndShutdownLog(t *testing.T) {
 		json.Unmarshal(b, &all)
 		return len(all.Closes) == 2
 	})
-	by := map[string]engine.TraceInfo{}
+	by := map[string]diag.TraceInfo{}
 	for _, tr := range all.Closes {
 		by[tr.Remote] = tr
 	}

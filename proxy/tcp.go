@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/sluice-proxy/sluice/diag"
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/httpcodec/proxyproto"
 )
@@ -83,7 +84,7 @@ func forward(src, dst *engine.Conn, b []byte) {
 
 func (h *relayDown) OnOpen(c *engine.Conn) {
 	r := (*relay)(h)
-	c.Advance(engine.DataTransfer)
+	c.Advance(diag.DataTransfer)
 	r.touch()
 	r.dialing = true
 	c.Loop().Dial(r.t.cfg.Upstream, r.t.cfg.DialTimeout, (*relayUp)(r), func(err error) {
@@ -92,7 +93,7 @@ func (h *relayDown) OnOpen(c *engine.Conn) {
 		r.t.cfg.Logger.Warn("upstream dial failed", "conn", r.down.String(), "upstream", r.t.cfg.Upstream, "err", err)
 		// A client of a layer-4 proxy can only learn of the failure from
 		// the connection itself: reset it rather than fake a clean end.
-		r.down.Abort(engine.UpstreamError)
+		r.down.Abort(diag.UpstreamError)
 	})
 }
 
@@ -134,15 +135,15 @@ func (r *relay) idle(k engine.TimerKind) {
 // request boundary to stop at. The drain deadline bounds it.
 func (h *relayDown) OnDrain(*engine.Conn) {}
 
-func (h *relayDown) OnClosed(c *engine.Conn, t *engine.Trace) {
+func (h *relayDown) OnClosed(c *engine.Conn, t *diag.Trace) {
 	r := (*relay)(h)
-	if r.up == nil || r.up.State() == engine.SocketClosed {
+	if r.up == nil || r.up.State() == diag.SocketClosed {
 		return
 	}
 	if cleanOutcome(t.Outcome) {
-		r.up.Close(engine.Clean)
+		r.up.Close(diag.Clean)
 	} else {
-		r.up.Abort(engine.Aborted) // pass the failure on, as an RST
+		r.up.Abort(diag.Aborted) // pass the failure on, as an RST
 	}
 }
 
@@ -152,12 +153,12 @@ func (h *relayUp) OnOpen(c *engine.Conn) {
 	r := (*relay)(h)
 	r.dialing = false
 	r.t.m.relays.Inc()
-	if r.down.State() == engine.SocketClosed {
-		c.Close(engine.Clean)
+	if r.down.State() == diag.SocketClosed {
+		c.Close(diag.Clean)
 		return
 	}
 	r.up = c
-	c.Advance(engine.DataTransfer)
+	c.Advance(diag.DataTransfer)
 	if v := r.t.cfg.ProxyProtocol; v != 0 {
 		c.Write(proxyproto.Append(nil, v, tcpAddrPort(r.down.RemoteAddr()), tcpAddrPort(r.down.LocalAddr()))) // before any client byte
 	}
@@ -183,9 +184,9 @@ func (h *relayUp) OnTimer(c *engine.Conn, k engine.TimerKind) { (*relay)(h).idle
 
 func (h *relayUp) OnDrain(*engine.Conn) {}
 
-func (h *relayUp) OnClosed(c *engine.Conn, t *engine.Trace) {
+func (h *relayUp) OnClosed(c *engine.Conn, t *diag.Trace) {
 	r := (*relay)(h)
-	if r.down.State() == engine.SocketClosed {
+	if r.down.State() == diag.SocketClosed {
 		return
 	}
 	if cleanOutcome(t.Outcome) {
@@ -193,12 +194,12 @@ func (h *relayUp) OnClosed(c *engine.Conn, t *engine.Trace) {
 	}
 	// The upstream broke: the client must not mistake the truncation for a
 	// clean end of stream.
-	r.down.Abort(engine.UpstreamError)
+	r.down.Abort(diag.UpstreamError)
 }
 
-func cleanOutcome(o engine.Outcome) bool {
+func cleanOutcome(o diag.Outcome) bool {
 	switch o {
-	case engine.Clean, engine.PeerClosed, engine.IdleTimeout, engine.LingerTimeout:
+	case diag.Clean, diag.PeerClosed, diag.IdleTimeout, diag.LingerTimeout:
 		return true
 	}
 	return false

@@ -13,17 +13,18 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/sluice-proxy/sluice/diag"
 	"github.com/sluice-proxy/sluice/engine"
 )
 
 // stubborn ignores OnDrain: it is "busy" until the client closes.
 type stubborn struct {
 	engine.BaseHandler
-	closed chan engine.Outcome
+	closed chan diag.Outcome
 }
 
 func (s *stubborn) OnDrain(*engine.Conn) {}
-func (s *stubborn) OnClosed(c *engine.Conn, t *engine.Trace) {
+func (s *stubborn) OnClosed(c *engine.Conn, t *diag.Trace) {
 	s.closed <- t.Outcome
 }
 
@@ -58,7 +59,7 @@ func waitLive(t *testing.T, e *engine.Engine) {
 }
 
 func TestDrainForcesAtDeadline(t *testing.T) {
-	closed := make(chan engine.Outcome, 1)
+	closed := make(chan diag.Outcome, 1)
 	e := start(t, func() engine.Handler { return &stubborn{closed: closed} })
 	c, err := net.Dial("tcp", e.Addr("t"))
 	if err != nil {
@@ -78,7 +79,7 @@ func TestDrainForcesAtDeadline(t *testing.T) {
 	if len(ready) != 1 || ready[0] {
 		t.Fatalf("readiness calls %v", ready)
 	}
-	if o := <-closed; o != engine.ForcedAtDeadline {
+	if o := <-closed; o != diag.ForcedAtDeadline {
 		t.Fatalf("outcome %v", o)
 	}
 	c.SetDeadline(time.Now().Add(5 * time.Second))
@@ -98,7 +99,7 @@ func TestDrainForcesAtDeadline(t *testing.T) {
 }
 
 func TestDrainEndsWhenLastConnectionCloses(t *testing.T) {
-	closed := make(chan engine.Outcome, 1)
+	closed := make(chan diag.Outcome, 1)
 	e := start(t, func() engine.Handler { return &stubborn{closed: closed} })
 	c, err := net.Dial("tcp", e.Addr("t"))
 	if err != nil {
@@ -110,13 +111,13 @@ func TestDrainEndsWhenLastConnectionCloses(t *testing.T) {
 	if res.Forced || res.Left != 0 || res.Duration > 5*time.Second {
 		t.Fatalf("result %+v", res)
 	}
-	if o := <-closed; o != engine.PeerClosed {
+	if o := <-closed; o != diag.PeerClosed {
 		t.Fatalf("outcome %v", o)
 	}
 }
 
 func TestSecondSignalCutsDrainShort(t *testing.T) {
-	closed := make(chan engine.Outcome, 1)
+	closed := make(chan diag.Outcome, 1)
 	e := start(t, func() engine.Handler { return &stubborn{closed: closed} })
 	c, err := net.Dial("tcp", e.Addr("t"))
 	if err != nil {
@@ -130,7 +131,7 @@ func TestSecondSignalCutsDrainShort(t *testing.T) {
 	if !res.Forced || res.Duration > 5*time.Second {
 		t.Fatalf("result %+v", res)
 	}
-	if o := <-closed; o != engine.ForcedAtDeadline {
+	if o := <-closed; o != diag.ForcedAtDeadline {
 		t.Fatalf("outcome %v", o)
 	}
 }

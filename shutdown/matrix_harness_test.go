@@ -31,6 +31,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/sluice-proxy/sluice/diag"
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/proxy"
 	"github.com/sluice-proxy/sluice/shutdown"
@@ -421,13 +422,13 @@ func (m *mx) h2Over(c *tls.Conn) *h2c {
 }
 
 // raw returns the engine trace of the client connection at local.
-func (m *mx) raw(local string) engine.Trace {
+func (m *mx) raw(local string) diag.Trace {
 	m.t.Helper()
-	var got engine.Trace
+	var got diag.Trace
 	deadline := time.Now().Add(10 * time.Second)
 	for got.ID == 0 && time.Now().Before(deadline) {
-		m.e.RecentCloses(context.Background(), func(t *engine.Trace) bool {
-			if t.Side == engine.Downstream && t.Remote == local {
+		m.e.RecentCloses(context.Background(), func(t *diag.Trace) bool {
+			if t.Side == diag.Downstream && t.Remote == local {
 				got = *t
 			}
 			return false
@@ -444,7 +445,7 @@ func (m *mx) raw(local string) engine.Trace {
 
 // within checks that the trace entered state st no later than bound (+50
 // ms) after from (engine clock).
-func (m *mx) within(tr engine.Trace, st engine.State, from int64, bound time.Duration) {
+func (m *mx) within(tr diag.Trace, st diag.State, from int64, bound time.Duration) {
 	m.t.Helper()
 	at := tr.Entered[st]
 	if at == 0 {

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/sluice-proxy/sluice/diag"
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/shutdown"
 )
@@ -31,7 +32,7 @@ func eachProto(t *testing.T, fn func(t *testing.T, h2 bool)) {
 	t.Run("h2", func(t *testing.T) { fn(t, true) })
 }
 
-func outcomeIs(t *testing.T, tr engine.Trace, want ...engine.Outcome) {
+func outcomeIs(t *testing.T, tr diag.Trace, want ...diag.Outcome) {
 	t.Helper()
 	for _, w := range want {
 		if tr.Outcome == w {
@@ -58,8 +59,8 @@ func TestMatrixWellBehaved(t *testing.T) {
 			}
 			c.Close()
 			tr := m.raw(localOf(c))
-			outcomeIs(t, tr, engine.Clean)
-			m.within(tr, engine.ShutdownInitiated, m.drainAt, 0)
+			outcomeIs(t, tr, diag.Clean)
+			m.within(tr, diag.ShutdownInitiated, m.drainAt, 0)
 		} else {
 			r := m.dialH2()
 			r.get(1, 1, n, "")
@@ -70,7 +71,7 @@ func TestMatrixWellBehaved(t *testing.T) {
 			m.drain()
 			r.endsCleanly()
 			r.c.Close()
-			outcomeIs(t, m.raw(localOf(r.c)), engine.Clean)
+			outcomeIs(t, m.raw(localOf(r.c)), diag.Clean)
 		}
 		if res := m.done(5 * time.Second); res.Forced {
 			t.Fatalf("drain forced: %+v", res)
@@ -118,7 +119,7 @@ func TestMatrixSlowReaderDuringDrain(t *testing.T) {
 				t.Fatalf("body %d of %d bytes, or checksum mismatch", len(rest), n)
 			}
 			c.Close()
-			outcomeIs(t, m.raw(localOf(c)), engine.Clean)
+			outcomeIs(t, m.raw(localOf(c)), diag.Clean)
 		} else {
 			_, c := m.dialRaw("h2", 64<<10)
 			r := m.h2Over(c)
@@ -135,7 +136,7 @@ func TestMatrixSlowReaderDuringDrain(t *testing.T) {
 			r.whole(1, 2, n)
 			r.endsCleanly()
 			c.Close()
-			outcomeIs(t, m.raw(localOf(c)), engine.Clean)
+			outcomeIs(t, m.raw(localOf(c)), diag.Clean)
 		}
 		if res := m.done(10 * time.Second); res.Forced {
 			t.Fatalf("drain forced: %+v", res)
@@ -169,7 +170,7 @@ func TestMatrixNeverReads(t *testing.T) {
 			t.Fatalf("drain %+v, want forced", res)
 		}
 		tr := m.raw(localOf(tc))
-		outcomeIs(t, tr, engine.ForcedAtDeadline)
+		outcomeIs(t, tr, diag.ForcedAtDeadline)
 		// Never before the deadline; the reset within 50 ms of the
 		// deadline's timer firing. The timer's own lateness is the
 		// machine's: at load average 22 on 2 cores Draining once lasted
@@ -177,7 +178,7 @@ func TestMatrixNeverReads(t *testing.T) {
 		if d := res.Phases[shutdown.StopAccepting] + res.Phases[shutdown.Draining]; d < time.Second {
 			t.Fatalf("forced after %v, before the 1s deadline", d)
 		}
-		m.within(tr, engine.SocketClosed, m.drainAt+int64(res.Phases[shutdown.Draining]), 0)
+		m.within(tr, diag.SocketClosed, m.drainAt+int64(res.Phases[shutdown.Draining]), 0)
 		// What arrived ends in a reset, never as a whole response.
 		if !h2 {
 			b, err := io.ReadAll(c)
@@ -226,12 +227,12 @@ func TestMatrixNeverSendsCloseNotify(t *testing.T) {
 		io.Copy(io.Discard, c)
 		m.done(5 * time.Second)
 		tr := m.raw(local)
-		outcomeIs(t, tr, engine.LingerTimeout)
-		if tr.Entered[engine.CloseNotifySent] == 0 {
+		outcomeIs(t, tr, diag.LingerTimeout)
+		if tr.Entered[diag.CloseNotifySent] == 0 {
 			t.Errorf("no close_notify sent: %s", tr.CloseSequence())
 		}
-		m.within(tr, engine.SocketClosed, tr.Entered[engine.Lingering], linger)
-		if tr.Entered[engine.SocketClosed]-tr.Entered[engine.Lingering] < int64(linger) {
+		m.within(tr, diag.SocketClosed, tr.Entered[diag.Lingering], linger)
+		if tr.Entered[diag.SocketClosed]-tr.Entered[diag.Lingering] < int64(linger) {
 			t.Errorf("lingered less than %v: %s", linger, tr.CloseSequence())
 		}
 		m.agree()
@@ -275,7 +276,7 @@ func TestMatrixCloseNotifyMidResponse(t *testing.T) {
 		if res := m.done(5 * time.Second); res.Forced {
 			t.Fatalf("drain forced: %+v", res)
 		}
-		outcomeIs(t, m.raw(localOf(c)), engine.PeerClosed)
+		outcomeIs(t, m.raw(localOf(c)), diag.PeerClosed)
 		m.agree()
 	})
 }
@@ -303,9 +304,9 @@ func TestMatrixResetMidFlush(t *testing.T) {
 			t.Fatalf("drain forced: %+v", res)
 		}
 		tr := m.raw(localOf(tc))
-		outcomeIs(t, tr, engine.ResetByPeer)
-		m.within(tr, engine.SocketClosed, rst, 0)
-		if tr.PeerEndedBy != engine.PeerReset {
+		outcomeIs(t, tr, diag.ResetByPeer)
+		m.within(tr, diag.SocketClosed, rst, 0)
+		if tr.PeerEndedBy != diag.PeerReset {
 			t.Errorf("peer ended by %v", tr.PeerEndedBy)
 		}
 		m.agree()
@@ -367,7 +368,7 @@ func TestMatrixBytesAfterClose(t *testing.T) {
 		if res := m.done(5 * time.Second); res.Forced {
 			t.Fatalf("drain forced: %+v", res)
 		}
-		outcomeIs(t, m.raw(localOf(c)), engine.Clean)
+		outcomeIs(t, m.raw(localOf(c)), diag.Clean)
 		m.agree()
 	})
 }
@@ -395,7 +396,7 @@ func TestMatrixPipelinedAtDrain(t *testing.T) {
 	if res := m.done(5 * time.Second); res.Forced {
 		t.Fatalf("drain forced: %+v", res)
 	}
-	outcomeIs(t, m.raw(localOf(c)), engine.Clean)
+	outcomeIs(t, m.raw(localOf(c)), diag.Clean)
 	m.agree()
 }
 
@@ -431,9 +432,9 @@ func TestMatrixIdleKeepAliveAtDrain(t *testing.T) {
 			t.Fatalf("drain forced: %+v", res)
 		}
 		tr := m.raw(local)
-		outcomeIs(t, tr, engine.Clean)
+		outcomeIs(t, tr, diag.Clean)
 		// HTTP/2 waits one round trip (the PING) before the final GOAWAY.
-		m.within(tr, engine.ShutdownInitiated, m.drainAt, 0)
+		m.within(tr, diag.ShutdownInitiated, m.drainAt, 0)
 		m.agree()
 	})
 }
@@ -461,9 +462,9 @@ func TestMatrixMidHandshakeAtDrain(t *testing.T) {
 		t.Fatalf("drain forced: %+v", res)
 	}
 	tr := m.raw(localOf(raw))
-	outcomeIs(t, tr, engine.Clean)
-	m.within(tr, engine.ShutdownInitiated, m.drainAt, 0)
-	if tr.Entered[engine.HandshakeDone] != 0 {
+	outcomeIs(t, tr, diag.Clean)
+	m.within(tr, diag.ShutdownInitiated, m.drainAt, 0)
+	if tr.Entered[diag.HandshakeDone] != 0 {
 		t.Errorf("handshake done? %s", tr.CloseSequence())
 	}
 	m.agree()
@@ -505,7 +506,7 @@ func TestMatrixH2HundredStreamsAtDrain(t *testing.T) {
 	if res := m.done(5 * time.Second); res.Forced {
 		t.Fatalf("drain forced: %+v", res)
 	}
-	outcomeIs(t, m.raw(localOf(r.c)), engine.Clean)
+	outcomeIs(t, m.raw(localOf(r.c)), diag.Clean)
 	if got := fmt.Sprint(m.agree()); got != "map[clean:1]" {
 		t.Fatalf("closes %s", got)
 	}

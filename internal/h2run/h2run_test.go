@@ -16,6 +16,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/sluice-proxy/sluice/diag"
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/httpcodec/h2"
 	"github.com/sluice-proxy/sluice/internal/h2run"
@@ -72,7 +73,7 @@ func (s *server) kick() {
 func (s *server) flush() { s.r.WriteOut() }
 
 func (s *server) OnOpen(c *engine.Conn) {
-	c.Advance(engine.DataTransfer)
+	c.Advance(diag.DataTransfer)
 	s.c = c
 	s.ev.s = s
 	s.sc = h2.NewConn(h2.Server, s.cfg, &s.ev, h2run.Now())
@@ -102,7 +103,7 @@ func (s *server) OnData(c *engine.Conn, b []byte) int {
 	}
 	if err != nil {
 		s.r.WriteOut() // the codec's GOAWAY
-		c.Close(engine.ProtocolError)
+		c.Close(diag.ProtocolError)
 		return 0
 	}
 	s.r.ArmTimer()
@@ -115,14 +116,14 @@ func (s *server) OnTimer(c *engine.Conn, k engine.TimerKind) {
 	}
 	if err := s.r.OnTimer(); err != nil {
 		s.r.WriteOut() // the codec's GOAWAY
-		c.Close(engine.ProtocolError)
+		c.Close(diag.ProtocolError)
 		return
 	}
 	s.kick()
 	s.r.ArmTimer()
 }
 
-func (s *server) OnClosed(*engine.Conn, *engine.Trace) { s.r.Detach() }
+func (s *server) OnClosed(*engine.Conn, *diag.Trace) { s.r.Detach() }
 
 // start runs an engine whose listener serves with server.
 func start(t *testing.T, cfg h2.Config, n *counts) string {

@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/sluice-proxy/sluice/diag"
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/httpcodec/h1"
 	"github.com/sluice-proxy/sluice/httpcodec/h2"
@@ -192,10 +193,10 @@ func (p *probe) finish(ok bool) {
 }
 
 func (p *probe) OnOpen(c *engine.Conn) {
-	c.Advance(engine.DataTransfer)
+	c.Advance(diag.DataTransfer)
 	if p.k.off() {
 		p.finish(false)
-		c.Close(engine.Clean)
+		c.Close(diag.Clean)
 		return
 	}
 	c.SetTimer(engine.TimerProto, int64(p.k.cfg.Timeout))
@@ -205,7 +206,7 @@ func (p *probe) OnOpen(c *engine.Conn) {
 	}
 	if !h2run.CarriesH2(c) {
 		p.finish(false)
-		c.Close(engine.Clean)
+		c.Close(diag.Clean)
 		return
 	}
 	p.ev.p = p
@@ -215,7 +216,7 @@ func (p *probe) OnOpen(c *engine.Conn) {
 	id, err := p.sc.OpenStream(p.k.cfg.H2Request, true)
 	if err != nil { // cannot happen with a validated path; fail, do not panic
 		p.finish(false)
-		c.Close(engine.Clean)
+		c.Close(diag.Clean)
 		return
 	}
 	p.id = id
@@ -236,13 +237,13 @@ func (p *probe) OnData(c *engine.Conn, b []byte) int {
 		}
 		if err != nil {
 			p.finish(false)
-			c.Abort(engine.UpstreamError)
+			c.Abort(diag.UpstreamError)
 			return len(b)
 		}
 		n += k
 		if p.resp.Status >= 200 {
 			p.finish(p.resp.Status < 400)
-			c.Close(engine.Clean) // the body is not needed: input is discarded from here
+			c.Close(diag.Clean) // the body is not needed: input is discarded from here
 			return len(b)
 		}
 	}
@@ -258,7 +259,7 @@ func (p *probe) onH2Data(c *engine.Conn, b []byte) int {
 	switch {
 	case err != nil:
 		p.finish(false)
-		c.Close(engine.ProtocolError)
+		c.Close(diag.ProtocolError)
 		return len(b)
 	case p.verdict != 0:
 		p.finish(p.verdict > 0)
@@ -266,7 +267,7 @@ func (p *probe) onH2Data(c *engine.Conn, b []byte) int {
 		// deliberate, and input is discarded from here.
 		p.sc.Shutdown(h2run.Now())
 		p.run.WriteOut()
-		c.Close(engine.Clean)
+		c.Close(diag.Clean)
 		return len(b)
 	}
 	return n
@@ -274,13 +275,13 @@ func (p *probe) onH2Data(c *engine.Conn, b []byte) int {
 
 func (p *probe) OnReadEOF(c *engine.Conn) {
 	p.finish(false)
-	c.Close(engine.PeerClosed)
+	c.Close(diag.PeerClosed)
 }
 
 // OnTimer is the Timeout: the upstream accepted but did not answer.
 func (p *probe) OnTimer(c *engine.Conn, _ engine.TimerKind) {
 	p.finish(false)
-	c.Abort(engine.UpstreamError)
+	c.Abort(diag.UpstreamError)
 }
 
 // OnDrain stops the checks: a draining process needs no more of them, and
@@ -288,10 +289,10 @@ func (p *probe) OnTimer(c *engine.Conn, _ engine.TimerKind) {
 func (p *probe) OnDrain(c *engine.Conn) {
 	p.k.Stop()
 	p.done = true
-	c.Close(engine.Clean)
+	c.Close(diag.Clean)
 }
 
-func (p *probe) OnClosed(*engine.Conn, *engine.Trace) { p.finish(false) }
+func (p *probe) OnClosed(*engine.Conn, *diag.Trace) { p.finish(false) }
 
 // probeEvents is the probe seen as the codec's Handler (a separate type:
 // engine.Handler and h2.Handler both have an OnData).

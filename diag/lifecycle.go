@@ -1,4 +1,11 @@
-package engine
+package diag
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
 
 // State is a step in a connection's life. The order is the order of the
 // graceful close; a connection only moves forward.
@@ -16,16 +23,16 @@ const (
 	WriteShut
 	Lingering
 	SocketClosed
-	numStates
+	NumStates // the number of states, not a state
 )
 
-var stateNames = [numStates]string{
+var stateNames = [NumStates]string{
 	"Created", "Handshake", "HandshakeDone", "DataTransfer", "ShutdownInitiated",
 	"BufferFlushed", "CloseNotifySent", "WriteShut", "Lingering", "SocketClosed",
 }
 
 func (s State) String() string {
-	if s < numStates {
+	if s < NumStates {
 		return stateNames[s]
 	}
 	return "State(?)"
@@ -58,10 +65,10 @@ const (
 	EngineStopped
 	FirstByteTimeout // nothing (or no whole PROXY header) within FirstByteTimeout
 	Evicted          // made room at MaxConns or MaxHandshakes (admission.go)
-	numOutcomes
+	NumOutcomes      // the number of outcomes, not an outcome
 )
 
-var outcomeNames = [numOutcomes]string{
+var outcomeNames = [NumOutcomes]string{
 	"none", "clean", "peer_closed", "linger_timeout", "flush_timeout", "write_timeout",
 	"handshake_timeout", "header_timeout", "idle_timeout", "protocol_error", "tls_error",
 	"reset_by_peer", "aborted", "forced_at_deadline", "rejected", "upstream_error",
@@ -69,7 +76,7 @@ var outcomeNames = [numOutcomes]string{
 }
 
 func (o Outcome) String() string {
-	if o < numOutcomes {
+	if o < NumOutcomes {
 		return outcomeNames[o]
 	}
 	return "outcome(?)"
@@ -83,7 +90,7 @@ type Trace struct {
 	Listener  string
 	Local     string
 	Remote    string
-	Entered   [numStates]int64 // engine clock, ns; 0 when the state was skipped
+	Entered   [NumStates]int64 // engine clock, ns; 0 when the state was skipped
 	Delivered int64            // SIOCOUTQ seen at 0 after the last write (peer ACKed all), 0 if never seen
 	Cause     Outcome          // why the close began
 	Outcome   Outcome          // how it ended
@@ -99,7 +106,7 @@ type Trace struct {
 	PendingAtShutdown int
 	KernelAtShutdown  int
 	InAtShutdown      int64
-	OutAt             [numStates - ShutdownInitiated]int64 // BytesOut when each close state was entered
+	OutAt             [NumStates - ShutdownInitiated]int64 // BytesOut when each close state was entered
 }
 
 // PeerEnd says how the peer ended its side of a connection.
@@ -117,8 +124,8 @@ func (p PeerEnd) String() string {
 	return [...]string{"", "fin", "close_notify", "reset"}[min(p, PeerReset)]
 }
 
-// peerEnded records the first way the peer ended, at now.
-func (t *Trace) peerEnded(how PeerEnd, now int64) {
+// MarkPeerEnded records the first way the peer ended, at now.
+func (t *Trace) MarkPeerEnded(how PeerEnd, now int64) {
 	if t.PeerEnded == 0 {
 		t.PeerEnded, t.PeerEndedBy = now, how
 	}
@@ -147,4 +154,41 @@ func (s Side) String() string {
 		return "upstream"
 	}
 	return "downstream"
+}
+
+// ConnID formats a connection id for logs, traces and the admin endpoint.
+func ConnID(id uint64) string { return "c" + strconv.FormatUint(id, 16) }
+
+// CloseSequence renders the states from ShutdownInitiated on with their
+// offsets from it: "ShutdownInitiated · BufferFlushed +0.1ms · ...".
+func (t *Trace) CloseSequence() string {
+	s := t.Entered[ShutdownInitiated]
+	if s == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for st := ShutdownInitiated; st < NumStates; st++ {
+		at := t.Entered[st]
+		if at == 0 {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString(" · ")
+		}
+		b.WriteString(st.String())
+		if st != ShutdownInitiated {
+			fmt.Fprintf(&b, " +%s", time.Duration(at-s).Round(time.Microsecond))
+		}
+	}
+	return b.String()
+}
+
+// ParseOutcome returns the outcome named s (as in logs and metrics).
+func ParseOutcome(s string) (Outcome, bool) {
+	for o := Outcome(1); o < NumOutcomes; o++ {
+		if outcomeNames[o] == s {
+			return o, true
+		}
+	}
+	return OutcomeNone, false
 }
