@@ -1,7 +1,10 @@
 // Package diag is the diagnostics vocabulary of sluice: the names of a
 // connection's lifecycle states and outcomes, the trace that records one
 // connection's life, the ring of recent traces, the JSON snapshot types of
-// /debug/connections and /debug/shutdowns.
+// /debug/connections and /debug/shutdowns, and the admin server that shows
+// them (admin.go: /metrics, /healthz, /readyz, /debug/connections,
+// /debug/shutdowns, pprof) with the HELP text of every metric family
+// (metrichelp.go, one table so each family is described once).
 //
 // # What lives here and what does not
 //
@@ -11,16 +14,22 @@
 // code that stamps a diag.Trace. Putting the vocabulary here lets the
 // readers of those records (shutdown's tests, proxy, the admin server,
 // cmd) name states and outcomes without reaching into engine, and keeps
-// one list of each. diag imports no sluice package: engine → diag.
+// one list of each. diag imports no sluice package: engine → diag. The
+// admin server reads connections through Source (engine.Engine implements
+// it) and the drain's status through a function; cmd wires them.
 //
 // # Threading model
 //
 // The types are plain values. A Trace and a Ring belong to the event loop
 // that records them (no locks); snapshots are copies made on the loops and
-// handed to other goroutines.
+// handed to other goroutines. The admin server runs on net/http's
+// goroutines (it is off the data path) and reaches the loops only through
+// Source, whose methods post a task to each loop.
 //
 // # Limits
 //
 // A Ring keeps a fixed number of traces (engine keeps 64 per loop); older
-// ones are overwritten.
+// ones are overwritten. An admin request waits at most 2 s for the loops;
+// a loop that does not answer is left out and the response says so in
+// X-Sluice-Partial.
 package diag

@@ -16,7 +16,7 @@ import (
 func TestAdminEndpoints(t *testing.T) {
 	up := tcpTestBackend(t, func(c *net.TCPConn) { io.Copy(io.Discard, c) })
 	addr, e := tcpTestRelay(t, up, 0)
-	a, err := NewAdmin("127.0.0.1:0", e, slog.New(slog.DiscardHandler), e.Metrics())
+	a, err := diag.NewAdmin("127.0.0.1:0", e, slog.New(slog.DiscardHandler), e.Metrics())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,8 @@
 // Package proxy is what sluice does with a connection once the engine has
 // it: the layer-4 relay (tcp mode), the HTTP reverse proxy (HTTP/1.1 and
 // HTTP/2, http mode: routes, per-loop upstream pools, balancing, health
-// checks, retries, header rewriting, access log, metrics), and the admin
-// listener (metrics, health, readiness, /debug/connections, pprof).
+// checks, retries, header rewriting, access log, metrics). The admin
+// listener is package diag's.
 // Upstream state, balancing and health checks are package proxy/upstream's;
 // the proxy binds them to routes and configuration (health.go).
 //
@@ -12,9 +12,7 @@
 // upstream connections serving it live on the same engine loop, so
 // forwarding is a function call and needs no locks. Pools are per loop.
 // Only per-upstream counters (load, health, pool gauges) are shared, as
-// atomics. The admin server runs on net/http's goroutines and reads engine
-// state only through Engine.Snapshot (a task on each loop) and metrics
-// (atomics read at scrape time).
+// atomics, read by metrics scrapes.
 //
 // Routes live behind an atomic pointer: HTTP.SetRoutes (a reload, from
 // any goroutine) builds a new router and swaps it; an exchange keeps the
@@ -27,8 +25,8 @@
 // TrustedProxies, Host, Via, trailers); headers.go and h2headers.go only
 // name a message's fields and its body's framing for it. forward.go:
 // trust, and X-Request-Id kept or generated per loop without locks. Metrics
-// (httpmetrics.go, metrichelp.go): requests by route name and upstream,
-// Prometheus le histograms, HELP text for every family /metrics shows.
+// (httpmetrics.go): requests by route name and upstream, Prometheus le
+// histograms; their HELP text is in diag/metrichelp.go.
 //
 // # HTTP/1.1
 //

@@ -14,6 +14,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/sluice-proxy/sluice/diag"
 )
 
 // /metrics as Prometheus reads it: parsed with Prometheus's own text
@@ -51,7 +53,7 @@ func TestMetricsExposition(t *testing.T) {
 	get("example.com", "/page", 200)
 	get("a.test", "/nowhere", 404)
 
-	a, err := NewAdmin("127.0.0.1:0", env.e, slog.New(slog.DiscardHandler), env.set)
+	a, err := diag.NewAdmin("127.0.0.1:0", env.e, slog.New(slog.DiscardHandler), env.set)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +82,7 @@ func TestMetricsExposition(t *testing.T) {
 			t.Errorf("%s: untyped (no # TYPE)", name)
 		}
 		if strings.TrimSpace(f.GetHelp()) == "" {
-			t.Errorf("%s: no # HELP text (add it to proxy/metrichelp.go)", name)
+			t.Errorf("%s: no # HELP text (add it to diag/metrichelp.go)", name)
 		}
 		if (typ == dto.MetricType_COUNTER) != strings.HasSuffix(name, "_total") {
 			t.Errorf("%s: type %v; counters, and only counters, end in _total", name, typ)
@@ -175,7 +177,7 @@ func TestGrafanaDashboardNamesExist(t *testing.T) {
 						fam = f
 					}
 				}
-				if metricHelp[fam] == "" {
+				if diag.Help(fam) == "" {
 					t.Errorf("panel %q queries %s, which sluice does not expose", p.Title, name)
 				}
 				n++

@@ -29,7 +29,7 @@ func TestDebugShutdownsAndShutdownLog(t *testing.T) {
 	logs := &testutil.Buffer{} // several loops write it
 	lg := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	env := h2StartEngine(t, HTTPConfig{}, engine.Config{Logger: lg}, be.addr())
-	a, err := NewAdmin("127.0.0.1:0", env.e, slog.New(slog.DiscardHandler), env.set)
+	a, err := diag.NewAdmin("127.0.0.1:0", env.e, slog.New(slog.DiscardHandler), env.set)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -159,7 +159,7 @@ func TestBinaryMetricsParseAsPrometheus(t *testing.T) {
 			t.Errorf("%s: untyped", name)
 		}
 		if strings.TrimSpace(f.GetHelp()) == "" {
-			t.Errorf("%s: no help text (proxy/metrichelp.go)", name)
+			t.Errorf("%s: no help text (diag/metrichelp.go)", name)
 		}
 	}
 }

@@ -14,8 +14,8 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/sluice-proxy/sluice/diag"
 	"github.com/sluice-proxy/sluice/engine"
-	"github.com/sluice-proxy/sluice/proxy"
 	"github.com/sluice-proxy/sluice/shutdown"
 )
 
@@ -125,7 +125,7 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 		}
 	}
 
-	var admin *proxy.Admin
+	var admin *diag.Admin
 	drain := shutdown.New(shutdown.Config{
 		Drainer: eng,
 		Delay:   cfg.drainDelay,
@@ -141,10 +141,10 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
 	if fds := inh["admin"]; len(fds) > 0 && cfg.admin != "" {
 		var ln net.Listener
 		if ln, err = adminListener(fds[0]); err == nil {
-			admin = proxy.NewAdminOn(ln, eng, log, set)
+			admin = diag.NewAdminOn(ln, eng, log, set)
 		}
 	} else if cfg.admin != "" {
-		admin, err = proxy.NewAdmin(cfg.admin, eng, log, set)
+		admin, err = diag.NewAdmin(cfg.admin, eng, log, set)
 	}
 	if admin != nil || err != nil {
 		if err != nil {

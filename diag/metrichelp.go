@@ -1,4 +1,4 @@
-package proxy
+package diag
 
 import (
 	"bytes"
@@ -206,3 +206,6 @@ var metricHelp = map[string]string{
 	"process_open_fds":                              "Open file descriptors.",
 	"process_max_fds":                               "Limit of open file descriptors.",
 }
+
+// Help is the # HELP text of family, "" if it has none.
+func Help(family string) string { return metricHelp[family] }

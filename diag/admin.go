@@ -1,4 +1,4 @@
-package proxy
+package diag
 
 import (
 	"bytes"
@@ -15,17 +15,24 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
-
-	"github.com/sluice-proxy/sluice/diag"
-	"github.com/sluice-proxy/sluice/engine"
 )
+
+// Source is what the admin server reads connections from: the engine
+// (engine.Engine implements it), without diag importing engine.
+type Source interface {
+	// Snapshot returns the live connections and the recent close traces.
+	Snapshot(ctx context.Context) (Snapshot, error)
+	// RecentCloses returns the recent close traces that keep accepts
+	// (nil: all), newest first.
+	RecentCloses(ctx context.Context, keep func(*Trace) bool) ([]TraceInfo, error)
+}
 
 // Admin is the admin listener: metrics, health, readiness, live
 // connections and pprof. It uses net/http: it is off the data path.
 type Admin struct {
 	srv   *http.Server
 	ln    net.Listener
-	eng   *engine.Engine
+	src   Source
 	ready atomic.Bool
 	sets  []*metrics.Set
 	log   *slog.Logger
@@ -34,20 +41,20 @@ type Admin struct {
 
 // NewAdmin listens on addr. sets are written to /metrics after the
 // process metrics.
-func NewAdmin(addr string, eng *engine.Engine, log *slog.Logger, sets ...*metrics.Set) (*Admin, error) {
+func NewAdmin(addr string, src Source, log *slog.Logger, sets ...*metrics.Set) (*Admin, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	return NewAdminOn(ln, eng, log, sets...), nil
+	return NewAdminOn(ln, src, log, sets...), nil
 }
 
 // NewAdminOn serves on ln (a socket inherited from a restart's
 // predecessor); Close closes it.
-func NewAdminOn(ln net.Listener, eng *engine.Engine, log *slog.Logger, sets ...*metrics.Set) *Admin {
+func NewAdminOn(ln net.Listener, src Source, log *slog.Logger, sets ...*metrics.Set) *Admin {
 	// # HELP and # TYPE for every family (metrichelp.go fills in the text).
 	metrics.ExposeMetadata(true)
-	a := &Admin{ln: ln, eng: eng, sets: sets, log: log}
+	a := &Admin{ln: ln, src: src, sets: sets, log: log}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", a.metrics)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -119,14 +126,14 @@ func (a *Admin) metrics(w http.ResponseWriter, r *http.Request) {
 func (a *Admin) connections(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	snap, err := a.eng.Snapshot(ctx)
+	snap, err := a.src.Snapshot(ctx)
 	w.Header().Set("Content-Type", "application/json")
 	if err != nil {
 		// Partial: a loop did not answer in time. Say so, keep the rest.
 		w.Header().Set("X-Sluice-Partial", err.Error())
 	}
 	out := struct {
-		diag.Snapshot
+		Snapshot
 		Drain any `json:"drain,omitempty"`
 	}{Snapshot: snap}
 	if fn := a.drain.Load(); fn != nil {
@@ -143,10 +150,10 @@ func (a *Admin) connections(w http.ResponseWriter, r *http.Request) {
 // first, the bytes at each step of the close. ?outcome=a,b keeps those
 // outcomes, ?side=downstream|upstream one side; an unknown value is 400.
 func (a *Admin) shutdowns(w http.ResponseWriter, r *http.Request) {
-	var outcomes []diag.Outcome
+	var outcomes []Outcome
 	if q := r.URL.Query().Get("outcome"); q != "" {
 		for _, name := range strings.Split(q, ",") {
-			o, ok := diag.ParseOutcome(name)
+			o, ok := ParseOutcome(name)
 			if !ok {
 				http.Error(w, "unknown outcome "+strconv.Quote(name), http.StatusBadRequest)
 				return
@@ -159,7 +166,7 @@ func (a *Admin) shutdowns(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "side must be downstream or upstream", http.StatusBadRequest)
 		return
 	}
-	keep := func(t *diag.Trace) bool {
+	keep := func(t *Trace) bool {
 		if side != "" && t.Side.String() != side {
 			return false
 		}
@@ -175,7 +182,7 @@ func (a *Admin) shutdowns(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	traces, err := a.eng.RecentCloses(ctx, keep)
+	traces, err := a.src.RecentCloses(ctx, keep)
 	w.Header().Set("Content-Type", "application/json")
 	if err != nil {
 		w.Header().Set("X-Sluice-Partial", err.Error())
@@ -183,7 +190,7 @@ func (a *Admin) shutdowns(w http.ResponseWriter, r *http.Request) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(struct {
-		Closes []diag.TraceInfo `json:"closes"`
+		Closes []TraceInfo `json:"closes"`
 	}{traces}); err != nil {
 		a.log.Debug("admin: writing /debug/shutdowns", "err", err)
 	}
