@@ -8,7 +8,9 @@
 // readiness, per-loop deadlines, upstream dialing onto a given loop, and the
 // graceful close sequence (flush → TLS close_notify → shutdown(SHUT_WR) →
 // linger → close) with a state, a timestamp, a log line and a metric for each
-// step. Layers above (TLS, HTTP, the TCP relay) implement Handler. TLS is
+// step (the states', outcomes' and traces' names and records are package
+// diag's; the transitions are here). Layers above (TLS, HTTP, the TCP
+// relay) implement Handler. TLS is
 // the engine's own on both sides: listeners with a tlsio.Server (tls.go)
 // and Loop.DialTLS with a tlsio.Client (dial.go). A listener may require
 // a PROXY protocol header before anything else (proxyproto.go waits for
