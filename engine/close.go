@@ -131,10 +131,7 @@ func (c *Conn) abort(o diag.Outcome, rst bool) {
 	if c.state == diag.SocketClosed || c.socketClosing {
 		return
 	}
-	var kq int
-	if q, err := unix.IoctlGetInt(c.fd, unix.SIOCOUTQ); err == nil {
-		kq = q
-	}
+	kq := max(c.kernelQueue(), 0)
 	n := c.out.reset()
 	c.l.buffered.Add(-int64(n))
 	n += c.dropPlain()

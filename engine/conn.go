@@ -54,9 +54,15 @@ type Conn struct {
 	finalized      bool
 	lastProgress   int64 // last write progress: bytes taken by writev or ACKed by the peer
 	ackQ           int   // kernel send queue at the last look while waiting to write, -1 unknown
-	stateSince     int64
-	deadlines      [numTimers]int64
-	tm             timer
+	// kernelQueue's cache: SIOCOUTQ as read in loop callback kqAt (0:
+	// none), good until the next write. The close steps, their trace and
+	// their debug lines then share one ioctl.
+	kq         int
+	kqAt       uint64
+	kqReads    int // SIOCOUTQ ioctls made (tests)
+	stateSince int64
+	deadlines  [numTimers]int64
+	tm         timer
 
 	// PROXY protocol (proxyproto.go): pp is set while the header is read;
 	// lb is the balancer's address once it named the client.
@@ -523,6 +529,7 @@ func (c *Conn) progress(n int) {
 	c.lastProgress = now
 	c.trace.Delivered = 0
 	c.ackQ = -1 // the kernel queue grew: the next look takes a new baseline
+	c.kqAt = 0
 	if c.out.len() > 0 {
 		c.armWriteTimer(now)
 	}
@@ -549,10 +556,20 @@ func (c *Conn) armWriteTimer(now int64) {
 }
 
 // kernelQueue is SIOCOUTQ: bytes in the kernel send queue, -1 unknown.
+// Within one loop callback and with no write since, the last value is
+// reused: the queue can only have shrunk by ACKs in those microseconds.
 func (c *Conn) kernelQueue() int {
+	l := c.l
+	if l.depth > 0 && c.kqAt == l.callbacks {
+		return c.kq
+	}
+	c.kqReads++
 	q, err := unix.IoctlGetInt(c.fd, unix.SIOCOUTQ)
 	if err != nil {
-		return -1
+		q = -1
+	}
+	if l.depth > 0 {
+		c.kq, c.kqAt = q, l.callbacks
 	}
 	return q
 }
@@ -716,8 +733,7 @@ func (c *Conn) checkDelivered() {
 	if c.trace.Delivered != 0 || c.out.len() > 0 || c.socketClosing {
 		return
 	}
-	q, err := unix.IoctlGetInt(c.fd, unix.SIOCOUTQ)
-	if err == nil && q == 0 {
+	if c.kernelQueue() == 0 {
 		c.trace.Delivered = Now()
 	}
 }

@@ -26,9 +26,10 @@ type Loop struct {
 	// Loop-owned.
 	conns      map[uint64]*Conn
 	timers     timerHeap
-	armed      int64 // deadline the timerfd is set to, 0 = not armed
-	nowNs      int64 // clock read at callback entry
-	depth      int   // nesting of enter/exit
+	armed      int64  // deadline the timerfd is set to, 0 = not armed
+	nowNs      int64  // clock read at callback entry
+	depth      int    // nesting of enter/exit
+	callbacks  uint64 // outermost callbacks entered: names one for caches (kernelQueue)
 	dirty      []*Conn
 	runq       []func()
 	inTraffic  *Conn // conn whose gnet OnTraffic is running
@@ -95,6 +96,7 @@ func (l *Loop) now() int64 {
 func (l *Loop) enter() {
 	if l.depth == 0 {
 		l.nowNs = Now()
+		l.callbacks++
 	}
 	l.depth++
 }
