@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"testing/synctest"
@@ -27,6 +28,7 @@ type fakeTarget struct {
 	// finishAfter: DrainConnections makes every connection close after
 	// this long (0: they never close).
 	finishAfter time.Duration
+	walks       atomic.Int64 // OpenByState calls
 }
 
 func newFake(live int64) *fakeTarget { return &fakeTarget{live: live, idle: make(chan struct{})} }
@@ -72,6 +74,7 @@ func (f *fakeTarget) ForceClose(context.Context) (int64, error) {
 
 // OpenByState: all live connections are "Lingering", none "DataTransfer".
 func (f *fakeTarget) OpenByState(fn func(string, int64)) {
+	f.walks.Add(1)
 	fn("DataTransfer", 0)
 	fn("Lingering", f.Live())
 }

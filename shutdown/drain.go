@@ -3,6 +3,7 @@ package shutdown
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -100,11 +101,8 @@ func New(cfg Config) *Coordinator {
 				return co.spent(p).Seconds()
 			})
 		}
-		for i, st := range co.states {
-			i := i
-			s.NewGauge(fmt.Sprintf(`sluice_drain_connections{state=%q}`, st), func() float64 {
-				return float64(co.openIn(i))
-			})
+		if len(co.states) > 0 {
+			s.RegisterMetricsWriter(co.writeOpen)
 		}
 		co.forcedConns = s.NewCounter(`sluice_drain_forced_total`)
 		co.drains[0] = s.NewCounter(`sluice_drains_total{result="clean"}`)
@@ -182,21 +180,21 @@ func (co *Coordinator) spentLocked(p Phase, now time.Time) time.Duration {
 	return 0
 }
 
-// openIn is the number of connections open in state i while the drain
-// waits for them (0 outside StopAccepting..Forcing).
-func (co *Coordinator) openIn(i int) int64 {
+// writeOpen writes sluice_drain_connections{state}, the connections open
+// in each state while the drain waits for them (0 before and after), from
+// one walk of the drainer per scrape: a gauge per state would walk every
+// state once per gauge.
+func (co *Coordinator) writeOpen(w io.Writer) {
+	metrics.WriteMetadataIfNeeded(w, "sluice_drain_connections", "gauge")
 	if p := co.Phase(); p < StopAccepting || p > Forcing {
-		return 0
-	}
-	var n int64
-	j := 0
-	co.cfg.Drainer.OpenByState(func(_ string, k int64) {
-		if j == i {
-			n = k
+		for _, st := range co.states {
+			fmt.Fprintf(w, "sluice_drain_connections{state=%q} 0\n", st)
 		}
-		j++
+		return
+	}
+	co.cfg.Drainer.OpenByState(func(st string, n int64) {
+		fmt.Fprintf(w, "sluice_drain_connections{state=%q} %d\n", st, n)
 	})
-	return n
 }
 
 func (co *Coordinator) enter(p Phase, attrs ...slog.Attr) {
