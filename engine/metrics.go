@@ -25,22 +25,20 @@ var (
 // start-up; hot paths never format a metric name. Gauges are callbacks that
 // read per-loop atomics at scrape time.
 type engineMetrics struct {
-	accepted   *metrics.Counter
-	rejected   *metrics.Counter
-	evicted    [numAdmKinds]*metrics.Counter
-	parked     *metrics.Counter
-	spared     *metrics.Counter
-	pauses     *metrics.Counter
-	detached   *metrics.Counter
-	closes     [2][diag.NumOutcomes]*metrics.Counter
-	aborts     [2]*metrics.Counter
-	abortBytes [2]*metrics.Counter
-	in, out    [2]*metrics.Counter
-	phase      [diag.NumStates]*metrics.PrometheusHistogram // time spent in a state, by the state left
-	lifetime   [2]*metrics.PrometheusHistogram
-	closeSeq   *metrics.PrometheusHistogram // ShutdownInitiated to SocketClosed
-	// The close's phases (client connections): flush, close_notify, linger.
-	shutdownDur     [3]*metrics.PrometheusHistogram
+	accepted        *metrics.Counter
+	rejected        *metrics.Counter
+	evicted         [numAdmKinds]*metrics.Counter
+	parked          *metrics.Counter
+	spared          *metrics.Counter
+	pauses          *metrics.Counter
+	detached        *metrics.Counter
+	closes          [2][diag.NumOutcomes]*metrics.Counter
+	aborts          [2]*metrics.Counter
+	abortBytes      [2]*metrics.Counter
+	in, out         [2]*metrics.Counter
+	phase           [diag.NumStates]*metrics.PrometheusHistogram // time spent in a state, by the state left
+	lifetime        [2]*metrics.PrometheusHistogram
+	closeSeq        *metrics.PrometheusHistogram // ShutdownInitiated to SocketClosed
 	shutdownPending *metrics.PrometheusHistogram // engine buffer bytes at ShutdownInitiated
 	dials           [3]*metrics.Counter
 	dialsInFlight   atomic.Int64
@@ -122,13 +120,17 @@ func newEngineMetrics(e *Engine) *engineMetrics {
 			})
 		}
 	}
+	// The close's states are its phases (time in ShutdownInitiated is the
+	// flush, in BufferFlushed the close_notify, in Lingering the linger),
+	// bounded by deadlines and often sub-millisecond: latency buckets.
 	for st := diag.State(0); st < diag.SocketClosed; st++ {
-		m.phase[st] = s.NewPrometheusHistogramExt(fmt.Sprintf(`sluice_connection_state_duration_seconds{state=%q}`, st), lifetimeBuckets)
+		b := lifetimeBuckets
+		if st >= diag.ShutdownInitiated {
+			b = latencyBuckets
+		}
+		m.phase[st] = s.NewPrometheusHistogramExt(fmt.Sprintf(`sluice_connection_state_duration_seconds{state=%q}`, st), b)
 	}
 	m.closeSeq = s.NewPrometheusHistogramExt(`sluice_close_sequence_duration_seconds`, latencyBuckets)
-	for i, ph := range []string{"flush", "close_notify", "linger"} {
-		m.shutdownDur[i] = s.NewPrometheusHistogramExt(fmt.Sprintf(`sluice_shutdown_phase_duration_seconds{phase=%q}`, ph), latencyBuckets)
-	}
 	m.shutdownPending = s.NewPrometheusHistogramExt(`sluice_shutdown_pending_bytes`, pendingBuckets)
 	for i, r := range []string{"ok", "error", "timeout"} {
 		m.dials[i] = s.NewCounter(fmt.Sprintf(`sluice_upstream_dials_total{result=%q}`, r))
@@ -259,26 +261,5 @@ func TLSErrorCounter(s *metrics.Set) func(reason string) {
 			return
 		}
 		s.GetOrCreateCounter(fmt.Sprintf(`sluice_tls_errors_total{reason=%q}`, reason)).Inc()
-	}
-}
-
-// shutdownPhase observes the close phase that entering s ends: flush
-// (ShutdownInitiated to BufferFlushed), close_notify (BufferFlushed to
-// CloseNotifySent) and linger (Lingering to SocketClosed).
-func (m *engineMetrics) shutdownPhase(t *diag.Trace, s diag.State) {
-	var from diag.State
-	var i int
-	switch s {
-	case diag.BufferFlushed:
-		from, i = diag.ShutdownInitiated, 0
-	case diag.CloseNotifySent:
-		from, i = diag.BufferFlushed, 1
-	case diag.SocketClosed:
-		from, i = diag.Lingering, 2
-	default:
-		return
-	}
-	if at := t.Entered[from]; at != 0 {
-		m.shutdownDur[i].Update(float64(t.Entered[s]-at) / 1e9)
 	}
 }

@@ -24,9 +24,6 @@ func (c *Conn) shutdownStep(s, prev diag.State, now, spent int64) {
 			m.shutdownPending.Update(float64(t.PendingAtShutdown))
 		}
 	}
-	if c.side == diag.Downstream {
-		m.shutdownPhase(t, s)
-	}
 	lg := c.l.e.log
 	if !lg.Enabled(context.Background(), slog.LevelDebug) {
 		return

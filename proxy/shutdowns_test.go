@@ -136,8 +136,8 @@ func TestDebugShutdownsAndShutdownLog(t *testing.T) {
 		sc["flush_completed"] != true || sc["close_notify_sent"] != true {
 		t.Errorf("SocketClosed line %v", sc)
 	}
-	for _, m := range []string{`sluice_shutdown_phase_duration_seconds_count{phase="flush"}`,
-		`sluice_shutdown_phase_duration_seconds_count{phase="close_notify"}`,
+	for _, m := range []string{`sluice_connection_state_duration_seconds_count{state="ShutdownInitiated"}`,
+		`sluice_connection_state_duration_seconds_count{state="BufferFlushed"}`,
 		`sluice_shutdown_pending_bytes_count`} {
 		if v := env.metric(m); v < 2 {
 			t.Errorf("%s = %v, want 2 or more", m, v)
