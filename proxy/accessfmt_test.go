@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/diag"
+	"github.com/sluice-proxy/sluice/internal/testutil"
 )
 
 var accessAttrCases = [][]slog.Attr{{
@@ -80,7 +83,7 @@ func TestAccessEncoderUnusualValues(t *testing.T) {
 // in one Write, JSON when asked.
 func TestAccessLogWriterLines(t *testing.T) {
 	be := hpServe(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
-	out := &chunks{}
+	out := &testutil.Writes{}
 	env := h2Start(t, HTTPConfig{AccessLogWriter: out, AccessLogJSON: true}, be.addr())
 	if code, _ := get(t, hpClient(), env.url("/h1?x=1")); code != 200 {
 		t.Fatal(code)
@@ -88,9 +91,9 @@ func TestAccessLogWriterLines(t *testing.T) {
 	if code, _ := get(t, h2TLSClient(), env.tlsURL("/h2")); code != 200 {
 		t.Fatal(code)
 	}
-	hpEventually(t, "two access lines", func() bool { return len(out.all()) == 2 })
+	hpEventually(t, "two access lines", func() bool { return len(out.All()) == 2 })
 	paths := map[string]string{}
-	for _, w := range out.all() {
+	for _, w := range out.All() {
 		var m map[string]any
 		if err := json.Unmarshal(w, &m); err != nil || !bytes.HasSuffix(w, []byte("\n")) || bytes.Count(w, []byte("\n")) != 1 {
 			t.Fatalf("not one JSON line: %q %v", w, err)
@@ -122,7 +125,7 @@ func BenchmarkAccessLine(b *testing.B) {
 		slog.String("route", "/"), slog.String("upstream", "127.0.0.1:8080"), slog.Int("attempts", 1), slog.String("end", "ok"),
 	}
 	b.Run("encoder", func(b *testing.B) {
-		lw := NewLogWriter(io.Discard, 64<<10, time.Hour)
+		lw := diag.NewLogWriter(io.Discard, 64<<10, time.Hour)
 		defer lw.Close()
 		e := &accessEncoder{w: lw}
 		b.ReportAllocs()
@@ -131,7 +134,7 @@ func BenchmarkAccessLine(b *testing.B) {
 		}
 	})
 	b.Run("slog", func(b *testing.B) {
-		lw := NewLogWriter(io.Discard, 64<<10, time.Hour)
+		lw := diag.NewLogWriter(io.Discard, 64<<10, time.Hour)
 		defer lw.Close()
 		l := slog.New(slog.NewTextHandler(lw, nil))
 		b.ReportAllocs()

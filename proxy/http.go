@@ -299,7 +299,7 @@ type HTTPConfig struct {
 	// AccessLog, written by the proxy's own encoder (accessfmt.go: the
 	// same fields in slog's text shape, or JSON with AccessLogJSON), at a
 	// fraction of slog's cost. Each Write is one whole line; it must be
-	// safe for concurrent use (LogWriter is).
+	// safe for concurrent use (diag.LogWriter is).
 	AccessLogWriter io.Writer
 	AccessLogJSON   bool
 }

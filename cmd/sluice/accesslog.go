@@ -7,16 +7,16 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sluice-proxy/sluice/proxy"
+	"github.com/sluice-proxy/sluice/diag"
 )
 
 // accessLog is the -access-log stream: its own writer, buffered
-// (proxy.LogWriter), its own level (every request line is written whatever
+// (diag.LogWriter), its own level (every request line is written whatever
 // -log-level says), in the -log-format of the main log. The proxy writes
 // the lines with its own encoder (HTTPConfig.AccessLogWriter); log is the
 // slog form of the same stream.
 type accessLog struct {
-	lw   *proxy.LogWriter
+	lw   *diag.LogWriter
 	file *reopenFile // nil unless it is a file
 	log  *slog.Logger
 	json bool
@@ -45,7 +45,7 @@ func openAccessLog(cfg *config, stdout, stderr io.Writer) (*accessLog, error) {
 	}
 	// 64 KiB holds a few hundred lines: at 40,000 requests a second, one
 	// write every 5 ms or so instead of 40,000.
-	al.lw = proxy.NewLogWriter(w, 64<<10, time.Second)
+	al.lw = diag.NewLogWriter(w, 64<<10, time.Second)
 	al.log = newLoggerAt(cfg, al.lw, slog.LevelInfo)
 	al.json = cfg.logFormat == "json"
 	return al, nil

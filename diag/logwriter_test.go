@@ -1,4 +1,4 @@
-package proxy
+package diag
 
 import (
 	"bytes"
@@ -7,32 +7,15 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/internal/testutil"
 )
-
-// chunks records each Write the LogWriter makes.
-type chunks struct {
-	mu sync.Mutex
-	w  [][]byte
-}
-
-func (c *chunks) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	c.w = append(c.w, append([]byte(nil), p...))
-	c.mu.Unlock()
-	return len(p), nil
-}
-
-func (c *chunks) all() [][]byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([][]byte(nil), c.w...)
-}
 
 // Eight writers, 1,000 lines each, into a 4 KiB buffer: every write(2)
 // is whole lines, none is lost or split, and there are far fewer writes
 // than lines.
 func TestLogWriterWholeLines(t *testing.T) {
-	out := &chunks{}
+	out := &testutil.Writes{}
 	lw := NewLogWriter(out, 4096, time.Hour)
 	var wg sync.WaitGroup
 	for g := 0; g < 8; g++ {
@@ -48,7 +31,7 @@ func TestLogWriterWholeLines(t *testing.T) {
 	if err := lw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	ws := out.all()
+	ws := out.All()
 	seen := map[string]bool{}
 	for _, w := range ws {
 		if len(w) == 0 || w[len(w)-1] != '\n' || len(w) > 4096 {
@@ -68,18 +51,18 @@ func TestLogWriterWholeLines(t *testing.T) {
 
 // A quiet stream still shows up: the interval flush writes what waits.
 func TestLogWriterIntervalFlush(t *testing.T) {
-	out := &chunks{}
+	out := &testutil.Writes{}
 	lw := NewLogWriter(out, 64<<10, 20*time.Millisecond)
 	defer lw.Close()
 	lw.Write([]byte("one line\n"))
 	deadline := time.Now().Add(5 * time.Second)
-	for len(out.all()) == 0 {
+	for len(out.All()) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the line was not flushed by the interval")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if got := string(out.all()[0]); got != "one line\n" {
+	if got := string(out.All()[0]); got != "one line\n" {
 		t.Errorf("flushed %q", got)
 	}
 }
