@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/sluice-proxy/sluice/diag"
 )
 
 // The access log's own encoder (HTTPConfig.AccessLogWriter). slog's
@@ -31,6 +33,12 @@ type accessEncoder struct {
 }
 
 func (e *accessEncoder) write(attrs []slog.Attr) {
+	if lw, ok := e.w.(*diag.LogWriter); ok {
+		// Formatted straight into the batch: one copy of the line.
+		now := time.Now()
+		lw.Commit(e.appendLine(lw.Begin(), now, attrs))
+		return
+	}
 	bp, _ := e.bufs.Get().(*[]byte)
 	if bp == nil {
 		b := make([]byte, 0, 512)
