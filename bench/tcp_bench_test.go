@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +14,8 @@ import (
 	"github.com/sluice-proxy/sluice/proxy"
 
 	"github.com/sluice-proxy/sluice/internal/testutil"
+
+	"github.com/sluice-proxy/sluice/internal/testutil/enginetest"
 )
 
 // sourceServer writes size bytes to every connection, then closes it.
@@ -40,23 +41,12 @@ func startSluiceTCP(tb testing.TB, upstream string, loops int) string {
 // benchmark ends and returns the listener's address.
 func startBenchEngine(tb testing.TB, loops int, set *metrics.Set, ln engine.Listener) string {
 	ln.Name, ln.Addr = "bench", "127.0.0.1:0"
-	e, err := engine.New(engine.Config{
+	e := enginetest.Start(tb, engine.Config{
 		Loops:       loops,
 		LockThreads: true, // as the sluice binary runs
 		Listeners:   []engine.Listener{ln},
 		Logger:      slog.New(slog.DiscardHandler),
 		Metrics:     set,
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		e.Stop(ctx)
 	})
 	return e.Addr("bench")
 }

@@ -22,6 +22,8 @@ import (
 	"github.com/sluice-proxy/sluice/tlsio"
 
 	"github.com/sluice-proxy/sluice/internal/testutil"
+
+	"github.com/sluice-proxy/sluice/internal/testutil/enginetest"
 )
 
 // Test harness for the HTTP proxy: sluice in an engine on 127.0.0.1:0,
@@ -97,19 +99,7 @@ func hpEngine(t testing.TB, ecfg engine.Config, set *metrics.Set, listeners ...e
 		ecfg.Logger = hpLogger()
 	}
 	ecfg.Listeners, ecfg.Metrics = listeners, set
-	e, err := engine.New(ecfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		e.Stop(ctx)
-	})
-	return e
+	return enginetest.Start(t, ecfg)
 }
 
 func (env *hpEnv) url(path string) string { return "http://" + env.addr + path }

@@ -33,13 +33,8 @@ func tcpTestBackend(t *testing.T, fn func(c *net.TCPConn)) string {
 
 func tcpTestDial(t *testing.T, addr string) *net.TCPConn {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	return c.(*net.TCPConn)
+	c, _ := hpRaw(t, addr)
+	return c
 }
 
 // The client half-closes after its request; the backend reads to EOF, then

@@ -1,7 +1,6 @@
 package shutdown
 
 import (
-	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/sluice-proxy/sluice/diag"
 	"github.com/sluice-proxy/sluice/engine"
+
+	"github.com/sluice-proxy/sluice/internal/testutil/enginetest"
 )
 
 // stubborn ignores OnDrain: it is "busy" until the client closes.
@@ -30,23 +31,11 @@ func (s *stubborn) OnClosed(c *engine.Conn, t *diag.Trace) {
 
 func start(t *testing.T, h func() engine.Handler) *engine.Engine {
 	t.Helper()
-	e, err := engine.New(engine.Config{
+	return enginetest.Start(t, engine.Config{
 		Loops:     2,
-		Listeners: []engine.Listener{{Name: "t", Addr: "127.0.0.1:0", Accept: func(*engine.Conn) engine.Handler { return h() }}},
 		Logger:    slog.New(slog.DiscardHandler),
+		Listeners: []engine.Listener{{Name: "t", Addr: "127.0.0.1:0", Accept: func(*engine.Conn) engine.Handler { return h() }}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		e.Stop(ctx)
-	})
-	return e
 }
 
 func waitLive(t *testing.T, e *engine.Engine) {

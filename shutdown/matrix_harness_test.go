@@ -38,6 +38,8 @@ import (
 	"github.com/sluice-proxy/sluice/tlsio"
 
 	"github.com/sluice-proxy/sluice/internal/testutil"
+
+	"github.com/sluice-proxy/sluice/internal/testutil/enginetest"
 )
 
 // body returns the n-byte response body for seed: deterministic, so a
@@ -151,19 +153,8 @@ func start(t *testing.T, k knobs) *mx {
 	ec.Logger = lg
 	ec.Metrics = m.set
 	ec.Listeners = []engine.Listener{{Name: "tls", Addr: "127.0.0.1:0", Accept: h.Accept, TLS: srv}}
-	m.e, err = engine.New(ec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.e.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		h.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		m.e.Stop(ctx)
-	})
+	m.e = enginetest.Start(t, ec)
+	t.Cleanup(h.Close) // before the engine's Stop (cleanups run last first)
 	m.addr = m.e.Addr("tls")
 	if k.timeout == 0 {
 		k.timeout = 10 * time.Second
