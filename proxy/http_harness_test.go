@@ -249,14 +249,7 @@ func (l *hpLog) wait(t testing.TB, n int) []map[string]any {
 // hpEventually polls cond until it holds or 5 s pass.
 func hpEventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
+	testutil.Eventually(t, 5*time.Second, what, cond)
 }
 
 // hpSettled waits until no upstream has a request in flight or a busy

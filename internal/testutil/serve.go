@@ -235,3 +235,15 @@ func (b *Buffer) JSONLines() []map[string]any {
 	}
 	return out
 }
+
+// Eventually polls cond every 5 ms until it holds, or fails the test
+// naming what it waited for once d has passed.
+func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}

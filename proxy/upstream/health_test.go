@@ -15,6 +15,8 @@ import (
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/httpcodec/h1"
 	"github.com/sluice-proxy/sluice/internal/testutil/enginetest"
+
+	"github.com/sluice-proxy/sluice/internal/testutil"
 )
 
 // startLoops runs an engine (one loop; a listener nobody dials) for
@@ -30,12 +32,7 @@ func startLoops(t *testing.T) *engine.Loop {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
+	testutil.Eventually(t, 10*time.Second, what, cond)
 }
 
 // One checker, both protocols: an HTTP/1.1 upstream (net/http) and an h2c
