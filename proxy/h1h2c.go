@@ -49,21 +49,20 @@ func (cc *clientConn) connectH2C(u *Upstream) {
 	u.CountRequest(1)
 	up := cc.ls.h2Acquire(u)
 	if up == nil { // at the upstream's in-use cap, every connection full
-		cc.endAttempt(u, resQueueFull)
+		endAttemptOn(u, resQueueFull)
 		cc.respondError(errQueueFullErr)
 		return
 	}
-	x.bodySent = 0
-	id, err := up.open(cc, x.upFields, x.reqDone)
+	x.replay.sent = 0
+	end := x.reqDone && len(x.replay.buf) == 0 && len(x.upPend) == 0 && len(x.upTrail) == 0
+	id, err := up.open(cc, x.upFields, end)
 	if err != nil {
-		cc.endAttempt(u, resBadResponse)
+		endAttemptOn(u, resBadResponse)
 		cc.respondError(&proxyError{kind: errUpBadResponse, err: err})
 		return
 	}
 	x.up, x.upID, x.upOpen = up, id, true
-	if x.reqDone {
-		x.sentAll = true
-	}
+	x.sentAll = end
 	if up.ready() {
 		cc.upReady()
 	}
@@ -71,15 +70,17 @@ func (cc *clientConn) connectH2C(u *Upstream) {
 
 // upReady: the stream's connection is open; until now the body waited,
 // unread, in the engine (readBody), so a failed dial could go elsewhere.
+// A retry resends what the replay buffer holds first.
 func (cc *clientConn) upReady() {
 	x := &cc.x
 	if !x.upOpen {
 		return
 	}
 	x.sentAt = engine.Now()
-	if x.reqDone || x.expect100 {
+	if x.sentAll || x.expect100 {
 		cc.c.SetTimer(engine.TimerProto, cc.x.respHT(cc.h))
 	}
+	cc.pumpH2C() // pauses the client's reads while a replay waits for the window
 	cc.unpause(pauseDial)
 }
 
@@ -87,7 +88,7 @@ func (cc *clientConn) upReady() {
 func (cc *clientConn) sendBodyH2C(data []byte) bodyStep {
 	x := &cc.x
 	w := x.up.writeData(x.upID, data, false)
-	x.bodySent += int64(w)
+	x.keepSent(cc.h, data[:w])
 	if cc.state != csBody || !x.upOpen {
 		return stepEnded
 	}
@@ -112,19 +113,15 @@ func (cc *clientConn) bodyDoneH2C() {
 		cc.state = csWait
 	}
 	if t := cc.body.Trailers(); x.reqChunked && t.Len() > 0 {
-		x.upFields = header.AppendH2Trailers(x.upFields[:0], &cc.ls.hs, header.H1(t)) // the request fields are not needed any more
-	} else {
-		x.upFields = x.upFields[:0]
+		x.upTrail = header.AppendH2Trailers(x.upTrail[:0], &cc.ls.hs, header.H1(t)) // kept: a retry sends them again
 	}
-	if len(x.upPend) == 0 {
-		cc.endRequestH2C()
-	}
+	cc.pumpH2C()
 }
 
 func (cc *clientConn) endRequestH2C() {
 	x := &cc.x
-	if len(x.upFields) > 0 {
-		x.up.writeTrailers(x.upID, x.upFields)
+	if len(x.upTrail) > 0 {
+		x.up.writeTrailers(x.upID, x.upTrail)
 	} else {
 		x.up.writeData(x.upID, nil, true)
 	}
@@ -134,25 +131,44 @@ func (cc *clientConn) endRequestH2C() {
 	}
 }
 
+// pumpH2C sends, as far as the upstream's windows allow, what a retry
+// resends, then what the window refused before, then the request's end
+// once the client's body is all read. It reports whether nothing waits.
+func (cc *clientConn) pumpH2C() bool {
+	x := &cc.x
+	if !x.upOpen || !x.up.ready() || x.sentAll {
+		return x.sentAll
+	}
+	if rest := x.replay.rest(); len(rest) > 0 {
+		w := x.up.writeData(x.upID, rest, false)
+		x.replay.sent += w
+		if w < len(rest) || !x.upOpen {
+			cc.pause(pauseUpstream)
+			return false
+		}
+	}
+	if len(x.upPend) > 0 {
+		w := x.up.writeData(x.upID, x.upPend, false)
+		x.keepSent(cc.h, x.upPend[:w])
+		x.upPend = x.upPend[:copy(x.upPend, x.upPend[w:])]
+		if len(x.upPend) > 0 || !x.upOpen {
+			cc.pause(pauseUpstream)
+			return false
+		}
+	}
+	if x.reqDone {
+		cc.endRequestH2C()
+	}
+	return true
+}
+
 // ---- h2c upstream events (upSink, through sinks.go) ----
 
 // upWindowOpen sends what the window refused before, then reads on.
 func (cc *clientConn) upWindowOpen() {
-	x := &cc.x
-	if !x.upOpen || len(x.upPend) == 0 {
-		return
+	if cc.pumpH2C() && !cc.x.reqDone {
+		cc.unpause(pauseUpstream)
 	}
-	w := x.up.writeData(x.upID, x.upPend, false)
-	x.bodySent += int64(w)
-	x.upPend = x.upPend[:copy(x.upPend, x.upPend[w:])]
-	if len(x.upPend) > 0 {
-		return
-	}
-	if x.reqDone {
-		cc.endRequestH2C()
-		return
-	}
-	cc.unpause(pauseUpstream)
 }
 
 // upHeaders turns an h2c response head into an HTTP/1.1 one.
@@ -227,54 +243,38 @@ func (cc *clientConn) upTrailers(fields []hpack.HeaderField) {
 	cc.endResponseH2C(fields)
 }
 
-// upReset: the upstream stream failed. A refused one is retried when no
-// body byte went out (the h2c path keeps no copy of a decoded body).
+// upReset: the upstream stream failed; refused: it was not processed.
 func (cc *clientConn) upReset(err *proxyError, refused bool) {
 	x := &cc.x
 	if !x.upOpen {
 		return
 	}
 	x.upOpen = false
-	u := x.u
-	if refused && !x.respStarted && x.attempts <= x.retries() && x.bodySent == 0 && !x.cont100 && len(x.upPend) == 0 {
-		cc.endAttempt(u, resultFor(err.kind))
-		u.M.Results[resRetried].Inc()
-		cc.h.m.retries.Inc()
-		if err.kind.connecting() {
-			cc.h.failed(u, engine.Now())
-			cc.connect(u, nil, nil) // another upstream if there is one
-			return
-		}
-		cc.connectH2C(u)
-		return
-	}
-	cc.h2cFailed(err, true)
+	cc.h2cEnded(err, refused)
 }
 
-// h2cFailed ends the attempt with an error: 502/504 before the response
-// head, a cut response after.
-func (cc *clientConn) h2cFailed(err *proxyError, closed bool) {
+// h2cFailed ends the attempt with an error (a timeout): 502/504 before
+// the response head, a cut response after.
+func (cc *clientConn) h2cFailed(err *proxyError) {
 	x := &cc.x
-	if !closed {
-		x.upOpen = false
-		x.up.cancel(x.upID)
-	}
+	x.upOpen = false
+	x.up.cancel(x.upID)
+	cc.h2cEnded(err, false)
+}
+
+// h2cEnded accounts for the failed attempt, then retries or fails.
+func (cc *clientConn) h2cEnded(err *proxyError, refused bool) {
+	x := &cc.x
 	u := x.u
-	cc.endAttempt(u, resultFor(err.kind))
-	if err.kind.upstreamSide() {
+	endAttemptOn(u, resultFor(err.kind))
+	if blames(err.kind, false, refused) {
 		cc.h.failed(u, engine.Now())
 	}
 	cc.c.ClearTimer(engine.TimerProto)
 	if cc.dead || cc.state == csClosing {
 		return
 	}
-	x.end = err.kind
-	if x.respStarted {
-		x.truncated = true
-		cc.finish()
-		return
-	}
-	cc.respondError(err)
+	cc.afterFailure(u, err, false, refused)
 }
 
 // endResponseH2C completes the response: the last chunk (with the
@@ -284,7 +284,7 @@ func (cc *clientConn) endResponseH2C(trailers []hpack.HeaderField) {
 	cc.c.ClearTimer(engine.TimerProto)
 	if x.upOpen {
 		x.upOpen = false
-		cc.endAttempt(x.u, resOK)
+		endAttemptOn(x.u, resOK)
 		cc.h.succeeded(x.u)
 		x.up.release(x.upID)
 	}
@@ -310,7 +310,7 @@ func (cc *clientConn) cancelH2C(result int) {
 	x := &cc.x
 	if x.upOpen {
 		x.upOpen = false
-		cc.endAttempt(x.u, result)
+		endAttemptOn(x.u, result)
 		x.up.cancel(x.upID)
 	}
 	cc.creditH2C()

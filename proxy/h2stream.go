@@ -80,7 +80,6 @@ type h2Stream struct {
 	upID       uint32
 	upOpen     bool  // the upstream stream is in flight
 	upDeadline int64 // engine clock: response head or next DATA due, 0 if none
-	retrySent  int   // bytes of x.retryBody sent on this attempt
 	upFields   []hpack.HeaderField
 
 	// WebSocket over HTTP/2 (h2ws.go).
@@ -104,8 +103,8 @@ func newH2Stream(hc *h2Conn, id uint32, hd *h2.Headers) *h2Stream {
 		clear(old.fields)
 		clear(old.upFields)
 		st.x.reset()
-		st.x.head, st.x.retryBody, st.x.logb = old.x.head[:0], old.x.retryBody[:0], old.x.logb[:0]
-		st.x.upFields, st.x.upPend, st.x.reqID = old.x.upFields[:0], old.x.upPend[:0], old.x.reqID[:0]
+		st.x.head, st.x.replay.buf, st.x.logb = old.x.head[:0], old.x.replay.buf[:0], old.x.logb[:0]
+		st.x.upFields, st.x.upTrail, st.x.upPend, st.x.reqID = old.x.upFields[:0], old.x.upTrail[:0], old.x.upPend[:0], old.x.reqID[:0]
 	} else {
 		st = new(h2Stream)
 	}
@@ -197,7 +196,7 @@ func (st *h2Stream) start() {
 		st.respondError(errNoRouteErr)
 		return
 	}
-	x.retryOK = x.retries() > 0 && x.idempotent
+	x.armReplay()
 	if !st.reqEnd && !x.upgrade {
 		x.body.begin(x.start)
 	}
@@ -249,10 +248,9 @@ func (st *h2Stream) attach(uc *upConn) {
 	uc.readT = x.readT(st.hc.h)
 	uc.prepare(x.mc)
 	uc.c.Write(x.head)
-	x.bodySent = 0
-	if len(x.retryBody) > 0 {
-		uc.c.Write(x.retryBody)
-		x.bodySent = int64(len(x.retryBody))
+	if len(x.replay.buf) > 0 {
+		uc.c.Write(x.replay.buf)
+		x.replay.sent = len(x.replay.buf)
 	}
 	x.sentAt = st.hc.ls.l.Now()
 	if x.uc != uc {
@@ -268,7 +266,7 @@ func (st *h2Stream) attach(uc *upConn) {
 	}
 	if x.expect100 || x.sentAll {
 		// Waiting for a 100 Continue, or a retry that resent the whole
-		// request (retryBody holds every byte, the last chunk included).
+		// request (the replay holds every byte, the last chunk included).
 		uc.c.SetTimer(engine.TimerProto, st.x.respHT(st.hc.h))
 	}
 	st.pumpRequest()
@@ -330,19 +328,10 @@ func (st *h2Stream) pumpRequest() {
 }
 
 // writeUp sends request bytes upstream, keeping a copy while a retry is
-// still possible (see clientConn.write).
+// still possible (retry.go). The copy is taken first: a write that fails
+// and starts a retry at once sends these bytes too.
 func (st *h2Stream) writeUp(uc *upConn, p []byte) {
-	x := &st.x
-	h := st.hc.h
-	if x.retryOK {
-		if len(x.retryBody)+len(p) > h.cfg.RetryBodyBytes || x.attempts > x.retries() {
-			x.retryOK = false
-			x.retryBody = x.retryBody[:0]
-		} else {
-			x.retryBody = append(x.retryBody, p...)
-		}
-	}
-	x.bodySent += int64(len(p))
+	st.x.keepSent(st.hc.h, p)
 	uc.c.Write(p)
 }
 
@@ -422,39 +411,36 @@ func (st *h2Stream) endResponse(uc *upConn, trailers *h1.Headers) {
 	st.maybeDone()
 }
 
-// attemptFailed handles the failure of the attempt on uc (see
-// clientConn.attemptFailed for the retry rules, which are the same).
+// attemptFailed handles the failure of the attempt on uc.
 func (st *h2Stream) attemptFailed(uc *upConn, err *proxyError) {
 	x := &st.x
 	if !uc.serves(st) || x.uc != uc {
 		return
 	}
-	stale := uc.reused && !uc.gotByte && err.kind == errUpReset
-	x.uc = nil
 	u := uc.u
-	uc.discard(true)
-	endAttemptOn(u, resultFor(err.kind))
-	h := st.hc.h
-	if err.kind.upstreamSide() && !stale {
-		h.failed(u, engine.Now())
-	}
-	st.afterFailure(u, err, stale)
+	stale := st.hc.h.failAttempt(x, uc, err)
+	st.afterFailure(u, err, stale, false)
 }
 
-// afterFailure retries, answers with an error, or resets the stream.
-func (st *h2Stream) afterFailure(u *Upstream, err *proxyError, stale bool) {
+// afterFailure retries (retry.go), answers with an error, or resets the
+// stream.
+func (st *h2Stream) afterFailure(u *Upstream, err *proxyError, stale, refused bool) {
 	x := &st.x
 	h := st.hc.h
 	if st.done {
 		return
 	}
-	if !x.respStarted && st.canRetry(err.kind, stale) {
-		u.M.Results[resRetried].Inc()
-		h.m.retries.Inc()
-		if stale {
+	switch a := x.retryAction(err.kind, stale, refused); a {
+	case retryElsewhere, retryFresh, retrySame:
+		h.countRetry(u)
+		switch a {
+		case retryFresh:
 			x.forceFreshDial = true
 			st.connect(nil)
-		} else {
+		case retrySame:
+			st.up = nil
+			st.connectH2C(u)
+		default:
 			st.connect(u)
 		}
 		return
@@ -471,11 +457,6 @@ func (st *h2Stream) afterFailure(u *Upstream, err *proxyError, stale bool) {
 		return
 	}
 	st.respondError(err)
-}
-
-// canRetry applies the retry rules (see HTTPConfig.Retries).
-func (st *h2Stream) canRetry(k errKind, stale bool) bool {
-	return retryAllowed(&st.x, st.x.retries(), k, stale)
 }
 
 // ---- request body from the client ----
@@ -845,8 +826,8 @@ func (st *h2Stream) finish() {
 		if cap(st.pend) > 16<<10 {
 			st.pend = nil
 		}
-		if cap(st.x.retryBody) > 16<<10 {
-			st.x.retryBody = nil
+		if cap(st.x.replay.buf) > 16<<10 {
+			st.x.replay.buf = nil
 		}
 		hc.free = append(hc.free, st)
 	}
@@ -923,10 +904,4 @@ func (st *h2Stream) refuse() {
 	st.x.end = errRefused
 	st.upDone = true
 	st.resetStream(h2.ErrCodeRefusedStream)
-}
-
-// endAttemptOn accounts for the end of an attempt on u.
-func endAttemptOn(u *Upstream, result int) {
-	u.CountRequest(-1)
-	u.M.Results[result].Inc()
 }

@@ -16,11 +16,6 @@ import (
 func (st *h2Stream) connectH2C(u *Upstream) {
 	x := &st.x
 	hc := st.hc
-	if x.attempts == 0 {
-		// A refused stream was not processed, whatever its method: keep
-		// what is sent for a retry.
-		x.retryOK = x.retries() > 0
-	}
 	x.u = u
 	x.upAddr = u.Addr()
 	x.attempts++
@@ -28,19 +23,18 @@ func (st *h2Stream) connectH2C(u *Upstream) {
 	up := hc.ls.h2Acquire(u)
 	if up == nil { // at the upstream's in-use cap, every connection full
 		endAttemptOn(u, resQueueFull)
-		st.afterFailure(u, errQueueFullErr, false)
+		st.afterFailure(u, errQueueFullErr, false, false)
 		return
 	}
-	x.bodySent = 0
 	x.sentAll = false
-	st.retrySent = 0
-	end := st.reqEnd && len(st.reqPend) == 0 && len(x.retryBody) == 0 && len(st.reqTrail) == 0
+	x.replay.sent = 0
+	end := st.reqEnd && len(st.reqPend) == 0 && len(x.replay.buf) == 0 && len(st.reqTrail) == 0
 	id, err := up.open(st, st.h2cRequestFields(u), end)
 	if err != nil {
 		// The request cannot be said to this upstream (a header list over
 		// its limit, ...): nothing was sent.
 		endAttemptOn(u, resBadResponse)
-		st.afterFailure(u, &proxyError{kind: errUpBadResponse, err: err}, false)
+		st.afterFailure(u, &proxyError{kind: errUpBadResponse, err: err}, false, false)
 		return
 	}
 	st.up, st.upID, st.upOpen = up, id, true
@@ -87,11 +81,9 @@ func (st *h2Stream) pumpRequestH2C() {
 	}
 	hc := st.hc
 	last := st.reqEnd && len(st.reqTrail) == 0
-	if st.retrySent < len(x.retryBody) {
-		rest := x.retryBody[st.retrySent:]
+	if rest := x.replay.rest(); len(rest) > 0 {
 		k := up.writeData(st.upID, rest, last && len(st.reqPend) == 0)
-		st.retrySent += k
-		x.bodySent += int64(k)
+		x.replay.sent += k
 		if k < len(rest) || !st.upOpen {
 			return // OnWindowOpen brings us back
 		}
@@ -103,8 +95,7 @@ func (st *h2Stream) pumpRequestH2C() {
 	if len(st.reqPend) > 0 {
 		k := up.writeData(st.upID, st.reqPend, last)
 		if k > 0 {
-			st.keepForRetry(st.reqPend[:k])
-			x.bodySent += int64(k)
+			x.keepSent(hc.h, st.reqPend[:k])
 			hc.sc.Consumed(st.id, k)
 			hc.kick()
 			st.reqPend = st.reqPend[:copy(st.reqPend, st.reqPend[k:])]
@@ -125,23 +116,6 @@ func (st *h2Stream) pumpRequestH2C() {
 		}
 		st.requestSent()
 	}
-}
-
-// keepForRetry keeps a copy of request bytes sent while a retry (after a
-// refusal) is still possible.
-func (st *h2Stream) keepForRetry(p []byte) {
-	x := &st.x
-	h := st.hc.h
-	if !x.retryOK {
-		return
-	}
-	if len(x.retryBody)+len(p) > h.cfg.RetryBodyBytes || x.attempts > x.retries() {
-		x.retryOK = false
-		x.retryBody = x.retryBody[:0]
-		return
-	}
-	x.retryBody = append(x.retryBody, p...)
-	st.retrySent = len(x.retryBody)
 }
 
 // requestSent: the whole request is upstream; the response head is due.
@@ -177,7 +151,7 @@ func (st *h2Stream) upHeaders(hd *h2.Headers) {
 	x.status = hd.Status
 	if err := hc.sc.WriteHeaders(st.id, hc.h2ToH2Fields(hd), hd.EndStream); err != nil {
 		st.abortH2C(errUpBadResponse)
-		st.afterFailure(x.u, &proxyError{kind: errUpBadResponse, err: err}, false)
+		st.afterFailure(x.u, &proxyError{kind: errUpBadResponse, err: err}, false, false)
 		return
 	}
 	x.respStarted = true
@@ -213,8 +187,7 @@ func (st *h2Stream) upTrailers(fields []hpack.HeaderField) {
 	st.maybeDone()
 }
 
-// upReset: the upstream stream failed. A refused one is retried when the
-// body sent so far is still held.
+// upReset: the upstream stream failed; refused: it was not processed.
 func (st *h2Stream) upReset(err *proxyError, refused bool) {
 	x := &st.x
 	if !st.upOpen || st.done {
@@ -222,21 +195,11 @@ func (st *h2Stream) upReset(err *proxyError, refused bool) {
 	}
 	st.upOpen = false
 	u := x.u
-	h := st.hc.h
-	if refused && !x.respStarted && x.attempts <= x.retries() && (x.bodySent == 0 || x.retryOK) &&
-		!err.kind.connecting() {
-		endAttemptOn(u, resultFor(err.kind))
-		u.M.Results[resRetried].Inc()
-		h.m.retries.Inc()
-		st.up = nil
-		st.connectH2C(u)
-		return
-	}
 	endAttemptOn(u, resultFor(err.kind))
-	if !refused || err.kind.connecting() {
-		h.failed(u, engine.Now())
+	if blames(err.kind, false, refused) {
+		st.hc.h.failed(u, engine.Now())
 	}
-	st.afterFailure(u, err, false)
+	st.afterFailure(u, err, false, refused)
 }
 
 // upWindowOpen lets the request body go on.
@@ -264,7 +227,7 @@ func (st *h2Stream) h2cTimeout() {
 	u := x.u
 	st.abortH2C(errUpTimeout)
 	st.hc.h.failed(u, engine.Now())
-	st.afterFailure(u, errUpTimeoutErr, false)
+	st.afterFailure(u, errUpTimeoutErr, false, false)
 }
 
 // abortH2C cancels the upstream stream in flight, if any.

@@ -178,13 +178,14 @@ type HTTPConfig struct {
 	// 2; negative disables), only when nothing of the request can have
 	// been processed. Any method is retried after a failed dial (HTTP/1.1
 	// or h2c) while no attempt has written a byte upstream (the body is
-	// still unread). A stream refused by an h2c upstream is retried too.
-	// Idempotent methods (GET, HEAD, OPTIONS,
+	// still unread). A stream refused by an h2c upstream is retried too,
+	// any method. Idempotent methods (GET, HEAD, OPTIONS,
 	// TRACE, PUT, DELETE) are also retried when a reused keep-alive
-	// connection failed before any response byte and every request body
-	// byte sent on it is still held (up to RetryBodyBytes, default 64
+	// connection failed before any response byte. Every request body
+	// byte sent must still be held (up to RetryBodyBytes, default 64
 	// KiB). A retry after a dial failure prefers another upstream; after a
-	// stale pooled connection it dials the same upstream afresh.
+	// stale pooled connection it dials the same upstream afresh; after a
+	// refusal it opens a new stream there. The policy is retry.go's.
 	Retries        int
 	RetryBodyBytes int
 

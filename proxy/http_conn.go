@@ -89,9 +89,8 @@ type exchange struct {
 	uc   *upConn   // connection of the current attempt (dialing or busy)
 	head []byte    // request head as sent upstream, kept for a retry
 
-	retryBody []byte // body bytes sent on this attempt, framed, while retryOK
-	retryOK   bool   // every body byte sent so far is in retryBody
-	bodySent  int64  // body bytes (framed) written upstream on this attempt
+	replay    replay // body bytes sent, kept for a retry (retry.go)
+	bodyTaken int64  // body bytes (as framed upstream) taken from the client and sent; replays not counted
 
 	mc         h1.MethodClass
 	minor      int
@@ -133,13 +132,14 @@ type exchange struct {
 	upID       uint32
 	upOpen     bool                // the upstream stream is in flight
 	upFields   []hpack.HeaderField // the request as HTTP/2 fields, kept for retries
+	upTrail    []hpack.HeaderField // the request's trailers as HTTP/2 fields
 	upPend     []byte              // request body bytes the upstream's window has not taken yet
 	upUncredit int                 // response bytes written to the client but not credited upstream yet
 }
 
 func (x *exchange) reset() {
-	*x = exchange{head: x.head[:0], retryBody: x.retryBody[:0], logb: x.logb[:0], reqID: x.reqID[:0],
-		upFields: x.upFields[:0], upPend: x.upPend[:0]}
+	*x = exchange{head: x.head[:0], replay: replay{buf: x.replay.buf[:0]}, logb: x.logb[:0], reqID: x.reqID[:0],
+		upFields: x.upFields[:0], upTrail: x.upTrail[:0], upPend: x.upPend[:0]}
 }
 
 func newClientConn(h *HTTP, ls *loopState, c *engine.Conn) *clientConn {
@@ -307,7 +307,7 @@ func (cc *clientConn) OnTimer(c *engine.Conn, k engine.TimerKind) {
 	case k == engine.TimerIdle && cc.state == csTunnel:
 		cc.tunnelIdle()
 	case k == engine.TimerProto && cc.x.upOpen:
-		cc.h2cFailed(errUpTimeoutErr, false)
+		cc.h2cFailed(errUpTimeoutErr)
 	}
 }
 
@@ -374,7 +374,7 @@ func (cc *clientConn) OnClosed(c *engine.Conn, t *diag.Trace) {
 		}
 		if uc := x.uc; uc != nil {
 			x.uc = nil
-			cc.endAttempt(uc.u, resAborted)
+			endAttemptOn(uc.u, resAborted)
 			uc.discard(!x.respDone)
 		}
 		cc.cancelH2C(resAborted)
@@ -476,7 +476,7 @@ func (cc *clientConn) startExchange() {
 	// The head's Host and X-Forwarded fields do not depend on which
 	// upstream is picked, except with RewriteHost: build it per attempt
 	// then (connect does).
-	x.retryOK = x.retries() > 0 && x.idempotent
+	x.armReplay()
 	cc.connect(nil, host, target)
 	if cc.state == csBody && cc.paused == 0 {
 		cc.armBody() // attached at once: the body clock runs
@@ -560,10 +560,9 @@ func (cc *clientConn) attach(uc *upConn) {
 	uc.readT = x.readT(cc.h)
 	uc.prepare(x.mc)
 	uc.c.Write(x.head)
-	x.bodySent = 0
-	if len(x.retryBody) > 0 {
-		uc.c.Write(x.retryBody)
-		x.bodySent = int64(len(x.retryBody))
+	if len(x.replay.buf) > 0 {
+		uc.c.Write(x.replay.buf)
+		x.replay.sent = len(x.replay.buf)
 	}
 	x.sentAt = cc.ls.l.Now()
 	if x.reqDone {
@@ -596,7 +595,7 @@ func (cc *clientConn) readBody(b []byte) int {
 	case h2c && (!x.upOpen || !x.up.ready()), !h2c && (x.uc == nil || x.uc.state != ucBusy):
 		cc.pause(pauseDial) // between attempts: the body waits in the engine
 		return 0
-	case h2c && len(x.upPend) > 0:
+	case h2c && (len(x.upPend) > 0 || len(x.replay.rest()) > 0):
 		cc.pause(pauseUpstream)
 		return 0
 	}
@@ -685,16 +684,7 @@ func (cc *clientConn) sendBody(data []byte) bodyStep {
 // is still possible. The copy is taken first: if the write fails and
 // starts a retry at once, the retry sends these bytes too.
 func (cc *clientConn) write(uc *upConn, p []byte) {
-	x := &cc.x
-	if x.retryOK {
-		if len(x.retryBody)+len(p) > cc.h.cfg.RetryBodyBytes || x.attempts > x.retries() {
-			x.retryOK = false
-			x.retryBody = x.retryBody[:0]
-		} else {
-			x.retryBody = append(x.retryBody, p...)
-		}
-	}
-	x.bodySent += int64(len(p))
+	cc.x.keepSent(cc.h, p)
 	uc.c.Write(p)
 }
 
@@ -751,7 +741,7 @@ func (cc *clientConn) clientFailed(err *proxyError) {
 	x.closeAfter = true
 	if uc := x.uc; uc != nil {
 		x.uc = nil
-		cc.endAttempt(uc.u, resAborted)
+		endAttemptOn(uc.u, resAborted)
 		uc.discard(true)
 	}
 	cc.cancelH2C(resAborted)
@@ -891,24 +881,28 @@ func (cc *clientConn) attemptFailed(uc *upConn, err *proxyError) {
 	if !uc.serves(cc) || x.uc != uc {
 		return
 	}
-	stale := uc.reused && !uc.gotByte && err.kind == errUpReset
-	x.uc = nil
 	u := uc.u
-	uc.discard(true)
-	cc.endAttempt(u, resultFor(err.kind))
-	if err.kind.upstreamSide() && !stale {
-		cc.h.failed(u, engine.Now())
-	}
+	stale := cc.h.failAttempt(x, uc, err)
 	if cc.dead {
 		return
 	}
-	if !x.respStarted && cc.canRetry(err.kind, stale) {
-		u.M.Results[resRetried].Inc()
-		cc.h.m.retries.Inc()
-		if stale {
+	cc.afterFailure(u, err, stale, false)
+}
+
+// afterFailure retries (retry.go), answers with an error, or — when the
+// response head is out already — cuts the response so the client can see.
+func (cc *clientConn) afterFailure(u *Upstream, err *proxyError, stale, refused bool) {
+	x := &cc.x
+	switch a := x.retryAction(err.kind, stale, refused); a {
+	case retryElsewhere, retryFresh, retrySame:
+		cc.h.countRetry(u)
+		switch a {
+		case retryFresh:
 			x.forceFreshDial = true // same upstream, new connection
 			cc.connect(nil, nil, nil)
-		} else {
+		case retrySame:
+			cc.connectH2C(u)
+		default:
 			cc.connect(u, nil, nil)
 		}
 		return
@@ -920,33 +914,6 @@ func (cc *clientConn) attemptFailed(uc *upConn, err *proxyError) {
 		return
 	}
 	cc.respondError(err)
-}
-
-// canRetry applies the retry rules (see HTTPConfig.Retries).
-func (cc *clientConn) canRetry(k errKind, stale bool) bool {
-	return retryAllowed(&cc.x, cc.x.retries(), k, stale)
-}
-
-// retryAllowed is the retry rule of both protocols. A failed dial (or
-// upstream TLS handshake) sent nothing, so any method may go again while no attempt has written a byte
-// upstream yet (sentAt is stamped when one does): the request body is
-// still with the client side, unread. Otherwise only an idempotent request
-// goes again, and only after a reused connection failed before any
-// response byte with every body byte sent still held (stale).
-func retryAllowed(x *exchange, retries int, k errKind, stale bool) bool {
-	if x.attempts > retries || x.cont100 {
-		return false
-	}
-	if k.connecting() {
-		return x.idempotent || x.sentAt == 0
-	}
-	return x.idempotent && stale && (x.bodySent == 0 || x.retryOK)
-}
-
-// endAttempt accounts for the end of an attempt on u.
-func (cc *clientConn) endAttempt(u *Upstream, result int) {
-	u.CountRequest(-1)
-	u.M.Results[result].Inc()
 }
 
 // respondError answers the request with sluice's own error response.
@@ -974,7 +941,7 @@ func (cc *clientConn) finish() {
 	cc.releaseH2C()
 	if uc := x.uc; uc != nil {
 		x.uc = nil
-		cc.endAttempt(uc.u, resOK)
+		endAttemptOn(uc.u, resOK)
 		cc.h.succeeded(uc.u)
 		reusable := x.respDone && x.sentAll && !uc.resp.Close
 		uc.release(reusable)
@@ -1026,7 +993,7 @@ func (cc *clientConn) startTunnel(uc *upConn, rest []byte) {
 	x.respStarted = true
 	// The attempt succeeded: it no longer counts as load for balancing
 	// (a tunnel may live for hours); the connection stays busy.
-	cc.endAttempt(uc.u, resOK)
+	endAttemptOn(uc.u, resOK)
 	cc.h.succeeded(uc.u)
 	uc.c.ClearTimer(engine.TimerProto)
 	uc.state = ucTunnel
