@@ -36,47 +36,85 @@ import (
 //
 // An upgraded exchange (WebSocket) is logged when the tunnel ends, with the
 // bytes relayed each way.
-func (cc *clientConn) logRequest() {
-	if !cc.h.accessOn() {
+//
+// HTTP/2 requests say proto HTTP/2.0 and carry one more field, stream (the
+// stream id), after conn.
+//
+// account writes it, with the request metrics, for both client kinds.
+// proto is the metrics' index (HTTP/1.minor, or protoH2); stream is 0 for
+// HTTP/1.x.
+func (h *HTTP) account(x *exchange, now int64, c *engine.Conn, ip, tlsVer, alpn string, proto int, stream uint32) {
+	h.m.request(x.rt, x.u, proto, x.status, engine.Dur(now-x.start).Seconds())
+	if !h.accessOn() {
 		return
 	}
-	x := &cc.x
 	method, path, host := "-", "-", "-"
 	if x.mEnd > 0 {
 		method = string(x.logb[:x.mEnd])
 		path = string(x.logb[x.mEnd:x.tEnd])
 		host = string(x.logb[x.tEnd:x.hEnd])
 	}
-	proto := "HTTP/1.1"
-	if x.minor == 0 {
-		proto = "HTTP/1.0"
+	protoName := "HTTP/1.1"
+	switch proto {
+	case 0:
+		protoName = "HTTP/1.0"
+	case protoH2:
+		protoName = "HTTP/2.0"
 	}
 	var upHead int64
 	if x.headAt != 0 && x.sentAt != 0 {
 		upHead = x.headAt - x.sentAt
 	}
-	attrs := [...]slog.Attr{
-		slog.String("conn", cc.c.String()),
-		slog.String("client", cc.ip),
+	var buf [20]slog.Attr
+	attrs := append(buf[:0], slog.String("conn", c.String()))
+	if stream != 0 {
+		attrs = append(attrs, slog.Uint64("stream", uint64(stream)))
+	}
+	attrs = append(attrs,
+		slog.String("client", ip),
 		slog.String("method", method),
 		slog.String("host", host),
 		slog.String("path", path),
-		slog.String("proto", proto),
+		slog.String("proto", protoName),
 		slog.Int("status", x.status),
 		slog.Int64("bytes_in", x.bytesIn),
 		slog.Int64("bytes_out", x.bytesOut),
 		slog.Duration("duration", engine.Dur(engine.Now()-x.start)),
 		slog.Duration("upstream_header", engine.Dur(upHead)),
 		slog.String("user_agent", userAgent(x)),
-		slog.String("tls_version", cc.tlsVer),
-		slog.String("alpn", cc.alpn),
+		slog.String("tls_version", tlsVer),
+		slog.String("alpn", alpn),
 		slog.String("request_id", string(x.reqID)),
 		slog.String("route", routeName(x.rt)),
 		slog.String("upstream", x.upAddr),
 		slog.Int("attempts", x.attempts),
 		slog.String("end", x.end.String()),
+	)
+	h.logAccess(attrs)
+}
+
+// noteRequest copies what the access log and the upstream need of a
+// request head: logb holds method, target, host, then the user agent;
+// reqID the client's valid X-Request-Id, or one generated on loop ls.
+// fields yields the head's fields; HTTP/2 names arrive lower case.
+func noteRequest[T ~string | ~[]byte](x *exchange, ls *loopState, method, target, host T, fields func(yield func(name, value T) bool)) {
+	x.logb = append(x.logb, method...)
+	x.mEnd = len(x.logb)
+	x.logb = append(x.logb, target...)
+	x.tEnd = len(x.logb)
+	x.logb = append(x.logb, host...)
+	x.hEnd = len(x.logb)
+	for name, value := range fields {
+		switch {
+		case len(name) == 10 && eqFold(name, "user-agent") && len(x.logb) == x.hEnd:
+			x.logb = append(x.logb, value...)
+		case len(name) == 12 && eqFold(name, "x-request-id") && len(x.reqID) == 0 && validRequestID(value):
+			x.reqID = append(x.reqID, value...)
+		}
 	}
-	cc.h.logAccess(attrs[:])
+	if len(x.reqID) == 0 {
+		x.reqID = ls.appendRequestID(x.reqID)
+	}
 }
 
 // userAgent is the exchange's User-Agent, kept in logb after the host.

@@ -106,6 +106,18 @@ var (
 	errQueueTimeoutErr  = &proxyError{kind: errQueueTimeout}
 )
 
+// bodyErr is the error of a request body that broke deadline k
+// (errBodyTimeout, errBodyDeadline or errBodyRate), for either client kind.
+func bodyErr(k errKind) *proxyError {
+	switch k {
+	case errBodyDeadline:
+		return errBodyDeadlineErr
+	case errBodyRate:
+		return errBodyRateErr
+	}
+	return errBodyTimeoutErr
+}
+
 // kindOf classifies any error the exchange can meet.
 func kindOf(err error) errKind {
 	var pe *proxyError

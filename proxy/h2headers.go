@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"log/slog"
 	"net"
 	"strconv"
 
@@ -168,41 +167,4 @@ func remoteIP(c *engine.Conn) string {
 		}
 	}
 	return ""
-}
-
-// account records a finished stream in the metrics and the access log.
-func (st *h2Stream) account() {
-	x := &st.x
-	m := st.hc.h.m
-	m.request(x.rt, x.u, protoH2, x.status, engine.Dur(st.hc.ls.l.Now()-x.start).Seconds())
-	if !st.hc.h.accessOn() {
-		return
-	}
-	var upHead int64
-	if x.headAt != 0 && x.sentAt != 0 {
-		upHead = x.headAt - x.sentAt
-	}
-	attrs := [...]slog.Attr{
-		slog.String("conn", st.hc.c.String()),
-		slog.Uint64("stream", uint64(st.id)),
-		slog.String("client", st.hc.ip),
-		slog.String("method", string(x.logb[:x.mEnd])),
-		slog.String("host", string(x.logb[x.tEnd:x.hEnd])),
-		slog.String("path", string(x.logb[x.mEnd:x.tEnd])),
-		slog.String("proto", "HTTP/2.0"),
-		slog.Int("status", x.status),
-		slog.Int64("bytes_in", x.bytesIn),
-		slog.Int64("bytes_out", x.bytesOut),
-		slog.Duration("duration", engine.Dur(engine.Now()-x.start)),
-		slog.Duration("upstream_header", engine.Dur(upHead)),
-		slog.String("user_agent", userAgent(x)),
-		slog.String("tls_version", st.hc.tlsVer),
-		slog.String("alpn", st.hc.alpn),
-		slog.String("request_id", string(x.reqID)),
-		slog.String("route", routeName(x.rt)),
-		slog.String("upstream", x.upAddr),
-		slog.Int("attempts", x.attempts),
-		slog.String("end", x.end.String()),
-	}
-	st.hc.h.logAccess(attrs[:])
 }

@@ -132,33 +132,15 @@ func newH2Stream(hc *h2Conn, id uint32, hd *h2.Headers) *h2Stream {
 	case "CONNECT":
 		x.mc = h1.MethodCONNECT
 	}
-	x.idempotent = idempotentMethod(st.method)
-	x.logb = append(x.logb, st.method...)
-	x.mEnd = len(x.logb)
-	x.logb = append(x.logb, st.path...)
-	x.tEnd = len(x.logb)
-	x.logb = append(x.logb, st.authority...)
-	x.hEnd = len(x.logb)
-	for _, f := range st.fields {
-		switch {
-		case f.Name == "user-agent" && len(x.logb) == x.hEnd:
-			x.logb = append(x.logb, f.Value...)
-		case f.Name == "x-request-id" && len(x.reqID) == 0 && validRequestID(f.Value):
-			x.reqID = append(x.reqID, f.Value...)
+	x.idempotent = idempotent(st.method)
+	noteRequest(x, hc.ls, st.method, st.path, st.authority, func(yield func(name, value string) bool) {
+		for _, f := range st.fields {
+			if !yield(f.Name, f.Value) {
+				return
+			}
 		}
-	}
-	if len(x.reqID) == 0 {
-		x.reqID = hc.ls.appendRequestID(x.reqID)
-	}
+	})
 	return st
-}
-
-func idempotentMethod(m string) bool {
-	switch m {
-	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
-		return true
-	}
-	return false
 }
 
 // start routes the request and starts the first attempt.
@@ -815,7 +797,7 @@ func (st *h2Stream) finish() {
 	if st.tunnel {
 		hc.h.m.tunnelEnd(tunH2)
 	}
-	st.account()
+	hc.h.account(&st.x, hc.ls.l.Now(), hc.c, hc.ip, hc.tlsVer, hc.alpn, protoH2, st.id)
 	hc.streamDone(st)
 	if !st.inFresh && !st.parked && !st.capWaits && len(hc.free) < maxFreeStreams {
 		// Nothing refers to it any more: keep it, and its buffers unless
@@ -885,14 +867,7 @@ func (st *h2Stream) bodyFailed(k errKind) {
 		st.resetStream(h2.ErrCodeCancel)
 		return
 	}
-	switch k {
-	case errBodyDeadline:
-		st.respondError(errBodyDeadlineErr)
-	case errBodyRate:
-		st.respondError(errBodyRateErr)
-	default:
-		st.respondError(errBodyTimeoutErr)
-	}
+	st.respondError(bodyErr(k))
 }
 
 // refuse ends a stream that waited for an upstream slot too long:

@@ -432,23 +432,13 @@ func (cc *clientConn) startExchange() {
 		host = req.Authority
 	}
 	target := originForm(req.Target, req.Form, cc.tmp)
-	x.logb = append(x.logb, req.Method...)
-	x.mEnd = len(x.logb)
-	x.logb = append(x.logb, target...)
-	x.tEnd = len(x.logb)
-	x.logb = append(x.logb, host...)
-	x.hEnd = len(x.logb)
-	for _, f := range req.Headers.Fields() {
-		switch {
-		case len(f.Name) == 10 && eqFold(f.Name, "user-agent") && len(x.logb) == x.hEnd:
-			x.logb = append(x.logb, f.Value...)
-		case len(f.Name) == 12 && eqFold(f.Name, "x-request-id") && len(x.reqID) == 0 && validRequestID(f.Value):
-			x.reqID = append(x.reqID, f.Value...)
+	noteRequest(x, cc.ls, req.Method, target, host, func(yield func(name, value []byte) bool) {
+		for _, f := range req.Headers.Fields() {
+			if !yield(f.Name, f.Value) {
+				return
+			}
 		}
-	}
-	if len(x.reqID) == 0 {
-		x.reqID = cc.ls.appendRequestID(x.reqID)
-	}
+	})
 	cc.body.ForRequest(req)
 	x.reqDone = cc.body.Done()
 	cc.state = csBody
@@ -485,7 +475,7 @@ func (cc *clientConn) startExchange() {
 
 // idempotent reports whether a method may be retried (RFC 9110 §9.2.2,
 // less the ones sluice does not forward).
-func idempotent(m []byte) bool {
+func idempotent[T ~string | ~[]byte](m T) bool {
 	switch string(m) {
 	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
 		return true
@@ -721,11 +711,7 @@ func (cc *clientConn) armBody() {
 	switch {
 	case k != errNone:
 		cc.h.bm.bodyTimeout(false, k)
-		if k == errBodyDeadline {
-			cc.clientFailed(errBodyDeadlineErr)
-		} else {
-			cc.clientFailed(errBodyRateErr)
-		}
+		cc.clientFailed(bodyErr(k))
 	case due > 0:
 		cc.c.SetTimer(engine.TimerHeader, due)
 	default:
@@ -976,10 +962,7 @@ func (cc *clientConn) finish() {
 
 // account records the exchange in metrics and the access log.
 func (cc *clientConn) account() {
-	x := &cc.x
-	m := cc.h.m
-	m.request(x.rt, x.u, x.minor, x.status, engine.Dur(cc.ls.l.Now()-x.start).Seconds())
-	cc.logRequest()
+	cc.h.account(&cc.x, cc.ls.l.Now(), cc.c, cc.ip, cc.tlsVer, cc.alpn, cc.x.minor, 0)
 }
 
 // ---- upgrade tunnel ----

@@ -93,9 +93,9 @@ func TestRetryPolicyTable(t *testing.T) {
 				if c.mixedRoute {
 					rt.ups = append(rt.ups, upstream.New("b", "b:1", 1, false, nil))
 				}
-				x := &exchange{rt: rt, idempotent: idempotent([]byte(c.method))}
-				if p.h2Client {
-					x.idempotent = idempotentMethod(c.method)
+				x := &exchange{rt: rt, idempotent: idempotent(c.method)}
+				if !p.h2Client {
+					x.idempotent = idempotent([]byte(c.method))
 				}
 				x.armReplay()
 				x.attempts = max(c.attempts, 1)
