@@ -4,6 +4,7 @@ import (
 	"log/slog"
 
 	"github.com/sluice-proxy/sluice/engine"
+	"github.com/sluice-proxy/sluice/proxy/header"
 )
 
 // The access log is one Info line per request, message "request":
@@ -106,9 +107,9 @@ func noteRequest[T ~string | ~[]byte](x *exchange, ls *loopState, method, target
 	x.hEnd = len(x.logb)
 	for name, value := range fields {
 		switch {
-		case len(name) == 10 && eqFold(name, "user-agent") && len(x.logb) == x.hEnd:
+		case len(name) == 10 && header.EqualFold(name, "user-agent") && len(x.logb) == x.hEnd:
 			x.logb = append(x.logb, value...)
-		case len(name) == 12 && eqFold(name, "x-request-id") && len(x.reqID) == 0 && validRequestID(value):
+		case len(name) == 12 && header.EqualFold(name, "x-request-id") && len(x.reqID) == 0 && validRequestID(value):
 			x.reqID = append(x.reqID, value...)
 		}
 	}

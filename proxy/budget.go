@@ -303,8 +303,8 @@ func (hc *h2Conn) bodyHold(st *h2Stream) {
 	now := hc.ls.l.Now()
 	up := false
 	switch {
-	case st.up != nil:
-		up = st.upOpen && st.up.ready()
+	case st.x.up != nil:
+		up = st.x.upOpen && st.x.up.ready()
 	case x.uc != nil:
 		up = x.uc.state == ucBusy && x.uc.serves(st)
 	}

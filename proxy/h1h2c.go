@@ -43,10 +43,7 @@ import (
 // connectH2C starts an attempt on a stream of an h2c connection to u.
 func (cc *clientConn) connectH2C(u *Upstream) {
 	x := &cc.x
-	x.u = u
-	x.upAddr = u.Addr()
-	x.attempts++
-	u.CountRequest(1)
+	x.beginAttempt(u)
 	up := cc.ls.h2Acquire(u)
 	if up == nil { // at the upstream's in-use cap, every connection full
 		endAttemptOn(u, resQueueFull)
@@ -105,13 +102,7 @@ func (cc *clientConn) sendBodyH2C(data []byte) bodyStep {
 // upstream once the window took the last bytes.
 func (cc *clientConn) bodyDoneH2C() {
 	x := &cc.x
-	x.reqDone = true
-	cc.c.ClearTimer(engine.TimerIdle)
-	cc.c.ClearTimer(engine.TimerHeader)
-	x.body.stop()
-	if cc.state == csBody {
-		cc.state = csWait
-	}
+	cc.bodyRead()
 	if t := cc.body.Trailers(); x.reqChunked && t.Len() > 0 {
 		x.upTrail = header.AppendH2Trailers(x.upTrail[:0], &cc.ls.hs, header.H1(t)) // kept: a retry sends them again
 	}

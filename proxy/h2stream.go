@@ -75,12 +75,10 @@ type h2Stream struct {
 	slotKind  uint8 // slotConn or slotStream, by the route
 	queuedAt  int64
 
-	// h2c upstream (h2stream_up.go).
-	up         *h2UpConn // set from the first h2c attempt on (pend credits it)
-	upID       uint32
-	upOpen     bool  // the upstream stream is in flight
+	// h2c upstream (h2stream_up.go): x.up, x.upID and x.upOpen name the
+	// upstream stream (x.up set from the first h2c attempt on: pend
+	// credits it).
 	upDeadline int64 // engine clock: response head or next DATA due, 0 if none
-	upFields   []hpack.HeaderField
 
 	// WebSocket over HTTP/2 (h2ws.go).
 	wsKey   string // the Sec-WebSocket-Key sent upstream
@@ -99,9 +97,9 @@ func newH2Stream(hc *h2Conn, id uint32, hd *h2.Headers) *h2Stream {
 		hc.free[n-1] = nil
 		hc.free = hc.free[:n-1]
 		old := *st
-		*st = h2Stream{fields: old.fields[:0], reqPend: old.reqPend[:0], pend: old.pend[:0], upFields: old.upFields[:0]}
+		*st = h2Stream{fields: old.fields[:0], reqPend: old.reqPend[:0], pend: old.pend[:0]}
 		clear(old.fields)
-		clear(old.upFields)
+		clear(old.x.upFields)
 		st.x.reset()
 		st.x.head, st.x.replay.buf, st.x.logb = old.x.head[:0], old.x.replay.buf[:0], old.x.logb[:0]
 		st.x.upFields, st.x.upTrail, st.x.upPend, st.x.reqID = old.x.upFields[:0], old.x.upTrail[:0], old.x.upPend[:0], old.x.reqID[:0]
@@ -207,7 +205,7 @@ func (st *h2Stream) connect(avoid *Upstream) {
 		st.connectH2C(u)
 		return
 	}
-	st.up = nil
+	st.x.up = nil
 	switch {
 	case len(x.head) == 0:
 		x.head = h.appendH2RequestHead(x.head[:0], st, u)
@@ -420,7 +418,7 @@ func (st *h2Stream) afterFailure(u *Upstream, err *proxyError, stale, refused bo
 			x.forceFreshDial = true
 			st.connect(nil)
 		case retrySame:
-			st.up = nil
+			st.x.up = nil
 			st.connectH2C(u)
 		default:
 			st.connect(u)
@@ -472,7 +470,7 @@ func (st *h2Stream) pumpAny() {
 	if !st.started || st.upDone {
 		return
 	}
-	if st.up != nil {
+	if st.x.up != nil {
 		st.pumpRequestH2C()
 		return
 	}
@@ -595,8 +593,8 @@ func (st *h2Stream) flushPend() {
 		}
 		st.x.bytesOut += int64(k)
 		st.takePend(k)
-		if st.up != nil && k > 0 {
-			st.up.consumed(st.upID, k)
+		if st.x.up != nil && k > 0 {
+			st.x.up.consumed(st.x.upID, k)
 		}
 		hc.kick()
 		if len(st.pend) > 0 {
@@ -680,7 +678,7 @@ func (st *h2Stream) respondError(err error) {
 	st.upDone = true
 	st.dropUpstream()
 	hc.freeSlot(st)
-	st.up = nil // pend holds sluice's own bytes now: nothing to credit upstream
+	st.x.up = nil // pend holds sluice's own bytes now: nothing to credit upstream
 	text := h1.StatusText(code)
 	var clen [20]byte
 	body := hc.tmp[:0]
@@ -788,8 +786,8 @@ func (st *h2Stream) finish() {
 		hc.kick()
 	}
 	st.reqPend = st.reqPend[:0]
-	if st.up != nil && len(st.pend) > 0 {
-		st.up.consumed(st.upID, len(st.pend))
+	if st.x.up != nil && len(st.pend) > 0 {
+		st.x.up.consumed(st.x.upID, len(st.pend))
 	}
 	st.takePend(len(st.pend))
 	st.releaseH2C()
@@ -849,7 +847,7 @@ func (st *h2Stream) checkDeadlines(now int64) {
 			return
 		}
 	}
-	if st.up != nil && !st.upDone && st.upDeadline != 0 && now >= st.upDeadline {
+	if st.x.up != nil && !st.upDone && st.upDeadline != 0 && now >= st.upDeadline {
 		st.h2cTimeout()
 	}
 }

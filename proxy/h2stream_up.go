@@ -9,17 +9,15 @@ import (
 )
 
 // An HTTP/2 client stream on an h2c upstream: a stream of a multiplexed
-// upstream connection (h2up.go). The stream state lives in h2Stream:
-// up/upID name the upstream stream, upOpen says it is still in flight.
+// upstream connection (h2up.go). The attempt's state is the exchange's, as
+// for an HTTP/1.1 client (h1h2c.go): x.up/x.upID name the upstream
+// stream, x.upOpen says it is still in flight.
 
 // connectH2C starts an attempt on a stream of an h2c connection to u.
 func (st *h2Stream) connectH2C(u *Upstream) {
 	x := &st.x
 	hc := st.hc
-	x.u = u
-	x.upAddr = u.Addr()
-	x.attempts++
-	u.CountRequest(1)
+	x.beginAttempt(u)
 	up := hc.ls.h2Acquire(u)
 	if up == nil { // at the upstream's in-use cap, every connection full
 		endAttemptOn(u, resQueueFull)
@@ -37,7 +35,7 @@ func (st *h2Stream) connectH2C(u *Upstream) {
 		st.afterFailure(u, &proxyError{kind: errUpBadResponse, err: err}, false, false)
 		return
 	}
-	st.up, st.upID, st.upOpen = up, id, true
+	st.x.up, st.x.upID, st.x.upOpen = up, id, true
 	st.upDeadline = 0
 	if end {
 		x.sentAll = true
@@ -52,7 +50,7 @@ func (st *h2Stream) connectH2C(u *Upstream) {
 // end.
 func (st *h2Stream) upReady() {
 	x := &st.x
-	if !st.upOpen {
+	if !st.x.upOpen {
 		return
 	}
 	now := engine.Now()
@@ -66,8 +64,8 @@ func (st *h2Stream) upReady() {
 // h2cRequestFields builds the upstream request's field list.
 func (st *h2Stream) h2cRequestFields(u *Upstream) []hpack.HeaderField {
 	r := st.headerRequest(u)
-	st.upFields = st.hc.h.hdr.AppendH2Request(st.upFields[:0], &st.hc.hs, &r, true)
-	return st.upFields
+	st.x.upFields = st.hc.h.hdr.AppendH2Request(st.x.upFields[:0], &st.hc.hs, &r, true)
+	return st.x.upFields
 }
 
 // pumpRequestH2C sends the request body (what a retry holds first, then
@@ -75,16 +73,16 @@ func (st *h2Stream) h2cRequestFields(u *Upstream) []hpack.HeaderField {
 // the client as bytes go, then the end of the request.
 func (st *h2Stream) pumpRequestH2C() {
 	x := &st.x
-	up := st.up
-	if up == nil || !st.upOpen || x.sentAll || !up.ready() {
+	up := st.x.up
+	if up == nil || !st.x.upOpen || x.sentAll || !up.ready() {
 		return
 	}
 	hc := st.hc
 	last := st.reqEnd && len(st.reqTrail) == 0
 	if rest := x.replay.rest(); len(rest) > 0 {
-		k := up.writeData(st.upID, rest, last && len(st.reqPend) == 0)
+		k := up.writeData(st.x.upID, rest, last && len(st.reqPend) == 0)
 		x.replay.sent += k
-		if k < len(rest) || !st.upOpen {
+		if k < len(rest) || !st.x.upOpen {
 			return // OnWindowOpen brings us back
 		}
 		if last && len(st.reqPend) == 0 {
@@ -93,14 +91,14 @@ func (st *h2Stream) pumpRequestH2C() {
 		}
 	}
 	if len(st.reqPend) > 0 {
-		k := up.writeData(st.upID, st.reqPend, last)
+		k := up.writeData(st.x.upID, st.reqPend, last)
 		if k > 0 {
 			x.keepSent(hc.h, st.reqPend[:k])
 			hc.sc.Consumed(st.id, k)
 			hc.kick()
 			st.reqPend = st.reqPend[:copy(st.reqPend, st.reqPend[k:])]
 		}
-		if len(st.reqPend) > 0 || !st.upOpen {
+		if len(st.reqPend) > 0 || !st.x.upOpen {
 			return
 		}
 		if last {
@@ -110,9 +108,9 @@ func (st *h2Stream) pumpRequestH2C() {
 	}
 	if st.reqEnd {
 		if len(st.reqTrail) > 0 {
-			up.writeTrailers(st.upID, st.reqTrail)
+			up.writeTrailers(st.x.upID, st.reqTrail)
 		} else {
-			up.writeData(st.upID, nil, true)
+			up.writeData(st.x.upID, nil, true)
 		}
 		st.requestSent()
 	}
@@ -168,7 +166,7 @@ func (st *h2Stream) upHeaders(hd *h2.Headers) {
 // yet waits in pend, uncredited upstream.
 func (st *h2Stream) upData(data []byte, end bool) {
 	st.upDeadline = engine.Now() + st.x.readT(st.hc.h)
-	up, id := st.up, st.upID
+	up, id := st.x.up, st.x.upID
 	if end {
 		st.h2cDone()
 	}
@@ -190,10 +188,10 @@ func (st *h2Stream) upTrailers(fields []hpack.HeaderField) {
 // upReset: the upstream stream failed; refused: it was not processed.
 func (st *h2Stream) upReset(err *proxyError, refused bool) {
 	x := &st.x
-	if !st.upOpen || st.done {
+	if !st.x.upOpen || st.done {
 		return
 	}
-	st.upOpen = false
+	st.x.upOpen = false
 	u := x.u
 	endAttemptOn(u, resultFor(err.kind))
 	if blames(err.kind, false, refused) {
@@ -208,16 +206,16 @@ func (st *h2Stream) upWindowOpen() { st.pumpRequestH2C() }
 // h2cDone: the upstream response is complete.
 func (st *h2Stream) h2cDone() {
 	x := &st.x
-	if !st.upOpen {
+	if !st.x.upOpen {
 		return
 	}
-	st.upOpen = false
+	st.x.upOpen = false
 	x.respDone = true
 	st.upDone = true
 	st.upDeadline = 0
 	endAttemptOn(x.u, resOK)
 	st.hc.h.succeeded(x.u)
-	st.up.release(st.upID)
+	st.x.up.release(st.x.upID)
 	st.hc.freeSlot(st)
 }
 
@@ -232,13 +230,13 @@ func (st *h2Stream) h2cTimeout() {
 
 // abortH2C cancels the upstream stream in flight, if any.
 func (st *h2Stream) abortH2C(kind errKind) {
-	if !st.upOpen {
+	if !st.x.upOpen {
 		return
 	}
-	st.upOpen = false
+	st.x.upOpen = false
 	st.upDeadline = 0
 	endAttemptOn(st.x.u, resultFor(kind))
-	st.up.cancel(st.upID)
+	st.x.up.cancel(st.x.upID)
 }
 
 // releaseH2C runs when the stream finishes: nothing may stay open upstream.

@@ -678,8 +678,9 @@ func (cc *clientConn) write(uc *upConn, p []byte) {
 	uc.c.Write(p)
 }
 
-// requestDone runs when the request body has been read to its end.
-func (cc *clientConn) requestDone() {
+// bodyRead: the request body was read from the client to its end; its
+// deadlines stop.
+func (cc *clientConn) bodyRead() {
 	x := &cc.x
 	x.reqDone = true
 	cc.c.ClearTimer(engine.TimerIdle)
@@ -688,6 +689,12 @@ func (cc *clientConn) requestDone() {
 	if cc.state == csBody {
 		cc.state = csWait
 	}
+}
+
+// requestDone runs when the request body has been read to its end.
+func (cc *clientConn) requestDone() {
+	x := &cc.x
+	cc.bodyRead()
 	uc := x.uc
 	if x.reqChunked {
 		cc.buf = header.AppendLastChunk(cc.buf[:0], header.H1(cc.body.Trailers()))

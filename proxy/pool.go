@@ -66,10 +66,7 @@ func (ls *loopState) get(u *Upstream) *upConn {
 // a pooled connection is attached at once (nil is returned), else a new
 // one is returned for the caller to dial (it attaches once open).
 func (ls *loopState) attemptOn(x *exchange, u *Upstream, user tunnelSink) *upConn {
-	x.u = u
-	x.upAddr = u.Addr()
-	x.attempts++
-	u.CountRequest(1)
+	x.beginAttempt(u)
 	fresh := x.forceFreshDial
 	x.forceFreshDial = false
 	capped := u.MaxConns > 0

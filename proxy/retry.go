@@ -155,6 +155,15 @@ func (h *HTTP) countRetry(u *Upstream) {
 	h.m.retries.Inc()
 }
 
+// beginAttempt accounts for a new attempt of x on u; endAttemptOn ends
+// it, exactly once, with its result.
+func (x *exchange) beginAttempt(u *Upstream) {
+	x.u = u
+	x.upAddr = u.Addr()
+	x.attempts++
+	u.CountRequest(1)
+}
+
 // endAttemptOn accounts for the end of an attempt on u.
 func endAttemptOn(u *Upstream, result int) {
 	u.CountRequest(-1)
