@@ -117,7 +117,7 @@ func (cc *clientConn) endRequestH2C() {
 		x.up.writeData(x.upID, nil, true)
 	}
 	x.sentAll = true
-	if !x.respStarted {
+	if x.resp == respNone {
 		cc.c.SetTimer(engine.TimerProto, cc.x.respHT(cc.h))
 	}
 }
@@ -200,7 +200,7 @@ func (cc *clientConn) upHeaders(hd *h2.Headers) {
 		x.out = outClose
 	}
 	cc.buf = cc.h.appendH2ResponseHead(cc.buf[:0], hd, cc.headOpts(), addCL0)
-	x.respStarted = true
+	x.resp = respStarted
 	cc.c.Write(cc.buf)
 	if hd.EndStream {
 		cc.endResponseH2C(nil)
@@ -283,7 +283,7 @@ func (cc *clientConn) endResponseH2C(trailers []hpack.HeaderField) {
 		cc.buf = header.AppendLastChunk(cc.buf[:0], header.H2(trailers))
 		cc.c.Write(cc.buf)
 	}
-	x.respDone = true
+	x.resp = respDone
 	cc.finish()
 }
 

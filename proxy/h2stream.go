@@ -357,7 +357,7 @@ func (st *h2Stream) startResponse(uc *upConn, resp *h1.Response, raw []byte, es 
 		st.attemptFailed(uc, &proxyError{kind: errUpBadResponse, err: err})
 		return false
 	}
-	x.respStarted = true
+	x.resp = respStarted
 	hc.kick()
 	if es {
 		st.outEnd = true
@@ -372,7 +372,7 @@ func (st *h2Stream) startResponse(uc *upConn, resp *h1.Response, raw []byte, es 
 func (st *h2Stream) endResponse(uc *upConn, trailers *h1.Headers) {
 	x := &st.x
 	hc := st.hc
-	x.respDone = true
+	x.resp = respDone
 	if x.uc == uc {
 		x.uc = nil
 		endAttemptOn(uc.u, resOK)
@@ -426,8 +426,8 @@ func (st *h2Stream) afterFailure(u *Upstream, err *proxyError, stale, refused bo
 		return
 	}
 	x.end = err.kind
-	if x.respStarted {
-		x.truncated = true
+	if x.resp != respNone {
+		x.resp = respCut
 		code := h2.ErrCodeInternal
 		if err.kind == errUpTimeout {
 			code = h2.ErrCodeCancel
@@ -674,7 +674,7 @@ func (st *h2Stream) respondError(err error) {
 	code := statusFor(err)
 	x.status = code
 	x.end = kindOf(err)
-	x.respStarted, x.respDone = true, true
+	x.resp = respDone
 	st.upDone = true
 	st.dropUpstream()
 	hc.freeSlot(st)
@@ -724,7 +724,7 @@ func (st *h2Stream) clientGone(code h2.ErrCode, byPeer bool) {
 	if x.end == errNone {
 		x.end = errClientAbort
 	}
-	if !x.respStarted {
+	if x.resp == respNone {
 		x.status = 499
 	}
 	st.abortUpstream(errClientAbort)
@@ -742,7 +742,7 @@ func (st *h2Stream) connGone() {
 	if x.end == errNone && !(st.fin && st.upDone) {
 		x.end = errClientAbort
 	}
-	if !x.respStarted {
+	if x.resp == respNone {
 		x.status = 499
 	}
 	st.abortUpstream(errClientAbort)
@@ -758,7 +758,7 @@ func (st *h2Stream) abortUpstream(kind errKind) {
 	if uc := x.uc; uc != nil {
 		x.uc = nil
 		endAttemptOn(uc.u, resultFor(kind))
-		uc.discard(!x.respDone)
+		uc.discard(x.resp != respDone)
 	}
 	st.abortH2C(kind)
 	st.upDone = true
@@ -840,7 +840,7 @@ func (st *h2Stream) checkDeadlines(now int64) {
 			st.bodyFailed(k)
 			return
 		}
-		if !x.respStarted && len(st.reqPend) == 0 && !(x.expect100 && !x.cont100) && now-st.lastIn >= h.idleTimeout {
+		if x.resp == respNone && len(st.reqPend) == 0 && !(x.expect100 && !x.cont100) && now-st.lastIn >= h.idleTimeout {
 			// The client stopped sending its request body (a WebSocket's
 			// sends nothing until its 200: the upstream's timeout runs).
 			st.bodyFailed(errBodyTimeout)
@@ -860,7 +860,7 @@ func (st *h2Stream) bodyFailed(k errKind) {
 	st.hc.h.bm.bodyTimeout(true, k)
 	x.body.stop()
 	st.abortUpstream(k)
-	if x.respStarted {
+	if x.resp != respNone {
 		x.end = k
 		st.resetStream(h2.ErrCodeCancel)
 		return

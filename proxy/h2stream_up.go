@@ -119,7 +119,7 @@ func (st *h2Stream) pumpRequestH2C() {
 // requestSent: the whole request is upstream; the response head is due.
 func (st *h2Stream) requestSent() {
 	st.x.sentAll = true
-	if !st.x.respStarted {
+	if st.x.resp == respNone {
 		st.upDeadline = engine.Now() + st.x.respHT(st.hc.h)
 	}
 }
@@ -152,7 +152,7 @@ func (st *h2Stream) upHeaders(hd *h2.Headers) {
 		st.afterFailure(x.u, &proxyError{kind: errUpBadResponse, err: err}, false, false)
 		return
 	}
-	x.respStarted = true
+	x.resp = respStarted
 	hc.kick()
 	st.upDeadline = now + st.x.readT(hc.h)
 	if hd.EndStream {
@@ -210,7 +210,7 @@ func (st *h2Stream) h2cDone() {
 		return
 	}
 	st.x.upOpen = false
-	x.respDone = true
+	x.resp = respDone
 	st.upDone = true
 	st.upDeadline = 0
 	endAttemptOn(x.u, resOK)

@@ -87,7 +87,7 @@ func (st *h2Stream) upgrade(uc *upConn, rest []byte) bool {
 	}
 	hc.kick()
 	x.status = 200
-	x.respStarted = true
+	x.resp = respStarted
 	st.tunnel = true
 	h.m.tunnelStart(tunH2)
 	// The attempt succeeded: like an HTTP/1.1 tunnel it no longer counts
@@ -158,7 +158,7 @@ func (st *h2Stream) tunnelMaybeOver(uc *upConn) {
 		return
 	}
 	x.uc = nil
-	x.respDone = true
+	x.resp = respDone
 	uc.end(diag.Clean, false)
 	st.upDone = true
 	st.maybeDone()
@@ -172,7 +172,7 @@ func (st *h2Stream) tunnelIdle() {
 		x.uc = nil
 		uc.end(diag.IdleTimeout, false)
 	}
-	x.respDone = true
+	x.resp = respDone
 	st.upDone = true
 	if !st.outEnd {
 		st.finishOut(nil)
@@ -195,11 +195,11 @@ func (st *h2Stream) tunnelClosed(uc *upConn, clean bool) {
 	st.upDone = true
 	if !clean || !st.upEOF {
 		x.end = errUpReset
-		x.truncated = true
+		x.resp = respCut
 		st.resetStream(h2.ErrCodeInternal)
 		return
 	}
-	x.respDone = true
+	x.resp = respDone
 	st.maybeDone()
 }
 

@@ -81,6 +81,18 @@ type clientConn struct {
 	tmp []byte // scratch for a rewritten target
 }
 
+// respState is how far the response to the client has gone, for both
+// client kinds. A 100 Continue passed on is cont100, not a state: the
+// final response is still to come.
+type respState uint8
+
+const (
+	respNone    respState = iota // no final head sent yet
+	respStarted                  // the final head went to the client
+	respDone                     // the response is complete (or was sluice's own)
+	respCut                      // the upstream broke after the head: the client must see a cut
+)
+
 // exchange is the state of the request in flight. It is reset, not
 // reallocated, for each request.
 type exchange struct {
@@ -102,13 +114,11 @@ type exchange struct {
 	reqDone    bool // the request body was read from the client to its end
 	sentAll    bool // ... and written to the upstream
 
-	cont100     bool // a 100 Continue was passed to the client
-	respStarted bool // the response head went to the client
-	respDone    bool
-	truncated   bool // the upstream broke after the response head went out
-	closeAfter  bool // close the client connection after this exchange
-	closeCause  diag.Outcome
-	out         outFraming
+	cont100    bool // a 100 Continue was passed to the client
+	resp       respState
+	closeAfter bool // close the client connection after this exchange
+	closeCause diag.Outcome
+	out        outFraming
 
 	attempts int
 	status   int
@@ -369,13 +379,13 @@ func (cc *clientConn) OnClosed(c *engine.Conn, t *diag.Trace) {
 		if x.end == errNone {
 			x.end = errClientAbort
 		}
-		if !x.respStarted {
+		if x.resp == respNone {
 			x.status = 499 // nginx's "client closed request"
 		}
 		if uc := x.uc; uc != nil {
 			x.uc = nil
 			endAttemptOn(uc.u, resAborted)
-			uc.discard(!x.respDone)
+			uc.discard(x.resp != respDone)
 		}
 		cc.cancelH2C(resAborted)
 		cc.account()
@@ -746,11 +756,11 @@ func (cc *clientConn) clientFailed(err *proxyError) {
 	default:
 		x.closeCause = diag.ProtocolError
 	}
-	if !x.respStarted {
+	if x.resp == respNone {
 		cc.respondError(err)
 		return
 	}
-	x.truncated = true
+	x.resp = respCut
 	cc.finish()
 }
 
@@ -807,7 +817,7 @@ func (cc *clientConn) startResponse(uc *upConn, resp *h1.Response) bool {
 		x.out = outClose
 	}
 	cc.buf = cc.h.appendResponseHead(cc.buf[:0], resp, cc.headOpts())
-	x.respStarted = true
+	x.resp = respStarted
 	cc.c.Write(cc.buf)
 	return uc.serves(cc)
 }
@@ -862,7 +872,7 @@ func (cc *clientConn) endResponse(uc *upConn, trailers *h1.Headers) {
 		cc.buf = header.AppendLastChunk(cc.buf[:0], header.H1(trailers))
 		cc.c.Write(cc.buf)
 	}
-	x.respDone = true
+	x.resp = respDone
 	cc.finish()
 }
 
@@ -901,8 +911,8 @@ func (cc *clientConn) afterFailure(u *Upstream, err *proxyError, stale, refused 
 		return
 	}
 	x.end = err.kind
-	if x.respStarted {
-		x.truncated = true
+	if x.resp != respNone {
+		x.resp = respCut
 		cc.finish()
 		return
 	}
@@ -919,7 +929,7 @@ func (cc *clientConn) respondError(err error) {
 		x.closeAfter = true
 	}
 	cc.buf = appendErrorResponse(cc.buf[:0], code, x.closeAfter, x.mc == h1.MethodHEAD)
-	x.respStarted, x.respDone = true, true
+	x.resp = respDone
 	x.out = outLength
 	cc.c.Write(cc.buf)
 	cc.finish()
@@ -936,12 +946,12 @@ func (cc *clientConn) finish() {
 		x.uc = nil
 		endAttemptOn(uc.u, resOK)
 		cc.h.succeeded(uc.u)
-		reusable := x.respDone && x.sentAll && !uc.resp.Close
+		reusable := x.resp == respDone && x.sentAll && !uc.resp.Close
 		uc.release(reusable)
 	}
 	cc.account()
 	cc.served++
-	if x.truncated {
+	if x.resp == respCut {
 		// The client must be able to tell: no clean end for a length-
 		// delimited or until-close body (RST), no last chunk for a
 		// chunked one (then FIN).
@@ -980,7 +990,7 @@ func (cc *clientConn) startTunnel(uc *upConn, rest []byte) {
 	now := engine.Now()
 	x.headAt = now
 	x.status = 101
-	x.respStarted = true
+	x.resp = respStarted
 	// The attempt succeeded: it no longer counts as load for balancing
 	// (a tunnel may live for hours); the connection stays busy.
 	endAttemptOn(uc.u, resOK)

@@ -87,7 +87,7 @@ func (x *exchange) retryAction(k errKind, stale, refused bool) retryAction {
 		bodyHeld:    held,
 		retriesLeft: x.retries() + 1 - x.attempts,
 		interim:     x.cont100,
-		respStarted: x.respStarted,
+		respStarted: x.resp != respNone,
 	})
 }
 

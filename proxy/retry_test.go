@@ -107,7 +107,9 @@ func TestRetryPolicyTable(t *testing.T) {
 					}
 				}
 				x.cont100 = c.interim
-				x.respStarted = c.started
+				if c.started {
+					x.resp = respStarted
+				}
 				want := c.wantH1Up
 				if p.h2Up {
 					want = c.wantH2Up
