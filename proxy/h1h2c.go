@@ -50,8 +50,8 @@ func (cc *clientConn) connectH2C(u *Upstream) {
 		cc.respondError(errQueueFullErr)
 		return
 	}
-	x.replay.sent = 0
-	end := x.reqDone && len(x.replay.buf) == 0 && len(x.upPend) == 0 && len(x.upTrail) == 0
+	x.replay.NewAttempt()
+	end := x.reqDone && x.replay.Len() == 0 && len(x.upPend) == 0 && len(x.upTrail) == 0
 	id, err := up.open(cc, x.upFields, end)
 	if err != nil {
 		endAttemptOn(u, resBadResponse)
@@ -130,9 +130,9 @@ func (cc *clientConn) pumpH2C() bool {
 	if !x.upOpen || !x.up.ready() || x.sentAll {
 		return x.sentAll
 	}
-	if rest := x.replay.rest(); len(rest) > 0 {
+	if rest := x.replay.Rest(); len(rest) > 0 {
 		w := x.up.writeData(x.upID, rest, false)
-		x.replay.sent += w
+		x.replay.Sent(w)
 		if w < len(rest) || !x.upOpen {
 			cc.pause(pauseUpstream)
 			return false

@@ -8,6 +8,7 @@ import (
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/httpcodec/h1"
 	"github.com/sluice-proxy/sluice/httpcodec/h2"
+	exch "github.com/sluice-proxy/sluice/proxy/exchange"
 	"github.com/sluice-proxy/sluice/proxy/header"
 )
 
@@ -101,7 +102,8 @@ func newH2Stream(hc *h2Conn, id uint32, hd *h2.Headers) *h2Stream {
 		clear(old.fields)
 		clear(old.x.upFields)
 		st.x.reset()
-		st.x.head, st.x.replay.buf, st.x.logb = old.x.head[:0], old.x.replay.buf[:0], old.x.logb[:0]
+		st.x.head, st.x.replay, st.x.logb = old.x.head[:0], old.x.replay, old.x.logb[:0]
+		st.x.replay.Reset()
 		st.x.upFields, st.x.upTrail, st.x.upPend, st.x.reqID = old.x.upFields[:0], old.x.upTrail[:0], old.x.upPend[:0], old.x.reqID[:0]
 	} else {
 		st = new(h2Stream)
@@ -228,9 +230,9 @@ func (st *h2Stream) attach(uc *upConn) {
 	uc.readT = x.readT(st.hc.h)
 	uc.prepare(x.mc)
 	uc.c.Write(x.head)
-	if len(x.replay.buf) > 0 {
-		uc.c.Write(x.replay.buf)
-		x.replay.sent = len(x.replay.buf)
+	if x.replay.Len() > 0 {
+		uc.c.Write(x.replay.Bytes())
+		x.replay.Resent()
 	}
 	x.sentAt = st.hc.ls.l.Now()
 	if x.uc != uc {
@@ -411,13 +413,13 @@ func (st *h2Stream) afterFailure(u *Upstream, err *proxyError, stale, refused bo
 		return
 	}
 	switch a := x.retryAction(err.kind, stale, refused); a {
-	case retryElsewhere, retryFresh, retrySame:
+	case exch.Elsewhere, exch.Fresh, exch.Same:
 		h.countRetry(u)
 		switch a {
-		case retryFresh:
+		case exch.Fresh:
 			x.forceFreshDial = true
 			st.connect(nil)
-		case retrySame:
+		case exch.Same:
 			st.x.up = nil
 			st.connectH2C(u)
 		default:
@@ -806,9 +808,7 @@ func (st *h2Stream) finish() {
 		if cap(st.pend) > 16<<10 {
 			st.pend = nil
 		}
-		if cap(st.x.replay.buf) > 16<<10 {
-			st.x.replay.buf = nil
-		}
+		st.x.replay.Trim(16 << 10)
 		hc.free = append(hc.free, st)
 	}
 }

@@ -25,8 +25,8 @@ func (st *h2Stream) connectH2C(u *Upstream) {
 		return
 	}
 	x.sentAll = false
-	x.replay.sent = 0
-	end := st.reqEnd && len(st.reqPend) == 0 && len(x.replay.buf) == 0 && len(st.reqTrail) == 0
+	x.replay.NewAttempt()
+	end := st.reqEnd && len(st.reqPend) == 0 && x.replay.Len() == 0 && len(st.reqTrail) == 0
 	id, err := up.open(st, st.h2cRequestFields(u), end)
 	if err != nil {
 		// The request cannot be said to this upstream (a header list over
@@ -79,9 +79,9 @@ func (st *h2Stream) pumpRequestH2C() {
 	}
 	hc := st.hc
 	last := st.reqEnd && len(st.reqTrail) == 0
-	if rest := x.replay.rest(); len(rest) > 0 {
+	if rest := x.replay.Rest(); len(rest) > 0 {
 		k := up.writeData(st.x.upID, rest, last && len(st.reqPend) == 0)
-		x.replay.sent += k
+		x.replay.Sent(k)
 		if k < len(rest) || !st.x.upOpen {
 			return // OnWindowOpen brings us back
 		}

@@ -6,6 +6,7 @@ import (
 	"github.com/sluice-proxy/sluice/diag"
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/httpcodec/h1"
+	exch "github.com/sluice-proxy/sluice/proxy/exchange"
 	"github.com/sluice-proxy/sluice/proxy/header"
 )
 
@@ -101,8 +102,8 @@ type exchange struct {
 	uc   *upConn   // connection of the current attempt (dialing or busy)
 	head []byte    // request head as sent upstream, kept for a retry
 
-	replay    replay // body bytes sent, kept for a retry (retry.go)
-	bodyTaken int64  // body bytes (as framed upstream) taken from the client and sent; replays not counted
+	replay    exch.Replay // body bytes sent, kept for a retry (retry.go)
+	bodyTaken int64       // body bytes (as framed upstream) taken from the client and sent; replays not counted
 
 	mc         h1.MethodClass
 	minor      int
@@ -148,8 +149,9 @@ type exchange struct {
 }
 
 func (x *exchange) reset() {
-	*x = exchange{head: x.head[:0], replay: replay{buf: x.replay.buf[:0]}, logb: x.logb[:0], reqID: x.reqID[:0],
+	*x = exchange{head: x.head[:0], replay: x.replay, logb: x.logb[:0], reqID: x.reqID[:0],
 		upFields: x.upFields[:0], upTrail: x.upTrail[:0], upPend: x.upPend[:0]}
+	x.replay.Reset()
 }
 
 func newClientConn(h *HTTP, ls *loopState, c *engine.Conn) *clientConn {
@@ -560,9 +562,9 @@ func (cc *clientConn) attach(uc *upConn) {
 	uc.readT = x.readT(cc.h)
 	uc.prepare(x.mc)
 	uc.c.Write(x.head)
-	if len(x.replay.buf) > 0 {
-		uc.c.Write(x.replay.buf)
-		x.replay.sent = len(x.replay.buf)
+	if x.replay.Len() > 0 {
+		uc.c.Write(x.replay.Bytes())
+		x.replay.Resent()
 	}
 	x.sentAt = cc.ls.l.Now()
 	if x.reqDone {
@@ -595,7 +597,7 @@ func (cc *clientConn) readBody(b []byte) int {
 	case h2c && (!x.upOpen || !x.up.ready()), !h2c && (x.uc == nil || x.uc.state != ucBusy):
 		cc.pause(pauseDial) // between attempts: the body waits in the engine
 		return 0
-	case h2c && (len(x.upPend) > 0 || len(x.replay.rest()) > 0):
+	case h2c && (len(x.upPend) > 0 || len(x.replay.Rest()) > 0):
 		cc.pause(pauseUpstream)
 		return 0
 	}
@@ -897,13 +899,13 @@ func (cc *clientConn) attemptFailed(uc *upConn, err *proxyError) {
 func (cc *clientConn) afterFailure(u *Upstream, err *proxyError, stale, refused bool) {
 	x := &cc.x
 	switch a := x.retryAction(err.kind, stale, refused); a {
-	case retryElsewhere, retryFresh, retrySame:
+	case exch.Elsewhere, exch.Fresh, exch.Same:
 		cc.h.countRetry(u)
 		switch a {
-		case retryFresh:
+		case exch.Fresh:
 			x.forceFreshDial = true // same upstream, new connection
 			cc.connect(nil, nil, nil)
-		case retrySame:
+		case exch.Same:
 			cc.connectH2C(u)
 		default:
 			cc.connect(u, nil, nil)

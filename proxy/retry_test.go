@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/net/http2"
 
+	exch "github.com/sluice-proxy/sluice/proxy/exchange"
 	"github.com/sluice-proxy/sluice/proxy/upstream"
 )
 
@@ -40,38 +41,38 @@ func TestRetryPolicyTable(t *testing.T) {
 		started    bool
 		onlyH1Up   bool // stale: a pooled HTTP/1.1 connection
 		onlyH2Up   bool // refused: an HTTP/2 stream
-		wantH1Up   retryAction
-		wantH2Up   retryAction
+		wantH1Up   exch.Action
+		wantH2Up   exch.Action
 		retries    int // the route's; 2 unless set
 		noRetries  bool
 		bodyLimit  int // RetryBodyBytes; 64 KiB unless set
 		mixedRoute bool
 	}
 	cases := []tc{
-		{name: "dial GET", method: "GET", kind: errDial, wantH1Up: retryElsewhere, wantH2Up: retryElsewhere},
-		{name: "dial POST nothing sent", method: "POST", kind: errDial, wantH1Up: retryElsewhere, wantH2Up: retryElsewhere},
-		{name: "dial timeout POST", method: "POST", kind: errDialTimeout, wantH1Up: retryElsewhere, wantH2Up: retryElsewhere},
-		{name: "upstream TLS PUT", method: "PUT", kind: errUpTLS, wantH1Up: retryElsewhere, wantH2Up: retryElsewhere},
-		{name: "dial, retries used", method: "GET", kind: errDial, attempts: 3, wantH1Up: noRetry, wantH2Up: noRetry},
-		{name: "dial, retries off", method: "GET", kind: errDial, noRetries: true, wantH1Up: noRetry, wantH2Up: noRetry},
-		{name: "stale GET", method: "GET", kind: errUpReset, stale: true, onlyH1Up: true, wantH1Up: retryFresh},
-		{name: "stale PUT body held", method: "PUT", kind: errUpReset, stale: true, body: 1000, onlyH1Up: true, wantH1Up: retryFresh},
-		{name: "stale PUT body past the hold", method: "PUT", kind: errUpReset, stale: true, body: 1000, bodyLimit: 100, onlyH1Up: true, wantH1Up: noRetry},
-		{name: "stale POST", method: "POST", kind: errUpReset, stale: true, onlyH1Up: true, wantH1Up: noRetry},
-		{name: "stale GET after 100 Continue", method: "GET", kind: errUpReset, stale: true, interim: true, onlyH1Up: true, wantH1Up: noRetry},
-		{name: "reset, not stale", method: "GET", kind: errUpReset, wantH1Up: noRetry, wantH2Up: noRetry},
-		{name: "timeout", method: "GET", kind: errUpTimeout, wantH1Up: noRetry, wantH2Up: noRetry},
-		{name: "bad response", method: "GET", kind: errUpBadResponse, wantH1Up: noRetry, wantH2Up: noRetry},
-		{name: "queue full", method: "GET", kind: errQueueFull, wantH1Up: noRetry, wantH2Up: noRetry},
-		{name: "refused POST", method: "POST", kind: errUpReset, refused: true, onlyH2Up: true, wantH2Up: retrySame},
-		{name: "refused POST body held", method: "POST", kind: errUpReset, refused: true, body: 5000, onlyH2Up: true, wantH2Up: retrySame},
-		{name: "refused POST body past the hold", method: "POST", kind: errUpReset, refused: true, body: 5000, bodyLimit: 4096, onlyH2Up: true, wantH2Up: noRetry},
-		{name: "refused after 100 Continue", method: "POST", kind: errUpReset, refused: true, interim: true, onlyH2Up: true, wantH2Up: retrySame},
-		{name: "refused, retries used", method: "POST", kind: errUpReset, refused: true, attempts: 3, onlyH2Up: true, wantH2Up: noRetry},
-		{name: "refused after the response head", method: "GET", kind: errUpReset, refused: true, started: true, onlyH2Up: true, wantH2Up: noRetry},
-		{name: "connection never opened", method: "POST", kind: errDial, refused: true, onlyH2Up: true, wantH2Up: retryElsewhere},
-		{name: "dial after a refusal, body held", method: "POST", kind: errDial, body: 10, attempts: 2, onlyH2Up: true, wantH2Up: retryElsewhere},
-		{name: "dial after a refusal, mixed route", method: "POST", kind: errDial, body: 10, attempts: 2, onlyH2Up: true, mixedRoute: true, wantH2Up: noRetry},
+		{name: "dial GET", method: "GET", kind: errDial, wantH1Up: exch.Elsewhere, wantH2Up: exch.Elsewhere},
+		{name: "dial POST nothing sent", method: "POST", kind: errDial, wantH1Up: exch.Elsewhere, wantH2Up: exch.Elsewhere},
+		{name: "dial timeout POST", method: "POST", kind: errDialTimeout, wantH1Up: exch.Elsewhere, wantH2Up: exch.Elsewhere},
+		{name: "upstream TLS PUT", method: "PUT", kind: errUpTLS, wantH1Up: exch.Elsewhere, wantH2Up: exch.Elsewhere},
+		{name: "dial, retries used", method: "GET", kind: errDial, attempts: 3, wantH1Up: exch.NoRetry, wantH2Up: exch.NoRetry},
+		{name: "dial, retries off", method: "GET", kind: errDial, noRetries: true, wantH1Up: exch.NoRetry, wantH2Up: exch.NoRetry},
+		{name: "stale GET", method: "GET", kind: errUpReset, stale: true, onlyH1Up: true, wantH1Up: exch.Fresh},
+		{name: "stale PUT body held", method: "PUT", kind: errUpReset, stale: true, body: 1000, onlyH1Up: true, wantH1Up: exch.Fresh},
+		{name: "stale PUT body past the hold", method: "PUT", kind: errUpReset, stale: true, body: 1000, bodyLimit: 100, onlyH1Up: true, wantH1Up: exch.NoRetry},
+		{name: "stale POST", method: "POST", kind: errUpReset, stale: true, onlyH1Up: true, wantH1Up: exch.NoRetry},
+		{name: "stale GET after 100 Continue", method: "GET", kind: errUpReset, stale: true, interim: true, onlyH1Up: true, wantH1Up: exch.NoRetry},
+		{name: "reset, not stale", method: "GET", kind: errUpReset, wantH1Up: exch.NoRetry, wantH2Up: exch.NoRetry},
+		{name: "timeout", method: "GET", kind: errUpTimeout, wantH1Up: exch.NoRetry, wantH2Up: exch.NoRetry},
+		{name: "bad response", method: "GET", kind: errUpBadResponse, wantH1Up: exch.NoRetry, wantH2Up: exch.NoRetry},
+		{name: "queue full", method: "GET", kind: errQueueFull, wantH1Up: exch.NoRetry, wantH2Up: exch.NoRetry},
+		{name: "refused POST", method: "POST", kind: errUpReset, refused: true, onlyH2Up: true, wantH2Up: exch.Same},
+		{name: "refused POST body held", method: "POST", kind: errUpReset, refused: true, body: 5000, onlyH2Up: true, wantH2Up: exch.Same},
+		{name: "refused POST body past the hold", method: "POST", kind: errUpReset, refused: true, body: 5000, bodyLimit: 4096, onlyH2Up: true, wantH2Up: exch.NoRetry},
+		{name: "refused after 100 Continue", method: "POST", kind: errUpReset, refused: true, interim: true, onlyH2Up: true, wantH2Up: exch.Same},
+		{name: "refused, retries used", method: "POST", kind: errUpReset, refused: true, attempts: 3, onlyH2Up: true, wantH2Up: exch.NoRetry},
+		{name: "refused after the response head", method: "GET", kind: errUpReset, refused: true, started: true, onlyH2Up: true, wantH2Up: exch.NoRetry},
+		{name: "connection never opened", method: "POST", kind: errDial, refused: true, onlyH2Up: true, wantH2Up: exch.Elsewhere},
+		{name: "dial after a refusal, body held", method: "POST", kind: errDial, body: 10, attempts: 2, onlyH2Up: true, wantH2Up: exch.Elsewhere},
+		{name: "dial after a refusal, mixed route", method: "POST", kind: errDial, body: 10, attempts: 2, onlyH2Up: true, mixedRoute: true, wantH2Up: exch.NoRetry},
 	}
 	for _, p := range pairs {
 		for _, c := range cases {
@@ -115,34 +116,10 @@ func TestRetryPolicyTable(t *testing.T) {
 					want = c.wantH2Up
 				}
 				if got := x.retryAction(c.kind, c.stale, c.refused); got != want {
-					t.Fatalf("retryAction = %d, want %d", got, want)
+					t.Fatalf("retryAction = %v, want %v", got, want)
 				}
 			})
 		}
-	}
-}
-
-// The replay buffer keeps what a retry needs and gives up for good past
-// its bound.
-func TestReplayBound(t *testing.T) {
-	var r replay
-	r.ok = true
-	r.keep([]byte("abc"), 5, true)
-	r.keep([]byte("de"), 5, true)
-	if string(r.buf) != "abcde" || !r.ok || len(r.rest()) != 0 {
-		t.Fatalf("buf %q ok %v rest %q", r.buf, r.ok, r.rest())
-	}
-	r.sent = 0
-	if string(r.rest()) != "abcde" {
-		t.Fatalf("rest %q after a new attempt", r.rest())
-	}
-	r.keep([]byte("f"), 5, true)
-	if r.ok || len(r.buf) != 0 {
-		t.Fatalf("past the bound: buf %q ok %v", r.buf, r.ok)
-	}
-	r.keep([]byte("g"), 5, true)
-	if r.ok || len(r.buf) != 0 {
-		t.Fatal("a dropped replay came back")
 	}
 }
 
