@@ -60,6 +60,16 @@
 //     HTTP/1.1 upstream as the RFC 6455 handshake and becomes a tunnel
 //     on its stream (h2ws.go).
 //
+// One request's life is written once for the four protocol pairs where
+// it can be: the retry policy and its replay buffer (retry.go over
+// package proxy/exchange: exchange.retryAction, one afterFailure per
+// client kind), attempt accounting (beginAttempt, endAttemptOn), the
+// response's progress (exchange.resp), the access log line and request
+// metrics (accesslog.go: HTTP.account), the request's noted fields
+// (noteRequest) and body-deadline errors (bodyErr). Still one copy per
+// client kind: the request state booleans besides resp, the tunnels
+// (http_conn.go, h2ws.go) and the downstream writes.
+//
 // Pools and the in-use cap: pool.go (the idle pool follows demand, purged
 // by age) and queue.go (UpstreamMaxConns: slots over all loops, a FIFO
 // per loop, 503 past its bounds).
