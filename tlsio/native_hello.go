@@ -119,9 +119,11 @@ func parseClientHello(msg []byte) (*clientHello, error) {
 		!body.ReadUint8LengthPrefixed(&comp) || len(comp) == 0 {
 		return nil, badHello(AlertDecodeError, "bad fixed fields")
 	}
-	if ch.version>>8 != 3 {
-		return nil, badHello(AlertProtocolVersion, "legacy_version is not 3.x")
-	}
+	// legacy_version is not checked: with supported_versions present,
+	// RFC 8446, Section 4.2.1 says servers "MUST NOT use the
+	// ClientHello.legacy_version value for version negotiation" (clients
+	// that send 0x0400 there must still get TLS 1.3); without it, the
+	// crypto/tls fallback negotiates from it.
 	ch.compression = comp
 	for !suites.Empty() {
 		var v uint16
@@ -145,7 +147,9 @@ func parseClientHello(msg []byte) (*clientHello, error) {
 			if seen == et {
 				// RFC 8446, Section 4.2: "There MUST NOT be more than one
 				// extension of the same type in a given extension block."
-				return nil, badHello(AlertIllegalParameter, "duplicate extension")
+				// The RFC names no alert; decode_error, as crypto/tls and
+				// BoringSSL send (BoGo DuplicateExtensionServer-*).
+				return nil, badHello(AlertDecodeError, "duplicate extension")
 			}
 		}
 		ch.extOrder = append(ch.extOrder, et)
@@ -305,8 +309,15 @@ func (ch *clientHello) parseExt(et uint16, d cryptobyte.String) error {
 		}
 		for i := 0; !binders.Empty(); i++ {
 			var b cryptobyte.String
-			if !binders.ReadUint8LengthPrefixed(&b) || len(b) < 32 || i >= len(ch.psks) {
+			// Lengths are checked against the hash of the identity we
+			// choose (acceptPSK); identities we ignore may carry binders of
+			// other hashes (a TLS 1.2 session's, say).
+			if !binders.ReadUint8LengthPrefixed(&b) || len(b) == 0 {
 				return bad("pre_shared_key binders")
+			}
+			if i >= len(ch.psks) {
+				// Section 4.2.11: one binder per identity.
+				return badHello(AlertIllegalParameter, "more PSK binders than identities")
 			}
 			ch.psks[i].binder = b
 		}

@@ -117,6 +117,7 @@ func TestNativeHelloChecks(t *testing.T) {
 	compHead = append(compHead[:len(compHead)-1], 1, 0)
 	pskLast := append(append([]helloExt(nil), exts...), helloExt{extPreSharedKey, append([]byte{0, 7, 0, 1, 'x', 0, 0, 0, 0, 0, 33, 32}, make([]byte, 32)...)})
 	pskLast = append(pskLast, helloExt{0x5a5a, nil})
+	pskModes := helloExt{extPSKModes, []byte{1, 1}} // psk_dhe_ke
 
 	for _, tc := range []struct {
 		name  string
@@ -125,7 +126,17 @@ func TestNativeHelloChecks(t *testing.T) {
 	}{
 		{"grease-ignored", joinHello(head, append(append([]helloExt{grease}, exts[:find(extSupportedGroups)]...),
 			append([]helloExt{{extSupportedGroups, greaseGroups}}, exts[find(extSupportedGroups)+1:]...)...)), 0},
-		{"duplicate-extension", joinHello(head, append(append([]helloExt(nil), exts...), exts[find(extSupportedVersions)])), AlertIllegalParameter},
+		{"duplicate-extension", joinHello(head, append(append([]helloExt(nil), exts...), exts[find(extSupportedVersions)])), AlertDecodeError},
+		// BoGo VersionTolerance-TLS13, MajorVersionTolerance: with
+		// supported_versions, legacy_version is ignored.
+		{"legacy-version-0x0400", joinHello(append([]byte{4, 0}, head[2:]...), exts), 0},
+		// BoGo Resume-Server-TLS12-TLS13-TLS: an identity that is no ticket
+		// of ours, with a 20-byte binder, is ignored (full handshake).
+		{"unknown-psk-short-binder", joinHello(head, append(append([]helloExt(nil), exts...), pskModes,
+			helloExt{extPreSharedKey, append([]byte{0, 7, 0, 1, 'x', 0, 0, 0, 0, 0, 21, 20}, make([]byte, 20)...)})), 0},
+		// BoGo Resume-Server-ExtraPSKBinder: more binders than identities.
+		{"extra-psk-binder", joinHello(head, append(append([]helloExt(nil), exts...), pskModes,
+			helloExt{extPreSharedKey, append(append([]byte{0, 7, 0, 1, 'x', 0, 0, 0, 0, 0, 66, 32}, make([]byte, 32)...), append([]byte{32}, make([]byte, 32)...)...)})), AlertIllegalParameter},
 		{"psk-not-last", joinHello(head, pskLast), AlertIllegalParameter},
 		{"compression-methods", joinHello(compHead, exts), AlertIllegalParameter},
 		{"no-key-share", joinHello(head, without(extKeyShare)), AlertMissingExtension},

@@ -36,6 +36,7 @@ type hsData struct {
 	transcript hash.Hash
 	prefix     []byte // message_hash and HRR, for binders after a retry
 	sessionID  []byte
+	dheMode    bool // the client offered psk_dhe_ke: a ticket is of use
 
 	early, hsSecret, master []byte
 	cHS                     []byte
@@ -111,6 +112,7 @@ func (expectClientHello) handle(c *nativeConn, msg []byte) (hsState, bool, error
 	c.decided = true
 	c.pre = nil
 	hs.sawHello = true
+	hs.dheMode = slices.Contains(ch.pskModes, 1)
 	if err := ch.check13(); err != nil {
 		return nil, false, err
 	}
@@ -201,9 +203,12 @@ func (expectClientHello) handle(c *nativeConn, msg []byte) (hsState, bool, error
 	hs.transcript.Write(ch.raw)
 	hs.transcript.Write(sh)
 	c.out = c.wr.seal(c.out, recordTypeHandshake, sh, 0)
-	if len(ch.sessionID) > 0 && !hs.retried {
+	if !hs.retried {
 		// Middlebox compatibility (Appendix D.4): a dummy change_cipher_spec
-		// right after our first handshake message.
+		// right after our first handshake message. It is a MUST only when
+		// the client sent a session ID, but "either side can send
+		// change_cipher_spec at any time", and clients (BoGo's among them)
+		// expect it always, as crypto/tls and BoringSSL send it.
 		c.out = append(c.out, recordTypeCCS, 3, 3, 0, 1, 1)
 	}
 
@@ -225,6 +230,13 @@ func (expectClientHello) handle(c *nativeConn, msg []byte) (hsState, bool, error
 	// EncryptedExtensions.
 	ee := buildMsg(hsEncryptedExts, func(b *cryptobyte.Builder) {
 		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
+			if ch.serverName != "" && psk == nil {
+				// RFC 6066, Section 3: the name chose the certificate, so
+				// an empty server_name says it was used (not when
+				// resuming, where the ticket's name had to match).
+				b.AddUint16(extServerName)
+				b.AddUint16(0)
+			}
 			if alpn != "" {
 				b.AddUint16(extALPN)
 				b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
@@ -321,11 +333,13 @@ func (c *nativeConn) helloRetry(ch *clientHello, g uint16) (hsState, bool, error
 	hs.retried, hs.hrrGroup, hs.ch1 = true, g, ch
 	c.hrr = true
 	c.out = c.wr.seal(c.out, recordTypeHandshake, hrr, 0)
-	if len(ch.sessionID) > 0 {
-		c.out = append(c.out, recordTypeCCS, 3, 3, 0, 1, 1)
-	}
+	c.out = append(c.out, recordTypeCCS, 3, 3, 0, 1, 1)
 	c.earlySkip = 0 // no 0-RTT after a retry
-	return expectClientHello{}, false, nil
+	// Reported as a key change: the client may send its second ClientHello
+	// only after reading the HelloRetryRequest, so handshake bytes already
+	// behind the first are unexpected_message (BoGo
+	// PartialSecondClientHelloAfterFirst), as before a key change.
+	return expectClientHello{}, true, nil
 }
 
 // checkSecondHello applies Section 4.1.2's rules to the ClientHello sent
@@ -451,9 +465,9 @@ func (expectFinished) handle(c *nativeConn, msg []byte) (hsState, bool, error) {
 		return nil, false, alertErr(AlertUnexpectedMessage, "expected Finished")
 	}
 	hs, s := c.hs, c.suite
-	if len(msg)-4 != s.hash.Size() {
-		return nil, false, alertErr(AlertDecodeError, "Finished has the wrong length")
-	}
+	// A Finished of the wrong length is one that does not verify: Section
+	// 4.4.4 says "if incorrect MUST terminate the connection with a
+	// "decrypt_error" alert" (hmac.Equal is false for unequal lengths).
 	if !hmac.Equal(msg[4:], hs.wantFinished) {
 		return nil, false, alertErr(AlertDecryptError, "client Finished does not verify")
 	}
@@ -463,7 +477,10 @@ func (expectFinished) handle(c *nativeConn, msg []byte) (hsState, bool, error) {
 	}
 	c.rdSecret = hs.cAP
 	var ticket []byte
-	if !c.srv.ticketsOff {
+	// Section 4.2.9: servers "SHOULD NOT send NewSessionTicket with
+	// tickets that are not compatible with the advertised modes", and we
+	// resume with psk_dhe_ke only.
+	if !c.srv.ticketsOff && hs.dheMode {
 		res := s.deriveSecret(hs.master, "res master", hs.transcript.Sum(nil))
 		var err error
 		if ticket, err = c.newTicket(res); err != nil {
