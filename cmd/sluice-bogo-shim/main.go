@@ -1,10 +1,3 @@
-// Command sluice-bogo-shim is a shim for BoringSSL's TLS test runner
-// (BoGo, ssl/test/runner): it speaks the runner's flag protocol for the
-// server role over tlsio's sans-I/O API, with a plain net.Conn pump.
-// -tls-engine selects tlsio's native engine (the default; it hands non-1.3
-// hellos to crypto/tls, as sluice does) or stdlib. Flags it cannot honour
-// make it exit 89, which the runner counts as unimplemented. bogo.sh runs
-// the runner against it; see README "BoGo".
 package main
 
 import (
