@@ -1,7 +1,11 @@
 // Package diag is the diagnostics vocabulary of sluice: the names of a
 // connection's lifecycle states and outcomes, the trace that records one
 // connection's life, the ring of recent traces, the JSON snapshot types of
-// /debug/connections and /debug/shutdowns, and the admin server that shows
+// /debug/connections and /debug/shutdowns, the metric families named by
+// that vocabulary (metrics.go: connections by state, closes by outcome,
+// time in each state, lifetimes, close sequences, aborts; the engine's own
+// mechanisms, admission, TLS, dials, keep theirs in engine), the shared
+// histogram buckets, and the admin server that shows
 // them (admin.go: /metrics, /healthz, /readyz, /debug/connections,
 // /debug/shutdowns, pprof) with the HELP text of every metric family
 // (metrichelp.go, one table so each family is described once).

@@ -142,7 +142,7 @@ func (c *Conn) abort(o diag.Outcome, rst bool) {
 	if c.trace.Cause == diag.OutcomeNone {
 		c.trace.Cause = o
 	}
-	c.l.e.met.abort(c.side, c.trace.Discarded)
+	c.l.e.met.conn.Abort(c.side, c.trace.Discarded)
 	// An upstream reset is how a cancelled request ends (a client that
 	// reset its stream): routine, so debug, like upstream closes.
 	// Admission's resets (admission.go) throw nothing away and come by
@@ -225,7 +225,7 @@ func (c *Conn) finalize() {
 		c.trace.Remote = c.remote.String()
 	}
 	l.record(&c.trace)
-	l.e.met.closed(&c.trace)
+	l.e.met.conn.Closed(&c.trace)
 	l.e.logClose(&c.trace)
 	c.h.OnClosed(c, &c.trace)
 	l.e.connGone()

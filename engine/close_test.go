@@ -120,7 +120,7 @@ func TestAbortReportsDiscardedBytes(t *testing.T) {
 	if !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("client read error %v, want ECONNRESET", err)
 	}
-	if got := e.met.aborts[diag.Downstream].Get(); got != 1 {
+	if got := e.met.conn.Aborts(diag.Downstream); got != 1 {
 		t.Fatalf("abort counter %d", got)
 	}
 }

@@ -176,7 +176,7 @@ func (c *Conn) setState(s diag.State) {
 	c.trace.Entered[s] = now
 	spent := now - c.stateSince
 	c.stateSince = now
-	l.e.met.observeState(c.side, prev, s, spent)
+	l.e.met.conn.Left(c.side, prev, s, spent)
 	if s >= diag.ShutdownInitiated {
 		c.shutdownStep(s, prev, now, spent)
 		return

@@ -10,38 +10,21 @@ import (
 	"github.com/sluice-proxy/sluice/tlsio"
 )
 
-// Histogram upper bounds, in seconds (Prometheus le buckets):
-// latencyBuckets for handshakes and close sequences (0.5 ms to 1 min),
-// lifetimeBuckets for connection lifetimes and time in a state (1 ms to
-// 4 h: keep-alive and tunnels live long).
-var (
-	latencyBuckets  = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
-	lifetimeBuckets = []float64{.001, .01, .05, .1, .5, 1, 5, 10, 30, 60, 300, 900, 3600, 14400}
-	// pendingBuckets for bytes left to send when a close begins (0 to 16 MiB).
-	pendingBuckets = []float64{0, 1 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20}
-)
-
 // engineMetrics holds pointers to every engine metric, created once at
 // start-up; hot paths never format a metric name. Gauges are callbacks that
 // read per-loop atomics at scrape time.
 type engineMetrics struct {
-	accepted        *metrics.Counter
-	rejected        *metrics.Counter
-	evicted         [numAdmKinds]*metrics.Counter
-	parked          *metrics.Counter
-	spared          *metrics.Counter
-	pauses          *metrics.Counter
-	detached        *metrics.Counter
-	closes          [2][diag.NumOutcomes]*metrics.Counter
-	aborts          [2]*metrics.Counter
-	abortBytes      [2]*metrics.Counter
-	in, out         [2]*metrics.Counter
-	phase           [diag.NumStates]*metrics.PrometheusHistogram // time spent in a state, by the state left
-	lifetime        [2]*metrics.PrometheusHistogram
-	closeSeq        *metrics.PrometheusHistogram // ShutdownInitiated to SocketClosed
-	shutdownPending *metrics.PrometheusHistogram // engine buffer bytes at ShutdownInitiated
-	dials           [3]*metrics.Counter
-	dialsInFlight   atomic.Int64
+	accepted      *metrics.Counter
+	rejected      *metrics.Counter
+	evicted       [numAdmKinds]*metrics.Counter
+	parked        *metrics.Counter
+	spared        *metrics.Counter
+	pauses        *metrics.Counter
+	detached      *metrics.Counter
+	conn          *diag.ConnMetrics // the lifecycle families (states, outcomes, closes)
+	in, out       [2]*metrics.Counter
+	dials         [3]*metrics.Counter
+	dialsInFlight atomic.Int64
 
 	tlsHandshakes      [len(hsResults)]*metrics.Counter
 	tlsHandshakeDur    *metrics.PrometheusHistogram
@@ -94,51 +77,25 @@ func newEngineMetrics(e *Engine) *engineMetrics {
 	m.spared = s.NewCounter(`sluice_tls_handshakes_spared_total`)
 	m.pauses = s.NewCounter(`sluice_read_pauses_total`)
 	m.detached = s.NewCounter(`sluice_half_closed_by_peer_total`)
-	prefix := [2]string{"sluice_connection", "sluice_upstream_connection"}
-	for side := diag.Downstream; side <= diag.Upstream; side++ {
-		for o := diag.Outcome(1); o < diag.NumOutcomes; o++ {
-			m.closes[side][o] = s.NewCounter(fmt.Sprintf(`%s_closes_total{outcome=%q}`, prefix[side], o))
+	m.conn = diag.NewConnMetrics(s, func(side diag.Side, st diag.State) int64 {
+		var n int64
+		for _, l := range e.Loops() {
+			n += l.stateCount[side][st].Load()
 		}
-		m.aborts[side] = s.NewCounter(prefix[side] + `_aborts_total`)
-		m.abortBytes[side] = s.NewCounter(prefix[side] + `_abort_discarded_bytes_total`)
-		m.lifetime[side] = s.NewPrometheusHistogramExt(prefix[side]+`_duration_seconds`, lifetimeBuckets)
+		return n
+	})
+	for side := diag.Downstream; side <= diag.Upstream; side++ {
 		dir := [2]string{"sluice_downstream", "sluice_upstream"}[side]
 		m.in[side] = s.NewCounter(dir + `_bytes_read_total`)
 		m.out[side] = s.NewCounter(dir + `_bytes_written_total`)
-		for st := diag.State(0); st < diag.SocketClosed; st++ {
-			side, st := side, st
-			name := fmt.Sprintf(`sluice_connections_active{state=%q}`, st)
-			if side == diag.Upstream {
-				name = fmt.Sprintf(`sluice_upstream_connections_active{state=%q}`, st)
-			}
-			s.NewGauge(name, func() float64 {
-				var n int64
-				for _, l := range e.Loops() {
-					n += l.stateCount[side][st].Load()
-				}
-				return float64(n)
-			})
-		}
 	}
-	// The close's states are its phases (time in ShutdownInitiated is the
-	// flush, in BufferFlushed the close_notify, in Lingering the linger),
-	// bounded by deadlines and often sub-millisecond: latency buckets.
-	for st := diag.State(0); st < diag.SocketClosed; st++ {
-		b := lifetimeBuckets
-		if st >= diag.ShutdownInitiated {
-			b = latencyBuckets
-		}
-		m.phase[st] = s.NewPrometheusHistogramExt(fmt.Sprintf(`sluice_connection_state_duration_seconds{state=%q}`, st), b)
-	}
-	m.closeSeq = s.NewPrometheusHistogramExt(`sluice_close_sequence_duration_seconds`, latencyBuckets)
-	m.shutdownPending = s.NewPrometheusHistogramExt(`sluice_shutdown_pending_bytes`, pendingBuckets)
 	for i, r := range []string{"ok", "error", "timeout"} {
 		m.dials[i] = s.NewCounter(fmt.Sprintf(`sluice_upstream_dials_total{result=%q}`, r))
 	}
 	for i, r := range hsResults {
 		m.tlsHandshakes[i] = s.NewCounter(fmt.Sprintf(`sluice_tls_handshakes_total{result=%q}`, r))
 	}
-	m.tlsHandshakeDur = s.NewPrometheusHistogramExt(`sluice_tls_handshake_duration_seconds`, latencyBuckets)
+	m.tlsHandshakeDur = s.NewPrometheusHistogramExt(`sluice_tls_handshake_duration_seconds`, diag.LatencyBuckets)
 	for p, path := range tlsPaths {
 		for i, r := range []string{"ok", "error", "timeout"} {
 			m.tlsByPath[p][i] = s.NewCounter(fmt.Sprintf(`sluice_tls_engine_handshakes_total{path=%q,result=%q}`, path, r))
@@ -151,7 +108,7 @@ func newEngineMetrics(e *Engine) *engineMetrics {
 	for i, r := range []string{"ok", "error", "timeout"} {
 		m.upTLSHandshakes[i] = s.NewCounter(fmt.Sprintf(`sluice_upstream_tls_handshakes_total{result=%q}`, r))
 	}
-	m.upTLSHandshakeDur = s.NewPrometheusHistogramExt(`sluice_upstream_tls_handshake_duration_seconds`, latencyBuckets)
+	m.upTLSHandshakeDur = s.NewPrometheusHistogramExt(`sluice_upstream_tls_handshake_duration_seconds`, diag.LatencyBuckets)
 	for i, r := range ppResults {
 		m.proxyProtoRes[i] = s.NewCounter(fmt.Sprintf(`sluice_proxy_protocol_headers_total{result=%q}`, r))
 	}
@@ -168,30 +125,8 @@ func newEngineMetrics(e *Engine) *engineMetrics {
 	return m
 }
 
-func (m *engineMetrics) observeState(side diag.Side, prev, next diag.State, spentNs int64) {
-	if side == diag.Downstream && prev < diag.SocketClosed && next != prev {
-		m.phase[prev].Update(float64(spentNs) / 1e9)
-	}
-}
-
 func (m *engineMetrics) bytesIn(side diag.Side, n int)  { m.in[side].Add(n) }
 func (m *engineMetrics) bytesOut(side diag.Side, n int) { m.out[side].Add(n) }
-
-func (m *engineMetrics) abort(side diag.Side, discarded int64) {
-	m.aborts[side].Inc()
-	m.abortBytes[side].Add(int(discarded))
-}
-
-func (m *engineMetrics) closed(t *diag.Trace) {
-	if t.Outcome > 0 && t.Outcome < diag.NumOutcomes {
-		m.closes[t.Side][t.Outcome].Inc()
-	}
-	end := t.Entered[diag.SocketClosed]
-	m.lifetime[t.Side].Update(float64(end-t.Entered[diag.Created]) / 1e9)
-	if s := t.Entered[diag.ShutdownInitiated]; s != 0 && t.Side == diag.Downstream {
-		m.closeSeq.Update(float64(end-s) / 1e9)
-	}
-}
 
 // PROXY protocol header results, indexes of proxyProtoRes: the two
 // versions read, then the reasons a header was rejected.

@@ -164,7 +164,7 @@ func TestProxyProtocolRejects(t *testing.T) {
 		t.Fatalf("silent: read %v, want a reset", err)
 	}
 	if !waitFor(5*time.Second, func() bool {
-		return e.met.closes[diag.Downstream][diag.FirstByteTimeout].Get() == 1
+		return e.met.conn.Closes(diag.Downstream, diag.FirstByteTimeout) == 1
 	}) {
 		t.Fatal("first_byte_timeout close not counted")
 	}

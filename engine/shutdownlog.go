@@ -21,7 +21,7 @@ func (c *Conn) shutdownStep(s, prev diag.State, now, spent int64) {
 		t.KernelAtShutdown = max(c.kernelQueue(), 0)
 		t.InAtShutdown = t.BytesIn
 		if c.side == diag.Downstream {
-			m.shutdownPending.Update(float64(t.PendingAtShutdown))
+			m.conn.ShutdownPending(t.PendingAtShutdown)
 		}
 	}
 	lg := c.l.e.log
