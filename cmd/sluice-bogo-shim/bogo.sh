@@ -20,8 +20,10 @@ mkdir -p "$work/src"
 
 if [ -d "$src/ssl/test/runner" ]; then
 	rev=$(git -C "$src" rev-parse HEAD 2>/dev/null || echo unknown)
-	cp -R "$src/ssl/test/runner" "$src/util" "$src/go.mod" "$src/go.sum" "$work/src/" 2>/dev/null ||
-		{ mkdir -p "$work/src/ssl/test"; cp -R "$src/ssl/test/runner" "$work/src/ssl/test/"; cp -R "$src/util" "$src/go.mod" "$src/go.sum" "$work/src/"; }
+	mkdir -p "$work/src/ssl/test" "$work/src/util"
+	cp -R "$src/ssl/test/runner" "$work/src/ssl/test/"
+	cp -R "$src/util/testresult" "$work/src/util/"
+	cp "$src/go.mod" "$src/go.sum" "$work/src/"
 else
 	# A git dir: extract blob by blob (a partial mirror may lack a few
 	# large test-vector files the runner does not need).
