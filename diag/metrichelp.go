@@ -61,7 +61,7 @@ var metricHelp = map[string]string{
 	"sluice_connections_accepted_total":                      "Client connections accepted.",
 	"sluice_connections_rejected_total":                      "Client connections reset at accept, by reason (max_conns: over -max-conns with no waiting connection to evict).",
 	"sluice_tls_handshakes_parked_total":                     "Client TLS handshakes with an incomplete ClientHello that lost their -max-handshakes slot without being closed; they get one again when more bytes come.",
-	"sluice_tls_handshakes_spared_total":                     "Client TLS handshakes not evicted at -max-handshakes because the client's answer to the server flight was waiting unread in the kernel (the loop was behind, not the client).",
+	"sluice_tls_handshakes_spared_total":                     "Client TLS handshakes not evicted at -max-handshakes because the client's answer to the server flight had come and sluice was behind on it (unread in the kernel, or read and not yet taken by the handshake): the loop was behind, not the client.",
 	"sluice_connections_evicted_total":                       "Client connections reset to make room, by reason (max_conns: had sent nothing; max_handshakes: the TLS handshake longest without progress).",
 	"sluice_connections_active":                              "Client connections open now, by lifecycle state.",
 	"sluice_upstream_connections_active":                     "Upstream connections open now, by lifecycle state.",

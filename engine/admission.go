@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sluice-proxy/sluice/diag"
+	"github.com/sluice-proxy/sluice/tlsio"
 )
 
 // Admission: what a client that has proven nothing yet may hold.
@@ -219,15 +220,23 @@ func (l *Loop) evictHead(k admKind) bool {
 }
 
 // answerWaiting: our handshake flight is out and the client's next bytes
-// (its Finished, and with TLS 1.3 the requests right behind it) are in the
-// kernel, not read yet because the loop is behind, as in a connection
-// storm. Evicting it would reset a client that believes its connection is
+// (its Finished, and with TLS 1.3 the requests right behind it) have come
+// but the handshake has not moved on them because we are behind, as in a
+// connection storm: they wait unread in the kernel, or read but not yet
+// taken by the handshake's goroutine, or taken and the handshake done but
+// the loop not told yet. Evicting it would reset a client that believes its connection is
 // established and lose those requests; the handshake is not stalled, the
 // loop is. A paused connection (too much input during the handshake) is
 // not spared: its input waits by our choice.
 func (c *Conn) answerWaiting() bool {
 	if !c.hsStarted || c.trace.BytesOut == 0 || c.paused {
 		return false
+	}
+	// Read already, but the crypto/tls goroutine has not run since, or
+	// has finished and its wake waits behind other loop tasks (gnet runs
+	// 256 a round; a storm queues thousands).
+	if c.tls.InputPending() || c.tls.Events().Has(tlsio.HandshakeDone) {
+		return true
 	}
 	n, err := unix.IoctlGetInt(c.fd, unix.SIOCINQ)
 	return err == nil && n > 0

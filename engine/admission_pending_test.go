@@ -105,3 +105,59 @@ func TestMaxHandshakesSparesAHandshakeWithUnreadInput(t *testing.T) {
 		}
 	}
 }
+
+// At -max-handshakes a handshake whose client's answer to our flight the
+// loop has read, but which the crypto/tls handshake goroutine has not taken
+// yet, is not evicted either. A flood of loop tasks (a storm's thousands of
+// wakes and posts: gnet runs 256 a round) makes the answer and the new
+// ClientHello be read in the same round, the answer first.
+func TestMaxHandshakesSparesAHandshakeWhoseAnswerWasRead(t *testing.T) {
+	f := newTLSFixture(t)
+	cl := newCloses()
+	e, addr := startTLSEngine(t, f, Config{Loops: 1, MaxHandshakes: 1}, func(c *Conn) Handler { return &echo{cl: cl} })
+
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	g := &gatedConn{Conn: raw, flight: make(chan struct{}), open: make(chan struct{})}
+	a := tls.Client(g, &tls.Config{RootCAs: f.pool, ServerName: "localhost", MinVersion: tls.VersionTLS13})
+	a.SetDeadline(time.Now().Add(20 * time.Second))
+	hsErr := make(chan error, 1)
+	go func() { hsErr <- a.Handshake() }()
+	select {
+	case <-g.flight:
+	case err := <-hsErr:
+		t.Fatalf("handshake ended early: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no server flight")
+	}
+	b := dialT(t, addr)
+	if !waitFor(5*time.Second, func() bool { return e.Live() == 2 }) {
+		t.Fatalf("%d connections live, want 2", e.Live())
+	}
+	l := e.Loops()[0]
+	for i := 0; i < 8000; i++ { // about 2 s of loop work
+		l.Post(func() {
+			for t0 := time.Now(); time.Since(t0) < 250*time.Microsecond; {
+			}
+		})
+	}
+	close(g.open)
+	if err := <-hsErr; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	b.Write(clientHello(t)) // right behind a's answer: the same round
+
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(a, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("the handshake whose answer was read: echo %q, %v (want ping)", buf, err)
+	}
+	if got := f.set.GetOrCreateCounter(`sluice_tls_handshakes_total{result="evicted"}`).Get(); got != 0 {
+		t.Errorf("%d handshakes evicted, want 0", got)
+	}
+}

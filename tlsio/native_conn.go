@@ -734,3 +734,12 @@ func (c *nativeConn) takePlain(dst []byte) []byte {
 	c.releasePlain()
 	return dst
 }
+
+// InputPending implements Conn: Feed reads what it is given at once (a
+// fallback to crypto/tls answers for itself).
+func (c *nativeConn) InputPending() bool {
+	if c.fb != nil {
+		return c.fb.InputPending()
+	}
+	return false
+}

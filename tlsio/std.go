@@ -396,3 +396,13 @@ func (c *stdConn) Info() Info {
 
 // Close implements Conn.
 func (c *stdConn) Close() { c.t.shut() }
+
+// InputPending implements Conn.
+func (c *stdConn) InputPending() bool {
+	if c.state != Handshaking || !c.started {
+		return false
+	}
+	c.t.mu.Lock()
+	defer c.t.mu.Unlock()
+	return len(c.t.in) > 0
+}
