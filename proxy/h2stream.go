@@ -8,7 +8,6 @@ import (
 	"github.com/sluice-proxy/sluice/engine"
 	"github.com/sluice-proxy/sluice/httpcodec/h1"
 	"github.com/sluice-proxy/sluice/httpcodec/h2"
-	exch "github.com/sluice-proxy/sluice/proxy/exchange"
 	"github.com/sluice-proxy/sluice/proxy/header"
 )
 
@@ -404,6 +403,13 @@ func (st *h2Stream) attemptFailed(uc *upConn, err *proxyError) {
 	st.afterFailure(u, err, stale, false)
 }
 
+func (st *h2Stream) reconnect(avoid *Upstream) { st.connect(avoid) }
+
+func (st *h2Stream) reopenH2C(u *Upstream) {
+	st.x.up = nil
+	st.connectH2C(u)
+}
+
 // afterFailure retries (retry.go), answers with an error, or resets the
 // stream.
 func (st *h2Stream) afterFailure(u *Upstream, err *proxyError, stale, refused bool) {
@@ -412,19 +418,7 @@ func (st *h2Stream) afterFailure(u *Upstream, err *proxyError, stale, refused bo
 	if st.done {
 		return
 	}
-	switch a := x.retryAction(err.kind, stale, refused); a {
-	case exch.Elsewhere, exch.Fresh, exch.Same:
-		h.countRetry(u)
-		switch a {
-		case exch.Fresh:
-			x.forceFreshDial = true
-			st.connect(nil)
-		case exch.Same:
-			st.x.up = nil
-			st.connectH2C(u)
-		default:
-			st.connect(u)
-		}
+	if x.retry(h, st, u, err.kind, stale, refused) {
 		return
 	}
 	x.end = err.kind

@@ -894,22 +894,14 @@ func (cc *clientConn) attemptFailed(uc *upConn, err *proxyError) {
 	cc.afterFailure(u, err, stale, false)
 }
 
+func (cc *clientConn) reconnect(avoid *Upstream) { cc.connect(avoid, nil, nil) }
+func (cc *clientConn) reopenH2C(u *Upstream)     { cc.connectH2C(u) }
+
 // afterFailure retries (retry.go), answers with an error, or — when the
 // response head is out already — cuts the response so the client can see.
 func (cc *clientConn) afterFailure(u *Upstream, err *proxyError, stale, refused bool) {
 	x := &cc.x
-	switch a := x.retryAction(err.kind, stale, refused); a {
-	case exch.Elsewhere, exch.Fresh, exch.Same:
-		cc.h.countRetry(u)
-		switch a {
-		case exch.Fresh:
-			x.forceFreshDial = true // same upstream, new connection
-			cc.connect(nil, nil, nil)
-		case exch.Same:
-			cc.connectH2C(u)
-		default:
-			cc.connect(u, nil, nil)
-		}
+	if x.retry(cc.h, cc, u, err.kind, stale, refused) {
 		return
 	}
 	x.end = err.kind

@@ -30,6 +30,32 @@ func (x *exchange) retryAction(k errKind, stale, refused bool) exch.Action {
 	})
 }
 
+// retrier is how a client kind starts another attempt.
+type retrier interface {
+	reconnect(avoid *Upstream) // pick an upstream (another than avoid if there is one) and start
+	reopenH2C(u *Upstream)     // a new stream on u, an HTTP/2 upstream
+}
+
+// retry applies the policy to a failed attempt on u and, when it allows,
+// starts the next one through r; it reports whether it did.
+func (x *exchange) retry(h *HTTP, r retrier, u *Upstream, k errKind, stale, refused bool) bool {
+	a := x.retryAction(k, stale, refused)
+	if a == exch.NoRetry {
+		return false
+	}
+	h.countRetry(u)
+	switch a {
+	case exch.Fresh:
+		x.forceFreshDial = true // same upstream, new connection
+		r.reconnect(nil)
+	case exch.Same:
+		r.reopenH2C(u)
+	default:
+		r.reconnect(u)
+	}
+	return true
+}
+
 // armReplay starts the exchange's replay buffer: it keeps body bytes when
 // some retry could use them (an idempotent method, or a route with an
 // HTTP/2 upstream, which may refuse a stream of any method).
